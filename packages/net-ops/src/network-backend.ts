@@ -1,0 +1,68 @@
+import type { OperationOptions } from './capabilities.js';
+import type { AddPortForwardResult, PortForwardRule, RemovePortForwardResult } from './port-forward.js';
+
+/** What the VM manager asks for when a VM joins the network. IP allocation happens before, outside. */
+export interface VmNetworkRequest {
+  /** Stable VM id; the TAP name and MAC derive from it unless given. */
+  readonly vmId: string;
+  /** The guest IPv4 the caller allocated, inside the backend's subnet. */
+  readonly ipv4: string;
+  /** Override the derived TAP name. */
+  readonly tap?: string;
+  /** Override the derived MAC. */
+  readonly mac?: string;
+  /** A multi-queue TAP, for VMs with more than one queue pair. */
+  readonly multiQueue?: boolean;
+  /** Guest hostname for the kernel `ip=` argument. */
+  readonly hostname?: string;
+}
+
+export interface VmIpv6 {
+  readonly address: string;
+  readonly prefixLength: number;
+  readonly gateway: string;
+  /** Routes the guest needs via `gateway`, e.g. `400::/7` for mycelium. */
+  readonly routes: readonly string[];
+}
+
+/** Everything the VMM config and the guest need about a VM's network. */
+export interface VmNetworkAttachment {
+  readonly tap: string;
+  readonly mac: string;
+  readonly bridge: string;
+  readonly ipv4: string;
+  readonly gateway: string;
+  readonly prefixLength: number;
+  readonly netmask: string;
+  /** `ip=<guest>::<gw>:<mask>:<host>:eth0:off`, for the kernel command line. */
+  readonly kernelIpArg: string;
+  readonly ipv6?: VmIpv6;
+  /** False when the TAP already existed (a repeated attach) and was adopted. */
+  readonly created: boolean;
+}
+
+export interface VmNetworkDetachRequest {
+  readonly vmId: string;
+  readonly tap?: string;
+}
+
+export interface VmNetworkDetachResult {
+  readonly tap: string;
+  /** False when the TAP was already gone. */
+  readonly existed: boolean;
+}
+
+/** The per-VM network API the VM manager uses. Contract v1. */
+export interface NetworkBackend {
+  readonly specificationVersion: 'v1';
+  /** The bridge VMs join. */
+  readonly bridge: string;
+  /** The IPv4 subnet VMs are addressed from (the caller allocates inside it; network + 1 is the gateway). */
+  readonly subnet: string;
+  /** Ensures the bridge, creates the VM's TAP and attaches it; undoes its own partial work on failure. */
+  attach(vm: VmNetworkRequest, options?: OperationOptions): Promise<VmNetworkAttachment>;
+  /** Deletes the VM's TAP; a TAP that is already gone is not an error. */
+  detach(vm: VmNetworkDetachRequest, options?: OperationOptions): Promise<VmNetworkDetachResult>;
+  addForward(rule: PortForwardRule, options?: OperationOptions): Promise<AddPortForwardResult>;
+  removeForward(rule: PortForwardRule, options?: OperationOptions): Promise<RemovePortForwardResult>;
+}

@@ -1,0 +1,2 @@
+export { measure, median, percentile, type Sample, summarize } from './measure.js';
+export { machineLine, renderTable, writeBenchSection } from './report.js';
