@@ -7,7 +7,10 @@ export interface BridgeSpec {
   readonly address: string;
   /** Explicit MTU; without it a bridge follows its smallest port. */
   readonly mtu?: number;
-  /** An extra IPv6 gateway address with prefix (e.g. `<prefix>::1/64`), where `capabilities.ipv6`. */
+  /**
+   * An extra IPv6 gateway address with prefix (e.g. `<prefix>::1/64`), where `capabilities.ipv6` (UNSUPPORTED
+   * otherwise). Omitted: the bridge's IPv6 addresses are left as they are.
+   */
   readonly ipv6Address?: string;
 }
 

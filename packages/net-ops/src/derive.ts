@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { invalidArgument } from './errors.js';
-import { MAX_INTERFACE_NAME_BYTES, validateInterfaceName } from './validation.js';
+import {
+  MAX_INTERFACE_NAME_BYTES,
+  validateHostname,
+  validateInterfaceName,
+  validateIPv4,
+} from './validation.js';
 
 /** The prefix of every TAP we name; `reconcile` treats interfaces with it as ours. */
 export const DEFAULT_TAP_PREFIX = 'myhv';
@@ -36,7 +41,8 @@ export function deriveMac(vmId: string): string {
 /**
  * The kernel command-line argument that configures the guest's first interface statically:
  * `ip=<guest>::<gateway>:<netmask>:<hostname>:<device>:off`. Cloud Hypervisor's `NetConfig.ip` is the host side of
- * the TAP, so this is how the guest learns its own address.
+ * the TAP, so this is how the guest learns its own address. Every field is validated (INVALID_ARGUMENT naming it)
+ * since a space or `:` would add options to the guest kernel's command line.
  */
 export function formatKernelIpArg({
   ipv4,
@@ -51,5 +57,10 @@ export function formatKernelIpArg({
   hostname?: string;
   device?: string;
 }): string {
+  validateIPv4(ipv4, 'ipv4');
+  validateIPv4(gateway, 'gateway');
+  validateIPv4(netmask, 'netmask');
+  if (hostname !== '') validateHostname(hostname, 'hostname');
+  validateInterfaceName(device, 'device');
   return `ip=${ipv4}::${gateway}:${netmask}:${hostname}:${device}:off`;
 }

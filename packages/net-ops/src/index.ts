@@ -11,6 +11,29 @@ export {
   netOpsErrorCodes,
   throwIfAborted,
 } from './errors.js';
+export {
+  createMemoryNetOps,
+  type MemoryBridgeState,
+  type MemoryNetOps,
+  type MemoryNetOpsCall,
+  type MemoryNetOpsOperation,
+  type MemoryNetOpsOptions,
+  type MemoryNetOpsSnapshot,
+  type MemoryTapState,
+} from './memory-net-ops.js';
+export {
+  DEFAULT_MYCELIUM_ADMIN_URL,
+  MyceliumAdminApi,
+  type MyceliumAdminApiOptions,
+} from './mycelium-admin-api.js';
+export {
+  deriveMyceliumAddress,
+  MYCELIUM_RANGE,
+  MyceliumNetwork,
+  type MyceliumNetworkOptions,
+  parseMyceliumSubnet,
+} from './mycelium-network.js';
+export type { MyceliumNode } from './mycelium-node.js';
 export type { NatOps } from './nat-ops.js';
 export type {
   NetworkBackend,
@@ -29,23 +52,30 @@ export {
   type RemovePortForwardResult,
   samePortForward,
 } from './port-forward.js';
+export { TapNetwork, type TapNetworkOptions } from './tap-network.js';
 export type { CreateTapResult, DeleteTapResult, TapOps, TapSpec } from './tap-ops.js';
 export {
   formatIPv6,
   type Ipv4Cidr,
+  type Ipv6Cidr,
   ipv4InCidr,
   ipv4ToNumber,
   isIPv4,
   isIPv6,
   MAX_INTERFACE_NAME_BYTES,
+  MAX_MTU,
+  MIN_MTU,
   numberToIPv4,
   parseIPv4Cidr,
   parseIPv6,
+  parseIPv6Cidr,
   parseVmSubnet,
+  validateHostname,
   validateInterfaceName,
   validateIPv4,
   validateIPv6,
   validateMac,
+  validateMtu,
   validatePort,
 } from './validation.js';
 export { VERSION } from './version.js';

@@ -15,6 +15,11 @@ export interface VmNetworkRequest {
   readonly multiQueue?: boolean;
   /** Guest hostname for the kernel `ip=` argument. */
   readonly hostname?: string;
+  /**
+   * Port forwards to install once the TAP is up, each with `guestIp` equal to `ipv4`. If one fails, attach removes
+   * the forwards it added and the TAP it created before rethrowing.
+   */
+  readonly forwards?: readonly PortForwardRule[];
 }
 
 export interface VmIpv6 {
@@ -44,6 +49,8 @@ export interface VmNetworkAttachment {
 export interface VmNetworkDetachRequest {
   readonly vmId: string;
   readonly tap?: string;
+  /** Port forwards to remove before the TAP (those given to `attach`); missing ones are skipped. */
+  readonly forwards?: readonly PortForwardRule[];
 }
 
 export interface VmNetworkDetachResult {

@@ -13,7 +13,8 @@ export interface TapSpec {
   readonly owner?: { readonly uid: number; readonly gid: number };
   /**
    * When given, the TAP ends attached to this bridge and up. Backends with `capabilities.atomicTap` do that in one
-   * step and require it; others do it as three steps.
+   * step and require it; others do it as three steps. A missing bridge is NOT_FOUND, and a failed call leaves no
+   * TAP it created behind.
    */
   readonly bridge?: string;
 }

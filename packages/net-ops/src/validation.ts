@@ -5,10 +5,13 @@ export const MAX_INTERFACE_NAME_BYTES = 15;
 
 const interfaceNamePattern = /^[A-Za-z0-9_.-]+$/;
 
+/** Names the kernel refuses (EINVAL): they name the sysctl directories `net.ipv4.conf.all` and `.default`. */
+const reservedInterfaceNames = new Set(['.', '..', 'all', 'default']);
+
 /**
- * Returns `name` if it is a safe Linux interface name: 1–15 bytes of `[A-Za-z0-9_.-]`, not `.` or `..`.
- * Anything else (spaces, newlines, `/`, `;`, non-ASCII) throws INVALID_ARGUMENT naming `field`, so no hostile name
- * ever reaches a command line or a batch file.
+ * Returns `name` if it is a safe Linux interface name: 1–15 bytes of `[A-Za-z0-9_.-]`, not starting with `-`, not
+ * `.`, `..`, `all` or `default`. Anything else (spaces, newlines, `/`, `;`, non-ASCII) throws INVALID_ARGUMENT
+ * naming `field`, so no hostile name ever reaches a command line or a batch file.
  */
 export function validateInterfaceName(name: unknown, field = 'name'): string {
   if (typeof name !== 'string' || name.length === 0)
@@ -22,8 +25,10 @@ export function validateInterfaceName(name: unknown, field = 'name'): string {
   if (name.length > MAX_INTERFACE_NAME_BYTES) {
     throw invalidArgument(field, `${JSON.stringify(name)} is ${name.length} bytes; the limit is 15`);
   }
-  if (name === '.' || name === '..')
-    throw invalidArgument(field, `${JSON.stringify(name)} is not a valid name`);
+  // A leading dash would read as an option to `ip`, `nft` or `sysctl` wherever no keyword precedes the name.
+  if (name.startsWith('-')) throw invalidArgument(field, `${JSON.stringify(name)} may not start with '-'`);
+  if (reservedInterfaceNames.has(name))
+    throw invalidArgument(field, `${JSON.stringify(name)} is reserved by the kernel`);
   return name;
 }
 
@@ -190,4 +195,66 @@ export function validateMac(mac: unknown, field = 'mac'): string {
   if (!(first & 2))
     throw invalidArgument(field, `${mac} is not locally administered (set bit 0x02 of the first octet)`);
   return mac.toLowerCase();
+}
+
+/** Linux's minimum MTU for an IPv4 interface and the largest a bridge or TAP takes. */
+export const MIN_MTU = 68;
+export const MAX_MTU = 65535;
+
+/** Returns `mtu` if it is an integer from 68 to 65535. */
+export function validateMtu(mtu: unknown, field = 'mtu'): number {
+  if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
+    throw invalidArgument(
+      field,
+      `${JSON.stringify(mtu)} is not an MTU (an integer from ${MIN_MTU} to ${MAX_MTU})`,
+    );
+  }
+  return mtu;
+}
+
+/** An IPv6 CIDR, parsed; addresses in canonical (RFC 5952) text. */
+export interface Ipv6Cidr {
+  /** The text before the slash, canonical. */
+  readonly address: string;
+  readonly prefixLength: number;
+  /** The address with the host bits cleared, canonical. */
+  readonly network: string;
+  /** The 8 groups of `network`. */
+  readonly networkGroups: readonly number[];
+}
+
+/** Parses `addr/n` (n from 0 to 128); throws INVALID_ARGUMENT naming `field`. */
+export function parseIPv6Cidr(value: unknown, field = 'cidr'): Ipv6Cidr {
+  const match = typeof value === 'string' ? /^([0-9A-Fa-f:.]+)\/(\d{1,3})$/.exec(value) : null;
+  const groups = match ? parseIPv6(match[1]!) : undefined;
+  const prefixLength = match ? Number(match[2]) : Number.NaN;
+  if (!match || !groups || !(prefixLength <= 128)) {
+    throw invalidArgument(field, `${JSON.stringify(value)} is not an IPv6 CIDR such as fd00::1/64`);
+  }
+  const networkGroups = groups.map((group, i) => {
+    const keep = Math.min(16, Math.max(0, prefixLength - i * 16));
+    return keep === 0 ? 0 : group & ((0xffff << (16 - keep)) & 0xffff);
+  });
+  return {
+    address: formatIPv6(groups),
+    prefixLength,
+    network: formatIPv6(networkGroups),
+    networkGroups,
+  };
+}
+
+const hostnamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/**
+ * Returns `hostname` if it is 1–64 bytes of `[A-Za-z0-9_.-]` starting with a letter or digit (64 is the kernel's
+ * limit for `ip=`). It ends up on a kernel command line, where a space or `:` would inject options or fields.
+ */
+export function validateHostname(hostname: unknown, field = 'hostname'): string {
+  if (typeof hostname !== 'string' || hostname.length > 64 || !hostnamePattern.test(hostname)) {
+    throw invalidArgument(
+      field,
+      `${JSON.stringify(hostname)} is not a host name (letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64 bytes)`,
+    );
+  }
+  return hostname;
 }

@@ -1,0 +1,291 @@
+import type { BridgeOps, BridgeSpec } from './bridge-ops.js';
+import type { OperationOptions } from './capabilities.js';
+import { DEFAULT_TAP_PREFIX, deriveMac, deriveTapName, formatKernelIpArg } from './derive.js';
+import { invalidArgument, NetOpsError, throwIfAborted } from './errors.js';
+import type { NatOps } from './nat-ops.js';
+import type {
+  NetworkBackend,
+  VmNetworkAttachment,
+  VmNetworkDetachRequest,
+  VmNetworkDetachResult,
+  VmNetworkRequest,
+} from './network-backend.js';
+import {
+  type AddPortForwardResult,
+  type PortForwardRule,
+  parsePortForwardRule,
+  type RemovePortForwardResult,
+} from './port-forward.js';
+import { raceSignal } from './race-signal.js';
+import type { TapOps } from './tap-ops.js';
+import {
+  type Ipv4Cidr,
+  ipv4InCidr,
+  parseVmSubnet,
+  validateHostname,
+  validateInterfaceName,
+  validateIPv4,
+  validateMac,
+  validateMtu,
+} from './validation.js';
+
+export interface TapNetworkOptions {
+  readonly bridge: BridgeOps;
+  readonly tap: TapOps;
+  readonly nat: NatOps;
+  /** The host bridge VMs join, e.g. `myhvbr0`. */
+  readonly bridgeName: string;
+  /** The VM subnet, e.g. `10.62.0.0/24` (/8 to /30). */
+  readonly subnet: string;
+  /** MTU for the bridge and every TAP; the backend's default without it. */
+  readonly mtu?: number;
+  /** Prefix of derived TAP names (default `myhv`). */
+  readonly tapPrefix?: string;
+  /** The bridge's address inside the subnet; network + 1 by default. */
+  readonly gateway?: string;
+  /** Told about a failed undo step (attach rethrows the original error either way), e.g. to log it. */
+  readonly onRollbackError?: (error: unknown, step: string) => void;
+}
+
+const maxVmIdLength = 256;
+
+function requireOps(value: unknown, name: string, methods: readonly string[]): void {
+  const ok =
+    typeof value === 'object' &&
+    value !== null &&
+    methods.every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
+  if (!ok) throw new TypeError(`options.${name} must implement ${methods.join(', ')}`);
+}
+
+function validateVmId(vmId: unknown): string {
+  if (typeof vmId !== 'string' || vmId.length === 0 || vmId.length > maxVmIdLength) {
+    throw invalidArgument('vmId', `must be a string of 1 to ${maxVmIdLength} characters`);
+  }
+  // Ids end up in logs, state files and forward owners: control characters would corrupt them.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we reject
+  if (/[\u0000-\u001f\u007f]/.test(vmId))
+    throw invalidArgument('vmId', 'must not contain control characters');
+  return vmId;
+}
+
+/**
+ * The per-VM network as one bridge, one TAP per VM and host port forwards, composed from one BridgeOps, one TapOps
+ * and one NatOps. It owns the order of the steps and undoes its own partial work: a TAP it created is deleted
+ * again when a later step of the same attach fails; a TAP it adopted is left alone.
+ */
+export class TapNetwork implements NetworkBackend {
+  readonly specificationVersion = 'v1' as const;
+  readonly bridge: string;
+  /** The subnet in canonical form (`network/prefix`). */
+  readonly subnet: string;
+  readonly gateway: string;
+  readonly prefixLength: number;
+  readonly netmask: string;
+  readonly mtu: number | undefined;
+  readonly tapPrefix: string;
+  /** What `ensureBridge` asks the BridgeOps for: the gateway with its prefix, and the MTU. */
+  readonly bridgeSpec: BridgeSpec;
+  /** The ops this network composes. */
+  readonly ops: { readonly bridge: BridgeOps; readonly tap: TapOps; readonly nat: NatOps };
+
+  readonly #cidr: Ipv4Cidr;
+  readonly #onRollbackError: ((error: unknown, step: string) => void) | undefined;
+  #bridgeReady: { promise: Promise<void>; signal: AbortSignal | undefined } | undefined;
+
+  constructor(options: TapNetworkOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    requireOps(options.bridge, 'bridge', ['ensureBridge', 'listBridgePorts']);
+    requireOps(options.tap, 'tap', ['createTap', 'addToBridge', 'bringUp', 'deleteTap']);
+    requireOps(options.nat, 'nat', ['addPortForward', 'removePortForward', 'listPortForwards']);
+    this.ops = Object.freeze({ bridge: options.bridge, tap: options.tap, nat: options.nat });
+    this.bridge = validateInterfaceName(options.bridgeName, 'bridgeName');
+    const cidr = parseVmSubnet(options.subnet, 'subnet');
+    this.#cidr = cidr;
+    this.subnet = `${cidr.network}/${cidr.prefixLength}`;
+    this.prefixLength = cidr.prefixLength;
+    this.netmask = cidr.netmask;
+    this.gateway = cidr.gateway;
+    if (options.gateway !== undefined) {
+      const gateway = validateIPv4(options.gateway, 'gateway');
+      if (!this.#isHostAddress(gateway))
+        throw invalidArgument('gateway', `${gateway} is not a host address of ${this.subnet}`);
+      this.gateway = gateway;
+    }
+    this.mtu = options.mtu === undefined ? undefined : validateMtu(options.mtu, 'mtu');
+    this.tapPrefix = options.tapPrefix ?? DEFAULT_TAP_PREFIX;
+    deriveTapName('probe', this.tapPrefix); // validates the prefix now rather than on the first attach
+    this.bridgeSpec = Object.freeze({
+      name: this.bridge,
+      address: `${this.gateway}/${this.prefixLength}`,
+      ...(this.mtu === undefined ? {} : { mtu: this.mtu }),
+    });
+    this.#onRollbackError = options.onRollbackError;
+  }
+
+  /**
+   * Ensures the bridge once per instance. Concurrent callers share one request; a failed one is retried by the
+   * next call; one caller's abort does not fail the others.
+   */
+  async ensureBridge(options?: OperationOptions): Promise<void> {
+    const signal = options?.signal;
+    throwIfAborted(signal);
+    for (;;) {
+      let shared = this.#bridgeReady;
+      if (!shared) {
+        const promise = this.ops.bridge
+          .ensureBridge(this.bridgeSpec, signal ? { signal } : undefined)
+          .then(() => {});
+        shared = { promise, signal };
+        const current = shared;
+        this.#bridgeReady = current;
+        promise.catch(() => {
+          if (this.#bridgeReady === current) this.#bridgeReady = undefined;
+        });
+      }
+      try {
+        await raceSignal(shared.promise, signal);
+        return;
+      } catch (error) {
+        // Another caller's signal cancelled the shared request: ours is still live, so try again.
+        const othersAbort = shared.signal !== signal && shared.signal?.aborted === true && !signal?.aborted;
+        if (!othersAbort) throw error;
+      }
+    }
+  }
+
+  async attach(vm: VmNetworkRequest, options?: OperationOptions): Promise<VmNetworkAttachment> {
+    const signal = options?.signal;
+    throwIfAborted(signal);
+    if (typeof vm !== 'object' || vm === null) throw new TypeError('vm must be an object');
+    const vmId = validateVmId(vm.vmId);
+    const ipv4 = this.#validateGuestIp(vm.ipv4, 'ipv4');
+    const tap =
+      vm.tap === undefined ? deriveTapName(vmId, this.tapPrefix) : validateInterfaceName(vm.tap, 'tap');
+    const mac = vm.mac === undefined ? deriveMac(vmId) : validateMac(vm.mac, 'mac');
+    if (vm.multiQueue !== undefined && typeof vm.multiQueue !== 'boolean')
+      throw invalidArgument('multiQueue', 'must be a boolean');
+    const multiQueue = vm.multiQueue ?? false;
+    const hostname = vm.hostname === undefined ? undefined : validateHostname(vm.hostname, 'hostname');
+    const forwards = this.#validateForwards(vm.forwards, ipv4);
+    const kernelIpArg = formatKernelIpArg({
+      ipv4,
+      gateway: this.gateway,
+      netmask: this.netmask,
+      ...(hostname === undefined ? {} : { hostname }),
+    });
+
+    await this.ensureBridge(options);
+    const mtu = this.mtu === undefined ? {} : { mtu: this.mtu };
+    let created: boolean;
+    if (this.ops.tap.capabilities.atomicTap) {
+      // The backend creates, attaches and brings up as one step, and undoes its own partial work.
+      ({ created } = await this.ops.tap.createTap(
+        { name: tap, multiQueue, bridge: this.bridge, ...mtu },
+        options,
+      ));
+    } else {
+      ({ created } = await this.ops.tap.createTap({ name: tap, multiQueue, ...mtu }, options));
+      try {
+        await this.ops.tap.addToBridge(tap, this.bridge, options);
+        await this.ops.tap.bringUp(tap, options);
+      } catch (error) {
+        if (created) await this.#undo(`deleteTap ${tap}`, () => this.ops.tap.deleteTap(tap));
+        throw error;
+      }
+    }
+    const added: PortForwardRule[] = [];
+    try {
+      for (const rule of forwards) {
+        if ((await this.ops.nat.addPortForward(rule, options)).created) added.push(rule);
+      }
+    } catch (error) {
+      for (const rule of added.reverse()) {
+        await this.#undo(`removePortForward ${rule.protocol}/${rule.hostPort}`, () =>
+          this.ops.nat.removePortForward(rule),
+        );
+      }
+      if (created) await this.#undo(`deleteTap ${tap}`, () => this.ops.tap.deleteTap(tap));
+      throw error;
+    }
+    return {
+      tap,
+      mac,
+      bridge: this.bridge,
+      ipv4,
+      gateway: this.gateway,
+      prefixLength: this.prefixLength,
+      netmask: this.netmask,
+      kernelIpArg,
+      created,
+    };
+  }
+
+  async detach(vm: VmNetworkDetachRequest, options?: OperationOptions): Promise<VmNetworkDetachResult> {
+    throwIfAborted(options?.signal);
+    if (typeof vm !== 'object' || vm === null) throw new TypeError('vm must be an object');
+    const vmId = validateVmId(vm.vmId);
+    const tap =
+      vm.tap === undefined ? deriveTapName(vmId, this.tapPrefix) : validateInterfaceName(vm.tap, 'tap');
+    const forwards = this.#validateForwards(vm.forwards, undefined);
+    for (const rule of forwards) await this.ops.nat.removePortForward(rule, options);
+    const { existed } = await this.ops.tap.deleteTap(tap, options);
+    return { tap, existed };
+  }
+
+  async addForward(rule: PortForwardRule, options?: OperationOptions): Promise<AddPortForwardResult> {
+    throwIfAborted(options?.signal);
+    const parsed = this.#parseForward(rule, 'rule', undefined);
+    // Backends may tie their NAT structure to the bridge (masquerade for the subnet), so it must exist first.
+    await this.ensureBridge(options);
+    return this.ops.nat.addPortForward(parsed, options);
+  }
+
+  async removeForward(rule: PortForwardRule, options?: OperationOptions): Promise<RemovePortForwardResult> {
+    throwIfAborted(options?.signal);
+    const parsed = this.#parseForward(rule, 'rule', undefined);
+    return this.ops.nat.removePortForward(parsed, options);
+  }
+
+  #isHostAddress(address: string): boolean {
+    return (
+      ipv4InCidr(address, this.#cidr) && address !== this.#cidr.network && address !== this.#cidr.broadcast
+    );
+  }
+
+  #validateGuestIp(value: unknown, field: string): string {
+    const address = validateIPv4(value, field);
+    if (!this.#isHostAddress(address) || address === this.gateway) {
+      throw invalidArgument(
+        field,
+        `${address} is not a guest address of ${this.subnet} (not the network, gateway ${this.gateway} or broadcast)`,
+      );
+    }
+    return address;
+  }
+
+  #parseForward(rule: unknown, field: string, guestIp: string | undefined): PortForwardRule {
+    const parsed = parsePortForwardRule(rule, field);
+    this.#validateGuestIp(parsed.guestIp, `${field}.guestIp`);
+    if (guestIp !== undefined && parsed.guestIp !== guestIp)
+      throw invalidArgument(`${field}.guestIp`, `must be the VM's address ${guestIp}`);
+    return parsed;
+  }
+
+  #validateForwards(forwards: unknown, guestIp: string | undefined): PortForwardRule[] {
+    if (forwards === undefined) return [];
+    if (!Array.isArray(forwards)) throw invalidArgument('forwards', 'must be an array of port-forward rules');
+    return forwards.map((rule, i) => this.#parseForward(rule, `forwards.${i}`, guestIp));
+  }
+
+  /** One undo step: runs without the caller's signal (an aborted attach must still clean up). */
+  async #undo(step: string, run: () => Promise<unknown>): Promise<void> {
+    try {
+      await run();
+    } catch (error) {
+      this.#onRollbackError?.(
+        NetOpsError.isInstance(error) ? error : new NetOpsError('BACKEND_FAILURE', step, { cause: error }),
+        step,
+      );
+    }
+  }
+}
