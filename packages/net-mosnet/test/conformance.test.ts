@@ -33,10 +33,8 @@ runNetOpsConformance(
 );
 
 // The same daemon without the optional methods and params: capabilities come from rpc.discover, so the kit's
-// UNSUPPORTED branches run too. IPv6 stays on: the kit's "UNSUPPORTED without capabilities.ipv6" test checks the
-// bridge name is free by creating a TAP of that name on that very bridge, which an atomicTap backend cannot do
-// (reported to net-ops); mosnet-ops.test.ts covers ipv6Address → UNSUPPORTED instead.
+// UNSUPPORTED branches run too.
 runNetOpsConformance(
-  'MosnetOps over the socket to a server whose ops list nothing and take no multi-queue or owner',
-  throughTheSocket({ listBridgePorts: false, listPortForwards: false, multiQueue: false, tapOwner: false }),
+  'MosnetOps over the socket to a server whose ops list nothing and take no multi-queue, owner or IPv6',
+  throughTheSocket({ listBridgePorts: false, listPortForwards: false, multiQueue: false, tapOwner: false, ipv6: false }),
 );
