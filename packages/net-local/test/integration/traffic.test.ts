@@ -1,0 +1,209 @@
+import type { ResultPromise } from 'execa';
+import { execa } from 'execa';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { LocalOps } from '../../src/index.js';
+import { createNetns, deleteAllNetns, inNetns, kernelSkipReason } from './netns.js';
+
+/*
+ * Real packets through real port forwards. One namespace plays the host (it holds the bridge and runs LocalOps);
+ * "guest" namespaces join the bridge through a veth (a TAP carries nothing without a VMM); a client namespace
+ * reaches the host over another veth and has no route to the VM subnet, so only NAT can answer it.
+ *
+ *   client 192.168.77.2 ── c0 192.168.77.1 [host: br0 10.77.0.1/24] ── g1 10.77.0.2 (TCP server :8080)
+ *                                                                  └── g2 10.77.0.3
+ */
+
+const serverScript = `
+const net = require('node:net');
+const server = net.createServer((c) => c.end(process.argv[1] + ' saw ' + c.remoteAddress + '\\n'));
+server.listen(Number(process.argv[2]), '0.0.0.0', () => console.log('listening'));`;
+
+const clientScript = `
+const net = require('node:net');
+const c = net.connect({ host: process.argv[1], port: Number(process.argv[2]), timeout: 1500 });
+let data = '';
+c.on('data', (d) => { data += d; });
+c.on('end', () => { process.stdout.write(data); process.exit(0); });
+c.on('timeout', () => { console.error('timeout'); process.exit(2); });
+c.on('error', (e) => { console.error(e.code); process.exit(1); });`;
+
+const reasons = {
+  nft: await kernelSkipReason(['nft', 'iptables']),
+  iptables: await kernelSkipReason(['iptables', 'iptables-save', 'iptables-restore']),
+};
+
+/** What a TCP client in `netns` got from host:port: the server's line, or its error. */
+async function connect(netns: string, host: string, port: number): Promise<string> {
+  const result = await inNetns(netns, process.execPath, ['-e', clientScript, host, String(port)], {
+    reject: false,
+  });
+  return result.exitCode === 0 ? result.stdout.trim() : `failed: ${result.stderr.trim()}`;
+}
+
+/** Starts a TCP server in `netns`; wrapped, because a subprocess is a thenable an async function would await. */
+async function startServer(netns: string, name: string, port: number): Promise<{ process: ResultPromise }> {
+  const server = execa('ip', [
+    'netns',
+    'exec',
+    netns,
+    process.execPath,
+    '-e',
+    serverScript,
+    name,
+    String(port),
+  ]);
+  await new Promise<void>((resolve, reject) => {
+    server.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('listening')) resolve();
+    });
+    server.catch(reject);
+  });
+  return { process: server };
+}
+
+/** A veth from `host` into `guest` (named eth0 there) with `address`, default route via `gateway` if given. */
+async function plugGuest(host: string, hostSide: string, guest: string, address: string, gateway?: string) {
+  await execa('ip', [
+    '-n',
+    host,
+    'link',
+    'add',
+    hostSide,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    'eth0',
+    'netns',
+    guest,
+  ]);
+  await execa('ip', ['-n', guest, 'addr', 'add', address, 'dev', 'eth0']);
+  await execa('ip', ['-n', guest, 'link', 'set', 'eth0', 'up']);
+  if (gateway) await execa('ip', ['-n', guest, 'route', 'add', 'default', 'via', gateway]);
+}
+
+afterAll(deleteAllNetns);
+
+const variants = [
+  { nat: 'nft', forwardPolicy: 'ACCEPT' },
+  { nat: 'nft', forwardPolicy: 'DROP' },
+  { nat: 'iptables', forwardPolicy: 'ACCEPT' },
+  { nat: 'iptables', forwardPolicy: 'DROP' },
+] as const;
+
+for (const { nat, forwardPolicy } of variants) {
+  const reason = reasons[nat];
+  if (reason) console.warn(`skipped: traffic test (${nat}, FORWARD ${forwardPolicy}) because ${reason}`);
+
+  describe.skipIf(reason !== undefined)(
+    `traffic through LocalOps (${nat}, iptables FORWARD policy ${forwardPolicy})`,
+    () => {
+      let host: string;
+      let client: string;
+      let g1: string;
+      let g2: string;
+      let ops: LocalOps;
+      const servers: ResultPromise[] = [];
+      const forward = { protocol: 'tcp', hostPort: 18080, guestIp: '10.77.0.2', guestPort: 8080 } as const;
+
+      beforeAll(async () => {
+        [host, client, g1, g2] = [
+          await createNetns(),
+          await createNetns(),
+          await createNetns(),
+          await createNetns(),
+        ];
+        // Docker's default: forwarded traffic is dropped unless some rule accepts it.
+        if (forwardPolicy === 'DROP') await inNetns(host, 'iptables', ['-P', 'FORWARD', 'DROP']);
+        ops = new LocalOps({ netns: host, nat });
+        await ops.ensureBridge({ name: 'br0', address: '10.77.0.1/24' });
+        await plugGuest(host, 'g1', g1, '10.77.0.2/24', '10.77.0.1');
+        await plugGuest(host, 'g2', g2, '10.77.0.3/24', '10.77.0.1');
+        for (const port of ['g1', 'g2']) {
+          await ops.addToBridge(port, 'br0');
+          await ops.bringUp(port);
+        }
+        await plugGuest(host, 'c0', client, '192.168.77.2/24');
+        await execa('ip', ['-n', host, 'addr', 'add', '192.168.77.1/24', 'dev', 'c0']);
+        await execa('ip', ['-n', host, 'link', 'set', 'c0', 'up']);
+        for (const [netns, name, port] of [
+          [g1, 'g1', 8080],
+          [client, 'client', 9090],
+        ] as const) {
+          servers.push((await startServer(netns, name, port)).process);
+        }
+      }, 60_000);
+
+      afterEach(async () => {
+        await ops.removePortForward(forward).catch(() => undefined);
+      });
+
+      afterAll(async () => {
+        for (const server of servers) server.kill();
+        await Promise.allSettled(servers);
+        await ops?.close();
+      });
+
+      it('a client outside reaches the guest through the host port, and keeps its own address', async () => {
+        expect(await connect(client, '192.168.77.1', 18080)).toMatch(/^failed/);
+        expect(await ops.addPortForward(forward)).toEqual({ created: true });
+        expect(await connect(client, '192.168.77.1', 18080)).toBe('g1 saw 192.168.77.2');
+      });
+
+      it('the host reaches the guest through 127.0.0.1:port (route_localnet + masquerade)', async () => {
+        await ops.addPortForward(forward);
+        expect(await connect(host, '127.0.0.1', 18080)).toBe('g1 saw 10.77.0.1');
+      });
+
+      it('a second guest reaches the first through the host port (hairpin)', async () => {
+        await ops.addPortForward(forward);
+        expect(await connect(g2, '10.77.0.1', 18080)).toBe('g1 saw 10.77.0.1');
+        expect(await connect(g2, '192.168.77.1', 18080)).toBe('g1 saw 10.77.0.1');
+      });
+
+      it('a guest reaches its own forwarded port (hairpin mode on its bridge port)', async () => {
+        await ops.addPortForward(forward);
+        expect(await connect(g1, '10.77.0.1', 18080)).toBe('g1 saw 10.77.0.1');
+      });
+
+      it('a guest reaches the outside with its address masqueraded', async () => {
+        // The client has no route to 10.77.0.0/24: only the egress masquerade lets it answer.
+        expect(await connect(g1, '192.168.77.2', 9090)).toBe('client saw 192.168.77.1');
+      });
+
+      it('a forward bound to one host address answers only there', async () => {
+        const bound = { ...forward, hostPort: 18081, hostIp: '192.168.77.1' };
+        expect(await ops.addPortForward(bound)).toEqual({ created: true });
+        try {
+          expect(await connect(client, '192.168.77.1', 18081)).toBe('g1 saw 192.168.77.2');
+          expect(await connect(g2, '10.77.0.1', 18081)).toMatch(/^failed/);
+        } finally {
+          await ops.removePortForward(bound);
+        }
+      });
+
+      it('removing the forward stops the traffic', async () => {
+        await ops.addPortForward(forward);
+        expect(await connect(client, '192.168.77.1', 18080)).toBe('g1 saw 192.168.77.2');
+        expect(await ops.removePortForward(forward)).toEqual({ existed: true });
+        expect(await connect(client, '192.168.77.1', 18080)).toMatch(/^failed/);
+        expect(await connect(host, '127.0.0.1', 18080)).toMatch(/^failed/);
+        expect(await connect(g2, '10.77.0.1', 18080)).toMatch(/^failed/);
+      });
+
+      if (forwardPolicy === 'DROP') {
+        it('it is our iptables FORWARD accepts that let the traffic through', async () => {
+          await ops.addPortForward(forward);
+          const jump = ['FORWARD', '-m', 'comment', '--comment', 'myhv:jump', '-j', 'MYHV-FORWARD'];
+          await inNetns(host, 'iptables', ['-D', ...jump]);
+          try {
+            expect(await connect(client, '192.168.77.1', 18080)).toMatch(/^failed/);
+          } finally {
+            await inNetns(host, 'iptables', ['-I', ...jump]);
+          }
+          expect(await connect(client, '192.168.77.1', 18080)).toBe('g1 saw 192.168.77.2');
+        });
+      }
+    },
+  );
+}
