@@ -1,1 +1,12 @@
 export { VERSION } from '../version.js';
+export { type SimulatorVersion, simulatorVersions } from './sim-failure.js';
+export {
+  DEFAULT_MAX_BODY_BYTES,
+  Simulator,
+  type SimulatorExit,
+  type SimulatorOptions,
+  SimulatorStartError,
+  startSimulator,
+} from './simulator.js';
+export { runSimulatorCli, type SimulatorCliIo } from './simulator-cli.js';
+export { type SimulatorCommand, simulatorCommand } from './simulator-command.js';

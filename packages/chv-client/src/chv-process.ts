@@ -1,0 +1,532 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChvClient, type ChvClientOptions } from './chv-client.js';
+import { ChvApiError, type ChvErrorDetails, invalidArgument, throwIfAborted } from './errors.js';
+import { type ChvEventStream, parseEventStream } from './event-stream.js';
+import { followFile } from './file-follower.js';
+import { OutputTail, readFileTail } from './output-tail.js';
+import { isProcessAlive, processStartTime, readCmdline } from './proc.js';
+import { waitForApiReady } from './readiness.js';
+import { type ChvServerVersion, parseServerVersion } from './server-version.js';
+import { removeStaleSocket, validateSocketPath } from './socket-path.js';
+
+export interface ChvProcessSpawnOptions {
+  /** The VMM binary. Default `cloud-hypervisor`, resolved on PATH. */
+  readonly command?: string;
+  /** Arguments placed before ours, e.g. to run the simulator through node (`simulatorCommand()`). */
+  readonly commandArgs?: readonly string[];
+  /** `--api-socket path=…`: at most 107 bytes. A stale socket file there is removed first. */
+  readonly socketPath: string;
+  /** `--log-file`. Its tail is quoted when the VMM fails to start. */
+  readonly logFile?: string;
+  /** `-v` count. */
+  readonly verbose?: number;
+  /** Pass `--event-monitor`: an inherited pipe (fd 3), or `path=eventFile` when detached. Read via `events`. */
+  readonly eventMonitor?: boolean;
+  /** Detached mode only: where events go. Default `<socketPath>.events`. */
+  readonly eventFile?: string;
+  /** Run in its own session with no pipes to us, so the VMM outlives this process. */
+  readonly detached?: boolean;
+  /** Written (atomically) with the pid once spawned. */
+  readonly pidFile?: string;
+  /** Detached mode only: the VMM's stderr. Default `<logFile>.stderr` when `logFile` is set, else discarded. */
+  readonly stderrFile?: string;
+  /** Run inside this named network namespace (`ip netns exec`, which execs: the pid is the VMM's). */
+  readonly netns?: string;
+  /** Arguments placed after ours. */
+  readonly extraArgs?: readonly string[];
+  /** Added to this process's environment. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Budget for the socket to appear and `vmm.ping` to answer. Default 10 s. */
+  readonly readyTimeoutMs?: number;
+  /** Options of the `client` (timeouts, keep-alive). */
+  readonly clientOptions?: Omit<ChvClientOptions, 'socketPath'>;
+  readonly signal?: AbortSignal;
+}
+
+export interface ChvProcessAttachOptions {
+  readonly pid: number;
+  readonly socketPath: string;
+  /** The binary the process must be running. Default `cloud-hypervisor`; the simulator's bin also counts. */
+  readonly command?: string;
+  /** Follow this event-monitor file (a detached VMM's `eventFile`). */
+  readonly eventFile?: string;
+  /** Budget for `vmm.ping` to answer. Default 5 s. */
+  readonly readyTimeoutMs?: number;
+  readonly clientOptions?: Omit<ChvClientOptions, 'socketPath'>;
+  readonly signal?: AbortSignal;
+}
+
+export interface ChvProcessExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** The rung of the stop ladder that ended the process. */
+export type StopRung =
+  | 'already-exited'
+  | 'power-button'
+  | 'vm-shutdown'
+  | 'vmm-shutdown'
+  | 'sigterm'
+  | 'sigkill';
+
+export interface StopOptions {
+  /** How long the guest gets to power off after the power button. 0 skips that rung. Default 5 s. */
+  readonly gracefulMs?: number;
+  /** Budget of each later rung (an API call, or the wait after a signal). Default 2 s. */
+  readonly stepMs?: number;
+  /** Aborting rejects with ABORTED and leaves the process as far down the ladder as it got. */
+  readonly signal?: AbortSignal;
+}
+
+export interface StopResult {
+  readonly rung: StopRung;
+  readonly exit: ChvProcessExit;
+  readonly elapsedMs: number;
+}
+
+const KILL_WAIT_MS = 5_000;
+const SIMULATOR_ENTRIES = /^(simulator-bin\.(js|ts)|chv-simulator|__chv-simulator)$/;
+const NETNS_PATTERN = /^[A-Za-z0-9_.-]{1,255}$/;
+
+interface ProcessParts {
+  readonly pid: number;
+  readonly socketPath: string;
+  readonly client: ChvClient;
+  readonly events: ChvEventStream;
+  readonly exited: Promise<ChvProcessExit>;
+  readonly serverVersion: ChvServerVersion;
+  readonly child?: ChildProcess;
+  readonly startTime?: number;
+  readonly pidFile?: string;
+  /** Stops whatever feeds `events` and `exited` (file follower, polling). */
+  readonly release: () => void;
+}
+
+/**
+ * A supervised Cloud Hypervisor process (or the simulator): spawned and awaited until its API answers, or
+ * re-adopted after a restart. `stop()` walks a bounded ladder and resolves only once the process is gone.
+ * `close()` (and `await using`) stops it unless it was `disown()`ed.
+ */
+export class ChvProcess implements AsyncDisposable {
+  readonly pid: number;
+  readonly socketPath: string;
+  /** A client for this VMM's socket, closed with the process handle. */
+  readonly client: ChvClient;
+  /** The event monitor feed (ends with the process); empty without `eventMonitor`/`eventFile`. */
+  readonly events: ChvEventStream;
+  /** Resolves with the exit status when the process ends (code and signal are null for an attached one). */
+  readonly exited: Promise<ChvProcessExit>;
+  /** The VMM's release, from the readiness ping. */
+  readonly serverVersion: ChvServerVersion;
+  readonly #child: ChildProcess | undefined;
+  readonly #startTime: number | undefined;
+  readonly #pidFile: string | undefined;
+  readonly #release: () => void;
+  #gone = false;
+  #disowned = false;
+  #stopping: Promise<StopResult> | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(parts: ProcessParts) {
+    this.pid = parts.pid;
+    this.socketPath = parts.socketPath;
+    this.client = parts.client;
+    this.events = parts.events;
+    this.exited = parts.exited;
+    this.serverVersion = parts.serverVersion;
+    this.#child = parts.child;
+    this.#startTime = parts.startTime;
+    this.#pidFile = parts.pidFile;
+    this.#release = parts.release;
+    void this.exited.then(() => {
+      this.#gone = true;
+    });
+  }
+
+  /** True until the process has exited. */
+  get running(): boolean {
+    if (this.#gone) return false;
+    if (this.#child) return this.#child.exitCode === null && this.#child.signalCode === null;
+    return isProcessAlive(this.pid, this.#startTime);
+  }
+
+  /**
+   * Spawns the VMM in API mode and resolves once its socket exists and `vmm.ping` answers. On any failure the
+   * process is killed and nothing is left behind; EXITED errors carry the log and stderr tails.
+   */
+  static async spawn(options: ChvProcessSpawnOptions): Promise<ChvProcess> {
+    const { signal } = options;
+    const socketPath = validateSocketPath(options.socketPath);
+    if (
+      options.netns !== undefined &&
+      (!NETNS_PATTERN.test(options.netns) || /^\.\.?$/.test(options.netns))
+    ) {
+      throw invalidArgument('netns', `${JSON.stringify(options.netns)} is not a network namespace name`);
+    }
+    if (options.verbose !== undefined && !(Number.isInteger(options.verbose) && options.verbose >= 0)) {
+      throw invalidArgument('verbose', 'must be a non-negative integer');
+    }
+    throwIfAborted(signal, 'spawning the VMM');
+    await removeStaleSocket(socketPath);
+    const detached = options.detached ?? false;
+    const eventFile =
+      options.eventMonitor && detached ? (options.eventFile ?? `${socketPath}.events`) : undefined;
+    if (eventFile) await rm(eventFile, { force: true });
+
+    const command = options.command ?? 'cloud-hypervisor';
+    const args = [...(options.commandArgs ?? []), '--api-socket', `path=${socketPath}`];
+    if (options.logFile) args.push('--log-file', options.logFile);
+    if (options.verbose) args.push(`-${'v'.repeat(options.verbose)}`);
+    if (options.eventMonitor) args.push('--event-monitor', eventFile ? `path=${eventFile}` : 'fd=3');
+    args.push(...(options.extraArgs ?? []));
+    const [file, argv] = options.netns
+      ? ['ip', ['netns', 'exec', options.netns, command, ...args]]
+      : [command, args];
+
+    const stderrFile = detached
+      ? (options.stderrFile ?? (options.logFile ? `${options.logFile}.stderr` : undefined))
+      : undefined;
+    const stderrFd = stderrFile ? openSync(stderrFile, 'a') : undefined;
+    let child: ChildProcess;
+    try {
+      child = spawn(file, argv, {
+        detached,
+        env: { ...process.env, ...options.env },
+        stdio: detached
+          ? ['ignore', 'ignore', stderrFd ?? 'ignore']
+          : ['ignore', 'ignore', 'pipe', ...(options.eventMonitor ? (['pipe'] as const) : [])],
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+    } catch (cause) {
+      throw new ChvApiError('SPAWN_FAILED', `cannot start ${file}: ${(cause as Error).message}`, {
+        cause,
+        details: { command: [file, ...argv] },
+      });
+    } finally {
+      if (stderrFd !== undefined) closeSync(stderrFd);
+    }
+    const pid = child.pid!;
+    const stderrTail = new OutputTail();
+    child.stderr?.on('data', (chunk: Buffer) => stderrTail.push(chunk));
+    const stderrClosed = child.stderr
+      ? new Promise<void>((resolve) => child.stderr!.once('close', resolve))
+      : undefined;
+    const exited = new Promise<ChvProcessExit>((resolve) => {
+      child.once('exit', (code, exitSignal) => resolve({ code, signal: exitSignal }));
+    });
+    const stopFollowing = new AbortController();
+    const events = options.eventMonitor
+      ? parseEventStream(
+          eventFile
+            ? followFile(eventFile, { until: exited, signal: stopFollowing.signal })
+            : (child.stdio[3] as Readable),
+        )
+      : emptyEvents();
+    const client = new ChvClient({ ...options.clientOptions, socketPath });
+    const release = () => stopFollowing.abort();
+
+    const failure = async (error: unknown): Promise<never> => {
+      // Nothing half-made: the process, its pid file and its socket go.
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      const exit = await exited;
+      await Promise.race([stderrClosed, sleep(200)]);
+      release();
+      await events.close();
+      await client.close();
+      if (options.pidFile) await rm(options.pidFile, { force: true });
+      await removeStaleSocket(socketPath).catch(() => {});
+      const details: ChvErrorDetails = {
+        pid,
+        command: [file, ...argv],
+        exitCode: exit.code,
+        exitSignal: exit.signal,
+        logTail: options.logFile ? await readFileTail(options.logFile) : undefined,
+        stderrTail: stderrFile ? await readFileTail(stderrFile) : stderrTail.text(),
+      };
+      if (ChvApiError.isInstance(error) && error.code === 'EXITED') {
+        const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+        const last = lastLine(details.stderrTail) ?? lastLine(details.logTail);
+        throw new ChvApiError(
+          'EXITED',
+          `the VMM exited (${how}) before its API was ready${last ? `: ${last}` : ''}`,
+          {
+            details,
+          },
+        );
+      }
+      if (ChvApiError.isInstance(error)) {
+        throw new ChvApiError(error.code, error.message, { cause: error, details });
+      }
+      throw error;
+    };
+
+    try {
+      if (options.pidFile) await writeFileAtomic(options.pidFile, `${pid}\n`);
+      const ping = await waitForApiReady(socketPath, {
+        client,
+        exited,
+        timeoutMs: options.readyTimeoutMs ?? 10_000,
+        ...(signal ? { signal } : {}),
+      });
+      if (detached) child.unref();
+      return new ChvProcess({
+        pid,
+        socketPath,
+        client,
+        events,
+        exited,
+        serverVersion: parseServerVersion(ping),
+        child,
+        ...(options.pidFile ? { pidFile: options.pidFile } : {}),
+        release,
+      });
+    } catch (error) {
+      return failure(error);
+    }
+  }
+
+  /**
+   * Re-adopts a running VMM (after the manager restarted). `/proc/<pid>/cmdline` must name the binary and
+   * this socket, so a recycled pid is never mistaken for ours (NOT_OURS); then `vmm.ping` must answer.
+   */
+  static async attach(options: ChvProcessAttachOptions): Promise<ChvProcess> {
+    const { pid, signal } = options;
+    if (!Number.isInteger(pid) || pid <= 0)
+      throw new TypeError('ChvProcess.attach: pid must be a positive integer');
+    const socketPath = validateSocketPath(options.socketPath);
+    throwIfAborted(signal, 'attaching to the VMM');
+    const startTime = processStartTime(pid);
+    const cmdline = readCmdline(pid);
+    if (!cmdline || startTime === undefined || !isProcessAlive(pid, startTime)) {
+      throw new ChvApiError('EXITED', `no running process with pid ${pid}`, { details: { pid } });
+    }
+    const binary = basename(options.command ?? 'cloud-hypervisor');
+    // The simulator stands in for cloud-hypervisor (and is what `node …simulator-bin.js` runs).
+    const simulatorCounts = binary === 'cloud-hypervisor' || binary === basename(process.execPath);
+    const namesBinary = cmdline.some((arg) => {
+      const name = basename(arg);
+      return name === binary || (simulatorCounts && SIMULATOR_ENTRIES.test(name));
+    });
+    const namesSocket = cmdline.some(
+      (arg) =>
+        arg === socketPath ||
+        arg.split(',').some((part) => part.replace(/^--api-socket=/, '') === `path=${socketPath}`),
+    );
+    if (!namesBinary || !namesSocket) {
+      throw new ChvApiError(
+        'NOT_OURS',
+        `pid ${pid} is not the VMM of ${socketPath} (${namesBinary ? 'another socket' : `not ${binary}`})`,
+        { details: { pid, command: cmdline } },
+      );
+    }
+    const stopFollowing = new AbortController();
+    const exited = pollExit(pid, startTime, stopFollowing.signal);
+    const client = new ChvClient({ ...options.clientOptions, socketPath });
+    const events = options.eventFile
+      ? parseEventStream(followFile(options.eventFile, { until: exited, signal: stopFollowing.signal }))
+      : emptyEvents();
+    const release = () => stopFollowing.abort();
+    try {
+      const ping = await client.vmmPing({
+        timeoutMs: options.readyTimeoutMs ?? 5_000,
+        ...(signal ? { signal } : {}),
+      });
+      return new ChvProcess({
+        pid,
+        socketPath,
+        client,
+        events,
+        exited,
+        serverVersion: parseServerVersion(ping),
+        startTime,
+        release,
+      });
+    } catch (error) {
+      release();
+      await events.close();
+      await client.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Ends the VMM through a bounded ladder: power button → wait `gracefulMs` for the guest → `vm.shutdown` →
+   * `vmm.shutdown` → SIGTERM → SIGKILL. Resolves only when the process is gone, naming the rung that ended it.
+   */
+  stop(options: StopOptions = {}): Promise<StopResult> {
+    this.#stopping ??= this.#stop(options).finally(() => {
+      this.#stopping = undefined;
+    });
+    return this.#stopping;
+  }
+
+  /**
+   * Lets go of the VMM without stopping it (a detached VM that outlives us): releases the pipes, the event
+   * reader and the client. `close()` then does nothing more.
+   */
+  disown(): void {
+    if (this.#disowned) return;
+    this.#disowned = true;
+    this.#child?.unref();
+    this.#child?.stderr?.destroy();
+    this.#release();
+    void this.events.close();
+    void this.client.close();
+  }
+
+  /** Stops the VMM if it runs (unless disowned) and releases everything. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        if (!this.#disowned && this.running) await this.stop();
+      } finally {
+        this.#release();
+        this.#child?.stderr?.destroy();
+        await this.events.close();
+        await this.client.close();
+      }
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #stop({ gracefulMs = 5_000, stepMs = 2_000, signal }: StopOptions): Promise<StopResult> {
+    const started = performance.now();
+    const done = async (rung: StopRung): Promise<StopResult> => {
+      const exit = await this.exited;
+      await this.#cleanupAfterExit();
+      return { rung, exit, elapsedMs: performance.now() - started };
+    };
+    throwIfAborted(signal, 'stopping the VMM');
+    if (!this.running) return done('already-exited');
+    const call = { timeoutMs: stepMs, ...(signal ? { signal } : {}) };
+    const attempt = async (fn: () => Promise<unknown>): Promise<boolean> => {
+      try {
+        await fn();
+        return true;
+      } catch (error) {
+        if (ChvApiError.isInstance(error) && error.code === 'ABORTED') throw error;
+        return false;
+      }
+    };
+
+    if (gracefulMs > 0) {
+      const info = await this.client.vmInfo(call).catch(rethrowAbort);
+      if (info?.state === 'Running' && (await attempt(() => this.client.vmPowerButton(call)))) {
+        await this.#waitForGuest(gracefulMs, stepMs, signal);
+        if (!this.running) return done('power-button');
+      }
+    }
+    await attempt(() => this.client.vmShutdown(call));
+    if (!this.running) return done('vm-shutdown');
+    if (await attempt(() => this.client.vmmShutdown(call))) {
+      if (await this.#waitForExit(stepMs, signal)) return done('vmm-shutdown');
+    }
+    if (!this.running) return done('vmm-shutdown');
+    this.#kill('SIGTERM');
+    if (await this.#waitForExit(stepMs, signal)) return done('sigterm');
+    this.#kill('SIGKILL');
+    if (await this.#waitForExit(KILL_WAIT_MS, signal)) return done('sigkill');
+    throw new ChvApiError(
+      'TIMEOUT',
+      `the VMM (pid ${this.pid}) did not exit ${KILL_WAIT_MS} ms after SIGKILL`,
+      {
+        details: { pid: this.pid },
+      },
+    );
+  }
+
+  /** Waits until the process exits or the VM leaves Running (guest powered off under --no-shutdown). */
+  async #waitForGuest(gracefulMs: number, stepMs: number, signal: AbortSignal | undefined) {
+    const until = performance.now() + gracefulMs;
+    while (performance.now() < until) {
+      if (await this.#waitForExit(Math.min(100, until - performance.now()), signal)) return;
+      const info = await this.client
+        .vmInfo({ timeoutMs: stepMs, ...(signal ? { signal } : {}) })
+        .catch(rethrowAbort);
+      if (!this.running || info?.state !== 'Running') return;
+    }
+  }
+
+  async #waitForExit(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+    if (!this.running) return true;
+    const timer = new AbortController();
+    const wait = sleep(Math.max(0, ms), undefined, { signal: timer.signal }).catch(() => {});
+    const aborted = new Promise<void>((resolve) =>
+      signal?.addEventListener('abort', () => resolve(), { once: true }),
+    );
+    await Promise.race([this.exited, wait, aborted]);
+    timer.abort();
+    throwIfAborted(signal, 'stopping the VMM');
+    return !this.running;
+  }
+
+  #kill(signalName: NodeJS.Signals) {
+    if (this.#child) {
+      this.#child.kill(signalName);
+      return;
+    }
+    // Only the exact process we attached to: a recycled pid belongs to someone else.
+    if (!isProcessAlive(this.pid, this.#startTime)) return;
+    try {
+      process.kill(this.pid, signalName);
+    } catch {
+      // Gone in between.
+    }
+  }
+
+  async #cleanupAfterExit() {
+    // A killed VMM leaves its socket and pid file behind.
+    await removeStaleSocket(this.socketPath).catch(() => {});
+    if (this.#pidFile) await rm(this.#pidFile, { force: true });
+  }
+}
+
+function rethrowAbort(error: unknown): undefined {
+  if (ChvApiError.isInstance(error) && error.code === 'ABORTED') throw error;
+  return undefined;
+}
+
+/** Exit of a process that is not our child: poll /proc (there is no pidfd in Node). */
+function pollExit(pid: number, startTime: number, stop: AbortSignal): Promise<ChvProcessExit> {
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      if (!isProcessAlive(pid, startTime)) {
+        clearInterval(timer);
+        resolve({ code: null, signal: null });
+      }
+    }, 50);
+    // Released: keep resolving eventually, but no longer hold the event loop open.
+    stop.addEventListener('abort', () => timer.unref(), { once: true });
+  });
+}
+
+function emptyEvents(): ChvEventStream {
+  return parseEventStream((async function* () {})());
+}
+
+async function writeFileAtomic(path: string, content: string) {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, content);
+  await rename(tmp, path);
+}
+
+function lastLine(text: string | undefined): string | undefined {
+  return text
+    ?.trim()
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .at(-1);
+}

@@ -1,0 +1,686 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { VmState } from '../schemas/primitives.js';
+import {
+  apiFailure,
+  noRoute,
+  type SimulatorVersion,
+  type VmErr,
+  versionMajor,
+  vmErr,
+} from './sim-failure.js';
+import type { SimResponse } from './sim-http.js';
+import type { SimLog } from './sim-log.js';
+
+type Json = Record<string, unknown>;
+
+export interface SimVmmOptions {
+  readonly version: SimulatorVersion;
+  readonly strictTaps: boolean;
+  readonly sysClassNetDir: string;
+  readonly powerButton: 'poweroff' | 'ignore';
+  readonly powerOffDelayMs: number;
+  readonly noShutdown: boolean;
+  readonly event: (source: string, event: string, properties?: Record<string, string>) => void;
+  readonly log: SimLog;
+  /** The VMM process would end now (vmm.shutdown, or a guest power-off without --no-shutdown). */
+  readonly exit: (reason: 'vmm.shutdown' | 'guest-poweroff') => void;
+}
+
+/** A simulated VMM answer to one request: the response, or a SimFailure thrown. */
+export type SimResult = SimResponse;
+
+const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
+const IFF_MULTI_QUEUE = 0x100;
+const noContent: SimResult = { status: 204 };
+
+// Device lists of VmConfig and the prefix of the ids the VMM generates for them.
+const deviceLists: readonly (readonly [string, string])[] = [
+  ['disks', '_disk'],
+  ['net', '_net'],
+  ['fs', '_fs'],
+  ['pmem', '_pmem'],
+  ['devices', '_vfio'],
+  ['user_devices', '_user_device'],
+  ['vdpa', '_vdpa'],
+  ['generic_vhost_user', '_generic_vhost_user'],
+];
+
+/**
+ * The simulated VMM: Cloud Hypervisor's VM state machine (no VM → Created → Running ⇄ Paused; shutdown →
+ * Created; delete) and the checks it makes when it builds devices. No guest runs.
+ */
+export class SimVmm {
+  readonly #o: SimVmmOptions;
+  #config: Json | undefined;
+  #state: 'Created' | 'Running' | 'Paused' = 'Created';
+  #fsConnections: net.Socket[] = [];
+  #deviceCounter = 0;
+  #nextSlot = 3;
+  readonly #bdfs = new Map<string, string>();
+  #powerOffTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: SimVmmOptions) {
+    this.#o = options;
+  }
+
+  /** The VM's state, or undefined when no VM is created. */
+  get state(): VmState | undefined {
+    return this.#config ? this.#state : undefined;
+  }
+
+  /** The stored `vm.create` body, exactly as sent (plus hot-plugged devices). */
+  get config(): Json | undefined {
+    return this.#config;
+  }
+
+  /** How many vhost-user (virtio-fs) connections the VM holds open. */
+  get fsConnectionCount(): number {
+    return this.#fsConnections.length;
+  }
+
+  get #booted(): boolean {
+    return this.#config !== undefined && this.#state !== 'Created';
+  }
+
+  async handle(endpoint: string, body: Json | undefined): Promise<SimResult> {
+    const fail = (error: VmErr) => apiFailure(endpoint, error);
+    switch (endpoint) {
+      case 'vmm.ping':
+        return json(this.#ping());
+      case 'vmm.shutdown':
+        this.#delete();
+        this.#o.event('vmm', 'shutdown');
+        this.#o.exit('vmm.shutdown');
+        // The VMM answers 200 with an empty body here, not the documented 204.
+        return { status: 200 };
+      case 'vm.create':
+        if (this.#config) throw fail(vmErr.alreadyCreated());
+        this.#config = body!;
+        this.#state = 'Created';
+        return noContent;
+      case 'vm.boot':
+        return this.#boot();
+      case 'vm.delete':
+        this.#delete();
+        return noContent;
+      case 'vm.info':
+        if (!this.#config) throw fail(vmErr.notCreated());
+        return json(this.#info());
+      case 'vm.counters':
+        if (!this.#booted) throw fail(vmErr.notRunning());
+        return json(this.#counters());
+      case 'vm.pause':
+        if (!this.#booted) throw fail(vmErr.notRunning());
+        if (this.#state !== 'Running') throw fail(vmErr.transition(this.#state, 'Paused'));
+        this.#o.event('vm', 'pausing');
+        this.#state = 'Paused';
+        this.#o.event('vm', 'paused');
+        return noContent;
+      case 'vm.resume':
+        if (!this.#booted) throw fail(vmErr.notRunning());
+        if (this.#state !== 'Paused') throw fail(vmErr.transition(this.#state, 'Running'));
+        this.#o.event('vm', 'resuming');
+        this.#state = 'Running';
+        this.#o.event('vm', 'resumed');
+        return noContent;
+      case 'vm.shutdown':
+        if (!this.#booted) throw fail(vmErr.notRunning());
+        this.#shutdown();
+        return noContent;
+      case 'vm.reboot':
+        // The VMM takes the running VM or fails with "not created", even when a config exists.
+        if (!this.#booted) throw fail(vmErr.notCreated());
+        this.#o.event('vm', 'rebooting');
+        this.#state = 'Running';
+        this.#o.event('vm', 'rebooted');
+        return noContent;
+      case 'vm.power-button':
+        if (!this.#booted) throw fail(vmErr.notRunning());
+        this.#powerButton();
+        return noContent;
+      case 'vm.nmi':
+        if (!this.#booted) throw fail(vmErr.notRunning());
+        return noContent;
+      case 'vm.resize':
+        return this.#resize(body ?? {});
+      case 'vm.resize-disk':
+        return this.#resizeDisk(body ?? {});
+      case 'vm.resize-zone':
+        return this.#resizeZone(body ?? {});
+      case 'vm.remove-device':
+        return this.#removeDevice(String(body?.id ?? ''));
+      case 'vm.add-disk':
+      case 'vm.add-net':
+      case 'vm.add-fs':
+      case 'vm.add-pmem':
+      case 'vm.add-device':
+      case 'vm.add-user-device':
+      case 'vm.add-vdpa':
+      case 'vm.add-generic-vhost-user':
+      case 'vm.add-vsock':
+        return this.#addDevice(endpoint, body ?? {});
+      case 'vm.snapshot':
+        return this.#snapshot(String(body?.destination_url ?? ''));
+      case 'vm.restore':
+        return this.#restore(body ?? {});
+      case 'vm.coredump':
+        return this.#coredump(String(body?.destination_url ?? ''));
+      case 'vm.send-migration':
+      case 'vm.receive-migration':
+        return this.#migration(endpoint, body ?? {});
+      default:
+        throw noRoute();
+    }
+  }
+
+  /** What the VMM does when it exits (SIGTERM, guest power-off): shut the VM down and forget it. */
+  exitCleanup(): void {
+    clearTimeout(this.#powerOffTimer);
+    this.#delete();
+  }
+
+  #ping() {
+    const major = versionMajor(this.#o.version);
+    return {
+      build_version: `v${major}.0 (@my-hypervisor/chv-client simulator, no guest runs)`,
+      version: `${major}.0.0`,
+      pid: process.pid,
+      features: ['kvm', 'io_uring', 'guest_debug', 'simulator'],
+    };
+  }
+
+  #info() {
+    const config = this.#config!;
+    const memory = (config.memory as Json | undefined) ?? {};
+    const size = typeof memory.size === 'number' ? memory.size : DEFAULT_MEMORY_BYTES;
+    return {
+      config,
+      state: this.#state,
+      memory_actual_size: size,
+      ...(this.#booted ? { device_tree: this.#deviceTree() } : {}),
+    };
+  }
+
+  #deviceTree() {
+    const tree: Record<string, Json> = {};
+    for (const [id, bdf] of this.#bdfs) tree[id] = { id, resources: [], children: [], pci_bdf: bdf };
+    return tree;
+  }
+
+  #counters() {
+    const counters: Record<string, Record<string, number>> = {};
+    for (const [id] of this.#bdfs) {
+      counters[id] = id.startsWith('_net')
+        ? { rx_bytes: 0, rx_frames: 0, tx_bytes: 0, tx_frames: 0 }
+        : { read_bytes: 0, read_ops: 0, write_bytes: 0, write_ops: 0 };
+    }
+    return counters;
+  }
+
+  async #boot(): Promise<SimResult> {
+    const fail = (error: VmErr) => apiFailure('vm.boot', error);
+    if (this.#booted) throw fail(vmErr.alreadyCreated());
+    this.#o.event('vm', 'booting');
+    if (!this.#config) throw fail(vmErr.missingConfig());
+    const error = await this.#openDevices(this.#config);
+    if (error) throw fail(error);
+    this.#state = 'Running';
+    this.#o.event('vm', 'booted');
+    return noContent;
+  }
+
+  /** What building the VM checks and opens: config validation, kernel, TAPs, vhost-user sockets. */
+  async #openDevices(config: Json): Promise<VmErr | undefined> {
+    const invalid = validate(config);
+    if (invalid) return invalid;
+    const kernel = (config.payload as Json | undefined)?.kernel;
+    if (typeof kernel === 'string' && !fs.existsSync(kernel)) {
+      return vmErr.other(
+        'internal',
+        ['Cannot open the kernel image', 'No such file or directory (os error 2)'],
+        'KernelFile(Os { code: 2, kind: NotFound, message: "No such file or directory" })',
+      );
+    }
+    for (const netConfig of list(config, 'net')) {
+      const error = this.#checkTap(netConfig);
+      if (error) return error;
+    }
+    const connections: net.Socket[] = [];
+    for (const fsConfig of list(config, 'fs')) {
+      try {
+        connections.push(await connectVhostUser(String(fsConfig.socket)));
+      } catch (error) {
+        for (const socket of connections) socket.destroy();
+        return vhostUserError(String(fsConfig.socket), error);
+      }
+    }
+    this.#fsConnections = connections;
+    this.#bdfs.clear();
+    this.#deviceCounter = 0;
+    this.#nextSlot = 3;
+    for (const [key, prefix] of deviceLists) {
+      for (const device of list(config, key)) this.#bdfs.set(this.#deviceId(device, prefix), this.#bdf());
+    }
+    this.#o.log.info(
+      `VM built (simulated: no guest runs); ${connections.length} vhost-user connection(s) held`,
+    );
+    return undefined;
+  }
+
+  #shutdown() {
+    clearTimeout(this.#powerOffTimer);
+    for (const socket of this.#fsConnections) socket.destroy();
+    this.#fsConnections = [];
+    this.#bdfs.clear();
+    this.#state = 'Created';
+    this.#o.event('vm', 'shutdown');
+  }
+
+  #delete() {
+    if (!this.#config) return;
+    if (this.#booted) this.#shutdown();
+    this.#config = undefined;
+    this.#state = 'Created';
+    this.#o.event('vm', 'deleted');
+  }
+
+  #powerButton() {
+    if (this.#o.powerButton === 'ignore') {
+      this.#o.log.info('power button pressed; the simulated guest ignores it (MYHV_SIM_POWER_BUTTON=ignore)');
+      return;
+    }
+    clearTimeout(this.#powerOffTimer);
+    // A cooperative guest powers off shortly after the ACPI event; the VMM then ends unless --no-shutdown.
+    this.#powerOffTimer = setTimeout(() => {
+      if (this.#state !== 'Running') return;
+      this.#o.log.info('simulated guest powered off');
+      if (this.#o.noShutdown) {
+        this.#shutdown();
+        return;
+      }
+      this.#delete();
+      this.#o.event('vmm', 'shutdown');
+      this.#o.exit('guest-poweroff');
+    }, this.#o.powerOffDelayMs);
+  }
+
+  #checkTap(netConfig: Json): VmErr | undefined {
+    if (netConfig.vhost_user === true || typeof netConfig.tap !== 'string') return undefined;
+    const tap = netConfig.tap;
+    const openFailed = (chain: string[], debug: string) =>
+      vmErr.deviceManager(
+        'internal',
+        ['Cannot create virtio-net device', 'Failed to open taps', ...chain],
+        `CreateVirtioNet(OpenTap(${debug}))`,
+      );
+    const dir = path.join(this.#o.sysClassNetDir, tap);
+    if (!fs.existsSync(dir)) {
+      if (!this.#o.strictTaps) {
+        this.#o.log.warn(`TAP ${tap} does not exist; the real VMM would create an unattached TAP`);
+        return undefined;
+      }
+      return openFailed(
+        [
+          'Open tap device failed',
+          `TAP ${tap} does not exist (simulator strict mode: the real VMM, with CAP_NET_ADMIN, would create an unattached TAP)`,
+        ],
+        'TapOpen(TapMissing)',
+      );
+    }
+    let flags: number;
+    try {
+      flags = Number.parseInt(
+        fs.readFileSync(path.join(dir, 'tun_flags'), 'utf8').trim().replace(/^0x/, ''),
+        16,
+      );
+    } catch {
+      return openFailed(
+        ['Open tap device failed', 'Unable to configure tap interface', 'Invalid argument (os error 22)'],
+        'TapOpen(ConfigureTap(Os { code: 22, kind: InvalidInput, message: "Invalid argument" }))',
+      );
+    }
+    const numQueues = typeof netConfig.num_queues === 'number' ? netConfig.num_queues : 2;
+    const multiQueue = Math.floor(numQueues / 2) > 1;
+    if (flags & IFF_MULTI_QUEUE && !multiQueue) {
+      return openFailed(
+        ['Error related to the multiqueue support (no support device side)'],
+        'MultiQueueNoDeviceSupport',
+      );
+    }
+    if (!(flags & IFF_MULTI_QUEUE) && multiQueue) {
+      return openFailed(
+        ['Error related to the multiqueue support (no support TAP side)'],
+        'MultiQueueNoTapSupport',
+      );
+    }
+    return undefined;
+  }
+
+  #resize(body: Json): SimResult {
+    const fail = (error: VmErr) => apiFailure('vm.resize', error);
+    if (!this.#config) throw fail(vmErr.notCreated());
+    const config = this.#config;
+    const cpus = (config.cpus as Json | undefined) ?? { boot_vcpus: 1, max_vcpus: 1 };
+    if (typeof body.desired_vcpus === 'number') {
+      const max = typeof cpus.max_vcpus === 'number' ? cpus.max_vcpus : 1;
+      if (this.#booted && body.desired_vcpus > max) {
+        throw fail(
+          vmErr.other(
+            'internal',
+            ['Error from CPU manager', 'Requested vCPUs exceed maximum'],
+            'CpuManager(DesiredVCpuCountExceedsMax)',
+          ),
+        );
+      }
+      config.cpus = { ...cpus, boot_vcpus: body.desired_vcpus };
+    }
+    if (typeof body.desired_ram === 'number') {
+      config.memory = { ...((config.memory as Json | undefined) ?? {}), size: body.desired_ram };
+    }
+    if (typeof body.desired_balloon === 'number' && config.balloon) {
+      config.balloon = { ...(config.balloon as Json), size: body.desired_balloon };
+    }
+    return noContent;
+  }
+
+  #resizeDisk(body: Json): SimResult {
+    const fail = (error: VmErr) => apiFailure('vm.resize-disk', error);
+    if (!this.#config) throw fail(vmErr.notCreated());
+    if (!this.#booted) throw fail(vmErr.other('internal', ['Cannot resize disk'], 'ResizeDisk'));
+    const id = String(body.id ?? '');
+    if (!this.#bdfs.has(id) || !id.length) {
+      throw fail(
+        vmErr.other(
+          'not-found',
+          [`No disk with id ${JSON.stringify(id)}`],
+          `UnknownDevice(${JSON.stringify(id)})`,
+        ),
+      );
+    }
+    return noContent;
+  }
+
+  #resizeZone(body: Json): SimResult {
+    const fail = (error: VmErr) => apiFailure('vm.resize-zone', error);
+    if (!this.#config) throw fail(vmErr.notCreated());
+    const memory = (this.#config.memory as Json | undefined) ?? {};
+    const zone = (Array.isArray(memory.zones) ? (memory.zones as Json[]) : []).find((z) => z.id === body.id);
+    if (!zone) {
+      throw fail(
+        vmErr.other(
+          'not-found',
+          [`Could not find the memory zone ${String(body.id)} for the resize`],
+          'ResizeZone',
+        ),
+      );
+    }
+    if (typeof body.desired_ram === 'number') zone.size = body.desired_ram;
+    return noContent;
+  }
+
+  async #addDevice(endpoint: string, device: Json): Promise<SimResult> {
+    const fail = (error: VmErr) => apiFailure(endpoint, error);
+    if (!this.#config) throw fail(vmErr.notCreated());
+    const config = this.#config;
+    const key = endpoint === 'vm.add-vsock' ? 'vsock' : addTargets[endpoint]!;
+    if (key === 'vsock' && config.vsock) {
+      throw fail(vmErr.other('duplicate', ['Too many vsock devices'], 'TooManyVsockDevices'));
+    }
+    const candidate = structuredClone(config);
+    if (key === 'vsock') candidate.vsock = device;
+    else candidate[key] = [...list(candidate, key), device];
+    const invalid = validate(candidate);
+    if (invalid) throw fail(invalid);
+    if (!this.#booted) {
+      if (key === 'vsock') config.vsock = device;
+      else config[key] = [...list(config, key), device];
+      return noContent;
+    }
+    if (key === 'net') {
+      const error = this.#checkTap(device);
+      if (error) throw fail(error);
+    }
+    if (key === 'fs') {
+      try {
+        this.#fsConnections.push(await connectVhostUser(String(device.socket)));
+      } catch (error) {
+        throw fail(vhostUserError(String(device.socket), error));
+      }
+    }
+    const prefix = key === 'vsock' ? '_vsock' : (deviceLists.find(([k]) => k === key)?.[1] ?? '_device');
+    const id = this.#deviceId(device, prefix);
+    const stored = { ...device, id };
+    if (key === 'vsock') config.vsock = stored;
+    else config[key] = [...list(config, key), stored];
+    const bdf = this.#bdf();
+    this.#bdfs.set(id, bdf);
+    return json({ id, bdf });
+  }
+
+  #removeDevice(id: string): SimResult {
+    const fail = (error: VmErr) => apiFailure('vm.remove-device', error);
+    if (!this.#config) throw fail(vmErr.notCreated());
+    const config = this.#config;
+    for (const [key] of deviceLists) {
+      const devices = list(config, key);
+      const index = devices.findIndex((d) => d.id === id);
+      if (index >= 0) {
+        config[key] = devices.filter((_, i) => i !== index);
+        this.#removed(id);
+        return noContent;
+      }
+    }
+    if ((config.vsock as Json | undefined)?.id === id) {
+      delete config.vsock;
+      this.#removed(id);
+      return noContent;
+    }
+    // Booted VMs also know the ids they generated for devices that came without one.
+    if (this.#booted && this.#bdfs.has(id)) {
+      this.#removed(id);
+      return noContent;
+    }
+    throw fail(vmErr.noDeviceToRemove(id));
+  }
+
+  #removed(id: string) {
+    if (!this.#booted) return;
+    this.#bdfs.delete(id);
+    this.#o.event('vm', 'device-removed', { id });
+  }
+
+  #snapshot(url: string): SimResult {
+    const fail = (error: VmErr) => apiFailure('vm.snapshot', error);
+    if (!this.#booted) throw fail(vmErr.notRunning());
+    if (this.#state !== 'Paused') {
+      throw fail(
+        vmErr.other(
+          'wrong-state',
+          ['Error from snapshotting the VM', 'Trying to snapshot while VM is running'],
+          'Snapshot(Snapshot("Trying to snapshot while VM is running"))',
+        ),
+      );
+    }
+    const dir = fileUrlPath(url);
+    this.#o.event('vm', 'snapshotting');
+    try {
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(this.#config));
+      fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ simulator: true, state: this.#state }));
+    } catch (error) {
+      throw fail(
+        vmErr.other(
+          'internal',
+          ['Error sending snapshot', `Failed to create the snapshot files: ${errorText(error)}`],
+          'SnapshotSend',
+        ),
+      );
+    }
+    this.#o.event('vm', 'snapshotted');
+    return noContent;
+  }
+
+  async #restore(body: Json): Promise<SimResult> {
+    const fail = (error: VmErr) => apiFailure('vm.restore', error);
+    if (this.#config) throw fail(vmErr.alreadyCreated());
+    const dir = fileUrlPath(String(body.source_url ?? ''));
+    this.#o.event('vm', 'restoring');
+    let config: Json;
+    try {
+      config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Json;
+    } catch (error) {
+      throw fail(
+        vmErr.other(
+          'internal',
+          ['Error restoring VM', `Failed to read the snapshot: ${errorText(error)}`],
+          'Restore',
+        ),
+      );
+    }
+    const error = await this.#openDevices(config);
+    if (error) throw fail(error);
+    this.#config = config;
+    this.#state = body.resume === true ? 'Running' : 'Paused';
+    this.#o.event('vm', 'restored');
+    return noContent;
+  }
+
+  #coredump(url: string): SimResult {
+    const fail = (error: VmErr) => apiFailure('vm.coredump', error);
+    if (!this.#booted) throw fail(vmErr.notRunning());
+    try {
+      // An ELF magic and nothing else: there is no guest memory to dump.
+      fs.writeFileSync(fileUrlPath(url), Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+    } catch (error) {
+      throw fail(vmErr.other('internal', ['Failed to write the coredump', errorText(error)], 'Coredump'));
+    }
+    return noContent;
+  }
+
+  #migration(endpoint: string, body: Json): SimResult {
+    const fail = (error: VmErr) => apiFailure(endpoint, error);
+    if (endpoint === 'vm.send-migration') {
+      if (!this.#booted) throw fail(vmErr.notRunning());
+      const url = String(body.destination_url ?? '');
+      if (!/^(tcp:.+:\d+|unix:.+)$/.test(url)) {
+        throw fail(
+          vmErr.other(
+            'invalid-config',
+            [
+              'Error validating send migration parameters',
+              'destination_url must use tcp:<host>:<port> or unix:<path>.',
+            ],
+            'ValidationError',
+          ),
+        );
+      }
+    } else if (this.#config) {
+      throw fail(vmErr.alreadyCreated());
+    }
+    throw fail(
+      vmErr.other('internal', ['Live migration is not simulated (no guest runs)'], 'MigrationNotSimulated'),
+    );
+  }
+
+  #deviceId(device: Json, prefix: string): string {
+    if (typeof device.id === 'string' && device.id !== '') return device.id;
+    return `${prefix}${this.#deviceCounter++}`;
+  }
+
+  #bdf(): string {
+    return `0000:00:${(this.#nextSlot++).toString(16).padStart(2, '0')}.0`;
+  }
+}
+
+const addTargets: Record<string, string> = {
+  'vm.add-disk': 'disks',
+  'vm.add-net': 'net',
+  'vm.add-fs': 'fs',
+  'vm.add-pmem': 'pmem',
+  'vm.add-device': 'devices',
+  'vm.add-user-device': 'user_devices',
+  'vm.add-vdpa': 'vdpa',
+  'vm.add-generic-vhost-user': 'generic_vhost_user',
+};
+
+function json(value: unknown): SimResult {
+  return { status: 200, body: JSON.stringify(value) };
+}
+
+function list(config: Json, key: string): Json[] {
+  const value = config[key];
+  return Array.isArray(value) ? (value as Json[]) : [];
+}
+
+/** The checks of `VmConfig::validate` the simulator makes (the VMM runs them at boot and at hot-plug). */
+function validate(config: Json): VmErr | undefined {
+  const payload = (config.payload as Json | undefined) ?? {};
+  if (!payload.kernel && !payload.firmware && !payload.igvm) {
+    return vmErr.validation('invalid-config', 'No kernel specified', 'KernelMissing');
+  }
+  const memory = (config.memory as Json | undefined) ?? {};
+  const vhostUser =
+    list(config, 'fs').length > 0 ||
+    list(config, 'generic_vhost_user').length > 0 ||
+    list(config, 'net').some((n) => n.vhost_user === true) ||
+    list(config, 'disks').some((d) => d.vhost_user === true);
+  if (vhostUser && memory.shared !== true && memory.hugepages !== true) {
+    return vmErr.validation(
+      'invalid-config',
+      'Using vhost-user requires using shared memory or huge pages',
+      'VhostUserRequiresSharedMemory',
+    );
+  }
+  const seen = new Set<string>();
+  const ids = deviceLists.flatMap(([key]) => list(config, key).map((d) => d.id));
+  ids.push((config.vsock as Json | undefined)?.id);
+  for (const id of ids) {
+    if (typeof id !== 'string') continue;
+    if (seen.has(id)) {
+      return vmErr.validation(
+        'duplicate',
+        `Identifier ${id} is not unique`,
+        `IdentifierNotUnique(${JSON.stringify(id)})`,
+      );
+    }
+    seen.add(id);
+  }
+  return undefined;
+}
+
+/** Connects as the vhost-user front-end would; the socket is then held until shutdown. */
+function connectVhostUser(socketPath: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    const timer = setTimeout(() => socket.destroy(new Error('connection timed out')), 2_000);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', reject);
+      // The back-end closing its end (virtiofsd exiting) must not crash the VMM.
+      socket.on('error', () => {});
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+function vhostUserError(socketPath: string, error: unknown): VmErr {
+  return vmErr.deviceManager(
+    'internal',
+    ['Cannot create virtio-fs device', 'Failed connecting the backend', `${socketPath}: ${errorText(error)}`],
+    'CreateVirtioFs(VhostUserConnect)',
+  );
+}
+
+function fileUrlPath(url: string): string {
+  return url.startsWith('file://') ? fileURLToPath(url) : url;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
