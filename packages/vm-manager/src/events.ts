@@ -1,0 +1,41 @@
+import { EventEmitter, on } from 'node:events';
+import type { VmOperation, VmStatus } from './state-store.js';
+
+/** Progress of one pipeline step. `ms` is set on `done`, `failed` and `undone`. */
+export interface StepEvent {
+  readonly type: 'step';
+  readonly vm: string;
+  readonly op: VmOperation | 'reconcile';
+  readonly step: string;
+  readonly phase: 'start' | 'done' | 'failed' | 'undo' | 'undone';
+  readonly ms?: number;
+  readonly error?: string;
+}
+
+/** A VM changed status (or disappeared). */
+export interface StatusEvent {
+  readonly type: 'status';
+  readonly vm: string;
+  readonly status: VmStatus | 'deleted';
+}
+
+export type VmEvent = StepEvent | StatusEvent;
+
+/** Fan-out of manager events to listeners and to `events()` iterators. */
+export class VmEventHub {
+  readonly #emitter = new EventEmitter({ captureRejections: false });
+
+  emit(event: VmEvent): void {
+    this.#emitter.emit('event', event);
+  }
+
+  /** An endless feed of events from now on; stop it with `break` or the signal. */
+  async *events({ signal }: { signal?: AbortSignal } = {}): AsyncGenerator<VmEvent> {
+    try {
+      for await (const [event] of on(this.#emitter, 'event', signal ? { signal } : {}))
+        yield event as VmEvent;
+    } catch (error) {
+      if ((error as Error).name !== 'AbortError') throw error;
+    }
+  }
+}

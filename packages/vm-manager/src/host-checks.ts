@@ -1,0 +1,28 @@
+import { promises as fs } from 'node:fs';
+import { invalidSpec } from './errors.js';
+import type { VmSpec } from './spec.js';
+
+async function statOrUndefined(path: string) {
+  return fs.stat(path).catch(() => undefined);
+}
+
+/**
+ * What the schema cannot know: the kernel, initramfs and disks exist as files, and every share is a directory
+ * (symlinks resolved). Runs before anything is created, so a bad spec changes nothing.
+ */
+export async function assertSpecOnHost(spec: VmSpec): Promise<void> {
+  const files: [string, string][] = [['kernel', spec.kernel]];
+  if (spec.initramfs) files.push(['initramfs', spec.initramfs]);
+  spec.disks.forEach((d, i) => files.push([`disks[${i}].path`, d.path]));
+  for (const [field, path] of files) {
+    const stat = await statOrUndefined(path);
+    if (!stat) throw invalidSpec(field, `${path} does not exist`);
+    if (!stat.isFile() && !stat.isBlockDevice()) throw invalidSpec(field, `${path} is not a file`);
+  }
+  for (const [i, share] of spec.shares.entries()) {
+    const stat = await statOrUndefined(share.hostPath);
+    if (!stat) throw invalidSpec(`shares[${i}].hostPath`, `${share.hostPath} does not exist`);
+    if (!stat.isDirectory())
+      throw invalidSpec(`shares[${i}].hostPath`, `${share.hostPath} is not a directory`);
+  }
+}

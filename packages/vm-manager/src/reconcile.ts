@@ -1,0 +1,256 @@
+import { promises as fs, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_TAP_PREFIX } from '@my-hypervisor/net-ops';
+import { isTempFile } from './atomic-file.js';
+import { VmManagerError } from './errors.js';
+import type { StepEvent, VmEvent } from './events.js';
+import type { FileLock } from './file-lock.js';
+import type { OperationOptions, VmManager } from './manager.js';
+import { processCmdline, processStartTime } from './process-identity.js';
+import type { VmRecord } from './state-store.js';
+import { killProcess, vmmAlive } from './vmm.js';
+
+export type ReconcileKind = 'vm' | 'vmm' | 'virtiofsd' | 'tap' | 'forward' | 'ip' | 'run-dir' | 'temp-file';
+
+/** One thing reconcile changed. */
+export interface ReconcileChange {
+  readonly kind: ReconcileKind;
+  /** What it acted on: a VM name, a pid, a TAP name, `tcp/8080`, an address, a path. */
+  readonly target: string;
+  readonly action: string;
+  readonly vm?: string;
+}
+
+export interface ReconcileReport {
+  readonly changes: ReconcileChange[];
+  /** Things left alone on purpose (a VM another process is working on, an unreadable state file). */
+  readonly skipped: { target: string; reason: string }[];
+  /** Repairs that failed; reconcile carries on past them. Run it again once the cause is fixed. */
+  readonly errors: { target: string; message: string }[];
+}
+
+export interface ReconcileInternals {
+  lock(name: string, signal?: AbortSignal): Promise<FileLock>;
+  undoCreate(record: VmRecord, options: OperationOptions): Promise<Error[]>;
+  finishDelete(record: VmRecord, options: OperationOptions): Promise<void>;
+  cleanupRuntime(record: VmRecord): Promise<void>;
+  emit(event: VmEvent): void;
+}
+
+export async function reconcile(
+  manager: VmManager,
+  options: OperationOptions & { internals: ReconcileInternals },
+): Promise<ReconcileReport> {
+  const { internals, signal } = options;
+  const report: ReconcileReport = { changes: [], skipped: [], errors: [] };
+  const { store } = manager;
+  const runDir = manager.options.runDir;
+  const inner: OperationOptions = {
+    ...(options.onProgress ? { onProgress: (e: StepEvent) => options.onProgress?.({ ...e }) } : {}),
+  };
+  const fail = (target: string, error: unknown) =>
+    report.errors.push({ target, message: error instanceof Error ? error.message : String(error) });
+
+  for (const path of await store.sweepTempFiles())
+    report.changes.push({ kind: 'temp-file', target: path, action: 'removed' });
+
+  // 1. Every VM directory: finish or roll back interrupted work, notice dead VMMs.
+  const live = new Map<string, VmRecord>();
+  for (const name of store.names()) {
+    if (signal?.aborted) break;
+    let lock: FileLock;
+    try {
+      lock = await internals.lock(name, signal);
+    } catch (error) {
+      if (VmManagerError.isInstance(error) && error.code === 'BUSY') {
+        report.skipped.push({ target: name, reason: 'another process is working on it' });
+        const record = await store.read(name).catch(() => undefined);
+        if (record) live.set(record.id, record);
+        continue;
+      }
+      throw error;
+    }
+    try {
+      let record: VmRecord | undefined;
+      try {
+        record = await store.read(name);
+      } catch (error) {
+        report.skipped.push({
+          target: name,
+          reason: `state file unreadable (${(error as Error).message}); left for you`,
+        });
+        continue;
+      }
+      if (!record) {
+        await store.remove(name);
+        report.changes.push({
+          kind: 'vm',
+          target: name,
+          vm: name,
+          action: 'removed a create that died before its first record',
+        });
+        continue;
+      }
+      try {
+        if (record.status === 'creating') {
+          const errors = await internals.undoCreate(record, inner);
+          if (errors.length > 0) throw errors[0];
+          report.changes.push({
+            kind: 'vm',
+            target: name,
+            vm: name,
+            action: `rolled back an interrupted create (at ${record.pending?.step ?? 'start'})`,
+          });
+          continue;
+        }
+        if (record.status === 'deleting') {
+          await internals.finishDelete(record, inner);
+          report.changes.push({
+            kind: 'vm',
+            target: name,
+            vm: name,
+            action: `finished an interrupted delete (at ${record.pending?.step ?? 'start'})`,
+          });
+          continue;
+        }
+        const interrupted = record.pending && (record.pending.op === 'start' || record.pending.op === 'stop');
+        const dead =
+          (record.status === 'running' || record.status === 'paused') && !vmmAlive(record.resources.vmm);
+        if (interrupted || dead) {
+          const why = interrupted
+            ? `an interrupted ${record.pending!.op} (at ${record.pending!.step})`
+            : 'its VMM is gone';
+          if (interrupted && vmmAlive(record.resources.vmm)) {
+            await killProcess(record.resources.vmm!.pid!, record.resources.vmm!.startTime);
+            report.changes.push({
+              kind: 'vmm',
+              target: String(record.resources.vmm!.pid),
+              vm: name,
+              action: 'stopped',
+            });
+          }
+          await internals.cleanupRuntime(record);
+          report.changes.push({ kind: 'vm', target: name, vm: name, action: `marked stopped: ${why}` });
+          internals.emit({ type: 'status', vm: name, status: 'stopped' });
+        }
+        live.set(record.id, record);
+      } catch (error) {
+        fail(name, error);
+        live.set(record.id, record);
+      }
+    } finally {
+      await lock.release();
+    }
+  }
+
+  const ids = new Set(live.keys());
+  const ownedShares = new Set([...live.values()].flatMap((r) => r.resources.shares.map((s) => s.id)));
+  const ownedTaps = new Set([...live.values()].map((r) => r.resources.tap).filter(Boolean));
+  const ownedPids = new Set(
+    [...live.values()].map((r) => r.resources.vmm?.pid).filter((p) => p !== undefined),
+  );
+
+  // 2. IP reservations nobody owns.
+  if (manager.ipam) {
+    for (const r of await manager.ipam.list()) {
+      if (ids.has(r.owner)) continue;
+      await fs.rm(join(manager.ipam.dir, r.address), { force: true });
+      report.changes.push({
+        kind: 'ip',
+        target: r.address,
+        action: `released (owner ${r.owner || '?'} is gone)`,
+      });
+    }
+    for (const entry of await fs.readdir(manager.ipam.dir).catch(() => [] as string[])) {
+      if (!isTempFile(entry)) continue;
+      await fs.rm(join(manager.ipam.dir, entry), { force: true });
+      report.changes.push({ kind: 'temp-file', target: join(manager.ipam.dir, entry), action: 'removed' });
+    }
+  }
+
+  // 3. virtiofsd daemons nobody owns.
+  const storage = manager.options.storage;
+  if (storage) {
+    try {
+      for (const share of await storage.list()) {
+        if (ownedShares.has(share.id)) continue;
+        try {
+          const result = await storage.release(share);
+          report.changes.push({
+            kind: 'virtiofsd',
+            target: share.id,
+            action: result.stopped ? 'stopped and removed' : 'removed leftovers',
+          });
+        } catch (error) {
+          fail(share.id, error);
+        }
+      }
+    } catch (error) {
+      fail('storage', error);
+    }
+  }
+
+  // 4. VMM processes and run directories nobody owns.
+  const prefix = `${runDir.replace(/\/+$/, '')}/`;
+  for (const pid of listPids()) {
+    if (ownedPids.has(pid) || pid === process.pid) continue;
+    const argv = processCmdline(pid);
+    const socketArg = argv?.find((a) => a.startsWith('path=') && a.slice(5).startsWith(prefix));
+    if (!argv || !socketArg || !argv.includes('--api-socket')) continue;
+    const startTime = processStartTime(pid);
+    if (await killProcess(pid, startTime)) {
+      report.changes.push({
+        kind: 'vmm',
+        target: String(pid),
+        action: `stopped (socket ${socketArg.slice(5)} belongs to no VM)`,
+      });
+    }
+  }
+  for (const entry of await fs.readdir(runDir).catch(() => [] as string[])) {
+    if (!/^[0-9a-f]{12}$/.test(entry) || ids.has(entry)) continue;
+    await fs.rm(join(runDir, entry), { recursive: true, force: true });
+    report.changes.push({ kind: 'run-dir', target: join(runDir, entry), action: 'removed' });
+  }
+
+  // 5. TAPs on our bridge and forwards with our owner tag that no VM owns.
+  const network = manager.options.network;
+  const { bridge, nat } = manager.options.inventory ?? {};
+  if (network && bridge?.capabilities.listBridgePorts) {
+    try {
+      for (const port of await bridge.listBridgePorts(network.bridge)) {
+        if (!port.name.startsWith(DEFAULT_TAP_PREFIX) || ownedTaps.has(port.name)) continue;
+        await network.detach({ vmId: 'orphan', tap: port.name });
+        report.changes.push({ kind: 'tap', target: port.name, action: 'deleted (no VM owns it)' });
+      }
+    } catch (error) {
+      if (!(error as { code?: string }).code?.includes('NOT_FOUND')) fail(`bridge ${network.bridge}`, error);
+    }
+  }
+  if (network && nat?.capabilities.listPortForwards) {
+    try {
+      for (const rule of await nat.listPortForwards()) {
+        const owner = rule.owner ?? '';
+        if (!owner.startsWith('myhv-') || ids.has(owner.slice('myhv-'.length))) continue;
+        await network.removeForward(rule);
+        report.changes.push({
+          kind: 'forward',
+          target: `${rule.protocol}/${rule.hostPort}`,
+          action: `removed (owner ${owner} is gone)`,
+        });
+      }
+    } catch (error) {
+      fail('forwards', error);
+    }
+  }
+  return report;
+}
+
+function listPids(): number[] {
+  try {
+    return readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e))
+      .map(Number);
+  } catch {
+    return [];
+  }
+}

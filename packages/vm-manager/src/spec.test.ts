@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { VmManagerError } from './errors.js';
+import { parseForwardSpec, parseMemorySize, parseVmSpec } from './spec.js';
+
+const base = { name: 'web', kernel: '/boot/vmlinux' };
+
+function fieldOf(input: unknown): string | undefined {
+  try {
+    parseVmSpec(input);
+  } catch (error) {
+    expect(VmManagerError.isInstance(error)).toBe(true);
+    expect((error as VmManagerError).code).toBe('INVALID_ARGUMENT');
+    return (error as VmManagerError).details.field;
+  }
+  return undefined;
+}
+
+describe('parseVmSpec', () => {
+  it('fills defaults that boot a minimal guest', () => {
+    const spec = parseVmSpec(base);
+    expect(spec).toMatchObject({
+      name: 'web',
+      cpus: 1,
+      memory: 512 * 1024 * 1024,
+      cmdline: 'console=ttyS0 reboot=k panic=1',
+      disks: [],
+      shares: [],
+      network: { enabled: true, queues: 1, forwards: [], mycelium: false },
+      vmm: { extraArgs: [] },
+    });
+  });
+
+  it('accepts sizes in the forms people write', () => {
+    expect(parseMemorySize('1G')).toBe(1024 ** 3);
+    expect(parseMemorySize('1GiB')).toBe(1024 ** 3);
+    expect(parseMemorySize('256m')).toBe(256 * 1024 ** 2);
+    expect(parseMemorySize(1024)).toBe(1024 ** 3);
+    expect(parseMemorySize('lots')).toBeUndefined();
+    expect(parseMemorySize(-1)).toBeUndefined();
+    expect(parseVmSpec({ ...base, memory: '2G' }).memory).toBe(2 * 1024 ** 3);
+  });
+
+  it.each([
+    ['hostile name (newline)', { ...base, name: 'a\nb' }, 'name'],
+    ['hostile name (slash)', { ...base, name: '../etc' }, 'name'],
+    ['hostile name (space)', { ...base, name: 'a b' }, 'name'],
+    ['hostile name (semicolon)', { ...base, name: 'a;rm' }, 'name'],
+    ['empty name', { ...base, name: '' }, 'name'],
+    ['name too long', { ...base, name: 'a'.repeat(64) }, 'name'],
+    ['zero memory', { ...base, memory: 0 }, 'memory'],
+    ['memory lots', { ...base, memory: 'lots' }, 'memory'],
+    ['memory too small', { ...base, memory: '1M' }, 'memory'],
+    ['zero cpus', { ...base, cpus: 0 }, 'cpus'],
+    ['fractional cpus', { ...base, cpus: 1.5 }, 'cpus'],
+    ['missing kernel', { name: 'web' }, 'kernel'],
+    ['relative kernel', { ...base, kernel: 'vmlinux' }, 'kernel'],
+    ['kernel with comma', { ...base, kernel: '/a,b' }, 'kernel'],
+    ['unknown top-level field', { ...base, colour: 'red' }, 'spec'],
+    ['wrong type', { ...base, cpus: '2' }, 'cpus'],
+    [
+      'port 0',
+      { ...base, network: { forwards: [{ hostPort: 0, guestPort: 80 }] } },
+      'network.forwards[0].hostPort',
+    ],
+    [
+      'port 70000',
+      { ...base, network: { forwards: [{ hostPort: 8080, guestPort: 70000 }] } },
+      'network.forwards[0].guestPort',
+    ],
+    [
+      'duplicate host ports',
+      {
+        ...base,
+        network: {
+          forwards: [
+            { hostPort: 8080, guestPort: 80 },
+            { hostPort: 8080, guestPort: 81 },
+          ],
+        },
+      },
+      'network.forwards[1].hostPort',
+    ],
+    [
+      'bad protocol',
+      { ...base, network: { forwards: [{ protocol: 'icmp', hostPort: 1, guestPort: 1 }] } },
+      'network.forwards[0].protocol',
+    ],
+    [
+      'bad hostIp',
+      { ...base, network: { forwards: [{ hostPort: 1, guestPort: 1, hostIp: '1.2.3' }] } },
+      'network.forwards[0].hostIp',
+    ],
+    ['share tag too long', { ...base, shares: [{ hostPath: '/srv', tag: 'x'.repeat(37) }] }, 'shares[0].tag'],
+    ['share tag hostile', { ...base, shares: [{ hostPath: '/srv', tag: 'a b' }] }, 'shares[0].tag'],
+    [
+      'duplicate share tags',
+      {
+        ...base,
+        shares: [
+          { hostPath: '/a', tag: 't' },
+          { hostPath: '/b', tag: 't' },
+        ],
+      },
+      'shares[1].tag',
+    ],
+    ['relative share path', { ...base, shares: [{ hostPath: 'srv', tag: 't' }] }, 'shares[0].hostPath'],
+    [
+      'forwards without network',
+      { ...base, network: { enabled: false, forwards: [{ hostPort: 1, guestPort: 1 }] } },
+      'network.enabled',
+    ],
+    ['cmdline with newline', { ...base, cmdline: 'a\nb' }, 'cmdline'],
+  ])('rejects %s naming the field', (_title, input, field) => {
+    expect(fieldOf(input)).toBe(field);
+  });
+
+  it('parses a single forward with its own field names', () => {
+    expect(parseForwardSpec({ hostPort: 8080, guestPort: 80 })).toEqual({
+      protocol: 'tcp',
+      hostPort: 8080,
+      guestPort: 80,
+    });
+    expect(() => parseForwardSpec({ hostPort: 8080 })).toThrow(/guestPort/);
+  });
+});

@@ -1,0 +1,186 @@
+import { isIPv4 } from '@my-hypervisor/net-ops';
+import { z } from 'zod';
+import { invalidSpec } from './errors.js';
+
+const MiB = 1024 * 1024;
+const units: Record<string, number> = { '': MiB, k: 1024, m: MiB, g: 1024 * MiB, t: 1024 * 1024 * MiB };
+
+/** `512M`, `1G`, `2GiB`, `1536` (MiB): bytes. Undefined when it is not a size. */
+export function parseMemorySize(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value * MiB : undefined;
+  const match = /^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$/i.exec(value);
+  if (!match) return undefined;
+  const bytes = Number(match[1]) * units[match[2]!.toLowerCase()]!;
+  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
+}
+
+/** The smallest guest Cloud Hypervisor boots a minimal kernel in without trouble. */
+export const MIN_MEMORY_BYTES = 64 * MiB;
+
+const vmName = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(63, 'must be at most 63 characters')
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
+    "must start with a letter or digit and contain only letters, digits, '_', '.', '-'",
+  );
+
+const absolutePath = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(4096)
+  .refine((p) => p.startsWith('/'), 'must be an absolute path')
+  .refine(
+    (p) => !p.includes('\0') && !p.includes('\n') && !p.includes(','),
+    'must not contain NUL, newline or comma',
+  );
+
+const port = z.number().int('must be an integer').min(1, 'must be 1–65535').max(65535, 'must be 1–65535');
+
+const forward = z.strictObject({
+  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+  hostPort: port,
+  guestPort: port,
+  hostIp: z.string().refine(isIPv4, 'must be an IPv4 address').optional(),
+});
+
+const share = z.strictObject({
+  hostPath: absolutePath,
+  tag: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(36, 'must be at most 36 bytes')
+    .regex(/^[A-Za-z0-9_.-]+$/, "may only contain letters, digits, '_', '.', '-'"),
+  readOnly: z.boolean().default(false),
+});
+
+const disk = z.strictObject({
+  path: absolutePath,
+  readOnly: z.boolean().default(false),
+});
+
+/** The single source of truth for a VM's description, used by the library and the CLI (flags and spec files). */
+export const vmSpecSchema = z.strictObject({
+  name: vmName,
+  /** Boot vCPUs. */
+  cpus: z
+    .number()
+    .int('must be an integer')
+    .min(1, 'must be at least 1')
+    .max(254, 'must be at most 254')
+    .default(1),
+  /** Guest memory: a size such as `512M` or `1G`, or a number of MiB. */
+  memory: z
+    .union([z.string(), z.number()])
+    .default('512M')
+    .transform((value, ctx) => {
+      const bytes = parseMemorySize(value);
+      if (bytes === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${JSON.stringify(value)} is not a size such as 512M or 2G`,
+        });
+        return z.NEVER;
+      }
+      if (bytes < MIN_MEMORY_BYTES || bytes % MiB !== 0) {
+        ctx.addIssue({ code: 'custom', message: 'must be a whole number of MiB, at least 64M' });
+        return z.NEVER;
+      }
+      return bytes;
+    }),
+  /** Kernel image for direct boot (vmlinux or bzImage). */
+  kernel: absolutePath,
+  initramfs: absolutePath.optional(),
+  /** Kernel command line; the VM's `ip=` argument is appended. */
+  cmdline: z
+    .string()
+    .max(2048)
+    .refine((c) => !/[\0\n]/.test(c), 'must not contain NUL or newline')
+    .default('console=ttyS0 reboot=k panic=1'),
+  disks: z.array(disk).max(16).default([]),
+  shares: z.array(share).max(16).default([]),
+  network: z
+    .strictObject({
+      /** Attach the VM to the manager's network (a TAP on its bridge). */
+      enabled: z.boolean().default(true),
+      /** The bridge the caller expects; must match the manager's. */
+      bridge: z.string().optional(),
+      /** Queue pairs; more than 1 needs a multi-queue TAP. */
+      queues: z.number().int().min(1).max(16).default(1),
+      forwards: z.array(forward).max(64).default([]),
+      /** Give the VM a mycelium IPv6 (the manager's network must be a MyceliumNetwork). */
+      mycelium: z.boolean().default(false),
+    })
+    .default({ enabled: true, queues: 1, forwards: [], mycelium: false }),
+  vmm: z
+    .strictObject({
+      /** cloud-hypervisor binary for this VM; the manager's default when omitted. */
+      binary: absolutePath.optional(),
+      /** Extra arguments for the VMM, for version-specific flags. */
+      extraArgs: z.array(z.string().max(4096)).max(32).default([]),
+    })
+    .default({ extraArgs: [] }),
+});
+
+/** A VM spec as written by a user (defaults optional). */
+export type VmSpecInput = z.input<typeof vmSpecSchema>;
+/** A parsed VM spec: defaults filled, memory in bytes. */
+export type VmSpec = z.output<typeof vmSpecSchema>;
+export type ForwardSpec = VmSpec['network']['forwards'][number];
+export type ShareSpecInput = VmSpec['shares'][number];
+
+/** Parses one port forward (`{ protocol?, hostPort, guestPort, hostIp? }`); errors name the field. */
+export function parseForwardSpec(input: unknown): ForwardSpec {
+  const result = forward.safeParse(input);
+  if (result.success) return result.data;
+  throw issueError(result.error);
+}
+
+function issueError(error: z.ZodError): Error {
+  const issue = error.issues[0]!;
+  const message =
+    issue.code === 'unrecognized_keys'
+      ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
+      : issue.message;
+  return invalidSpec(formatPath(issue.path), message, error);
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : `${out ? '.' : ''}${String(part)}`;
+  return out || 'spec';
+}
+
+/**
+ * Parses an untrusted spec (from flags, YAML or JSON). Throws INVALID_ARGUMENT naming the first bad field
+ * (`memory`, `network.forwards[1].hostPort`, …). Checks across fields too: duplicate host ports and tags.
+ */
+export function parseVmSpec(input: unknown): VmSpec {
+  const result = vmSpecSchema.safeParse(input);
+  if (!result.success) throw issueError(result.error);
+  const spec = result.data;
+  const ports = new Map<string, number>();
+  spec.network.forwards.forEach((f, i) => {
+    const key = `${f.protocol}/${f.hostPort}`;
+    const first = ports.get(key);
+    if (first !== undefined) {
+      throw invalidSpec(
+        `network.forwards[${i}].hostPort`,
+        `${key} is already forwarded by network.forwards[${first}]`,
+      );
+    }
+    ports.set(key, i);
+  });
+  const tags = new Map<string, number>();
+  spec.shares.forEach((s, i) => {
+    const first = tags.get(s.tag);
+    if (first !== undefined)
+      throw invalidSpec(`shares[${i}].tag`, `${s.tag} is already used by shares[${first}]`);
+    tags.set(s.tag, i);
+  });
+  if (!spec.network.enabled && (spec.network.forwards.length > 0 || spec.network.mycelium)) {
+    throw invalidSpec('network.enabled', 'forwards and mycelium need the network enabled');
+  }
+  return spec;
+}

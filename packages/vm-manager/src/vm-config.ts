@@ -1,0 +1,54 @@
+import type { VmConfig } from '@my-hypervisor/chv-client';
+import type { VmNetworkAttachment } from '@my-hypervisor/net-ops';
+import type { VmSpec } from './spec.js';
+
+export interface VmConfigInputs {
+  readonly spec: VmSpec;
+  readonly network?: VmNetworkAttachment;
+  readonly shares: readonly { tag: string; socketPath: string }[];
+  readonly serialLog: string;
+}
+
+/** The guest kernel command line: the spec's, plus the guest's own address (Cloud Hypervisor never sets it). */
+export function kernelCmdline(spec: VmSpec, network?: VmNetworkAttachment): string {
+  const parts = [spec.cmdline.trim()];
+  if (network) parts.push(network.kernelIpArg);
+  if (network?.ipv6)
+    parts.push(`myhv.ipv6=${network.ipv6.address}/${network.ipv6.prefixLength},${network.ipv6.gateway}`);
+  return parts.filter(Boolean).join(' ');
+}
+
+/**
+ * The `vm.create` body. The TAP, MAC and queue count go into `net[]`; the guest IP does not (`NetConfig.ip` is
+ * the host side of the TAP). `memory.shared` is on whenever a share exists (vhost-user needs it). Serial goes to a
+ * file and the console is off, so the VMM never grabs a terminal.
+ */
+export function buildVmConfig({ spec, network, shares, serialLog }: VmConfigInputs): VmConfig {
+  const config: VmConfig = {
+    payload: {
+      kernel: spec.kernel,
+      cmdline: kernelCmdline(spec, network),
+      ...(spec.initramfs ? { initramfs: spec.initramfs } : {}),
+    },
+    cpus: { boot_vcpus: spec.cpus, max_vcpus: spec.cpus },
+    memory: { size: spec.memory, shared: shares.length > 0 },
+    serial: { mode: 'File', file: serialLog },
+    console: { mode: 'Off' },
+    rng: { src: '/dev/urandom' },
+  };
+  if (spec.disks.length > 0) config.disks = spec.disks.map((d) => ({ path: d.path, readonly: d.readOnly }));
+  if (network) {
+    config.net = [
+      {
+        tap: network.tap,
+        mac: network.mac,
+        num_queues: spec.network.queues * 2,
+        queue_size: 256,
+      },
+    ];
+  }
+  if (shares.length > 0) {
+    config.fs = shares.map((s) => ({ tag: s.tag, socket: s.socketPath, num_queues: 1, queue_size: 1024 }));
+  }
+  return config;
+}

@@ -1,0 +1,109 @@
+import { promises as fs } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChvClient, ChvProcess } from '@my-hypervisor/chv-client';
+import { isProcessAlive, processStartTime } from './process-identity.js';
+import type { VmmRecord } from './state-store.js';
+
+/** How the manager runs Cloud Hypervisor. */
+export interface VmmOptions {
+  /** The cloud-hypervisor binary; `cloud-hypervisor` from PATH when omitted. A spec's `vmm.binary` overrides it. */
+  readonly command?: string;
+  /** Arguments placed before ours (e.g. to run the simulator through node). */
+  readonly commandArgs?: readonly string[];
+  /** Run each VMM inside this network namespace (where the TAPs are). */
+  readonly netns?: string;
+  /** VMMs outlive the process that started them (default true: the CLI exits after `vm create`). */
+  readonly detached?: boolean;
+  /** Budget for the VMM to answer `vmm.ping` after spawn. Default 10 s. */
+  readonly readyTimeoutMs?: number;
+  /** How long a guest gets to power off after the power button before harder rungs. Default 5 s. */
+  readonly stopGracefulMs?: number;
+  /** Extra environment for the VMM. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** True when the VMM recorded in `vmm` still runs (same pid and start time). */
+export function vmmAlive(vmm: VmmRecord | undefined): boolean {
+  return vmm?.pid !== undefined && isProcessAlive(vmm.pid, vmm.startTime);
+}
+
+/** Spawns the VMM and waits until it answers; returns its identity for the record. */
+export async function spawnVmm(
+  options: VmmOptions,
+  paths: { socketPath: string; pidFile: string; logFile: string },
+  extra: { binary?: string; extraArgs?: readonly string[] },
+  signal: AbortSignal | undefined,
+): Promise<{ record: VmmRecord; client: ChvClient }> {
+  const command = extra.binary ?? options.command;
+  const vmm = await ChvProcess.spawn({
+    ...(command ? { command } : {}),
+    ...(options.commandArgs && !extra.binary ? { commandArgs: [...options.commandArgs] } : {}),
+    socketPath: paths.socketPath,
+    logFile: paths.logFile,
+    pidFile: paths.pidFile,
+    detached: options.detached ?? true,
+    ...(options.netns ? { netns: options.netns } : {}),
+    ...(extra.extraArgs?.length ? { extraArgs: [...extra.extraArgs] } : {}),
+    ...(options.env ? { env: { ...options.env } } : {}),
+    readyTimeoutMs: options.readyTimeoutMs ?? 10_000,
+    ...(signal ? { signal } : {}),
+  });
+  const pid = vmm.pid;
+  const startTime = processStartTime(pid);
+  // The process is detached and owned by the record from now on; this handle only talks to it.
+  vmm.disown();
+  return {
+    record: { ...paths, pid, ...(startTime !== undefined ? { startTime } : {}) },
+    client: new ChvClient({ socketPath: paths.socketPath }),
+  };
+}
+
+/**
+ * Stops the VMM recorded in `vmm` through the bounded ladder (power button, vm.shutdown, vmm.shutdown, SIGTERM,
+ * SIGKILL). `gracefulMs: 0` skips the guest's grace period (rollback). Returns false when it was not running.
+ */
+export async function stopVmm(
+  vmm: VmmRecord | undefined,
+  { gracefulMs, signal }: { gracefulMs: number; signal?: AbortSignal },
+): Promise<boolean> {
+  if (!vmm) return false;
+  let stopped = false;
+  if (vmm.pid !== undefined && isProcessAlive(vmm.pid, vmm.startTime)) {
+    try {
+      const handle = await ChvProcess.attach({
+        pid: vmm.pid,
+        socketPath: vmm.socketPath,
+        ...(signal ? { signal } : {}),
+      });
+      await handle.stop({ gracefulMs, ...(signal ? { signal } : {}) });
+      stopped = true;
+    } catch {
+      // Attach refuses a process that is not our VMM (or not answering): fall back to signals on the exact pid.
+      stopped = await killProcess(vmm.pid, vmm.startTime);
+    }
+  }
+  await fs.rm(vmm.socketPath, { force: true });
+  await fs.rm(vmm.pidFile, { force: true });
+  return stopped;
+}
+
+/** SIGTERM, up to 2 s, then SIGKILL: only while (pid, start time) is still the process we recorded. */
+export async function killProcess(pid: number, startTime: number | undefined): Promise<boolean> {
+  if (!isProcessAlive(pid, startTime)) return false;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return false;
+  }
+  for (let waited = 0; waited < 2_000; waited += 20) {
+    if (!isProcessAlive(pid, startTime)) return true;
+    await sleep(20);
+  }
+  if (isProcessAlive(pid, startTime)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+  for (let waited = 0; waited < 2_000 && isProcessAlive(pid, startTime); waited += 10) await sleep(10);
+  return true;
+}

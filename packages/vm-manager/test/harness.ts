@@ -1,0 +1,234 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { simulatorCommand } from '@my-hypervisor/chv-client/testing';
+import { LocalOps } from '@my-hypervisor/net-local';
+import { MosnetOps } from '@my-hypervisor/net-mosnet';
+import { createMosnetServer } from '@my-hypervisor/net-mosnet/server';
+import { type BridgeOps, createMemoryNetOps, type MemoryNetOps, type NatOps, TapNetwork, type TapOps } from '@my-hypervisor/net-ops';
+import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '@my-hypervisor/storage-virtiofs';
+import { build } from 'esbuild';
+import type { VmmOptions } from '../src/index.js';
+import { VmManager } from '../src/index.js';
+
+const exec = promisify(execFile);
+
+export const isRoot = process.getuid?.() === 0;
+export const hasVirtiofsd = existsSync(C_VIRTIOFSD_PATH) || existsSync('/usr/libexec/virtiofsd');
+export const realVmm = process.env.MYHV_CLOUD_HYPERVISOR;
+export const SUBNET = '10.62.0.0/24';
+export const BRIDGE = 'myhvbr0';
+
+/** Why a real-binary run cannot happen (it needs a bootable kernel too), or undefined. */
+export const realVmmSkip =
+  realVmm && !process.env.MYHV_TEST_KERNEL
+    ? 'MYHV_CLOUD_HYPERVISOR is set but MYHV_TEST_KERNEL (a bootable kernel) is not'
+    : undefined;
+
+export type BackendKind = 'memory' | 'mosnet' | 'local';
+
+export interface HarnessConfig {
+  readonly backend: BackendKind;
+  readonly shares?: boolean;
+  readonly simEnv?: Record<string, string>;
+}
+
+/** What a child process needs to build the same manager over the same host state. */
+export interface ChildConfig {
+  readonly stateDir: string;
+  readonly runDir: string;
+  readonly backend: Exclude<BackendKind, 'memory'>;
+  readonly mosnetSocket?: string;
+  readonly netns?: string;
+  readonly storageRunDir?: string;
+  readonly vmm: VmmOptions;
+}
+
+export interface Harness extends AsyncDisposable {
+  readonly manager: VmManager;
+  readonly stateDir: string;
+  readonly runDir: string;
+  readonly kernel: string;
+  readonly shareDir: string;
+  readonly memory?: MemoryNetOps;
+  readonly netns?: string;
+  readonly ops: BridgeOps & TapOps & NatOps;
+  readonly child: ChildConfig;
+  /** A fresh manager over the same state (another "process" in spirit). */
+  newManager(): VmManager;
+}
+
+let netnsCounter = 0;
+
+export async function makeHarness(config: HarnessConfig): Promise<Harness> {
+  const root = await mkdtemp(join(tmpdir(), 'myhv-vmm-'));
+  // Sockets need a short path: /tmp/mh-XXXXXX.
+  const runDir = await mkdtemp('/tmp/mh-');
+  const stateDir = join(root, 'state');
+  const kernel = process.env.MYHV_TEST_KERNEL ?? join(root, 'vmlinux');
+  if (!process.env.MYHV_TEST_KERNEL) await writeFile(kernel, 'not a kernel: the simulator only checks it exists\n');
+  const shareDir = join(root, 'share');
+  await mkdir(shareDir);
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  let ops: BridgeOps & TapOps & NatOps;
+  let memory: MemoryNetOps | undefined;
+  let netns: string | undefined;
+  let mosnetSocket: string | undefined;
+  if (config.backend === 'local') {
+    netns = `myhv-vmm-${process.pid}-${netnsCounter++}`;
+    await exec('ip', ['netns', 'add', netns]);
+    cleanups.push(() => exec('ip', ['netns', 'del', netns!]).catch(() => undefined));
+    await exec('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+    ops = new LocalOps({ netns });
+  } else {
+    memory = createMemoryNetOps();
+    ops = memory;
+    if (config.backend === 'mosnet') {
+      mosnetSocket = join(runDir, 'mosnet.sock');
+      const server = await createMosnetServer({ ops: memory, socketPath: mosnetSocket });
+      cleanups.push(() => server.close());
+      const mosnet = await MosnetOps.connect({ socketPath: mosnetSocket });
+      cleanups.push(() => mosnet.close());
+      ops = mosnet;
+    }
+  }
+  const storageRunDir = join(runDir, 'fs');
+  const storage = config.shares ? new VirtioFsStorage({ runDir: storageRunDir, detached: true }) : undefined;
+  if (storage) cleanups.push(() => storage.close());
+
+  const sim = simulatorCommand();
+  const vmm: VmmOptions = realVmm
+    ? { command: realVmm, ...(netns ? { netns } : {}) }
+    : {
+        command: sim.command,
+        commandArgs: [...sim.args],
+        ...(netns ? { netns } : {}),
+        env: { MYHV_SIM_STRICT_TAPS: config.backend === 'local' ? '1' : '0', ...config.simEnv },
+        stopGracefulMs: 1_000,
+      };
+  const newManager = () =>
+    new VmManager({
+      stateDir,
+      runDir,
+      network: new TapNetwork({ bridge: ops, tap: ops, nat: ops, bridgeName: BRIDGE, subnet: SUBNET }),
+      ...(storage ? { storage } : {}),
+      vmm,
+      inventory: { bridge: ops, nat: ops },
+    });
+  const manager = newManager();
+  return {
+    manager,
+    stateDir,
+    runDir,
+    kernel,
+    shareDir,
+    ...(memory ? { memory } : {}),
+    ...(netns ? { netns } : {}),
+    ops,
+    newManager,
+    child: {
+      stateDir,
+      runDir,
+      backend: config.backend === 'memory' ? 'mosnet' : config.backend,
+      ...(mosnetSocket ? { mosnetSocket } : {}),
+      ...(netns ? { netns } : {}),
+      ...(storage ? { storageRunDir } : {}),
+      vmm,
+    },
+    async [Symbol.asyncDispose]() {
+      // Whatever a failed test left: stop VMMs and daemons through the manager's own repair path first.
+      await manager.reconcile().catch(() => undefined);
+      for (const vm of await manager.list().catch(() => [])) await manager.delete(vm.name, { force: true }).catch(() => undefined);
+      for (const cleanup of cleanups.reverse()) await cleanup();
+      await rm(root, { recursive: true, force: true });
+      await rm(runDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Files and directories under `dir`, recursively, relative; for "nothing left behind" assertions. */
+export async function listTree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(sub: string) {
+    for (const entry of await readdir(join(dir, sub), { withFileTypes: true }).catch(() => [])) {
+      const rel = sub ? `${sub}/${entry.name}` : entry.name;
+      out.push(rel);
+      if (entry.isDirectory()) await walk(rel);
+    }
+  }
+  await walk('');
+  return out.sort();
+}
+
+/** Pids whose command line mentions `needle` (VMMs by socket dir, virtiofsd by run dir). */
+export async function pidsMentioning(needle: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const { readFile } = await import('node:fs/promises');
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(needle)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** TAP-like interfaces with our prefix inside `netns`. */
+export async function tapsInNetns(netns: string): Promise<string[]> {
+  const { stdout } = await exec('ip', ['-n', netns, '-json', 'link', 'show']);
+  return (JSON.parse(stdout) as { ifname: string }[]).map((l) => l.ifname).filter((n) => /^myhv[0-9a-f]{11}$/.test(n));
+}
+
+let childBundle: Promise<string> | undefined;
+
+/**
+ * The manager child as one plain JavaScript file (built once per test run): 50 children starting through a
+ * TypeScript loader would measure the loader, not the manager.
+ */
+export function managerChildScript(): Promise<string> {
+  childBundle ??= (async () => {
+    const outfile = join(await mkdtemp(join(tmpdir(), 'myhv-child-')), 'manager-child.mjs');
+    await build({
+      entryPoints: [fileURLToPath(new URL('./fixtures/manager-child.ts', import.meta.url))],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      conditions: ['@my-hypervisor/source'],
+      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+      logLevel: 'error',
+    });
+    return outfile;
+  })();
+  return childBundle;
+}
+
+/** Runs one manager operation in a separate process; resolves with its exit status and output. */
+export async function runManagerChild(
+  child: ChildConfig,
+  request: { op: 'create'; spec: unknown } | { op: 'delete'; name: string },
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const script = await managerChildScript();
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [script, JSON.stringify({ child, request })],
+      { env: { ...process.env, ...env }, maxBuffer: 8 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const e = error as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
+        resolve({
+          code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
+          signal: e?.signal ?? null,
+          stdout,
+          stderr,
+        });
+      },
+    );
+  });
+}
