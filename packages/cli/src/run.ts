@@ -1,18 +1,112 @@
-import { VERSION } from './version.js';
+import { type Command, CommanderError } from 'commander';
+import type { CliIo } from './cli-io.js';
+import { CommandContext, type GlobalFlags } from './context.js';
+import { ExitCode } from './exit-codes.js';
+import { Output } from './output.js';
+import { type CommandId, createProgram } from './program.js';
+
+/** The hidden command the bundled app spawns itself with to act as the simulator VMM. */
+export const SIMULATOR_COMMAND = '__chv-simulator';
+
+/** A command implementation: resolves to its exit code, throws on failure (the error decides the code). */
+export type CommandHandler = (ctx: CommandContext, args: readonly unknown[]) => Promise<number>;
+
+// Each implementation is imported when its command runs, so start-up only pays for the command used.
+const handlers: Record<CommandId, () => Promise<CommandHandler>> = {
+  'vm create': async () => (await import('./commands/vm-create.js')).vmCreate,
+  'vm start': async () => (await import('./commands/vm-lifecycle.js')).vmStart,
+  'vm stop': async () => (await import('./commands/vm-lifecycle.js')).vmStop,
+  'vm restart': async () => (await import('./commands/vm-lifecycle.js')).vmRestart,
+  'vm pause': async () => (await import('./commands/vm-lifecycle.js')).vmPause,
+  'vm resume': async () => (await import('./commands/vm-lifecycle.js')).vmResume,
+  'vm rm': async () => (await import('./commands/vm-rm.js')).vmRm,
+  'vm ls': async () => (await import('./commands/vm-ls.js')).vmLs,
+  'vm inspect': async () => (await import('./commands/vm-inspect.js')).vmInspect,
+  'vm logs': async () => (await import('./commands/vm-logs.js')).vmLogs,
+  'forward add': async () => (await import('./commands/forward.js')).forwardAdd,
+  'forward rm': async () => (await import('./commands/forward.js')).forwardRm,
+  'forward ls': async () => (await import('./commands/forward.js')).forwardLs,
+  'net ls': async () => (await import('./commands/net.js')).netLs,
+  'net ensure': async () => (await import('./commands/net.js')).netEnsure,
+  doctor: async () => (await import('./commands/doctor.js')).doctor,
+  gc: async () => (await import('./commands/gc.js')).gc,
+  demo: async () => (await import('./commands/demo.js')).demo,
+  version: async () => (await import('./commands/version.js')).version,
+};
+
+function eachCommand(command: Command, fn: (c: Command) => void): void {
+  fn(command);
+  for (const sub of command.commands) eachCommand(sub, fn);
+}
 
 /**
- * Runs the myhv command line with `argv` (without node and the script) and resolves to the exit code.
- * The full command tree arrives with the cli issue; today it answers `--version` and `version`.
+ * Runs the myhv command line with `argv` (without node and the script) and resolves to the exit code:
+ * 0 ok, 1 failed (or not found), 2 bad input, 130 interrupted. Never calls `process.exit`.
  */
-export async function run(
-  argv: readonly string[],
-  io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process,
-): Promise<number> {
-  const [first] = argv;
-  if (first === '--version' || first === '-V' || first === 'version') {
-    io.stdout.write(`myhv ${VERSION}\n`);
-    return 0;
+export async function run(argv: readonly string[], io: CliIo = process): Promise<number> {
+  if (argv[0] === SIMULATOR_COMMAND) {
+    const { runSimulatorCli } = await import('@my-hypervisor/chv-client/testing');
+    return runSimulatorCli(argv.slice(1));
   }
-  io.stderr.write(`myhv: unknown command ${JSON.stringify(first ?? '')}; try \`myhv --version\`\n`);
-  return 2;
+  const env = io.env ?? process.env;
+  const tty = io.isTTY ?? (io.stdout as { isTTY?: boolean }).isTTY === true;
+  const color = tty && !env.NO_COLOR;
+  // Until commander has parsed, errors follow the raw flags.
+  const optionArgs = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length);
+  const debug = optionArgs.includes('--debug');
+  let out = new Output(io.stdout, io.stderr, { json: optionArgs.includes('--json'), tty, color });
+  let ctx: CommandContext | undefined;
+  let exitCode: number = ExitCode.OK;
+
+  const program = createProgram(async (id, args, command) => {
+    const flags = command.optsWithGlobals<GlobalFlags>();
+    out = new Output(io.stdout, io.stderr, { json: flags.json === true, tty, color });
+    ctx = new CommandContext({ io, env, out, flags, options: command.opts() });
+    const handler = await handlers[id]();
+    exitCode = await handler(ctx, args);
+  });
+  eachCommand(program, (c) => {
+    c.exitOverride();
+    // In JSON mode stderr carries the one error line only.
+    if (!out.json) c.showHelpAfterError('(add --help for usage)');
+    c.configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      outputError: (text, write) => {
+        if (!out.json) return write(text);
+        const message = text.replace(/^error: /, '').trim();
+        const error = {
+          source: 'CommanderError',
+          code: 'USAGE',
+          message,
+          field: null,
+          hint: 'see --help',
+          exitCode: 2,
+        };
+        write(`${JSON.stringify({ error })}\n`);
+      },
+    });
+  });
+
+  if (argv.length === 0) {
+    io.stdout.write(program.helpInformation());
+    return ExitCode.OK;
+  }
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return ExitCode.OK;
+      if (error.code === 'commander.help') return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+      return ExitCode.USAGE;
+    }
+    // Loaded only on failure: it pulls in every package's error class.
+    const { debugLines, describeError } = await import('./describe-error.js');
+    const report = describeError(error);
+    out.error(report, debug || ctx?.flags.debug === true ? debugLines(error) : []);
+    exitCode = report.exitCode;
+  } finally {
+    await ctx?.close();
+  }
+  return exitCode;
 }

@@ -1,0 +1,208 @@
+import { execFile, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The bundled binary, run exactly as a user would: `node dist/myhv.js …`. */
+export const bin = fileURLToPath(new URL('../dist/myhv.js', import.meta.url));
+
+export interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the bundle with `env` on top of a minimal environment (no MYHV_* from the caller's shell). */
+export function myhv(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      {
+        cwd: '/',
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+        timeout: timeoutMs,
+        maxBuffer: 64 * 1024 * 1024,
+      },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
+  });
+}
+
+/** Parses the one JSON document a `--json` command printed. */
+export function json<T = Record<string, unknown>>(result: Result): T {
+  try {
+    return JSON.parse(result.stdout) as T;
+  } catch {
+    throw new Error(`not JSON (exit ${result.code}):\n${result.stdout}\n${result.stderr}`);
+  }
+}
+
+export const isRoot = process.getuid?.() === 0;
+
+export function have(program: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${program}`]).status === 0;
+}
+
+/** Why the e2e suites cannot run here, or undefined. Printed when they skip. */
+export function e2eSkipReason(): string | undefined {
+  if (!isRoot) return 'not root (they create network namespaces, bridges and TAPs)';
+  for (const p of ['ip', 'nft']) if (!have(p)) return `${p} is missing (apt-get install iproute2 nftables)`;
+  if (!existsSync(bin)) return `${bin} is missing (run the build)`;
+  return undefined;
+}
+
+export function virtiofsdMissing(): boolean {
+  return !existsSync('/usr/lib/qemu/virtiofsd') && !have('virtiofsd');
+}
+
+function sh(args: readonly string[]): string {
+  const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8' });
+  return `${r.stdout}${r.stderr}`;
+}
+
+let counter = 0;
+
+/**
+ * A throwaway world for one test file: a network namespace, a state and a run directory, a placeholder kernel
+ * and a folder to share, and the environment that points the CLI at them (simulator VMM).
+ */
+export class Sandbox {
+  readonly name: string;
+  readonly dir: string;
+  readonly stateDir: string;
+  readonly runDir: string;
+  readonly kernel: string;
+  readonly share: string;
+  readonly env: Record<string, string>;
+
+  constructor(label: string) {
+    counter += 1;
+    this.name = `myhv-e2e-${label}-${process.pid}-${counter}`.slice(0, 60);
+    this.dir = `/run/${this.name}`;
+    this.stateDir = join(this.dir, 'state');
+    this.runDir = join(this.dir, 'run');
+    this.kernel = join(this.dir, 'vmlinux');
+    this.share = join(this.dir, 'share');
+    this.env = {
+      MYHV_STATE_DIR: this.stateDir,
+      MYHV_RUN_DIR: this.runDir,
+      MYHV_NETNS: this.name,
+      MYHV_CLOUD_HYPERVISOR: 'simulator',
+    };
+  }
+
+  create(): this {
+    sh(['ip', 'netns', 'add', this.name]);
+    sh(['ip', '-n', this.name, 'link', 'set', 'lo', 'up']);
+    mkdirSync(this.share, { recursive: true, mode: 0o700 });
+    writeFileSync(this.kernel, '');
+    writeFileSync(join(this.share, 'hello.txt'), 'hello\n');
+    return this;
+  }
+
+  /** Kills whatever runs in the namespace or from the directory, deletes both. */
+  destroy(): void {
+    const pids = new Set<number>();
+    for (const line of sh(['ip', 'netns', 'pids', this.name]).split('\n'))
+      if (/^\d+$/.test(line)) pids.add(Number(line));
+    for (const pid of pidsMentioning(`${this.dir}/`)) pids.add(pid);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+    sh(['ip', 'netns', 'delete', this.name]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Everything a command could have changed, as text: every file and directory under the state and run
+   * directories (path, type, mode, size, mtime, content hash) and the namespace's links, addresses, routes,
+   * nftables ruleset and IPv4 forwarding setting.
+   */
+  snapshot(): string {
+    const lines: string[] = [];
+    const walk = (root: string) => {
+      if (!existsSync(root)) {
+        lines.push(`${root}: absent`);
+        return;
+      }
+      const visit = (path: string) => {
+        const st = lstatSync(path);
+        const hash = st.isFile() ? createHash('sha256').update(readFileSync(path)).digest('hex') : '';
+        lines.push(
+          `${path} ${st.isDirectory() ? 'd' : st.isFile() ? 'f' : 'o'} ${st.mode.toString(8)} ${st.size} ${st.mtimeMs} ${hash}`,
+        );
+        if (st.isDirectory()) for (const entry of readdirSync(path).sort()) visit(join(path, entry));
+      };
+      visit(root);
+    };
+    walk(this.stateDir);
+    walk(this.runDir);
+    const ns = this.name;
+    // Configuration only: carrier, operational state, timers and IPv6 DAD flags change by themselves.
+    const links = JSON.parse(sh(['ip', '-n', ns, '-j', '-d', 'link', 'show']) || '[]') as {
+      ifname: string;
+      mtu: number;
+      address?: string;
+      master?: string;
+      flags: string[];
+      linkinfo?: { info_kind?: string };
+    }[];
+    for (const l of links) {
+      const flags = l.flags.filter((f) => !['NO-CARRIER', 'LOWER_UP', 'M-DOWN'].includes(f)).join(',');
+      lines.push(
+        `link ${l.ifname} ${l.linkinfo?.info_kind ?? '-'} mtu ${l.mtu} ${l.address ?? ''} master ${l.master ?? '-'} ${flags}`,
+      );
+    }
+    const addrs = JSON.parse(sh(['ip', '-n', ns, '-j', 'addr', 'show']) || '[]') as {
+      ifname: string;
+      addr_info: { family: string; local: string; prefixlen: number; scope: string }[];
+    }[];
+    for (const a of addrs) {
+      for (const i of a.addr_info)
+        if (i.scope !== 'link') lines.push(`addr ${a.ifname} ${i.local}/${i.prefixlen}`);
+    }
+    const routes = JSON.parse(sh(['ip', '-n', ns, '-j', 'route', 'show']) || '[]') as {
+      dst: string;
+      dev: string;
+      prefsrc?: string;
+    }[];
+    for (const r of routes) lines.push(`route ${r.dst} dev ${r.dev} src ${r.prefsrc ?? '-'}`);
+    lines.push(sh(['ip', 'netns', 'exec', ns, 'nft', 'list', 'ruleset']));
+    lines.push(`ip_forward ${sh(['ip', 'netns', 'exec', ns, 'sysctl', '-n', 'net.ipv4.ip_forward']).trim()}`);
+    return lines.join('\n');
+  }
+
+  /** Processes started for this sandbox (VMMs in the namespace, virtiofsd with sockets in the run directory). */
+  processes(): number[] {
+    const pids = new Set(pidsMentioning(`${this.dir}/`));
+    for (const line of sh(['ip', 'netns', 'pids', this.name]).split('\n'))
+      if (/^\d+$/.test(line)) pids.add(Number(line));
+    return [...pids];
+  }
+}
+
+export function pidsMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) pids.push(Number(entry));
+    } catch {}
+  }
+  return pids;
+}
+
+export function netnsExists(name: string): boolean {
+  return existsSync(`/run/netns/${name}`);
+}

@@ -1,0 +1,310 @@
+import { constants, existsSync, readFileSync, type Stats, statSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { CliConfig } from '../config.js';
+import { ExitCode } from '../exit-codes.js';
+import { runProgram } from '../host-process.js';
+import type { CommandHandler } from '../run.js';
+import { describeVmm, type VmmChoice, vmmJson } from '../vmm-choice.js';
+
+/** One doctor check in `--json` output. */
+export interface DoctorCheck {
+  readonly id: string;
+  readonly title: string;
+  readonly ok: boolean;
+  /** A failing required check makes `doctor` exit 1; optional ones only warn. */
+  readonly required: boolean;
+  /** Not applicable to this configuration (e.g. the mosnet socket with the local backend). */
+  readonly skipped: boolean;
+  readonly detail: string;
+  /** What to do when it fails. */
+  readonly fix: string | null;
+}
+
+type Probe = Omit<DoctorCheck, 'id' | 'title' | 'required' | 'skipped'> & { skipped?: boolean };
+
+const pass = (detail: string): Probe => ({ ok: true, detail, fix: null });
+const fail = (detail: string, fix: string): Probe => ({ ok: false, detail, fix });
+const skip = (detail: string): Probe => ({ ok: true, skipped: true, detail, fix: null });
+
+function firstLine(text: string): string {
+  return (
+    text
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? ''
+  );
+}
+
+async function programVersion(file: string, args: readonly string[], pkg: string): Promise<Probe> {
+  const out = await runProgram(file, args);
+  if (out.spawnError === 'ENOENT')
+    return fail(`${file} not found`, `apt-get install ${pkg} (or run scripts/setup)`);
+  if (out.exitCode !== 0)
+    return fail(
+      `${file} ${args.join(' ')} failed: ${firstLine(out.stderr) || `exit ${out.exitCode}`}`,
+      `reinstall ${pkg}`,
+    );
+  return pass(firstLine(out.stdout) || firstLine(out.stderr));
+}
+
+async function dirCheck(path: string, what: string): Promise<Probe> {
+  const uid = process.getuid?.() ?? 0;
+  let stat: Stats | undefined;
+  try {
+    stat = statSync(path);
+  } catch {}
+  if (stat) {
+    if (!stat.isDirectory())
+      return fail(`${path} is not a directory`, `remove it, or choose another ${what}`);
+    if (stat.uid !== uid)
+      return fail(`${path} is owned by uid ${stat.uid}, not ${uid}`, `chown ${uid} ${path}`);
+    if ((stat.mode & 0o022) !== 0) {
+      return fail(
+        `${path} is writable by group or others (mode ${(stat.mode & 0o777).toString(8)})`,
+        `chmod 700 ${path}`,
+      );
+    }
+    return pass(`${path} (mode ${(stat.mode & 0o777).toString(8)})`);
+  }
+  let parent = dirname(path);
+  while (!existsSync(parent) && parent !== '/') parent = dirname(parent);
+  try {
+    await access(parent, constants.W_OK);
+    return pass(`${path} does not exist yet; it will be created (0700)`);
+  } catch {
+    return fail(
+      `${path} does not exist and ${parent} is not writable`,
+      `run as root, or choose another ${what}`,
+    );
+  }
+}
+
+async function readSysctl(config: CliConfig, name: string): Promise<string | undefined> {
+  const path = `/proc/sys/${name.replaceAll('.', '/')}`;
+  if (!config.netns) {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  }
+  // /proc/sys/net shows the caller's namespace: read it from inside.
+  const out = await runProgram('ip', ['netns', 'exec', config.netns, 'cat', path]);
+  return out.exitCode === 0 ? out.stdout.trim() : undefined;
+}
+
+async function runChecks(config: CliConfig, vmm: VmmChoice): Promise<DoctorCheck[]> {
+  const local = config.netBackend === 'local';
+  const real = vmm.kind === 'cloud-hypervisor';
+  const nsArgs = config.netns ? ['-n', config.netns] : [];
+  const checks: [string, string, boolean, () => Promise<Probe>][] = [
+    [
+      'root',
+      'running as root',
+      true,
+      async () =>
+        process.getuid?.() === 0
+          ? pass('uid 0')
+          : fail(
+              `uid ${process.getuid?.()}`,
+              'run myhv as root (sudo myhv …): it creates TAPs, bridges and forwards',
+            ),
+    ],
+    [
+      'kvm',
+      'KVM (/dev/kvm)',
+      real,
+      async () => {
+        if (!existsSync('/dev/kvm')) {
+          return fail(
+            `/dev/kvm is missing${real ? '' : ' (not needed by the simulator)'}`,
+            'modprobe kvm_intel (or kvm_amd) and enable virtualisation in the firmware; in a VM, enable nested virtualisation',
+          );
+        }
+        try {
+          await access('/dev/kvm', constants.R_OK | constants.W_OK);
+          return pass('/dev/kvm is usable');
+        } catch {
+          return fail(
+            '/dev/kvm is not readable and writable',
+            'run as root, or add the user to the kvm group',
+          );
+        }
+      },
+    ],
+    [
+      'vmm',
+      'cloud-hypervisor',
+      real,
+      async () => {
+        if (!real) {
+          if (vmm.source !== 'fallback') return pass('the simulator, as configured');
+          return fail(
+            'not found on PATH: the bundled simulator stands in (it speaks the API; no guest runs)',
+            'install cloud-hypervisor (github.com/cloud-hypervisor/cloud-hypervisor/releases) on PATH, or set MYHV_CLOUD_HYPERVISOR',
+          );
+        }
+        const out = await runProgram(vmm.command, ['--version']);
+        if (out.exitCode !== 0) {
+          return fail(
+            `${vmm.command} --version failed: ${firstLine(out.stderr) || out.spawnError || `exit ${out.exitCode}`}`,
+            'reinstall cloud-hypervisor',
+          );
+        }
+        return pass(`${firstLine(out.stdout)} (${vmm.command})`);
+      },
+    ],
+    [
+      'virtiofsd',
+      'virtiofsd (shared folders)',
+      false,
+      async () => {
+        const { detectVirtiofsd } = await import('@my-hypervisor/storage-virtiofs');
+        try {
+          const info = await detectVirtiofsd();
+          const flavour = info.flavour === 'c' ? 'C virtiofsd (QEMU)' : 'Rust virtiofsd';
+          return pass(`${flavour}${info.version ? ` ${info.version}` : ''} at ${info.binary}`);
+        } catch (error) {
+          return fail((error as Error).message, 'apt-get install --no-install-recommends qemu-system-common');
+        }
+      },
+    ],
+    [
+      'tun',
+      'TUN/TAP (/dev/net/tun)',
+      local,
+      async () =>
+        !local
+          ? skip('not used by the mosnet backend')
+          : existsSync('/dev/net/tun')
+            ? pass('/dev/net/tun exists')
+            : fail('/dev/net/tun is missing', 'modprobe tun'),
+    ],
+    [
+      'ip',
+      'iproute2 (ip)',
+      local,
+      async () => (local ? programVersion('ip', ['-V'], 'iproute2') : skip('not used by the mosnet backend')),
+    ],
+    [
+      'nat',
+      `port forwarding (${config.nat})`,
+      local,
+      async () => {
+        if (!local) return skip('forwards are made by mosnet');
+        return config.nat === 'nft'
+          ? programVersion('nft', ['--version'], 'nftables')
+          : programVersion('iptables', ['--version'], 'iptables');
+      },
+    ],
+    [
+      'ip_forward',
+      'IPv4 forwarding',
+      false,
+      async () => {
+        const value = await readSysctl(config, 'net.ipv4.ip_forward');
+        if (value === '1') return pass(`net.ipv4.ip_forward = 1${config.netns ? ` in ${config.netns}` : ''}`);
+        return fail(
+          `net.ipv4.ip_forward = ${value ?? 'unknown'} (forwards from other hosts and VM egress need 1)`,
+          `sysctl -w net.ipv4.ip_forward=1${config.netns ? ` (inside: ip netns exec ${config.netns} …)` : ''}, and persist it in /etc/sysctl.d/`,
+        );
+      },
+    ],
+    [
+      'bridge',
+      `bridge ${config.bridge}`,
+      false,
+      async () => {
+        if (!local) return skip('made by mosnet on first use');
+        const out = await runProgram('ip', [...nsArgs, '-d', '-j', 'link', 'show', 'dev', config.bridge]);
+        if (out.exitCode !== 0)
+          return fail(`${config.bridge} does not exist yet`, 'myhv net ensure (or just create a VM)');
+        const kind = (JSON.parse(out.stdout || '[]') as { linkinfo?: { info_kind?: string } }[])[0]?.linkinfo
+          ?.info_kind;
+        return kind === 'bridge'
+          ? pass(`${config.bridge} exists`)
+          : fail(
+              `${config.bridge} exists but is a ${kind ?? 'plain'} interface, not a bridge`,
+              'choose another --bridge',
+            );
+      },
+    ],
+    ['state-dir', 'state directory', true, () => dirCheck(config.stateDir, '--state-dir')],
+    ['run-dir', 'run directory', true, () => dirCheck(config.runDir, '--run-dir')],
+    [
+      'netns',
+      'network namespace',
+      config.netns !== undefined,
+      async () => {
+        if (!config.netns) return skip('not used (no --netns)');
+        return existsSync(`/run/netns/${config.netns}`)
+          ? pass(`${config.netns} exists`)
+          : fail(`${config.netns} does not exist`, `ip netns add ${config.netns}`);
+      },
+    ],
+    [
+      'mosnet',
+      'mosnet daemon',
+      !local,
+      async () => {
+        if (local) return skip('not used (net backend local)');
+        const { MosnetOps } = await import('@my-hypervisor/net-mosnet');
+        const ops = new MosnetOps({ socketPath: config.mosnetSocket, timeoutMs: 3_000 });
+        try {
+          await ops.discover();
+          return pass(`answering on ${config.mosnetSocket}`);
+        } catch (error) {
+          return fail(
+            `${config.mosnetSocket}: ${(error as Error).message}`,
+            'start mosnetd, or pass --mosnet-socket',
+          );
+        } finally {
+          await ops.close();
+        }
+      },
+    ],
+  ];
+  return Promise.all(
+    checks.map(async ([id, title, required, probe]) => {
+      const result = await probe().catch((error: unknown) =>
+        fail(String((error as Error)?.message ?? error), 'run again with --debug'),
+      );
+      return {
+        id,
+        title,
+        required,
+        skipped: result.skipped ?? false,
+        ok: result.ok,
+        detail: result.detail,
+        fix: result.fix,
+      };
+    }),
+  );
+}
+
+/** `myhv doctor`: each check ✓/✗ with a fix; exit 1 when a required check fails. */
+export const doctor: CommandHandler = async (ctx) => {
+  const config = await ctx.config();
+  const vmm = await ctx.vmm();
+  const checks = await runChecks(config, vmm);
+  const ok = checks.every((c) => c.ok || !c.required);
+  const { out } = ctx;
+  out.result({ ok, vmm: vmmJson(vmm), config: { ...config }, checks }, () => {
+    out.print(describeVmm(vmm));
+    const width = Math.max(...checks.map((c) => c.title.length));
+    for (const c of checks) {
+      const mark = c.skipped
+        ? out.style.dim('-')
+        : c.ok
+          ? out.style.green('✓')
+          : c.required
+            ? out.style.red('✗')
+            : out.style.yellow('✗');
+      out.print(`${mark} ${c.title.padEnd(width)}  ${c.detail}${!c.ok && !c.required ? ' (optional)' : ''}`);
+      if (!c.ok && c.fix) out.print(`  ${' '.repeat(width)}  fix: ${c.fix}`);
+    }
+    out.print(ok ? out.ok('ready') : out.bad('not ready: fix the required checks marked ✗'));
+  });
+  return ok ? ExitCode.OK : ExitCode.FAILED;
+};

@@ -1,0 +1,70 @@
+import type { CliIo } from './cli-io.js';
+import type { CliConfig } from './config.js';
+import type { Output } from './output.js';
+import type { SettingKey } from './settings.js';
+import { chooseVmm, type SimulatorCommand, type VmmChoice } from './vmm-choice.js';
+
+/** The global flags as commander parsed them (settings only when given on the command line). */
+export type GlobalFlags = Partial<Record<SettingKey | 'config', string>> & {
+  readonly json?: boolean;
+  readonly debug?: boolean;
+};
+
+/** What one command invocation works with: io, output, its flags, and lazily the config and VMM choice. */
+export class CommandContext {
+  readonly io: CliIo;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly out: Output;
+  readonly flags: GlobalFlags;
+  /** The leaf command's own options. */
+  readonly options: Readonly<Record<string, unknown>>;
+  #config: Promise<CliConfig> | undefined;
+  #vmm: Promise<VmmChoice> | undefined;
+  readonly #cleanups: (() => Promise<void>)[] = [];
+
+  constructor(init: {
+    io: CliIo;
+    env: Readonly<Record<string, string | undefined>>;
+    out: Output;
+    flags: GlobalFlags;
+    options: Readonly<Record<string, unknown>>;
+  }) {
+    this.io = init.io;
+    this.env = init.env;
+    this.out = init.out;
+    this.flags = init.flags;
+    this.options = init.options;
+  }
+
+  /** The resolved settings (flag > env > config file > default), validated once. */
+  config(): Promise<CliConfig> {
+    this.#config ??= import('./config.js').then(({ resolveConfig }) =>
+      resolveConfig({ flags: this.flags, env: this.env }),
+    );
+    return this.#config;
+  }
+
+  /** The VMM this invocation uses (see `chooseVmm`). */
+  vmm(): Promise<VmmChoice> {
+    this.#vmm ??= (async () => chooseVmm(await this.config(), this.env, await this.simulator()))();
+    return this.#vmm;
+  }
+
+  async simulator(): Promise<SimulatorCommand> {
+    if (this.io.simulator) return this.io.simulator;
+    const { simulatorCommand } = await import('@my-hypervisor/chv-client/testing');
+    return simulatorCommand();
+  }
+
+  /** Registers cleanup to run when the command ends, last registered first. */
+  defer(cleanup: () => Promise<void>): void {
+    this.#cleanups.push(cleanup);
+  }
+
+  async close(): Promise<void> {
+    while (this.#cleanups.length > 0) {
+      const cleanup = this.#cleanups.pop()!;
+      await cleanup().catch(() => undefined);
+    }
+  }
+}

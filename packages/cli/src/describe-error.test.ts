@@ -1,0 +1,76 @@
+import { ChvApiError } from '@my-hypervisor/chv-client';
+import { NetOpsError } from '@my-hypervisor/net-ops';
+import { StorageError } from '@my-hypervisor/storage-virtiofs';
+import { parseVmSpec, VmManagerError } from '@my-hypervisor/vm-manager';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { debugLines, describeError, exitCodeFor } from './describe-error.js';
+import { CliError } from './errors.js';
+import { ExitCode } from './exit-codes.js';
+
+describe('exitCodeFor', () => {
+  it.each([
+    ['CliError USAGE', new CliError('USAGE', 'x'), ExitCode.USAGE],
+    ['CliError INVALID_ARGUMENT', new CliError('INVALID_ARGUMENT', 'x'), ExitCode.USAGE],
+    ['CliError INTERRUPTED', new CliError('INTERRUPTED', 'x'), ExitCode.INTERRUPTED],
+    ['CliError NOT_ROOT', new CliError('NOT_ROOT', 'x'), ExitCode.FAILED],
+    ['VmManagerError INVALID_ARGUMENT', new VmManagerError('INVALID_ARGUMENT', 'x'), ExitCode.USAGE],
+    ['VmManagerError NOT_FOUND', new VmManagerError('NOT_FOUND', 'x'), ExitCode.FAILED],
+    ['VmManagerError ALREADY_EXISTS', new VmManagerError('ALREADY_EXISTS', 'x'), ExitCode.FAILED],
+    ['VmManagerError VMM_FAILED', new VmManagerError('VMM_FAILED', 'x'), ExitCode.FAILED],
+    ['NetOpsError INVALID_ARGUMENT', new NetOpsError('INVALID_ARGUMENT', 'x'), ExitCode.USAGE],
+    ['NetOpsError PERMISSION_DENIED', new NetOpsError('PERMISSION_DENIED', 'x'), ExitCode.FAILED],
+    ['StorageError INVALID_ARGUMENT', new StorageError('INVALID_ARGUMENT', 'x'), ExitCode.USAGE],
+    ['StorageError START_FAILED', new StorageError('START_FAILED', 'x'), ExitCode.FAILED],
+    ['ChvApiError INVALID_ARGUMENT', new ChvApiError('INVALID_ARGUMENT', 'x'), ExitCode.USAGE],
+    ['ChvApiError EXITED', new ChvApiError('EXITED', 'x'), ExitCode.FAILED],
+    ['a plain Error', new Error('boom'), ExitCode.FAILED],
+    ['a string', 'boom', ExitCode.FAILED],
+  ])('%s → %i', (_label, error, code) => {
+    expect(exitCodeFor(error)).toBe(code);
+  });
+
+  it('maps a zod error to 2', () => {
+    const result = z.object({ a: z.number() }).safeParse({ a: 'x' });
+    expect(result.success).toBe(false);
+    expect(exitCodeFor(result.error)).toBe(ExitCode.USAGE);
+    expect(describeError(result.error)).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'a', exitCode: 2 });
+  });
+});
+
+describe('describeError', () => {
+  it('reports the field of a spec error', () => {
+    let error: unknown;
+    try {
+      parseVmSpec({ name: 'a', kernel: '/k', memory: 'lots' });
+    } catch (e) {
+      error = e;
+    }
+    expect(describeError(error)).toMatchObject({
+      source: 'VmManagerError',
+      code: 'INVALID_ARGUMENT',
+      field: 'memory',
+      exitCode: 2,
+    });
+  });
+
+  it('gives a hint for common failures', () => {
+    expect(describeError(new VmManagerError('NOT_FOUND', 'no VM named x')).hint).toMatch(/myhv vm ls/);
+    expect(describeError(new NetOpsError('PERMISSION_DENIED', 'denied')).hint).toMatch(/root/);
+    expect(describeError(new CliError('FAILED', 'x', { details: { hint: 'do this' } })).hint).toBe('do this');
+    expect(describeError(new Error('x'))).toMatchObject({ code: 'UNEXPECTED', hint: null, exitCode: 1 });
+  });
+});
+
+describe('debugLines', () => {
+  it('walks the cause chain and includes long messages', () => {
+    const inner = new NetOpsError('BACKEND_FAILURE', 'nft failed', {
+      details: { command: ['nft', '-f', '-'], exitCode: 1, stderr: 'Error: syntax error' },
+    });
+    const outer = new VmManagerError('NETWORK_FAILED', 'web: network failed', { cause: inner });
+    const text = debugLines(outer).join('\n');
+    expect(text).toContain('error: VmManagerError [NETWORK_FAILED]: web: network failed');
+    expect(text).toContain('caused by: NetOpsError [BACKEND_FAILURE]: nft failed');
+    expect(text).toContain('stderr: Error: syntax error');
+  });
+});

@@ -1,0 +1,161 @@
+import { ChvApiError } from '@my-hypervisor/chv-client';
+import { NetOpsError } from '@my-hypervisor/net-ops';
+import { StorageError } from '@my-hypervisor/storage-virtiofs';
+import { VmManagerError } from '@my-hypervisor/vm-manager';
+import { CliError } from './errors.js';
+import { ExitCode, type ExitCodeValue } from './exit-codes.js';
+
+/** An error as the CLI reports it (also the `error` object of `--json` output on stderr). */
+export interface ErrorReport {
+  /** The error class: CliError, VmManagerError, NetOpsError, StorageError, ChvApiError, or Error. */
+  readonly source: string;
+  /** The stable code of that class (`INVALID_ARGUMENT`, `NOT_FOUND`, …); `UNEXPECTED` for anything else. */
+  readonly code: string;
+  readonly message: string;
+  /** The flag, variable or spec field at fault, when known. */
+  readonly field: string | null;
+  /** What to do about it. */
+  readonly hint: string | null;
+  readonly exitCode: ExitCodeValue;
+}
+
+interface CodedError {
+  readonly source: string;
+  readonly code: string;
+  readonly details: { readonly field?: unknown; readonly hint?: unknown; readonly vm?: unknown };
+}
+
+function coded(error: unknown): CodedError | undefined {
+  if (CliError.isInstance(error)) return { source: 'CliError', code: error.code, details: error.details };
+  if (VmManagerError.isInstance(error))
+    return { source: 'VmManagerError', code: error.code, details: error.details };
+  if (NetOpsError.isInstance(error))
+    return { source: 'NetOpsError', code: error.code, details: error.details };
+  if (StorageError.isInstance(error))
+    return { source: 'StorageError', code: error.code, details: error.details };
+  if (ChvApiError.isInstance(error))
+    return { source: 'ChvApiError', code: error.code, details: error.details };
+  return undefined;
+}
+
+function isZodError(error: unknown): error is { issues: { path: PropertyKey[]; message: string }[] } {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { name?: unknown }).name === 'ZodError' &&
+    Array.isArray((error as { issues?: unknown }).issues)
+  );
+}
+
+/**
+ * The exit code for an error: 2 for bad input (usage, INVALID_ARGUMENT of any of our packages, zod), 130 for an
+ * interruption, 1 for everything else — NOT_FOUND included: the input was well-formed, the thing is missing.
+ */
+export function exitCodeFor(error: unknown): ExitCodeValue {
+  const c = coded(error);
+  if (c) {
+    if (c.code === 'USAGE' || c.code === 'INVALID_ARGUMENT') return ExitCode.USAGE;
+    if (c.code === 'INTERRUPTED') return ExitCode.INTERRUPTED;
+    return ExitCode.FAILED;
+  }
+  if (isZodError(error)) return ExitCode.USAGE;
+  return ExitCode.FAILED;
+}
+
+const vmHints: Record<string, string> = {
+  NOT_FOUND: 'run `myhv vm ls` to see the VMs on this host',
+  ALREADY_EXISTS: 'choose another name, or remove the old VM with `myhv vm rm NAME`',
+  WRONG_STATE: 'see the VM with `myhv vm inspect NAME`; `myhv vm rm --force` stops a running VM first',
+  BUSY: 'another myhv command is working on this VM; retry when it has finished',
+  CONFLICT: 'choose another host port; `myhv forward ls` shows the ones in use',
+  EXHAUSTED: 'remove VMs you no longer need, or use a larger --subnet',
+  NETWORK_FAILED: 'run `myhv doctor`; add --debug to see the failing command and its output',
+  STORAGE_FAILED: 'run `myhv doctor` (virtiofsd); add --debug to see the daemon output',
+  VMM_FAILED: 'see `myhv vm logs NAME --vmm`; add --debug for the VMM log tail',
+  CORRUPT_STATE: 'look at the state file under the state directory; `myhv gc` leaves it alone',
+  TIMEOUT: 'the host may be overloaded; retry, or run `myhv doctor`',
+};
+
+const netHints: Record<string, string> = {
+  PERMISSION_DENIED: 'run myhv as root (network changes need CAP_NET_ADMIN)',
+  BACKEND_UNAVAILABLE: 'run `myhv doctor` to see what is missing',
+  CONFLICT: 'choose another host port or name; `myhv net ls` shows what is in use',
+};
+
+function hintFor(c: CodedError | undefined): string | null {
+  if (!c) return null;
+  if (typeof c.details.hint === 'string') return c.details.hint;
+  if (c.source === 'VmManagerError') return vmHints[c.code] ?? null;
+  if (c.source === 'NetOpsError') return netHints[c.code] ?? null;
+  if (c.source === 'StorageError' && c.code === 'BINARY_MISSING') {
+    return 'apt-get install --no-install-recommends qemu-system-common (or run scripts/setup)';
+  }
+  return null;
+}
+
+/** What the CLI prints for `error`: message, code, field, a hint, and the exit code. */
+export function describeError(error: unknown): ErrorReport {
+  const c = coded(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (!c && isZodError(error)) {
+    const issue = error.issues[0];
+    const field = issue ? issue.path.map(String).join('.') || null : null;
+    return {
+      source: 'ZodError',
+      code: 'INVALID_ARGUMENT',
+      message: issue ? `${field ?? 'input'}: ${issue.message}` : message,
+      field,
+      hint: null,
+      exitCode: ExitCode.USAGE,
+    };
+  }
+  return {
+    source: c?.source ?? (error instanceof Error ? error.name : 'Error'),
+    code: c?.code ?? 'UNEXPECTED',
+    message,
+    field: typeof c?.details.field === 'string' ? c.details.field : null,
+    hint: hintFor(c),
+    exitCode: exitCodeFor(error),
+  };
+}
+
+/** The cause chain for `--debug`: each error's long message (command, stderr, log tails) and stack. */
+export function debugLines(error: unknown): string[] {
+  const lines: string[] = [];
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  let depth = 0;
+  while (current !== undefined && current !== null && !seen.has(current) && depth < 16) {
+    seen.add(current);
+    const prefix = depth === 0 ? 'error' : 'caused by';
+    if (current instanceof Error) {
+      const c = coded(current);
+      const long = (current as { longMessage?: unknown }).longMessage;
+      lines.push(`${prefix}: ${current.name}${c ? ` [${c.code}]` : ''}: ${current.message}`);
+      if (typeof long === 'string' && long !== current.message) {
+        for (const l of long.split('\n').slice(1)) lines.push(`  ${l}`);
+      }
+      const details = (current as { details?: unknown }).details;
+      if (details && typeof details === 'object' && Object.keys(details).length > 0) {
+        lines.push(`  details: ${safeJson(details)}`);
+      }
+      if (current.stack) {
+        for (const l of current.stack.split('\n').slice(1, 6)) lines.push(`  ${l.trim()}`);
+      }
+      current = current.cause;
+    } else {
+      lines.push(`${prefix}: ${String(current)}`);
+      break;
+    }
+    depth++;
+  }
+  return lines;
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+  } catch {
+    return String(value);
+  }
+}

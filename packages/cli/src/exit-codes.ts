@@ -1,0 +1,13 @@
+/** The exit codes of `myhv`. */
+export const ExitCode = {
+  /** The command did what it was asked. */
+  OK: 0,
+  /** The operation ran and failed, or what it acts on does not exist (NOT_FOUND). */
+  FAILED: 1,
+  /** Bad input: usage, a flag, a variable, a config or spec file. Nothing was changed. */
+  USAGE: 2,
+  /** Interrupted by SIGINT or SIGTERM, after cleaning up (128 + SIGINT). */
+  INTERRUPTED: 130,
+} as const;
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

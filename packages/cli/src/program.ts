@@ -1,0 +1,137 @@
+import { Command, Option } from 'commander';
+import { settings } from './settings.js';
+import { VERSION } from './version.js';
+
+/** Identifies a leaf command: `vm create`, `forward ls`, `doctor`, … */
+export type CommandId =
+  | 'vm create'
+  | 'vm start'
+  | 'vm stop'
+  | 'vm restart'
+  | 'vm rm'
+  | 'vm ls'
+  | 'vm inspect'
+  | 'vm pause'
+  | 'vm resume'
+  | 'vm logs'
+  | 'forward add'
+  | 'forward rm'
+  | 'forward ls'
+  | 'net ls'
+  | 'net ensure'
+  | 'doctor'
+  | 'gc'
+  | 'demo'
+  | 'version';
+
+/** What a leaf command's action hands to the runner: its id, positional arguments and the command itself. */
+export type Invoke = (id: CommandId, args: readonly unknown[], command: Command) => Promise<void>;
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/**
+ * The myhv command tree: names, arguments, options and help, but no behaviour — each leaf calls `invoke`, which
+ * loads its implementation on demand (so `myhv version` loads none of them). docs/cli.md is generated from it.
+ */
+export function createProgram(invoke: Invoke): Command {
+  const program = new Command('myhv')
+    .description('Run Cloud Hypervisor microVMs on this host.')
+    .version(`myhv ${VERSION}`, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .option('--json', 'print one JSON document on stdout (shapes in docs/cli.md); errors as JSON on stderr')
+    .option('--debug', 'on failure, also print the cause chain, commands and their output')
+    .option('--config <file>', 'config file (default: MYHV_CONFIG, else /etc/myhv/config.yaml if present)');
+  for (const s of settings) {
+    // Only the flag is parsed here: resolveConfig applies flag > environment > config file > default.
+    const where = s.defaultValue === undefined ? `env ${s.env}` : `env ${s.env}, default ${s.defaultValue}`;
+    program.addOption(new Option(s.flag, `${s.description} [${where}]`));
+  }
+  program.addHelpText(
+    'after',
+    '\nEnvironment: MYHV_CONFIG, MYHV_STATE_DIR, MYHV_RUN_DIR, MYHV_NET_BACKEND, MYHV_NAT, MYHV_MOSNET_SOCKET, MYHV_NETNS,\n' +
+      'MYHV_BRIDGE, MYHV_SUBNET, MYHV_CLOUD_HYPERVISOR, NO_COLOR. Precedence: flag > environment > config file > default.\n' +
+      'Exit codes: 0 ok, 1 operation failed (or not found), 2 bad input, 130 interrupted.',
+  );
+
+  const leaf = (parent: Command, name: string, id: CommandId, description: string) =>
+    parent
+      .command(name)
+      .description(description)
+      .action(async (...all: unknown[]) => {
+        const command = all.at(-1) as Command;
+        await invoke(id, all.slice(0, -2), command);
+      });
+
+  const vm = program.command('vm').description('create and run VMs');
+  leaf(vm, 'create', 'vm create', 'create and boot a VM from flags or a spec file')
+    .argument('[name]', 'the VM name (letters, digits, _ . -; up to 63); or give it in the spec file')
+    .option('-f, --file <path>', 'a VmSpec in YAML or JSON ("-" reads stdin); not combined with spec flags')
+    .option('--kernel <path>', 'kernel image to boot (vmlinux or bzImage)')
+    .option('--initramfs <path>', 'initramfs image')
+    .option('--cmdline <text>', 'kernel command line; the VM address is appended')
+    .option('--cpus <n>', 'vCPUs (1–254)')
+    .option('--memory <size>', 'memory, e.g. 512M, 2G (at least 64M)')
+    .option('--disk <path[:ro]>', 'a disk image; repeat for more', collect)
+    .option(
+      '--share <dir:tag[:ro]>',
+      'share a host directory over virtio-fs under a tag; repeat for more',
+      collect,
+    )
+    .option(
+      '-p, --forward <[hostIp:]hostPort:guestPort[/proto]>',
+      'forward a host port to the VM; repeat',
+      collect,
+    )
+    .option('--queues <n>', 'network queue pairs (1–16)')
+    .option('--no-network', 'no network interface (no address, no forwards)')
+    .option('--vmm-arg <arg>', 'an extra cloud-hypervisor argument; repeat for more', collect);
+  leaf(vm, 'start', 'vm start', 'boot a stopped VM').argument('<name>', 'the VM');
+  leaf(vm, 'stop', 'vm stop', 'stop a VM (power button, then harder); its address and forwards stay')
+    .argument('<name>', 'the VM')
+    .option('-t, --timeout <seconds>', 'how long the guest gets to power off before harder stops', '5');
+  leaf(vm, 'restart', 'vm restart', 'stop, then start a VM')
+    .argument('<name>', 'the VM')
+    .option('-t, --timeout <seconds>', 'how long the guest gets to power off before harder stops', '5');
+  leaf(vm, 'rm', 'vm rm', 'delete VMs and everything they own (address, TAP, forwards, logs)')
+    .alias('remove')
+    .argument('<names...>', 'the VMs')
+    .option('-f, --force', 'stop running VMs first');
+  leaf(vm, 'ls', 'vm ls', 'list VMs (reads state only: spawns nothing)').alias('list');
+  leaf(vm, 'inspect', 'vm inspect', 'show everything about a VM').argument('<name>', 'the VM');
+  leaf(vm, 'pause', 'vm pause', 'pause a running VM').argument('<name>', 'the VM');
+  leaf(vm, 'resume', 'vm resume', 'resume a paused VM').argument('<name>', 'the VM');
+  leaf(vm, 'logs', 'vm logs', "print a VM's serial console log (or its VMM log)")
+    .argument('<name>', 'the VM')
+    .option('--vmm', "the VMM's own log instead of the serial console")
+    .option('-n, --tail <lines>', 'only the last lines')
+    .option('-F, --follow', 'keep printing new lines until interrupted');
+
+  const forward = program.command('forward').description('port forwards from the host to VMs');
+  leaf(forward, 'add', 'forward add', 'forward a host port to a VM (kept across stop/start)')
+    .argument('<vm>', 'the VM')
+    .argument('<forward>', '[hostIp:]hostPort:guestPort[/tcp|udp], e.g. 8080:80 or 127.0.0.1:5353:53/udp');
+  leaf(forward, 'rm', 'forward rm', "remove a VM's port forward")
+    .alias('remove')
+    .argument('<vm>', 'the VM')
+    .argument('<hostPort>', 'hostPort[/tcp|udp], e.g. 8080 or 5353/udp');
+  leaf(forward, 'ls', 'forward ls', 'list port forwards (of one VM, or all)')
+    .alias('list')
+    .argument('[vm]', 'only this VM');
+
+  const net = program.command('net').description('the host network VMs join');
+  leaf(
+    net,
+    'ls',
+    'net ls',
+    'show the bridge, its ports and the installed forwards, with the VMs owning them',
+  ).alias('list');
+  leaf(net, 'ensure', 'net ensure', 'create the bridge with its gateway address if missing (idempotent)');
+
+  leaf(program, 'doctor', 'doctor', 'check the host: KVM, cloud-hypervisor, virtiofsd, nft/iptables, …');
+  leaf(program, 'gc', 'gc', 'repair drift: finish or roll back interrupted work, remove what no VM owns');
+  leaf(program, 'demo', 'demo', 'run a whole VM lifecycle in a throwaway network namespace, then clean up')
+    .option('--kernel <path>', 'kernel to boot (required with a real cloud-hypervisor)')
+    .option('--initramfs <path>', 'initramfs to boot with --kernel');
+  leaf(program, 'version', 'version', 'print the version');
+  return program;
+}

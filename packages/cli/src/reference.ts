@@ -1,0 +1,279 @@
+import { vmSpecSchema } from '@my-hypervisor/vm-manager';
+import type { Command, Help } from 'commander';
+import { z } from 'zod';
+import { DEFAULT_CONFIG_FILE } from './config.js';
+import { cliErrorCodes } from './errors.js';
+import { createProgram } from './program.js';
+import { settings } from './settings.js';
+
+const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const table = (head: readonly string[], rows: readonly (readonly string[])[]) =>
+  [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`),
+  ].join('\n');
+
+function fullName(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+function leaves(command: Command): Command[] {
+  const help = command.createHelp();
+  const subs = help.visibleCommands(command).filter((c) => c.name() !== 'help');
+  if (subs.length === 0) return [command];
+  return subs.flatMap(leaves);
+}
+
+function commandSection(command: Command, help: Help): string {
+  const name = fullName(command);
+  const parts = [`### \`${name}\``, '', command.description(), '', '```', help.commandUsage(command), '```'];
+  const aliases = command.aliases();
+  if (aliases.length > 0) parts.push('', `Alias: ${aliases.map((a) => `\`${a}\``).join(', ')}.`);
+  const args = help.visibleArguments(command);
+  if (args.length > 0) {
+    parts.push(
+      '',
+      table(
+        ['argument', 'description'],
+        args.map((a) => [`\`${help.argumentTerm(a)}\``, help.argumentDescription(a)]),
+      ),
+    );
+  }
+  const options = help.visibleOptions(command).filter((o) => o.long !== '--help');
+  if (options.length > 0) {
+    parts.push(
+      '',
+      table(
+        ['option', 'description'],
+        options.map((o) => [`\`${help.optionTerm(o)}\``, help.optionDescription(o)]),
+      ),
+    );
+  }
+  return parts.join('\n');
+}
+
+interface JsonSchemaNode {
+  type?: string | string[];
+  properties?: Record<string, JsonSchemaNode>;
+  items?: JsonSchemaNode;
+  required?: string[];
+  default?: unknown;
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  maxItems?: number;
+  pattern?: string;
+}
+
+/** One row per field of the VmSpec, generated from the schema itself (vm-manager's `vmSpecSchema`). */
+function specRows(node: JsonSchemaNode, prefix: string, required: readonly string[], rows: string[][]): void {
+  for (const [key, child] of Object.entries(node.properties ?? {})) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const type = Array.isArray(child.type) ? child.type.join(' or ') : (child.type ?? 'any');
+    const limits: string[] = [];
+    if (child.enum) limits.push(`one of ${child.enum.join(', ')}`);
+    if (child.minimum !== undefined || child.maximum !== undefined)
+      limits.push(`${child.minimum ?? ''}–${child.maximum ?? ''}`);
+    if (child.maxLength !== undefined) limits.push(`≤ ${child.maxLength} chars`);
+    if (child.maxItems !== undefined) limits.push(`≤ ${child.maxItems} items`);
+    if (child.pattern) limits.push(`\`${child.pattern}\``);
+    const isRequired = required.includes(key);
+    const dflt = child.default === undefined ? '' : `\`${JSON.stringify(child.default)}\``;
+    if (child.type === 'object' && child.properties) {
+      rows.push([`\`${path}\``, 'object', isRequired ? 'yes' : '', dflt, '']);
+      specRows(child, path, child.required ?? [], rows);
+    } else if (child.type === 'array' && child.items?.properties) {
+      rows.push([`\`${path}[]\``, 'array of objects', isRequired ? 'yes' : '', dflt, limits.join(', ')]);
+      specRows(child.items, `${path}[]`, child.items.required ?? [], rows);
+    } else {
+      const itemType = child.type === 'array' ? `array of ${child.items?.type ?? 'any'}` : type;
+      rows.push([`\`${path}\``, itemType, isRequired ? 'yes' : '', dflt, limits.join(', ')]);
+    }
+  }
+}
+
+const jsonShapes = `Every command prints exactly one JSON document on stdout with \`--json\`; progress and notes are not
+printed. Fields are only ever added, never renamed or removed, within a major version. \`VmInfo\` is the
+\`VmInfo\` of \`@my-hypervisor/vm-manager\` (memory in bytes); \`StepEvent\` lines are \`{ vm, op, step, phase, ms,
+error }\` for each finished (\`done\`), \`failed\` or \`undone\` step, \`ms\` rounded to 0.01.
+
+\`\`\`ts
+type Vmm = { kind: 'cloud-hypervisor' | 'simulator'; path: string | null; source: 'flag' | 'env' | 'config' | 'path' | 'fallback' };
+type Forward = { protocol: 'tcp' | 'udp'; hostPort: number; guestIp: string; guestPort: number; hostIp: string | null };
+type VmSummary = { name: string; id: string; status: 'creating' | 'stopped' | 'running' | 'paused' | 'deleting';
+  vmmAlive: boolean; ip: string | null; cpus: number; memory: number; forwards: Forward[]; shares: string[]; createdAt: string };
+type Step = { vm: string; op: string; step: string; phase: 'done' | 'failed' | 'undone'; ms: number | null; error: string | null };
+
+// myhv version
+{ name: 'myhv'; version: string; node: string }
+// myhv vm create | vm start | vm restart
+{ vmm: Vmm; vm: VmInfo; steps: Step[] }
+// myhv vm stop | vm pause | vm resume
+{ vm: VmInfo; steps: Step[] }
+// myhv vm rm
+{ removed: { name: string; id: string }[]; steps: Step[] }
+// myhv vm ls
+{ vms: VmSummary[] }
+// myhv vm inspect
+{ vm: VmInfo }
+// myhv vm logs (not with --follow)
+{ vm: string; log: 'serial' | 'vmm'; path: string; lines: string[] }
+// myhv forward add
+{ vm: string; forward: Forward }
+// myhv forward rm
+{ vm: string; protocol: 'tcp' | 'udp'; hostPort: number; removed: boolean }
+// myhv forward ls
+{ forwards: (Forward & { vm: string })[] }
+// myhv net ensure
+{ backend: 'local' | 'mosnet'; netns: string | null; bridge: { name: string; address: string; subnet: string; created: boolean } }
+// myhv net ls (ports / forwards are null when the backend cannot list them, named in unsupported)
+{ backend: 'local' | 'mosnet'; netns: string | null;
+  bridge: { name: string; subnet: string; exists: boolean; ports: { name: string; vm: string | null }[] | null };
+  forwards: (Forward & { owner: string | null; vm: string | null })[] | null; unsupported: string[] }
+// myhv doctor (exit 1 when a required check fails)
+{ ok: boolean; vmm: Vmm; config: CliConfig;
+  checks: { id: string; title: string; ok: boolean; required: boolean; skipped: boolean; detail: string; fix: string | null }[] }
+// myhv gc (exit 1 when errors is not empty); kind: vm, vmm, virtiofsd, tap, forward, ip, run-dir, temp-file,
+// and for abandoned demos: process, netns, demo-dir
+{ changes: { kind: string; target: string; action: string; vm?: string }[];
+  skipped: { target: string; reason: string }[]; errors: { target: string; message: string }[] }
+// myhv demo
+{ vmm: Vmm; netns: string; dir: string; kernel: { path: string | null; placeholder: boolean }; vms: VmSummary[];
+  steps: { step: string; ms: number }[]; totalMs: number; cleanedUp: boolean; leftovers: string[];
+  swept: { kind: string; target: string; action: string }[] }
+// any failure, on stderr (one line)
+{ error: { source: string; code: string; message: string; field: string | null; hint: string | null; exitCode: 1 | 2 | 130 } }
+\`\`\``;
+
+/**
+ * docs/cli.md, generated from the command tree, the settings table and the VmSpec schema, so the reference cannot
+ * drift from the code (a test compares the file with this output).
+ */
+export function renderCliReference(): string {
+  const program = createProgram(async () => {});
+  const help = program.createHelp();
+  const settingRows = settings.map((s) => [
+    `\`${s.flag}\``,
+    `\`${s.env}\``,
+    `\`${s.key}\``,
+    s.defaultValue ? `\`${s.defaultValue}\`` : '—',
+    s.description,
+  ]);
+  const schema = z.toJSONSchema(vmSpecSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
+  const specTable: string[][] = [];
+  specRows(schema, '', schema.required ?? [], specTable);
+  const commandSections = leaves(program).map((c) => commandSection(c, help));
+
+  return `# \`myhv\` command line reference
+
+<!-- Generated from packages/cli/src (program.ts, settings.ts, reference.ts) by \`pnpm --filter @my-hypervisor/cli docs\`.
+     Do not edit by hand: packages/cli/src/reference.test.ts fails when this file and the command tree differ. -->
+
+\`myhv\` runs Cloud Hypervisor microVMs on this host. Every command takes the global options below and \`--json\`.
+Commands that start VMs say which VMM they use in their first line of output (\`vmm\` in JSON): \`cloud-hypervisor\`
+when one is configured or on \`PATH\`, else the bundled simulator (it speaks the Cloud Hypervisor API; no guest runs).
+
+## Global options
+
+\`\`\`
+myhv [--json] [--debug] [--config <file>] [settings…] <command>
+\`\`\`
+
+| option | description |
+| --- | --- |
+| \`--json\` | print one JSON document on stdout (shapes below); errors as one JSON line on stderr |
+| \`--debug\` | on failure, also print the cause chain: each error's code, the failing command, its stderr, the VMM log tail |
+| \`--config <file>\` | config file; default \`MYHV_CONFIG\`, else \`${DEFAULT_CONFIG_FILE}\` when it exists |
+| \`-V, --version\` | print the version |
+| \`-h, --help\` | help for any command: \`myhv vm create --help\` |
+
+### Settings
+
+Each setting comes from, in order of precedence: its **flag**, its **environment variable**, the **config file**
+key, the **default**. An empty environment variable counts as unset.
+
+${table(['flag', 'environment', 'config key', 'default', 'description'], settingRows)}
+
+\`NO_COLOR\` (any non-empty value) turns colour off; colour is also off whenever stdout is not a terminal.
+
+The config file is YAML (or JSON): one mapping of config keys to strings. Unknown keys are errors.
+
+\`\`\`yaml
+# ${DEFAULT_CONFIG_FILE}
+stateDir: /var/lib/myhv
+netBackend: local
+nat: nft
+bridge: myhvbr0
+subnet: 10.62.0.0/24
+\`\`\`
+
+## Output
+
+- On a terminal: tables with aligned columns under a header; progress of multi-step work (create, start, stop, rm,
+  demo) as one line per step, rewritten in place from \`…\` to \`✓\`/\`✗\` with its time, on stderr.
+- Not on a terminal: tables are tab-separated rows without a header (for \`cut -f\`), like \`gh\`; progress is one
+  plain line per finished step with its time, on stderr. No colour.
+- \`--json\`: one JSON document on stdout, nothing else there; no progress. Indented on a terminal, one line
+  otherwise.
+- Errors go to stderr: \`myhv: error: <message>\` naming the flag, variable, spec field or resource, then
+  \`hint: <what to do>\`. With \`--json\` the same as one JSON line.
+
+## Exit codes
+
+| code | meaning |
+| --- | --- |
+| 0 | success |
+| 1 | the operation ran and failed; or what it acts on does not exist (\`NOT_FOUND\`, e.g. \`myhv vm start nosuch\`): the input was well-formed, the thing is missing; \`doctor\` with a failing required check; \`gc\` with a failed repair |
+| 2 | bad input: usage (unknown command or option, missing or conflicting arguments), an invalid flag, variable, config file or spec file (\`INVALID_ARGUMENT\` of any package, checked before anything is changed) |
+| 130 | interrupted by Ctrl-C (SIGINT) or SIGTERM, after undoing or removing what the command had made |
+
+Error codes of the CLI itself (\`source: "CliError"\`): ${cliErrorCodes.map((c) => `\`${c}\``).join(', ')}. Errors of
+the libraries keep their class and code (\`VmManagerError\`, \`NetOpsError\`, \`StorageError\`, \`ChvApiError\`).
+
+## Commands
+
+${commandSections.join('\n\n')}
+
+## Spec files
+
+\`myhv vm create -f spec.yaml\` (or \`-f -\` for stdin) reads one VmSpec in YAML or JSON — the same schema the flags
+fill in (\`vmSpecSchema\` of \`@my-hypervisor/vm-manager\`). Unknown fields and wrong types are errors naming the field
+(exit 2). \`--file\` is not combined with the spec flags or a NAME argument.
+
+\`\`\`yaml
+name: web
+kernel: /var/lib/myhv/kernels/vmlinux
+memory: 1G
+cpus: 2
+network:
+  forwards:
+    - { hostPort: 8080, guestPort: 80 }
+shares:
+  - { hostPath: /srv/www, tag: www }
+\`\`\`
+
+${table(['field', 'type', 'required', 'default', 'limits'], specTable)}
+
+Memory takes sizes such as \`512M\`, \`2G\`, \`1536MiB\`, or a number of MiB; at least 64M, whole MiB. Paths must be
+absolute; the kernel, initramfs and disks must exist as files, shares as directories (checked before anything is
+created).
+
+## JSON output
+
+${jsonShapes}
+
+## \`myhv demo\`
+
+Runs as root, in a fresh network namespace \`myhv-demo-<pid>\` with its own directory \`/run/myhv-demo-<pid>\` (state,
+sockets, a shared folder, and with the simulator an empty placeholder kernel file): creates the bridge
+\`myhvbr0\` (10.62.0.1/24) and two VMs, each with a port forward (8080 and 8081 to port 80) and the shared folder,
+shows \`vm ls\` and \`vm inspect\`, stops and removes them, deletes the namespace and the directory, and prints the
+timings. With a real cloud-hypervisor it needs \`--kernel\`. Ctrl-C at any point removes everything and exits
+130. If a demo was killed outright (SIGKILL), \`myhv gc\` removes what it left.
+`;
+}

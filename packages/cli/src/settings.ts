@@ -1,0 +1,95 @@
+/**
+ * The host settings every command shares, each settable by flag, environment variable and config file key.
+ * The single table the option parser, the config loader and docs/cli.md are generated from.
+ */
+export interface SettingDefinition {
+  /** Config file key and the property of `CliConfig`. */
+  readonly key: SettingKey;
+  /** The global flag, with its value placeholder. */
+  readonly flag: string;
+  readonly env: string;
+  /** Default when no flag, variable or config key sets it; undefined: unset. */
+  readonly defaultValue?: string;
+  readonly description: string;
+}
+
+export type SettingKey =
+  | 'stateDir'
+  | 'runDir'
+  | 'netBackend'
+  | 'nat'
+  | 'mosnetSocket'
+  | 'netns'
+  | 'bridge'
+  | 'subnet'
+  | 'vmmBinary';
+
+export const settings: readonly SettingDefinition[] = [
+  {
+    key: 'stateDir',
+    flag: '--state-dir <dir>',
+    env: 'MYHV_STATE_DIR',
+    defaultValue: '/var/lib/myhv',
+    description: 'where VM records, logs and IP reservations live',
+  },
+  {
+    key: 'runDir',
+    flag: '--run-dir <dir>',
+    env: 'MYHV_RUN_DIR',
+    defaultValue: '/run/myhv',
+    description: 'where sockets live; keep it short (socket paths are limited to 108 bytes)',
+  },
+  {
+    key: 'netBackend',
+    flag: '--net-backend <backend>',
+    env: 'MYHV_NET_BACKEND',
+    defaultValue: 'local',
+    description: 'network backend: local (ip, nft/iptables) or mosnet (the mosnet daemon)',
+  },
+  {
+    key: 'nat',
+    flag: '--nat <driver>',
+    env: 'MYHV_NAT',
+    defaultValue: 'nft',
+    description: 'port-forward driver of the local backend: nft or iptables',
+  },
+  {
+    key: 'mosnetSocket',
+    flag: '--mosnet-socket <path>',
+    env: 'MYHV_MOSNET_SOCKET',
+    defaultValue: '/var/run/mosnet.sock',
+    description: "the mosnet daemon's socket (net backend mosnet)",
+  },
+  {
+    key: 'netns',
+    flag: '--netns <name>',
+    env: 'MYHV_NETNS',
+    description: 'run the network and the VMMs inside this named network namespace',
+  },
+  {
+    key: 'bridge',
+    flag: '--bridge <name>',
+    env: 'MYHV_BRIDGE',
+    defaultValue: 'myhvbr0',
+    description: 'the bridge VMs join',
+  },
+  {
+    key: 'subnet',
+    flag: '--subnet <cidr>',
+    env: 'MYHV_SUBNET',
+    defaultValue: '10.62.0.0/24',
+    description: 'the IPv4 subnet VMs get addresses from (gateway = network + 1)',
+  },
+  {
+    key: 'vmmBinary',
+    flag: '--vmm-binary <path>',
+    env: 'MYHV_CLOUD_HYPERVISOR',
+    description:
+      'the cloud-hypervisor binary, or "simulator"; default: cloud-hypervisor on PATH, else the bundled simulator',
+  },
+];
+
+/** `--state-dir <dir>` → `--state-dir`. */
+export function flagName(definition: SettingDefinition): string {
+  return definition.flag.split(' ')[0]!;
+}

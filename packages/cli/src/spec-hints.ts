@@ -1,0 +1,64 @@
+import { CliError } from './errors.js';
+
+/** Where a spec came from, so a hint can say which flag or file line to fix. */
+export type SpecSource = { readonly kind: 'flags' } | { readonly kind: 'file'; readonly path: string };
+
+function ordinal(n: number): string {
+  const suffix =
+    n % 10 === 1 && n % 100 !== 11
+      ? 'st'
+      : n % 10 === 2 && n % 100 !== 12
+        ? 'nd'
+        : n % 10 === 3 && n % 100 !== 13
+          ? 'rd'
+          : 'th';
+  return `${n}${suffix}`;
+}
+
+/** The fix for a bad spec field given by flags: which flag, and what it accepts. */
+export function flagHint(field: string): string {
+  const index = /\[(\d+)\]/.exec(field);
+  const nth = index ? `the ${ordinal(Number(index[1]) + 1)} ` : '';
+  if (field === 'name')
+    return "VM names are 1–63 letters, digits, '_', '.', '-', starting with a letter or digit";
+  if (field === 'cpus') return 'pass --cpus with a whole number from 1 to 254';
+  if (field === 'memory') return 'pass --memory with a size such as 512M or 2G (whole MiB, at least 64M)';
+  if (field === 'kernel')
+    return 'pass --kernel with the path of an existing kernel image (vmlinux or bzImage)';
+  if (field === 'initramfs') return 'pass --initramfs with the path of an existing file';
+  if (field === 'cmdline') return 'pass --cmdline without newlines (at most 2048 characters)';
+  if (field.startsWith('disks'))
+    return `fix ${nth}--disk: an absolute path of an existing file, optionally :ro`;
+  if (field.startsWith('shares') && field.endsWith('tag')) {
+    return `fix ${nth}--share: tags are 1–36 letters, digits, '_', '.', '-', each used once`;
+  }
+  if (field.startsWith('shares'))
+    return `fix ${nth}--share: dir:tag[:ro] with an absolute path of an existing directory`;
+  if (field.startsWith('network.forwards')) {
+    return `fix ${nth}--forward: [hostIp:]hostPort:guestPort[/tcp|udp], ports 1–65535, each host port once`;
+  }
+  if (field === 'network.queues') return 'pass --queues with a whole number from 1 to 16';
+  if (field === 'network.enabled') return '--no-network cannot be combined with --forward';
+  if (field.startsWith('vmm')) return 'fix --vmm-arg (at most 32 arguments)';
+  return 'see `myhv vm create --help`';
+}
+
+/**
+ * Adds the fix to an INVALID_ARGUMENT about a spec field (from parseVmSpec or the manager's host checks): the flag
+ * to change, or the field in the spec file. Other errors pass through untouched.
+ */
+export function withSpecHint(error: unknown, source: SpecSource): unknown {
+  const e = error as { code?: unknown; details?: { field?: unknown; hint?: unknown } };
+  if (typeof e !== 'object' || e === null || e.code !== 'INVALID_ARGUMENT' || CliError.isInstance(error))
+    return error;
+  const field = typeof e.details?.field === 'string' ? e.details.field : undefined;
+  if (!field) return error;
+  const hint =
+    source.kind === 'flags'
+      ? flagHint(field)
+      : `fix \`${field}\` in ${source.path} (VmSpec fields: see docs/cli.md, "Spec files")`;
+  return new CliError('INVALID_ARGUMENT', (error as Error).message, {
+    cause: error,
+    details: { field, hint },
+  });
+}

@@ -1,0 +1,150 @@
+import type { PortForwardRule } from '@my-hypervisor/net-ops';
+import type { StepEvent, VmInfo } from '@my-hypervisor/vm-manager';
+import { formatDuration, formatForward, formatMemory } from './format.js';
+
+/** One VM in `vm ls --json`. */
+export interface VmSummaryJson {
+  readonly name: string;
+  readonly id: string;
+  readonly status: VmInfo['status'];
+  /** False when the record says running/paused but the VMM process is gone (`myhv gc` repairs it). */
+  readonly vmmAlive: boolean;
+  readonly ip: string | null;
+  readonly cpus: number;
+  /** Bytes. */
+  readonly memory: number;
+  readonly forwards: readonly ForwardJson[];
+  /** Share tags. */
+  readonly shares: readonly string[];
+  readonly createdAt: string;
+}
+
+/** A port forward in JSON output. */
+export interface ForwardJson {
+  readonly protocol: 'tcp' | 'udp';
+  readonly hostPort: number;
+  readonly guestIp: string;
+  readonly guestPort: number;
+  readonly hostIp: string | null;
+}
+
+export function forwardJson(rule: PortForwardRule): ForwardJson {
+  return {
+    protocol: rule.protocol,
+    hostPort: rule.hostPort,
+    guestIp: rule.guestIp,
+    guestPort: rule.guestPort,
+    hostIp: rule.hostIp ?? null,
+  };
+}
+
+export function vmSummary(info: VmInfo): VmSummaryJson {
+  return {
+    name: info.name,
+    id: info.id,
+    status: info.status,
+    vmmAlive: info.vmmAlive,
+    ip: info.ip ?? null,
+    cpus: info.spec.cpus,
+    memory: info.spec.memory,
+    forwards: info.forwards.map(forwardJson),
+    shares: info.shares.map((s) => s.tag),
+    createdAt: info.createdAt,
+  };
+}
+
+/** The status people see: the record's, flagged when the VMM behind a running VM is gone. */
+export function statusText(info: Pick<VmInfo, 'status' | 'vmmAlive' | 'pending'>): string {
+  if ((info.status === 'running' || info.status === 'paused') && !info.vmmAlive)
+    return `${info.status} (VMM gone)`;
+  if (info.pending) return `${info.status} (${info.pending.op} at ${info.pending.step})`;
+  return info.status;
+}
+
+export const vmTableHeaders = ['name', 'status', 'ip', 'cpus', 'memory', 'forwards'] as const;
+
+export function vmTableRow(info: VmInfo): string[] {
+  return [
+    info.name,
+    statusText(info),
+    info.ip ?? '-',
+    String(info.spec.cpus),
+    formatMemory(info.spec.memory),
+    info.forwards.length === 0
+      ? '-'
+      : info.forwards.map((f) => formatForward({ ...f, guestIp: '' })).join(','),
+  ];
+}
+
+/** `vm inspect` for people. */
+export function inspectFields(info: VmInfo): [string, string][] {
+  const fields: [string, string][] = [
+    ['name', info.name],
+    ['id', info.id],
+    [
+      'status',
+      `${statusText(info)}${info.pid !== undefined && info.vmmAlive ? ` (VMM pid ${info.pid})` : ''}`,
+    ],
+    ['cpus', String(info.spec.cpus)],
+    ['memory', formatMemory(info.spec.memory)],
+    ['kernel', info.spec.kernel],
+  ];
+  if (info.spec.initramfs) fields.push(['initramfs', info.spec.initramfs]);
+  fields.push(['cmdline', info.spec.cmdline]);
+  if (info.ip) fields.push(['ip', info.ip]);
+  if (info.tap) fields.push(['network', `tap ${info.tap} on ${info.bridge ?? '?'}, mac ${info.mac ?? '?'}`]);
+  if (info.ipv6) fields.push(['ipv6', info.ipv6]);
+  if (!info.spec.network.enabled) fields.push(['network', 'none']);
+  for (const f of info.forwards) fields.push(['forward', formatForward(f)]);
+  for (const d of info.spec.disks) fields.push(['disk', `${d.path}${d.readOnly ? ' (read-only)' : ''}`]);
+  for (const s of info.shares) {
+    fields.push(['share', `${s.tag} → ${s.hostPath}${s.readOnly ? ' (read-only)' : ''}`]);
+  }
+  fields.push(['serial log', info.paths.serialLog], ['vmm log', info.paths.vmmLog]);
+  if (info.paths.socket) fields.push(['api socket', info.paths.socket]);
+  fields.push(['created', info.createdAt], ['updated', info.updatedAt]);
+  if (info.lastError) {
+    fields.push(['last error', `${info.lastError.code}: ${info.lastError.message} (${info.lastError.at})`]);
+  }
+  return fields;
+}
+
+/** The steps of an operation in JSON output: finished ones with their time. */
+export interface StepJson {
+  readonly vm: string;
+  readonly op: string;
+  readonly step: string;
+  readonly phase: StepEvent['phase'];
+  readonly ms: number | null;
+  readonly error: string | null;
+}
+
+export function stepJson(event: StepEvent): StepJson {
+  return {
+    vm: event.vm,
+    op: event.op,
+    step: event.step,
+    phase: event.phase,
+    ms: event.ms === undefined ? null : Math.round(event.ms * 100) / 100,
+    error: event.error ?? null,
+  };
+}
+
+/** A recorder of step events for JSON output that also forwards them to the progress printer. */
+export function recordSteps(print: (event: StepEvent) => void): {
+  readonly onProgress: (event: StepEvent) => void;
+  readonly steps: StepJson[];
+} {
+  const steps: StepJson[] = [];
+  return {
+    steps,
+    onProgress: (event) => {
+      if (event.phase !== 'start' && event.phase !== 'undo') steps.push(stepJson(event));
+      print(event);
+    },
+  };
+}
+
+export function totalMs(steps: readonly StepJson[]): string {
+  return formatDuration(steps.reduce((sum, s) => sum + (s.ms ?? 0), 0));
+}

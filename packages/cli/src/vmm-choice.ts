@@ -1,0 +1,109 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { CliConfig } from './config.js';
+import { invalidValue } from './errors.js';
+
+/** How to spawn the bundled simulator: `node <myhv.js> __chv-simulator`, or chv-client's own bin from sources. */
+export interface SimulatorCommand {
+  readonly command: string;
+  readonly args: readonly string[];
+}
+
+/** Which VMM the command uses and why. Part of the JSON output of every command that starts VMs. */
+export interface VmmChoice {
+  readonly kind: 'cloud-hypervisor' | 'simulator';
+  /** The binary for cloud-hypervisor; null for the simulator. */
+  readonly path: string | null;
+  /** flag/env/config: `--vmm-binary`, MYHV_CLOUD_HYPERVISOR or the config file; path: found on PATH; fallback: none found. */
+  readonly source: 'flag' | 'env' | 'config' | 'path' | 'fallback';
+  /** What the manager spawns. */
+  readonly command: string;
+  readonly commandArgs: readonly string[];
+}
+
+export const VMM_BINARY_NAME = 'cloud-hypervisor';
+
+/** The first executable `cloud-hypervisor` on PATH. Only stats files: nothing is spawned. */
+export function findOnPath(name: string, pathEnv: string | undefined): string | undefined {
+  for (const dir of (pathEnv ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      if (!statSync(candidate).isFile()) continue;
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {}
+  }
+  return undefined;
+}
+
+/**
+ * `--vmm-binary` / MYHV_CLOUD_HYPERVISOR / config `vmmBinary` (a path, or `simulator`), else `cloud-hypervisor`
+ * on PATH, else the bundled simulator.
+ */
+export function chooseVmm(
+  config: Pick<CliConfig, 'vmmBinary' | 'sources'>,
+  env: Readonly<Record<string, string | undefined>>,
+  simulator: SimulatorCommand,
+): VmmChoice {
+  const source = config.sources.vmmBinary;
+  const explicit = source === 'flag' || source === 'env' || source === 'config' ? source : undefined;
+  const sim = (from: VmmChoice['source']): VmmChoice => ({
+    kind: 'simulator',
+    path: null,
+    source: from,
+    command: simulator.command,
+    commandArgs: [...simulator.args],
+  });
+  if (explicit && config.vmmBinary === 'simulator') return sim(explicit);
+  if (explicit && config.vmmBinary) {
+    const path = config.vmmBinary;
+    const field = { flag: '--vmm-binary', env: 'MYHV_CLOUD_HYPERVISOR', config: 'config: vmmBinary' }[
+      explicit
+    ];
+    try {
+      if (!statSync(path).isFile()) throw new Error('not a file');
+      accessSync(path, constants.X_OK);
+    } catch (error) {
+      throw invalidValue(
+        field,
+        `${path} is not an executable file`,
+        'point it at a cloud-hypervisor binary, or use "simulator"',
+        error,
+      );
+    }
+    return { kind: 'cloud-hypervisor', path, source: explicit, command: path, commandArgs: [] };
+  }
+  const found = findOnPath(VMM_BINARY_NAME, env.PATH);
+  if (found)
+    return { kind: 'cloud-hypervisor', path: found, source: 'path', command: found, commandArgs: [] };
+  return sim('fallback');
+}
+
+/** One line for people: which VMM, and why. */
+export function describeVmm(choice: VmmChoice): string {
+  if (choice.kind === 'simulator') {
+    const why =
+      choice.source === 'fallback'
+        ? 'no cloud-hypervisor on PATH'
+        : `chosen by ${{ flag: '--vmm-binary', env: 'MYHV_CLOUD_HYPERVISOR', config: 'the config file', path: '', fallback: '' }[choice.source]}`;
+    return `VMM: the bundled simulator (${why}; it speaks the Cloud Hypervisor API, no guest runs)`;
+  }
+  const from = {
+    flag: '--vmm-binary',
+    env: 'MYHV_CLOUD_HYPERVISOR',
+    config: 'the config file',
+    path: 'PATH',
+    fallback: '',
+  }[choice.source];
+  return `VMM: cloud-hypervisor ${choice.path} (from ${from})`;
+}
+
+/** The JSON form: `{ kind, path, source }`. */
+export function vmmJson(choice: VmmChoice): {
+  kind: VmmChoice['kind'];
+  path: string | null;
+  source: VmmChoice['source'];
+} {
+  return { kind: choice.kind, path: choice.path, source: choice.source };
+}
