@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 const app = fileURLToPath(new URL('..', import.meta.url));
 
 /** Where tsup writes the CommonJS bundle before it is packed (ignored by git, like all of node_modules). */
+const PAYLOAD_MARKER = 'myhv-payload:';
+
 export const intermediateDir = join(app, 'node_modules/.cache/myhv-pack');
 
 /**
@@ -25,17 +27,26 @@ export function packBundle(): void {
     encoding: 'utf8',
   });
   if (made.status !== 0) throw new Error(`making the code cache failed:\n${made.stdout}\n${made.stderr}`);
+  // The bundle and its cache travel base64-encoded in a comment at the end of the file: V8 skips a comment
+  // far faster than it scans (and allocates) a megabyte-long string literal, and base64 never contains the `*/`
+  // that would end the comment early.
+  const payload = `${Buffer.from(source).toString('base64')}:${readFileSync(cache).toString('base64')}`;
   const loader = `#!/usr/bin/env node
-// myhv, bundled: the CommonJS bundle of apps/myhv below, compiled with V8's code cache made at build time.
+// myhv, bundled: the CommonJS bundle of apps/myhv (in the comment at the end of this file), compiled with V8's
+// code cache made at build time.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 const file = fileURLToPath(import.meta.url);
-const script = new Script(${JSON.stringify(source)}, {
+const text = readFileSync(file, 'latin1');
+const start = text.lastIndexOf('/*${PAYLOAD_MARKER}') + ${PAYLOAD_MARKER.length + 2};
+const [source, cachedData] = text.slice(start, text.lastIndexOf('*/')).split(':');
+const script = new Script(Buffer.from(source, 'base64').toString('utf8'), {
   filename: file,
-  cachedData: Buffer.from(${JSON.stringify(readFileSync(cache).toString('base64'))}, 'base64'),
+  cachedData: Buffer.from(cachedData, 'base64'),
 });
 const module = { exports: {} };
 script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
@@ -49,6 +60,7 @@ const flushed = () => {
 };
 process.stdout.write('', flushed);
 process.stderr.write('', flushed);
+/*${PAYLOAD_MARKER}${payload}*/
 `;
   rmSync(dirname(target), { recursive: true, force: true });
   mkdirSync(dirname(target), { recursive: true });

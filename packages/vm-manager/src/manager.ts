@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
-import { ChvClient } from '@my-hypervisor/chv-client';
+import { join, resolve } from 'node:path';
+import type { ChvClient } from '@my-hypervisor/chv-client';
 import {
   type BridgeOps,
   deriveTapName,
@@ -23,7 +23,7 @@ import { type ReconcileReport, reconcile } from './reconcile.js';
 import { type ForwardSpec, parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
 import { StateStore, type VmOperation, type VmRecord, type VmStatus } from './state-store.js';
 import { buildVmConfig } from './vm-config.js';
-import { spawnVmm, stopVmm, type VmmOptions, vmmAlive } from './vmm.js';
+import { loadChvClient, spawnVmm, stopVmm, type VmmOptions, vmmAlive } from './vmm.js';
 
 export interface VmManagerOptions {
   /** Where VM state lives (one directory per VM, IP reservations). Created 0700. */
@@ -95,12 +95,14 @@ export class VmManager {
   readonly #options: VmManagerOptions;
   readonly #hub = new VmEventHub();
   readonly #ipam?: IpAllocator;
+  readonly #runDir: string;
 
   constructor(options: VmManagerOptions) {
     if (!options || typeof options.stateDir !== 'string' || typeof options.runDir !== 'string') {
       throw new TypeError('VmManager needs { stateDir, runDir }');
     }
     this.#options = options;
+    this.#runDir = resolve(options.runDir);
     this.store = new StateStore(options.stateDir);
     if (options.network) {
       parseVmSubnet(options.network.subnet, 'network.subnet');
@@ -601,6 +603,7 @@ export class VmManager {
         `it is ${vmmAlive(record.resources.vmm) ? record.status : 'not running'}`,
       );
     }
+    const { ChvClient } = await loadChvClient();
     await using client = new ChvClient({ socketPath: record.resources.vmm!.socketPath });
     try {
       if (action === 'pause') await client.vmPause(options.signal ? { signal: options.signal } : {});
@@ -709,15 +712,17 @@ export class VmManager {
   }
 
   #paths(record: VmRecord) {
+    // Plain concatenation: names and ids are validated, and path.join's normalising shows up when listing
+    // thousands of VMs.
     const dir = this.store.vmDir(record.name);
-    const runDir = join(this.#options.runDir, record.id);
+    const runDir = `${this.#runDir}/${record.id}`;
     return {
       dir,
       runDir,
-      socket: join(runDir, 'api.sock'),
-      pidFile: join(dir, 'vmm.pid'),
-      vmmLog: join(dir, 'vmm.log'),
-      serialLog: join(dir, 'serial.log'),
+      socket: `${runDir}/api.sock`,
+      pidFile: `${dir}/vmm.pid`,
+      vmmLog: `${dir}/vmm.log`,
+      serialLog: `${dir}/serial.log`,
     };
   }
 

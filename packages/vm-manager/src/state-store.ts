@@ -1,5 +1,5 @@
 import { promises as fs, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { PortForwardRule, VmNetworkAttachment } from '@my-hypervisor/net-ops';
 import { isTempFile, syncDirectory, writeFileAtomic } from './atomic-file.js';
 import { VmManagerError } from './errors.js';
@@ -60,15 +60,17 @@ export class StateStore {
   readonly root: string;
 
   constructor(stateDir: string) {
-    this.root = join(stateDir, 'vms');
+    this.root = resolve(stateDir, 'vms');
   }
 
+  // Names are validated VM names (no `/`, no `..`), so concatenation is safe and much cheaper than path.join
+  // when listing thousands of VMs.
   vmDir(name: string): string {
-    return join(this.root, name);
+    return `${this.root}/${name}`;
   }
 
   lockPath(name: string): string {
-    return join(this.root, `${name}.lock`);
+    return `${this.root}/${name}.lock`;
   }
 
   async init(): Promise<void> {
@@ -131,7 +133,7 @@ export class StateStore {
     for (const name of this.names()) {
       let raw: string;
       try {
-        raw = readFileSync(join(this.vmDir(name), STATE_FILE), 'utf8');
+        raw = readFileSync(`${this.root}/${name}/${STATE_FILE}`, 'utf8');
       } catch {
         unreadable.push(name);
         continue;

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChvClient, ChvProcess } from '@my-hypervisor/chv-client';
+import type { ChvClient } from '@my-hypervisor/chv-client';
 import { isProcessAlive, processStartTime } from './process-identity.js';
 import type { VmmRecord } from './state-store.js';
 
@@ -22,6 +22,14 @@ export interface VmmOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
+/**
+ * chv-client builds its zod schemas when it is imported; commands that never talk to a VMM (`myhv vm ls`) should
+ * not pay for that at start-up, so it is loaded on first use.
+ */
+export function loadChvClient(): Promise<typeof import('@my-hypervisor/chv-client')> {
+  return import('@my-hypervisor/chv-client');
+}
+
 /** True when the VMM recorded in `vmm` still runs (same pid and start time). */
 export function vmmAlive(vmm: VmmRecord | undefined): boolean {
   return vmm?.pid !== undefined && isProcessAlive(vmm.pid, vmm.startTime);
@@ -35,6 +43,7 @@ export async function spawnVmm(
   signal: AbortSignal | undefined,
 ): Promise<{ record: VmmRecord; client: ChvClient }> {
   const command = extra.binary ?? options.command;
+  const { ChvClient, ChvProcess } = await loadChvClient();
   const vmm = await ChvProcess.spawn({
     ...(command ? { command } : {}),
     ...(options.commandArgs && !extra.binary ? { commandArgs: [...options.commandArgs] } : {}),
@@ -70,6 +79,7 @@ export async function stopVmm(
   let stopped = false;
   if (vmm.pid !== undefined && isProcessAlive(vmm.pid, vmm.startTime)) {
     try {
+      const { ChvProcess } = await loadChvClient();
       const handle = await ChvProcess.attach({
         pid: vmm.pid,
         socketPath: vmm.socketPath,
