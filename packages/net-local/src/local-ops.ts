@@ -112,7 +112,11 @@ export class LocalOps implements BridgeOps, TapOps, NatOps, AsyncDisposable {
     );
   }
 
-  async #ensureBridge(input: BridgeInput, signal: AbortSignal | undefined): Promise<EnsureBridgeResult> {
+  async #ensureBridge(
+    input: BridgeInput,
+    signal: AbortSignal | undefined,
+    attempt = 0,
+  ): Promise<EnsureBridgeResult> {
     const { name } = input;
     const forwardingKey = 'net/ipv4/ip_forward';
     const localnetKey = `net/ipv4/conf/${name}/route_localnet`;
@@ -153,10 +157,18 @@ export class LocalOps implements BridgeOps, TapOps, NatOps, AsyncDisposable {
     if (!link?.up) lines.push(`link set dev ${name} up`);
 
     if (lines.length > 0) {
+      const results = await this.#ip.run(lines.map((text) => ({ text })));
+      const first = results[0];
+      if (!link && first && !first.ok && first.error.code === 'ALREADY_EXISTS' && attempt < 3) {
+        // Another process (another myhv, say) created the bridge between our look and our add: it is not ours to
+        // delete. Look again and bring the bridge it made to the spec.
+        return this.#ensureBridge(input, signal, attempt + 1);
+      }
       try {
-        orThrow(await this.#ip.run(lines.map((text) => ({ text }))));
+        orThrow(results);
       } catch (error) {
-        if (!link) await this.#deleteQuietly(name);
+        // Only a bridge this call created is removed again.
+        if (!link && first?.ok) await this.#deleteQuietly(name);
         throw error;
       }
     }

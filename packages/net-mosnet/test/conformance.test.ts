@@ -36,5 +36,11 @@ runNetOpsConformance(
 // UNSUPPORTED branches run too.
 runNetOpsConformance(
   'MosnetOps over the socket to a server whose ops list nothing and take no multi-queue, owner or IPv6',
-  throughTheSocket({ listBridgePorts: false, listPortForwards: false, multiQueue: false, tapOwner: false, ipv6: false }),
+  throughTheSocket({
+    listBridgePorts: false,
+    listPortForwards: false,
+    multiQueue: false,
+    tapOwner: false,
+    ipv6: false,
+  }),
 );

@@ -12,7 +12,7 @@ import { measure, renderTable, summarize, writeBenchSection } from '@my-hypervis
 import { simulatorCommand } from '@my-hypervisor/chv-client/testing';
 import { LocalOps } from '@my-hypervisor/net-local';
 import { TapNetwork } from '@my-hypervisor/net-ops';
-import { type StepEvent, StateStore, VmManager, type VmRecord, parseVmSpec } from '../src/index.js';
+import { parseVmSpec, StateStore, type StepEvent, VmManager, type VmRecord } from '../src/index.js';
 
 const exec = promisify(execFile);
 const COUNT = 100;
@@ -30,7 +30,13 @@ async function createBatch(concurrent: boolean) {
   const manager = new VmManager({
     stateDir: join(root, 'state'),
     runDir,
-    network: new TapNetwork({ bridge: ops, tap: ops, nat: ops, bridgeName: 'myhvbr0', subnet: '10.80.0.0/24' }),
+    network: new TapNetwork({
+      bridge: ops,
+      tap: ops,
+      nat: ops,
+      bridgeName: 'myhvbr0',
+      subnet: '10.80.0.0/24',
+    }),
     vmm: { command: sim.command, commandArgs: [...sim.args], netns, stopGracefulMs: 0 },
   });
   const steps = new Map<string, number[]>();
@@ -49,7 +55,8 @@ async function createBatch(concurrent: boolean) {
   else for (const s of specs) await manager.create(s, { onProgress });
   const elapsed = performance.now() - started;
   const vms = await manager.list();
-  if (vms.length !== COUNT || vms.some((v) => v.status !== 'running')) throw new Error('not every VM is running');
+  if (vms.length !== COUNT || vms.some((v) => v.status !== 'running'))
+    throw new Error('not every VM is running');
   await Promise.all(vms.map((v) => manager.delete(v.name, { force: true })));
   await ops.close();
   await exec('ip', ['netns', 'del', netns]);
@@ -62,7 +69,11 @@ async function listBench() {
   const root = await mkdtemp(join(tmpdir(), 'myhv-bench-list-'));
   const store = new StateStore(root);
   await store.init();
-  const spec = parseVmSpec({ name: 'x', kernel: '/boot/vmlinux', network: { forwards: [{ hostPort: 8080, guestPort: 80 }] } });
+  const spec = parseVmSpec({
+    name: 'x',
+    kernel: '/boot/vmlinux',
+    network: { forwards: [{ hostPort: 8080, guestPort: 80 }] },
+  });
   await Promise.all(
     Array.from({ length: 1000 }, async (_, i) => {
       const name = `vm${String(i).padStart(4, '0')}`;
@@ -81,14 +92,22 @@ async function listBench() {
     }),
   );
   const manager = new VmManager({ stateDir: root, runDir: '/tmp/unused' });
-  const ours = await measure(async () => {
-    if ((await manager.list()).length !== 1000) throw new Error('list lost records');
-  }, { runs: 20, warmup: 2 });
-  const baseline = await measure(async () => {
-    const names = await fs.readdir(store.root);
-    const records = await Promise.all(names.map(async (n) => JSON.parse(await fs.readFile(join(store.root, n, 'state.json'), 'utf8'))));
-    if (records.length !== 1000) throw new Error('baseline lost records');
-  }, { runs: 20, warmup: 2 });
+  const ours = await measure(
+    async () => {
+      if ((await manager.list()).length !== 1000) throw new Error('list lost records');
+    },
+    { runs: 20, warmup: 2 },
+  );
+  const baseline = await measure(
+    async () => {
+      const names = await fs.readdir(store.root);
+      const records = await Promise.all(
+        names.map(async (n) => JSON.parse(await fs.readFile(join(store.root, n, 'state.json'), 'utf8'))),
+      );
+      if (records.length !== 1000) throw new Error('baseline lost records');
+    },
+    { runs: 20, warmup: 2 },
+  );
   await rm(root, { recursive: true, force: true });
   return { ours, baseline };
 }
@@ -113,7 +132,12 @@ const body = [
   renderTable(
     ['run', 'total (ms)', 'VMs/s', 'target'],
     [
-      ['100 at once (`Promise.all`)', round(concurrent.elapsed, 0), rate(concurrent.elapsed), `≥ 20 VMs/s: ${target ? 'met' : 'missed'}`],
+      [
+        '100 at once (`Promise.all`)',
+        round(concurrent.elapsed, 0),
+        rate(concurrent.elapsed),
+        `≥ 20 VMs/s: ${target ? 'met' : 'missed'}`,
+      ],
       ['baseline: one at a time', round(sequential.elapsed, 0), rate(sequential.elapsed), ''],
     ],
   ),
@@ -125,10 +149,19 @@ const body = [
   renderTable(
     ['list() of 1,000 recorded VMs', 'median (ms)', 'p95 (ms)', 'target'],
     [
-      ['VmManager.list() (sync reads)', round(list.ours.median), round(list.ours.p95), `< 50 ms: ${list.ours.median < 50 ? 'met' : 'missed'}`],
+      [
+        'VmManager.list() (sync reads)',
+        round(list.ours.median),
+        round(list.ours.p95),
+        `< 50 ms: ${list.ours.median < 50 ? 'met' : 'missed'}`,
+      ],
       ['baseline: one promise per file', round(list.baseline.median), round(list.baseline.p95), ''],
     ],
   ),
 ].join('\n');
-await writeBenchSection('vm-manager', { title: 'vm-manager: creating 100 VMs, listing 1,000', command: 'pnpm --filter @my-hypervisor/vm-manager bench', body });
+await writeBenchSection('vm-manager', {
+  title: 'vm-manager: creating 100 VMs, listing 1,000',
+  command: 'pnpm --filter @my-hypervisor/vm-manager bench',
+  body,
+});
 console.log(body);

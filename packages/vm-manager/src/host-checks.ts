@@ -13,7 +13,7 @@ async function statOrUndefined(path: string) {
 export async function assertSpecOnHost(spec: VmSpec): Promise<void> {
   const files: [string, string][] = [['kernel', spec.kernel]];
   if (spec.initramfs) files.push(['initramfs', spec.initramfs]);
-  spec.disks.forEach((d, i) => files.push([`disks[${i}].path`, d.path]));
+  for (const [i, d] of spec.disks.entries()) files.push([`disks[${i}].path`, d.path]);
   for (const [field, path] of files) {
     const stat = await statOrUndefined(path);
     if (!stat) throw invalidSpec(field, `${path} does not exist`);

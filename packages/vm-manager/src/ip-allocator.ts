@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  promises as fs,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { type Ipv4Cidr, ipv4ToNumber, isIPv4, numberToIPv4, parseVmSubnet } from '@my-hypervisor/net-ops';
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';

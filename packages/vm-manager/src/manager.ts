@@ -401,7 +401,10 @@ export class VmManager {
       steps.push({
         name: 'shares',
         intent: () => {
-          record.resources.shares = record.spec.shares.map((s) => ({ id: `${record.id}-${s.tag}`, tag: s.tag }));
+          record.resources.shares = record.spec.shares.map((s) => ({
+            id: `${record.id}-${s.tag}`,
+            tag: s.tag,
+          }));
         },
         run: async (signal) => {
           const storage = this.#storage();

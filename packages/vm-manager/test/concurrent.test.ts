@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type BackendKind, isRoot, makeHarness, realVmmSkip, runManagerChild, tapsInNetns } from './harness.js';
+import {
+  type BackendKind,
+  isRoot,
+  makeHarness,
+  realVmmSkip,
+  runManagerChild,
+  tapsInNetns,
+} from './harness.js';
 
 // 50 `create`s from 50 separate processes at once, over shared host state: the kernel in a namespace where root,
 // else the mosnet reference server holding memory ops.
@@ -13,7 +20,12 @@ describe.skipIf(realVmmSkip)(`50 concurrent creates from 50 processes (${kind} b
       names.map((name, i) =>
         runManagerChild(h.child, {
           op: 'create',
-          spec: { name, kernel: h.kernel, memory: '64M', network: { forwards: [{ hostPort: 20_000 + i, guestPort: 80 }] } },
+          spec: {
+            name,
+            kernel: h.kernel,
+            memory: '64M',
+            network: { forwards: [{ hostPort: 20_000 + i, guestPort: 80 }] },
+          },
         }),
       ),
     );

@@ -1,7 +1,18 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type BackendKind, type Harness, hasVirtiofsd, isRoot, listTree, makeHarness, pidsMentioning, realVmmSkip, runManagerChild, tapsInNetns } from './harness.js';
+import {
+  type BackendKind,
+  type Harness,
+  hasVirtiofsd,
+  isRoot,
+  listTree,
+  makeHarness,
+  pidsMentioning,
+  realVmmSkip,
+  runManagerChild,
+  tapsInNetns,
+} from './harness.js';
 
 // Kill `create` and `delete` (SIGKILL, from inside, via MYHV_CRASH_AFTER) right after every step, then run
 // reconcile from another process: nothing may leak and no state file may be corrupt. The mosnet backend keeps the
@@ -11,18 +22,40 @@ const backends: { kind: BackendKind; skip?: string }[] = [
   { kind: 'mosnet' },
   { kind: 'local', ...(isRoot ? {} : { skip: 'needs root for a network namespace' }) },
 ];
-for (const b of backends) if (b.skip) console.warn(`crash tests with the ${b.kind} backend skipped: ${b.skip}`);
+for (const b of backends)
+  if (b.skip) console.warn(`crash tests with the ${b.kind} backend skipped: ${b.skip}`);
 const withShares = isRoot && hasVirtiofsd;
 if (!withShares) console.warn('crash tests run without shares: they need root and virtiofsd');
 
-const createSteps = ['ip', 'network', 'forwards', ...(withShares ? ['shares'] : []), 'vmm', 'vm.create', 'vm.boot', 'confirm', 'record'];
-const deleteSteps = ['vmm-stop', ...(withShares ? ['shares-release'] : []), 'forwards-remove', 'network-detach', 'ip-release'];
+const createSteps = [
+  'ip',
+  'network',
+  'forwards',
+  ...(withShares ? ['shares'] : []),
+  'vmm',
+  'vm.create',
+  'vm.boot',
+  'confirm',
+  'record',
+];
+const deleteSteps = [
+  'vmm-stop',
+  ...(withShares ? ['shares-release'] : []),
+  'forwards-remove',
+  'network-detach',
+  'ip-release',
+];
 
 function spec(h: Harness, name: string) {
   return {
     name,
     kernel: h.kernel,
-    network: { forwards: [{ hostPort: 8080, guestPort: 80 }, { protocol: 'udp', hostPort: 5353, guestPort: 53 }] },
+    network: {
+      forwards: [
+        { hostPort: 8080, guestPort: 80 },
+        { protocol: 'udp', hostPort: 5353, guestPort: 53 },
+      ],
+    },
     ...(withShares ? { shares: [{ hostPath: h.shareDir, tag: 'data' }] } : {}),
   };
 }
@@ -51,7 +84,11 @@ describe.skipIf(realVmmSkip)('crash safety', () => {
     describe.skipIf(backend.skip)(`${backend.kind} backend`, () => {
       it.each(createSteps)('create killed right after %s, then reconcile: nothing leaks', async (step) => {
         await using h = await makeHarness({ backend: backend.kind, shares: withShares });
-        const result = await runManagerChild(h.child, { op: 'create', spec: spec(h, 'vm1') }, { MYHV_CRASH_AFTER: `create:${step}` });
+        const result = await runManagerChild(
+          h.child,
+          { op: 'create', spec: spec(h, 'vm1') },
+          { MYHV_CRASH_AFTER: `create:${step}` },
+        );
         expect(result.signal, result.stderr).toBe('SIGKILL');
         await expectStateReadable(h);
         const report = await h.manager.reconcile();
@@ -71,12 +108,22 @@ describe.skipIf(realVmmSkip)('crash safety', () => {
       it.each(deleteSteps)('delete killed right after %s, then reconcile: nothing leaks', async (step) => {
         await using h = await makeHarness({ backend: backend.kind, shares: withShares });
         await h.manager.create(spec(h, 'vm1'));
-        const result = await runManagerChild(h.child, { op: 'delete', name: 'vm1' }, { MYHV_CRASH_AFTER: `delete:${step}` });
+        const result = await runManagerChild(
+          h.child,
+          { op: 'delete', name: 'vm1' },
+          { MYHV_CRASH_AFTER: `delete:${step}` },
+        );
         expect(result.signal, result.stderr).toBe('SIGKILL');
         await expectStateReadable(h);
         const report = await h.manager.reconcile();
         expect(report.errors).toEqual([]);
-        expect(report.changes).toContainEqual(expect.objectContaining({ kind: 'vm', target: 'vm1', action: expect.stringMatching(/finished an interrupted delete/) }));
+        expect(report.changes).toContainEqual(
+          expect.objectContaining({
+            kind: 'vm',
+            target: 'vm1',
+            action: expect.stringMatching(/finished an interrupted delete/),
+          }),
+        );
         await expectNothingLeft(h);
       });
     });

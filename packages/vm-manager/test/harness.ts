@@ -9,7 +9,14 @@ import { simulatorCommand } from '@my-hypervisor/chv-client/testing';
 import { LocalOps } from '@my-hypervisor/net-local';
 import { MosnetOps } from '@my-hypervisor/net-mosnet';
 import { createMosnetServer } from '@my-hypervisor/net-mosnet/server';
-import { type BridgeOps, createMemoryNetOps, type MemoryNetOps, type NatOps, TapNetwork, type TapOps } from '@my-hypervisor/net-ops';
+import {
+  type BridgeOps,
+  createMemoryNetOps,
+  type MemoryNetOps,
+  type NatOps,
+  TapNetwork,
+  type TapOps,
+} from '@my-hypervisor/net-ops';
 import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '@my-hypervisor/storage-virtiofs';
 import { build } from 'esbuild';
 import type { VmmOptions } from '../src/index.js';
@@ -70,7 +77,8 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
   const runDir = await mkdtemp('/tmp/mh-');
   const stateDir = join(root, 'state');
   const kernel = process.env.MYHV_TEST_KERNEL ?? join(root, 'vmlinux');
-  if (!process.env.MYHV_TEST_KERNEL) await writeFile(kernel, 'not a kernel: the simulator only checks it exists\n');
+  if (!process.env.MYHV_TEST_KERNEL)
+    await writeFile(kernel, 'not a kernel: the simulator only checks it exists\n');
   const shareDir = join(root, 'share');
   await mkdir(shareDir);
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -143,7 +151,8 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
     async [Symbol.asyncDispose]() {
       // Whatever a failed test left: stop VMMs and daemons through the manager's own repair path first.
       await manager.reconcile().catch(() => undefined);
-      for (const vm of await manager.list().catch(() => [])) await manager.delete(vm.name, { force: true }).catch(() => undefined);
+      for (const vm of await manager.list().catch(() => []))
+        await manager.delete(vm.name, { force: true }).catch(() => undefined);
       for (const cleanup of cleanups.reverse()) await cleanup();
       await rm(root, { recursive: true, force: true });
       await rm(runDir, { recursive: true, force: true });
@@ -180,7 +189,9 @@ export async function pidsMentioning(needle: string): Promise<number[]> {
 /** TAP-like interfaces with our prefix inside `netns`. */
 export async function tapsInNetns(netns: string): Promise<string[]> {
   const { stdout } = await exec('ip', ['-n', netns, '-json', 'link', 'show']);
-  return (JSON.parse(stdout) as { ifname: string }[]).map((l) => l.ifname).filter((n) => /^myhv[0-9a-f]{11}$/.test(n));
+  return (JSON.parse(stdout) as { ifname: string }[])
+    .map((l) => l.ifname)
+    .filter((n) => /^myhv[0-9a-f]{11}$/.test(n));
 }
 
 let childBundle: Promise<string> | undefined;
@@ -200,7 +211,9 @@ export function managerChildScript(): Promise<string> {
       format: 'esm',
       target: 'node20',
       conditions: ['@my-hypervisor/source'],
-      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+      banner: {
+        js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+      },
       logLevel: 'error',
     });
     return outfile;

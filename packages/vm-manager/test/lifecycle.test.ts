@@ -14,11 +14,23 @@ describe.skipIf(realVmmSkip)('VmManager lifecycle (memory network, simulator VMM
     await using h = await makeHarness({ backend: 'memory' });
     const steps: string[] = [];
     const vm = await h.manager.create(
-      { name: 'web', kernel: h.kernel, memory: '256M', cpus: 2, network: { forwards: [{ hostPort: 8080, guestPort: 80 }] } },
+      {
+        name: 'web',
+        kernel: h.kernel,
+        memory: '256M',
+        cpus: 2,
+        network: { forwards: [{ hostPort: 8080, guestPort: 80 }] },
+      },
       { onProgress: (e) => e.phase === 'done' && steps.push(e.step) },
     );
     expect(steps).toEqual(['ip', 'network', 'forwards', 'vmm', 'vm.create', 'vm.boot', 'confirm', 'record']);
-    expect(vm).toMatchObject({ name: 'web', status: 'running', vmmAlive: true, ip: '10.62.0.2', bridge: 'myhvbr0' });
+    expect(vm).toMatchObject({
+      name: 'web',
+      status: 'running',
+      vmmAlive: true,
+      ip: '10.62.0.2',
+      bridge: 'myhvbr0',
+    });
     expect(vm.tap).toMatch(/^myhv[0-9a-f]{11}$/);
     expect(vm.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
 
@@ -85,7 +97,9 @@ describe.skipIf(realVmmSkip)('VmManager lifecycle (memory network, simulator VMM
     expect(new Set([a.ip, b.ip]).size).toBe(2);
     expect(new Set([a.tap, b.tap]).size).toBe(2);
     expect(new Set([a.mac, b.mac]).size).toBe(2);
-    await expect(h.manager.create({ name: 'a', kernel: h.kernel })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    await expect(h.manager.create({ name: 'a', kernel: h.kernel })).rejects.toMatchObject({
+      code: 'ALREADY_EXISTS',
+    });
     expect((await h.manager.get('a')).status).toBe('running');
   });
 
@@ -110,7 +124,11 @@ describe.skipIf(realVmmSkip)('VmManager lifecycle (memory network, simulator VMM
 
   it('rolls back a create whose forward conflicts with another VM, keeping the other intact', async () => {
     await using h = await makeHarness({ backend: 'memory' });
-    await h.manager.create({ name: 'one', kernel: h.kernel, network: { forwards: [{ hostPort: 8080, guestPort: 80 }] } });
+    await h.manager.create({
+      name: 'one',
+      kernel: h.kernel,
+      network: { forwards: [{ hostPort: 8080, guestPort: 80 }] },
+    });
     const error = await h.manager
       .create({ name: 'two', kernel: h.kernel, network: { forwards: [{ hostPort: 8080, guestPort: 81 }] } })
       .catch((e: unknown) => e);
@@ -135,7 +153,16 @@ describe.skipIf(realVmmSkip)('VmManager lifecycle (memory network, simulator VMM
       [{ name: 'x', kernel: h.kernel, shares: [{ hostPath: h.shareDir, tag: 'data' }] }, 'shares'],
       [{ name: 'x', kernel: h.kernel, network: { bridge: 'otherbr' } }, 'network.bridge'],
       [
-        { name: 'x', kernel: h.kernel, network: { forwards: [{ hostPort: 1, guestPort: 1 }, { hostPort: 1, guestPort: 2 }] } },
+        {
+          name: 'x',
+          kernel: h.kernel,
+          network: {
+            forwards: [
+              { hostPort: 1, guestPort: 1 },
+              { hostPort: 1, guestPort: 2 },
+            ],
+          },
+        },
         'network.forwards[1].hostPort',
       ],
     ];
@@ -147,6 +174,13 @@ describe.skipIf(realVmmSkip)('VmManager lifecycle (memory network, simulator VMM
     }
     expect(await listTree(h.stateDir)).toEqual([]);
     expect(h.memory!.calls).toEqual([]);
-    expect(() => new VmManager({ stateDir: h.stateDir, runDir: h.runDir, network: { ...h.manager.options.network!, subnet: '10.0.0.1/32' } })).toThrow(/subnet/);
+    expect(
+      () =>
+        new VmManager({
+          stateDir: h.stateDir,
+          runDir: h.runDir,
+          network: { ...h.manager.options.network!, subnet: '10.0.0.1/32' },
+        }),
+    ).toThrow(/subnet/);
   });
 });

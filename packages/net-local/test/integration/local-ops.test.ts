@@ -32,6 +32,19 @@ describe.skipIf(reason !== undefined)('LocalOps on the kernel', () => {
     return () => ops.close();
   });
 
+  it('ensureBridge from many independent instances at once (separate processes in effect) all succeed', async () => {
+    // Each LocalOps has its own batcher, like separate myhv processes: all see "no bridge", one add wins, and
+    // the others must adopt its bridge, never fail nor delete it.
+    const others = Array.from({ length: 8 }, () => new LocalOps({ netns }));
+    const results = await Promise.all(
+      others.map((o) => o.ensureBridge({ name: 'br0', address: '10.88.0.1/24' })),
+    );
+    expect(results.filter((r) => r.created).length).toBeGreaterThanOrEqual(1);
+    expect((await link('br0')).linkinfo.info_kind).toBe('bridge');
+    expect((await link('br0')).flags).toContain('UP');
+    await Promise.all(others.map((o) => o.close()));
+  });
+
   it('ensureBridge sets addresses, MTU, up, ip_forward and route_localnet; a new address replaces the old', async () => {
     expect(await sysctl('net.ipv4.ip_forward')).toBe('0');
     await ops.ensureBridge({ name: 'br0', address: '10.88.0.1/24', mtu: 1400, ipv6Address: 'fd00:88::1/64' });

@@ -105,7 +105,11 @@ async function expectNameFree(ops: NetOpsUnderTest, name: string): Promise<void>
   if (isAtomic(ops) && name === BR) {
     await ensureKitBridge(ops, conformanceFixtures.otherBridge, conformanceFixtures.otherBridgeAddress);
   }
-  const result = await makeTap(ops, name, isAtomic(ops) && name === BR ? { bridge: conformanceFixtures.otherBridge } : {});
+  const result = await makeTap(
+    ops,
+    name,
+    isAtomic(ops) && name === BR ? { bridge: conformanceFixtures.otherBridge } : {},
+  );
   expect(result.created, `${name} must not exist`).toBe(true);
   expect((await ops.tap.deleteTap(name)).existed).toBe(true);
 }

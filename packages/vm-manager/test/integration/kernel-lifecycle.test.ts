@@ -1,7 +1,15 @@
 import { existsSync } from 'node:fs';
 import { ChvClient } from '@my-hypervisor/chv-client';
 import { describe, expect, it } from 'vitest';
-import { hasVirtiofsd, isRoot, listTree, makeHarness, pidsMentioning, realVmmSkip, tapsInNetns } from '../harness.js';
+import {
+  hasVirtiofsd,
+  isRoot,
+  listTree,
+  makeHarness,
+  pidsMentioning,
+  realVmmSkip,
+  tapsInNetns,
+} from '../harness.js';
 
 const skip = !isRoot
   ? 'needs root (network namespace, virtiofsd)'
@@ -34,7 +42,9 @@ describe.skipIf(skip)('VmManager on the kernel (LocalOps in a netns, real virtio
     await using client = new ChvClient({ socketPath: a.paths.socket! });
     const info = await client.vmInfo();
     expect(info.config.memory).toMatchObject({ shared: true });
-    expect(info.config.fs).toEqual([expect.objectContaining({ tag: 'data', socket: a.shares[0]!.socketPath })]);
+    expect(info.config.fs).toEqual([
+      expect.objectContaining({ tag: 'data', socket: a.shares[0]!.socketPath }),
+    ]);
     expect(info.config.net?.[0]).toMatchObject({ tap: a.tap, mac: a.mac });
     expect(info.config.payload?.cmdline).toContain(`ip=${a.ip}::10.62.0.1:255.255.255.0:alpha:eth0:off`);
     client.close();
@@ -63,12 +73,19 @@ describe.skipIf(skip)('VmManager on the kernel (LocalOps in a netns, real virtio
 
   it('reconcile marks a VM whose VMM was killed as stopped, stops its virtiofsd, and start brings it back', async () => {
     await using h = await makeHarness({ backend: 'local', shares: true });
-    const vm = await h.manager.create({ name: 'gamma', kernel: h.kernel, shares: [{ hostPath: h.shareDir, tag: 'data' }] });
+    const vm = await h.manager.create({
+      name: 'gamma',
+      kernel: h.kernel,
+      shares: [{ hostPath: h.shareDir, tag: 'data' }],
+    });
     process.kill(vm.pid!, 'SIGKILL');
-    for (let i = 0; i < 100 && (await h.manager.get('gamma')).vmmAlive; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && (await h.manager.get('gamma')).vmmAlive; i++)
+      await new Promise((r) => setTimeout(r, 20));
     expect(await h.manager.get('gamma')).toMatchObject({ status: 'running', vmmAlive: false });
     const report = await h.manager.reconcile();
-    expect(report.changes).toContainEqual(expect.objectContaining({ kind: 'vm', target: 'gamma', action: expect.stringMatching(/VMM is gone/) }));
+    expect(report.changes).toContainEqual(
+      expect.objectContaining({ kind: 'vm', target: 'gamma', action: expect.stringMatching(/VMM is gone/) }),
+    );
     expect(await h.manager.get('gamma')).toMatchObject({ status: 'stopped' });
     expect(await pidsMentioning(vm.shares[0]!.socketPath!)).toEqual([]);
     expect((await h.manager.start('gamma')).status).toBe('running');
