@@ -32,6 +32,11 @@ export interface VmManagerOptions {
   readonly runDir: string;
   /** The network VMs join; required for VMs with `network.enabled`. */
   readonly network?: NetworkBackend;
+  /**
+   * The network for VMs whose spec asks for `network.mycelium`: a `MyceliumNetwork` over the same bridge and
+   * subnet as `network`, so both kinds of VM share addresses and forwards.
+   */
+  readonly mycelium?: NetworkBackend;
   /** Shared folders; required for VMs with shares. */
   readonly storage?: StorageBackend;
   readonly vmm?: VmmOptions;
@@ -104,6 +109,14 @@ export class VmManager {
     this.#options = options;
     this.#runDir = resolve(options.runDir);
     this.store = new StateStore(options.stateDir);
+    if (
+      options.mycelium &&
+      (!options.network ||
+        options.mycelium.bridge !== options.network.bridge ||
+        options.mycelium.subnet !== options.network.subnet)
+    ) {
+      throw new TypeError('VmManager: mycelium must use the same bridge and subnet as network');
+    }
     if (options.network) {
       parseVmSubnet(options.network.subnet, 'network.subnet');
       this.#ipam = new IpAllocator({ dir: join(options.stateDir, 'ipam'), subnet: options.network.subnet });
@@ -351,7 +364,7 @@ export class VmManager {
           record.resources.tap = deriveTapName(record.id);
         },
         run: async (signal) => {
-          const attachment = await this.#network().attach(
+          const attachment = await this.#network(record).attach(
             {
               vmId: record.id,
               ipv4: record.resources.ip!,
@@ -362,10 +375,19 @@ export class VmManager {
             signal ? { signal } : {},
           );
           record.resources.network = attachment;
+          if (record.spec.network.mycelium && !attachment.ipv6) {
+            throw new VmManagerError(
+              'NETWORK_FAILED',
+              `${record.name}: the mycelium network gave no IPv6 address`,
+              {
+                details: { vm: record.name, step: 'network' },
+              },
+            );
+          }
         },
         undo: async () => {
           if (!record.resources.tap) return;
-          await this.#network().detach({ vmId: record.id, tap: record.resources.tap });
+          await this.#network(record).detach({ vmId: record.id, tap: record.resources.tap });
           delete record.resources.network;
           delete record.resources.tap;
         },
@@ -541,7 +563,7 @@ export class VmManager {
         name: 'network-detach',
         run: async () => {
           if (record.resources.tap)
-            await this.#network().detach({ vmId: record.id, tap: record.resources.tap });
+            await this.#network(record).detach({ vmId: record.id, tap: record.resources.tap });
           delete record.resources.network;
           delete record.resources.tap;
           await this.store.write(record);
@@ -735,6 +757,9 @@ export class VmManager {
     if (spec.network.enabled) {
       const network = this.#options.network;
       if (!network) throw invalidSpec('network.enabled', 'this manager has no network configured');
+      if (spec.network.mycelium && !this.#options.mycelium) {
+        throw invalidSpec('network.mycelium', 'this manager has no mycelium network configured');
+      }
       if (spec.network.bridge && spec.network.bridge !== network.bridge) {
         throw invalidSpec(
           'network.bridge',
@@ -767,7 +792,13 @@ export class VmManager {
     return record;
   }
 
-  #network(): NetworkBackend {
+  /** The backend a VM's network steps use: the mycelium one for VMs that asked for it. */
+  #network(record?: VmRecord): NetworkBackend {
+    if (record?.spec.network.mycelium) {
+      if (!this.#options.mycelium)
+        throw invalidSpec('network.mycelium', 'this manager has no mycelium network configured');
+      return this.#options.mycelium;
+    }
     if (!this.#options.network) throw invalidSpec('network', 'this manager has no network configured');
     return this.#options.network;
   }

@@ -13,8 +13,11 @@ export interface VmConfigInputs {
 export function kernelCmdline(spec: VmSpec, network?: VmNetworkAttachment): string {
   const parts = [spec.cmdline.trim()];
   if (network) parts.push(network.kernelIpArg);
-  if (network?.ipv6)
-    parts.push(`myhv.ipv6=${network.ipv6.address}/${network.ipv6.prefixLength},${network.ipv6.gateway}`);
+  // Our convention for guests that configure mycelium themselves: myhv.ipv6=<address>/<len>,<gateway>[,<route>…]
+  if (network?.ipv6) {
+    const { address, prefixLength, gateway, routes } = network.ipv6;
+    parts.push(`myhv.ipv6=${[`${address}/${prefixLength}`, gateway, ...routes].join(',')}`);
+  }
   return parts.filter(Boolean).join(' ');
 }
 
