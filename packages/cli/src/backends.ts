@@ -20,7 +20,9 @@ export async function openNetOps(
 ): Promise<HostNetOps> {
   if (config.netBackend === 'mosnet') {
     const { MosnetOps } = await import('@my-hypervisor/net-mosnet');
-    return new MosnetOps({ socketPath: config.mosnetSocket });
+    // connect() asks the daemon (rpc.discover) which optional methods it has, so listing bridge ports and
+    // forwards (net ls, gc's sweeps) works where the daemon offers them; an absent daemon fails here, clearly.
+    return MosnetOps.connect({ socketPath: config.mosnetSocket });
   }
   const { LocalOps } = await import('@my-hypervisor/net-local');
   return new LocalOps({ ...(config.netns ? { netns: config.netns } : {}), nat: config.nat });
