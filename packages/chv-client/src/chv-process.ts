@@ -91,7 +91,7 @@ export interface StopResult {
 }
 
 const KILL_WAIT_MS = 5_000;
-const SIMULATOR_ENTRIES = /^(simulator-bin\.(js|ts)|chv-simulator|__chv-simulator)$/;
+const SIMULATOR_ENTRIES = /^(simulator-bin\.(cjs|js|ts)|chv-simulator|__chv-simulator)$/;
 const NETNS_PATTERN = /^[A-Za-z0-9_.-]{1,255}$/;
 
 interface ProcessParts {
@@ -310,7 +310,7 @@ export class ChvProcess implements AsyncDisposable {
       throw new ChvApiError('EXITED', `no running process with pid ${pid}`, { details: { pid } });
     }
     const binary = basename(options.command ?? 'cloud-hypervisor');
-    // The simulator stands in for cloud-hypervisor (and is what `node …simulator-bin.js` runs).
+    // The simulator stands in for cloud-hypervisor (and is what `node …simulator-bin.cjs` runs).
     const simulatorCounts = binary === 'cloud-hypervisor' || binary === basename(process.execPath);
     const namesBinary = cmdline.some((arg) => {
       const name = basename(arg);
