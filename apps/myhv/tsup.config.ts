@@ -1,3 +1,4 @@
+import { builtinModules, createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { defineConfig } from 'tsup';
 import { intermediateDir, packBundle } from './scripts/pack-bundle.js';
@@ -7,8 +8,44 @@ import { intermediateDir, packBundle } from './scripts/pack-bundle.js';
 //
 // Start-up time matters (`myhv vm ls` runs in loops in scripts; see bench/). tsup writes a CommonJS bundle, which
 // scripts/pack-bundle.ts packs into dist/myhv.js with V8's code cache. Two plugins keep start-up work down:
-// - node built-ins are required when the module using them is first initialised, not all at start-up;
+// - node built-ins that a bare `node` has not loaded yet are loaded on first use of one of their exports (commander
+//   alone would otherwise load child_process, net and streams at every start);
 // - zod's ~45 message locales are dropped: only the English one is ever configured.
+
+/** Built-ins every Node process has loaded before user code runs: requiring them costs nothing. */
+const preloaded = new Set([
+  'async_hooks',
+  'buffer',
+  'events',
+  'fs',
+  'module',
+  'path',
+  'process',
+  'querystring',
+  'timers',
+  'url',
+  'util',
+]);
+
+const require = createRequire(import.meta.url);
+
+/** The export names of a built-in worth loading lazily, or undefined (preloaded, or not a plain object). */
+function lazyBuiltinNames(name: string): string[] | undefined {
+  if (preloaded.has(name)) return undefined;
+  const exported: unknown = require(`node:${name}`);
+  if (typeof exported !== 'object' || exported === null) return undefined;
+  // Non-enumerable ones too: an export the bundle uses must never read as undefined.
+  return Object.getOwnPropertyNames(exported);
+}
+
+/** A module whose exports are getters that require the built-in on first use. */
+function lazyBuiltinModule(name: string, names: readonly string[]): string {
+  const getters = names.map(
+    (n) => `${JSON.stringify(n)}:{enumerable:true,get:()=>load()[${JSON.stringify(n)}]}`,
+  );
+  return `let m;const load=()=>m??=require(${JSON.stringify(`node:${name}`)});module.exports=Object.defineProperties({},{${getters.join(',')}});`;
+}
+
 export default defineConfig({
   entry: { myhv: 'src/main.ts' },
   outDir: intermediateDir,
@@ -22,6 +59,8 @@ export default defineConfig({
   sourcemap: false,
   clean: true,
   dts: false,
+  // Built-ins are resolved by the lazy-node-builtins plugin below, which needs to see their `node:` prefix.
+  removeNodeProtocol: false,
   minifyWhitespace: true,
   minifySyntax: true,
   // The bundle runs from dist/myhv.js; the only user of import.meta.url (chv-client's simulatorCommand) is
@@ -35,13 +74,17 @@ export default defineConfig({
     {
       name: 'lazy-node-builtins',
       setup(build) {
-        build.onResolve({ filter: /^node:/ }, (args) =>
-          args.namespace === 'lazy-builtin'
-            ? { path: args.path, external: true }
-            : { path: args.path, namespace: 'lazy-builtin' },
-        );
+        const builtins = new Set(builtinModules);
+        build.onResolve({ filter: /^(node:)?[a-z0-9_/]+$/ }, (args) => {
+          const name = args.path.replace(/^node:/, '');
+          if (!builtins.has(name)) return undefined;
+          // The lazy module's own require is the real built-in.
+          return args.namespace !== 'lazy-builtin' && lazyBuiltinNames(name)
+            ? { path: name, namespace: 'lazy-builtin' }
+            : { path: `node:${name}`, external: true };
+        });
         build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
-          contents: `module.exports = require(${JSON.stringify(args.path)});`,
+          contents: lazyBuiltinModule(args.path, lazyBuiltinNames(args.path) ?? []),
           loader: 'js',
         }));
       },

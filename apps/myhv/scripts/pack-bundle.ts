@@ -6,64 +6,86 @@ import { fileURLToPath } from 'node:url';
 const app = fileURLToPath(new URL('..', import.meta.url));
 
 /** Where tsup writes the CommonJS bundle before it is packed (ignored by git, like all of node_modules). */
-const PAYLOAD_MARKER = 'myhv-payload:';
-
 export const intermediateDir = join(app, 'node_modules/.cache/myhv-pack');
 
 /**
- * Packs the CommonJS bundle into the one file users run, dist/myhv.js: a small ES module holding the bundle's
- * source as a string and V8's code cache for it. Loading then skips compiling ~1 MB of JavaScript (the slowest
- * part of start-up); on another Node version V8 rejects the cache and compiles as usual.
+ * Packs the CommonJS bundle into the one file users run, dist/myhv.js: a small loader followed by a comment that
+ * holds V8's code cache (base64) and the bundle's source. Loading then skips compiling ~1 MB of JavaScript (the
+ * slowest part of start-up); on another Node version V8 rejects the cache and compiles as usual.
+ *
+ * The file is a CommonJS script (dist/package.json says so; a copy elsewhere is CommonJS by default): Node's ES
+ * module loader alone costs ~7 ms at start-up. It is written to run as an ES module too (no require, no imports),
+ * should a copy land in a `"type": "module"` scope.
  */
 export function packBundle(): void {
   const bundle = join(intermediateDir, 'myhv.cjs');
   const target = join(app, 'dist/myhv.js');
   const wrapped = join(intermediateDir, 'wrapped.cjs');
   const cache = join(intermediateDir, 'myhv.cache');
+  const bundleText = readFileSync(bundle, 'utf8');
+  // esbuild escapes everything outside ASCII; an ASCII file is one that Node decodes fastest, into a one-byte
+  // string (the code cache is base64 for the same reason).
+  if (/[\u0080-\uffff]/.test(bundleText)) throw new Error(`${bundle} is not ASCII`);
   // The same text the loader compiles: the bundle as the body of a CommonJS module function.
-  const source = `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'utf8')}\n})`;
+  const source = `(function (exports, require, module, __filename, __dirname) {${bundleText}\n})`;
   writeFileSync(wrapped, source);
   const made = spawnSync(process.execPath, [join(app, 'scripts/code-cache.mjs'), wrapped, cache, target], {
     encoding: 'utf8',
   });
   if (made.status !== 0) throw new Error(`making the code cache failed:\n${made.stdout}\n${made.stderr}`);
-  // The bundle and its cache travel base64-encoded in a comment at the end of the file: V8 skips a comment
-  // far faster than it scans (and allocates) a megabyte-long string literal, and base64 never contains the `*/`
-  // that would end the comment early.
-  const payload = `${Buffer.from(source).toString('base64')}:${readFileSync(cache).toString('base64')}`;
+  const cacheText = readFileSync(cache).toString('base64');
+  // The source travels as it is inside the comment (V8 skips a comment far faster than it scans a string literal
+  // or a module), except that `*/` would end the comment early: it is written as `*<escape>/`, where the escape is
+  // a control character the source does not contain.
+  const escapeChar = ['\x01', '\x02', '\x03', '\x04', '\x05', '\x06'].find((c) => !source.includes(c));
+  if (!escapeChar) throw new Error('no free escape character for the payload');
+  const escaped = source.replaceAll('*/', `*${escapeChar}/`);
+  // The payload is the body of a function that is never called: its text is then already in memory as the source
+  // of this very file, and `payload.toString()` hands it over without reading the file again. Positions are
+  // counted from the end of that text.
+  const tail = '*/}';
+  const layout = {
+    cache: escaped.length + 1 + cacheText.length + tail.length,
+    cacheLength: cacheText.length,
+    source: escaped.length + tail.length,
+    sourceLength: escaped.length,
+  };
+  const slice = `text.slice(end - ${layout.source}, end - ${layout.source} + ${layout.sourceLength})`;
+  const sourceLine = source.includes('*/')
+    ? `const source = ${slice}.replaceAll(${JSON.stringify(`*${escapeChar}/`)}, '*/');`
+    : `const source = ${slice};`;
   const loader = `#!/usr/bin/env node
 // myhv, bundled: the CommonJS bundle of apps/myhv (in the comment at the end of this file), compiled with V8's
 // code cache made at build time.
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Script } from 'node:vm';
+'use strict';
+const { createRequire } = process.getBuiltinModule('node:module');
+const { dirname } = process.getBuiltinModule('node:path');
+const { Script } = process.getBuiltinModule('node:vm');
 
-const file = fileURLToPath(import.meta.url);
-const text = readFileSync(file, 'latin1');
-const start = text.lastIndexOf('/*${PAYLOAD_MARKER}') + ${PAYLOAD_MARKER.length + 2};
-const [source, cachedData] = text.slice(start, text.lastIndexOf('*/')).split(':');
-const script = new Script(Buffer.from(source, 'base64').toString('utf8'), {
-  filename: file,
-  cachedData: Buffer.from(cachedData, 'base64'),
-});
-const module = { exports: {} };
-script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
-const code = await module.exports.main(process.argv.slice(2), file);
-// Exit once stdout and stderr are flushed (a large JSON document on a pipe must not be cut short), and not later:
-// a handle a command left open must not keep the CLI alive.
-let open = 2;
-const flushed = () => {
-  open -= 1;
-  if (open === 0) process.exit(code);
-};
-process.stdout.write('', flushed);
-process.stderr.write('', flushed);
-/*${PAYLOAD_MARKER}${payload}*/
+const file = typeof __filename === 'string' ? __filename : process.argv[1];
+const text = payload.toString();
+const end = text.length;
+${sourceLine}
+const cache = text.slice(end - ${layout.cache}, end - ${layout.cache} + ${layout.cacheLength});
+const script = new Script(source, { filename: file, cachedData: Buffer.from(cache, 'base64') });
+const bundle = { exports: {} };
+script.runInThisContext()(bundle.exports, createRequire(file), bundle, file, dirname(file));
+// stdout and stderr as plain writes where they are pipes or files (see src/stdio.ts).
+const stdio = bundle.exports.processStdio();
+bundle.exports
+  .main(process.argv.slice(2), file, stdio)
+  .then((code) => stdio.flushed().then(() => code))
+  // Exit once the output is out (a large JSON document on a pipe must not be cut short), and not later: a handle a
+  // command left open must not keep the CLI alive.
+  .then((code) => process.exit(code));
+
+function payload() {/*${cacheText}
+${escaped}${tail}
 `;
   rmSync(dirname(target), { recursive: true, force: true });
   mkdirSync(dirname(target), { recursive: true });
   writeFileSync(target, loader);
   chmodSync(target, 0o755);
+  // Without this, dist/myhv.js would be an ES module (apps/myhv is "type": "module").
+  writeFileSync(join(dirname(target), 'package.json'), '{ "type": "commonjs" }\n');
 }

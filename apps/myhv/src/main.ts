@@ -1,5 +1,7 @@
 import { run, SIMULATOR_COMMAND } from '@my-hypervisor/cli';
 
+export { processStdio, type Stdio } from './stdio.js';
+
 /**
  * The myhv entry point: argv in, exit code out. `self` is the bundle's own path; the simulator VMM is this same
  * file run with a hidden command, so the one-file bundle needs nothing else.

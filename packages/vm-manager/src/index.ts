@@ -24,7 +24,7 @@ export {
   vmSpecSchema,
 } from './spec.js';
 export type { ShareState, VmmRecord, VmOperation, VmRecord, VmResources, VmStatus } from './state-store.js';
-export { StateStore } from './state-store.js';
+export { StateStore, type StateStoreOptions } from './state-store.js';
 export { VERSION } from './version.js';
 export { buildVmConfig, kernelCmdline } from './vm-config.js';
 export type { VmmOptions } from './vmm.js';

@@ -83,6 +83,9 @@ export interface VmInfo {
   };
 }
 
+const SERIAL_LOG = 'serial.log';
+const VMM_LOG = 'vmm.log';
+
 /** The owner tag on our port forwards: reconcile removes forwards with this prefix that no VM owns. */
 export const FORWARD_OWNER_PREFIX = 'myhv-';
 
@@ -746,8 +749,8 @@ export class VmManager {
       runDir,
       socket: `${runDir}/api.sock`,
       pidFile: `${dir}/vmm.pid`,
-      vmmLog: `${dir}/vmm.log`,
-      serialLog: `${dir}/serial.log`,
+      vmmLog: `${dir}/${VMM_LOG}`,
+      serialLog: `${dir}/${SERIAL_LOG}`,
     };
   }
 
@@ -813,42 +816,53 @@ export class VmManager {
     return this.#options.storage;
   }
 
+  // Called once per VM by `list()` (`myhv vm ls` over thousands of VMs): plain assignments in the documented key
+  // order rather than conditional spreads, and only the paths a VmInfo shows.
   #info(record: VmRecord): VmInfo {
-    const paths = this.#paths(record);
-    const net = record.resources.network;
-    return {
+    const { resources, spec } = record;
+    const vmm = resources.vmm;
+    const net = resources.network;
+    const info: { -readonly [K in keyof VmInfo]?: VmInfo[K] } = {
       id: record.id,
       name: record.name,
       status: record.status,
-      vmmAlive: vmmAlive(record.resources.vmm),
-      ...(record.resources.vmm?.pid !== undefined ? { pid: record.resources.vmm.pid } : {}),
-      ...(record.resources.ip ? { ip: record.resources.ip } : {}),
-      ...(net ? { tap: net.tap, mac: net.mac, bridge: net.bridge } : {}),
-      ...(net?.ipv6 ? { ipv6: net.ipv6.address } : {}),
-      forwards: record.resources.forwards,
-      shares: record.spec.shares.map((s) => {
-        const live = record.resources.shares.find((r) => r.tag === s.tag);
-        const socketPath = live ? shareSocket(live) : undefined;
-        return {
-          tag: s.tag,
-          hostPath: s.hostPath,
-          readOnly: s.readOnly,
-          ...(socketPath ? { socketPath } : {}),
-        };
-      }),
-      spec: record.spec,
-      createdAt: record.createdAt,
-      updatedAt: record.updatedAt,
-      ...(record.pending ? { pending: record.pending } : {}),
-      ...(record.lastError ? { lastError: record.lastError } : {}),
-      paths: {
-        dir: paths.dir,
-        serialLog: paths.serialLog,
-        vmmLog: paths.vmmLog,
-        ...(record.resources.vmm ? { socket: record.resources.vmm.socketPath } : {}),
-      },
+      vmmAlive: vmmAlive(vmm),
     };
+    if (vmm?.pid !== undefined) info.pid = vmm.pid;
+    if (resources.ip) info.ip = resources.ip;
+    if (net) {
+      info.tap = net.tap;
+      info.mac = net.mac;
+      info.bridge = net.bridge;
+      if (net.ipv6) info.ipv6 = net.ipv6.address;
+    }
+    info.forwards = resources.forwards;
+    info.shares = spec.shares.length === 0 ? [] : spec.shares.map((s) => shareInfo(s, resources.shares));
+    info.spec = spec;
+    info.createdAt = record.createdAt;
+    info.updatedAt = record.updatedAt;
+    if (record.pending) info.pending = record.pending;
+    if (record.lastError) info.lastError = record.lastError;
+    const dir = this.store.vmDir(record.name);
+    info.paths = vmm
+      ? { dir, serialLog: `${dir}/${SERIAL_LOG}`, vmmLog: `${dir}/${VMM_LOG}`, socket: vmm.socketPath }
+      : { dir, serialLog: `${dir}/${SERIAL_LOG}`, vmmLog: `${dir}/${VMM_LOG}` };
+    return info as VmInfo;
   }
+}
+
+function shareInfo(
+  share: VmSpec['shares'][number],
+  live: VmRecord['resources']['shares'],
+): VmInfo['shares'][number] {
+  const state = live.find((r) => r.tag === share.tag);
+  const socketPath = state ? shareSocket(state) : undefined;
+  return {
+    tag: share.tag,
+    hostPath: share.hostPath,
+    readOnly: share.readOnly,
+    ...(socketPath ? { socketPath } : {}),
+  };
 }
 
 function shareSocket(share: { record?: unknown }): string {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { VmManagerError } from './errors.js';
-import { parseForwardSpec, parseMemorySize, parseVmSpec } from './spec.js';
+import { parseForwardSpec, parseMemorySize, parseVmSpec, vmSpecSchema } from './spec.js';
 
 const base = { name: 'web', kernel: '/boot/vmlinux' };
 
@@ -121,5 +122,24 @@ describe('parseVmSpec', () => {
       guestPort: 80,
     });
     expect(() => parseForwardSpec({ hostPort: 8080 })).toThrow(/guestPort/);
+  });
+});
+
+// The schemas are built on first use; the exported schema must behave like the zod object it stands for.
+describe('vmSpecSchema', () => {
+  it('is a zod object schema with its shape, parse methods and JSON Schema', () => {
+    expect(vmSpecSchema).toBeInstanceOf(z.ZodObject);
+    expect(Object.keys(vmSpecSchema.shape)).toContain('memory');
+    expect(vmSpecSchema.shape.name.safeParse('web').success).toBe(true);
+    expect(vmSpecSchema.shape.name.safeParse('-web').success).toBe(false);
+    expect(vmSpecSchema.parse(base)).toEqual(parseVmSpec(base));
+    expect(vmSpecSchema.safeParse({ ...base, cpus: 0 }).success).toBe(false);
+    const json = z.toJSONSchema(vmSpecSchema, { io: 'input', unrepresentable: 'any' }) as {
+      required?: string[];
+      properties?: Record<string, unknown>;
+    };
+    expect(json.required).toEqual(['name', 'kernel']);
+    expect(Object.keys(json.properties ?? {})).toContain('network');
+    expect(z.array(vmSpecSchema).parse([base])).toHaveLength(1);
   });
 });

@@ -17,111 +17,146 @@ export function parseMemorySize(value: string | number): number | undefined {
 /** The smallest guest Cloud Hypervisor boots a minimal kernel in without trouble. */
 export const MIN_MEMORY_BYTES = 64 * MiB;
 
-const vmName = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(63, 'must be at most 63 characters')
-  .regex(
-    /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
-    "must start with a letter or digit and contain only letters, digits, '_', '.', '-'",
-  );
-
-const absolutePath = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(4096)
-  .refine((p) => p.startsWith('/'), 'must be an absolute path')
-  .refine(
-    (p) => !p.includes('\0') && !p.includes('\n') && !p.includes(','),
-    'must not contain NUL, newline or comma',
-  );
-
-const port = z.number().int('must be an integer').min(1, 'must be 1–65535').max(65535, 'must be 1–65535');
-
-const forward = z.strictObject({
-  protocol: z.enum(['tcp', 'udp']).default('tcp'),
-  hostPort: port,
-  guestPort: port,
-  hostIp: z.string().refine(isIPv4, 'must be an IPv4 address').optional(),
-});
-
-const share = z.strictObject({
-  hostPath: absolutePath,
-  tag: z
+/**
+ * Builds the schemas. Deferred until first use: constructing them takes milliseconds that commands which never
+ * parse a spec (`myhv vm ls` runs in loops in scripts) should not pay at start-up.
+ */
+function buildSchemas() {
+  const vmName = z
     .string()
     .min(1, 'must not be empty')
-    .max(36, 'must be at most 36 bytes')
-    .regex(/^[A-Za-z0-9_.-]+$/, "may only contain letters, digits, '_', '.', '-'"),
-  readOnly: z.boolean().default(false),
-});
+    .max(63, 'must be at most 63 characters')
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
+      "must start with a letter or digit and contain only letters, digits, '_', '.', '-'",
+    );
 
-const disk = z.strictObject({
-  path: absolutePath,
-  readOnly: z.boolean().default(false),
-});
+  const absolutePath = z
+    .string()
+    .min(1, 'must not be empty')
+    .max(4096)
+    .refine((p) => p.startsWith('/'), 'must be an absolute path')
+    .refine(
+      (p) => !p.includes('\0') && !p.includes('\n') && !p.includes(','),
+      'must not contain NUL, newline or comma',
+    );
+
+  const port = z.number().int('must be an integer').min(1, 'must be 1–65535').max(65535, 'must be 1–65535');
+
+  const forward = z.strictObject({
+    protocol: z.enum(['tcp', 'udp']).default('tcp'),
+    hostPort: port,
+    guestPort: port,
+    hostIp: z.string().refine(isIPv4, 'must be an IPv4 address').optional(),
+  });
+
+  const share = z.strictObject({
+    hostPath: absolutePath,
+    tag: z
+      .string()
+      .min(1, 'must not be empty')
+      .max(36, 'must be at most 36 bytes')
+      .regex(/^[A-Za-z0-9_.-]+$/, "may only contain letters, digits, '_', '.', '-'"),
+    readOnly: z.boolean().default(false),
+  });
+
+  const disk = z.strictObject({
+    path: absolutePath,
+    readOnly: z.boolean().default(false),
+  });
+
+  const vmSpec = z.strictObject({
+    name: vmName,
+    /** Boot vCPUs. */
+    cpus: z
+      .number()
+      .int('must be an integer')
+      .min(1, 'must be at least 1')
+      .max(254, 'must be at most 254')
+      .default(1),
+    /** Guest memory: a size such as `512M` or `1G`, or a number of MiB. */
+    memory: z
+      .union([z.string(), z.number()])
+      .default('512M')
+      .transform((value, ctx) => {
+        const bytes = parseMemorySize(value);
+        if (bytes === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `${JSON.stringify(value)} is not a size such as 512M or 2G`,
+          });
+          return z.NEVER;
+        }
+        if (bytes < MIN_MEMORY_BYTES || bytes % MiB !== 0) {
+          ctx.addIssue({ code: 'custom', message: 'must be a whole number of MiB, at least 64M' });
+          return z.NEVER;
+        }
+        return bytes;
+      }),
+    /** Kernel image for direct boot (vmlinux or bzImage). */
+    kernel: absolutePath,
+    initramfs: absolutePath.optional(),
+    /** Kernel command line; the VM's `ip=` argument is appended. */
+    cmdline: z
+      .string()
+      .max(2048)
+      .refine((c) => !/[\0\n]/.test(c), 'must not contain NUL or newline')
+      .default('console=ttyS0 reboot=k panic=1'),
+    disks: z.array(disk).max(16).default([]),
+    shares: z.array(share).max(16).default([]),
+    network: z
+      .strictObject({
+        /** Attach the VM to the manager's network (a TAP on its bridge). */
+        enabled: z.boolean().default(true),
+        /** The bridge the caller expects; must match the manager's. */
+        bridge: z.string().optional(),
+        /** Queue pairs; more than 1 needs a multi-queue TAP. */
+        queues: z.number().int().min(1).max(16).default(1),
+        forwards: z.array(forward).max(64).default([]),
+        /** Give the VM a mycelium IPv6 (the manager's network must be a MyceliumNetwork). */
+        mycelium: z.boolean().default(false),
+      })
+      .default({ enabled: true, queues: 1, forwards: [], mycelium: false }),
+    vmm: z
+      .strictObject({
+        /** cloud-hypervisor binary for this VM; the manager's default when omitted. */
+        binary: absolutePath.optional(),
+        /** Extra arguments for the VMM, for version-specific flags. */
+        extraArgs: z.array(z.string().max(4096)).max(32).default([]),
+      })
+      .default({ extraArgs: [] }),
+  });
+  return { vmSpec, forward };
+}
+
+type Schemas = ReturnType<typeof buildSchemas>;
+let built: Schemas | undefined;
+const schemas = (): Schemas => (built ??= buildSchemas());
+
+/**
+ * An object that stands for `build()`'s result and builds it on first use: every operation (property reads,
+ * `in`, key listing, `instanceof`) is forwarded to the real object.
+ */
+function lazyObject<T extends object>(build: () => T): T {
+  const real = (): T => build();
+  return new Proxy({} as T, {
+    get: (_target, key) => Reflect.get(real(), key),
+    set: (_target, key, value) => Reflect.set(real(), key, value),
+    has: (_target, key) => Reflect.has(real(), key),
+    ownKeys: () => Reflect.ownKeys(real()),
+    getOwnPropertyDescriptor: (_target, key) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(real(), key);
+      // The proxy's own target lacks the property, so it may only be reported as configurable.
+      return descriptor && { ...descriptor, configurable: true };
+    },
+    defineProperty: (_target, key, descriptor) => Reflect.defineProperty(real(), key, descriptor),
+    deleteProperty: (_target, key) => Reflect.deleteProperty(real(), key),
+    getPrototypeOf: () => Reflect.getPrototypeOf(real()),
+  });
+}
 
 /** The single source of truth for a VM's description, used by the library and the CLI (flags and spec files). */
-export const vmSpecSchema = z.strictObject({
-  name: vmName,
-  /** Boot vCPUs. */
-  cpus: z
-    .number()
-    .int('must be an integer')
-    .min(1, 'must be at least 1')
-    .max(254, 'must be at most 254')
-    .default(1),
-  /** Guest memory: a size such as `512M` or `1G`, or a number of MiB. */
-  memory: z
-    .union([z.string(), z.number()])
-    .default('512M')
-    .transform((value, ctx) => {
-      const bytes = parseMemorySize(value);
-      if (bytes === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `${JSON.stringify(value)} is not a size such as 512M or 2G`,
-        });
-        return z.NEVER;
-      }
-      if (bytes < MIN_MEMORY_BYTES || bytes % MiB !== 0) {
-        ctx.addIssue({ code: 'custom', message: 'must be a whole number of MiB, at least 64M' });
-        return z.NEVER;
-      }
-      return bytes;
-    }),
-  /** Kernel image for direct boot (vmlinux or bzImage). */
-  kernel: absolutePath,
-  initramfs: absolutePath.optional(),
-  /** Kernel command line; the VM's `ip=` argument is appended. */
-  cmdline: z
-    .string()
-    .max(2048)
-    .refine((c) => !/[\0\n]/.test(c), 'must not contain NUL or newline')
-    .default('console=ttyS0 reboot=k panic=1'),
-  disks: z.array(disk).max(16).default([]),
-  shares: z.array(share).max(16).default([]),
-  network: z
-    .strictObject({
-      /** Attach the VM to the manager's network (a TAP on its bridge). */
-      enabled: z.boolean().default(true),
-      /** The bridge the caller expects; must match the manager's. */
-      bridge: z.string().optional(),
-      /** Queue pairs; more than 1 needs a multi-queue TAP. */
-      queues: z.number().int().min(1).max(16).default(1),
-      forwards: z.array(forward).max(64).default([]),
-      /** Give the VM a mycelium IPv6 (the manager's network must be a MyceliumNetwork). */
-      mycelium: z.boolean().default(false),
-    })
-    .default({ enabled: true, queues: 1, forwards: [], mycelium: false }),
-  vmm: z
-    .strictObject({
-      /** cloud-hypervisor binary for this VM; the manager's default when omitted. */
-      binary: absolutePath.optional(),
-      /** Extra arguments for the VMM, for version-specific flags. */
-      extraArgs: z.array(z.string().max(4096)).max(32).default([]),
-    })
-    .default({ extraArgs: [] }),
-});
+export const vmSpecSchema: Schemas['vmSpec'] = lazyObject(() => schemas().vmSpec);
 
 /** A VM spec as written by a user (defaults optional). */
 export type VmSpecInput = z.input<typeof vmSpecSchema>;
@@ -132,7 +167,7 @@ export type ShareSpecInput = VmSpec['shares'][number];
 
 /** Parses one port forward (`{ protocol?, hostPort, guestPort, hostIp? }`); errors name the field. */
 export function parseForwardSpec(input: unknown): ForwardSpec {
-  const result = forward.safeParse(input);
+  const result = schemas().forward.safeParse(input);
   if (result.success) return result.data;
   throw issueError(result.error);
 }
@@ -157,7 +192,7 @@ function formatPath(path: readonly PropertyKey[]): string {
  * (`memory`, `network.forwards[1].hostPort`, …). Checks across fields too: duplicate host ports and tags.
  */
 export function parseVmSpec(input: unknown): VmSpec {
-  const result = vmSpecSchema.safeParse(input);
+  const result = schemas().vmSpec.safeParse(input);
   if (!result.success) throw issueError(result.error);
   const spec = result.data;
   const ports = new Map<string, number>();

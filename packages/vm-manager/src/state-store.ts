@@ -1,8 +1,17 @@
-import { promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { PortForwardRule, VmNetworkAttachment } from '@my-hypervisor/net-ops';
 import { isTempFile, syncDirectory, writeFileAtomic } from './atomic-file.js';
 import { VmManagerError } from './errors.js';
+import {
+  DEFAULT_SETTLE_MS,
+  FileStamps,
+  isListingCacheTemp,
+  LISTING_CACHE_FILE,
+  type ListingEntry,
+  readListingCache,
+  writeListingCache,
+} from './listing-cache.js';
 import type { VmSpec } from './spec.js';
 
 export type VmStatus = 'creating' | 'stopped' | 'running' | 'paused' | 'deleting';
@@ -52,15 +61,32 @@ export interface VmRecord {
 
 const STATE_FILE = 'state.json';
 
+export interface StateStoreOptions {
+  /**
+   * Keep `<stateDir>/vms/.listing-cache.json` so that `list()` costs one stat per VM and one file read instead of a
+   * read and parse per VM. Every cached record is checked against a fresh stat of its state file. Default true.
+   */
+  readonly listingCache?: boolean;
+  /**
+   * State files changed less than this long ago are re-read at every `list()` rather than cached, so a change
+   * within one file-system timestamp tick can never hide behind an equal stamp. Default 2000 ms.
+   */
+  readonly settleMs?: number;
+}
+
 /**
  * One directory per VM under `<stateDir>/vms/<name>/` holding state.json (written atomically), the lock, logs and
  * pid files. Sockets live elsewhere, in a short run directory, because of the 108-byte limit.
  */
 export class StateStore {
   readonly root: string;
+  readonly #listingCache: boolean;
+  readonly #settleMs: number;
 
-  constructor(stateDir: string) {
+  constructor(stateDir: string, options: StateStoreOptions = {}) {
     this.root = resolve(stateDir, 'vms');
+    this.#listingCache = options.listingCache ?? true;
+    this.#settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
   }
 
   // Names are validated VM names (no `/`, no `..`), so concatenation is safe and much cheaper than path.join
@@ -92,6 +118,7 @@ export class StateStore {
     }
   }
 
+  /** Replaces the VM's state file atomically (a new inode every time, which the listing cache relies on). */
   async write(record: VmRecord): Promise<void> {
     record.updatedAt = new Date().toISOString();
     await writeFileAtomic(join(this.vmDir(record.name), STATE_FILE), `${JSON.stringify(record, null, 2)}\n`);
@@ -124,26 +151,61 @@ export class StateStore {
   }
 
   /**
-   * Every readable record. Synchronous reads on purpose: for a thousand small files they are several times faster
-   * than a thousand promises, and `myhv vm ls` is all about start-up latency.
+   * Every readable record, sorted by name. Synchronous on purpose: for a thousand small files sync calls are
+   * several times faster than a thousand promises, and `myhv vm ls` is all about start-up latency. With the
+   * listing cache a VM whose state file has the stamp (inode, size, mtime, ctime) recorded in the cache is not
+   * read again; any other is read, and the cache is rewritten when what it should hold changed.
    */
   list(): { records: VmRecord[]; unreadable: string[] } {
+    const names = this.names();
     const records: VmRecord[] = [];
     const unreadable: string[] = [];
-    for (const name of this.names()) {
-      let raw: string;
-      try {
-        raw = readFileSync(`${this.root}/${name}/${STATE_FILE}`, 'utf8');
-      } catch {
+    if (!this.#listingCache) {
+      for (const name of names) {
+        const record = readRecord(`${this.root}/${name}/${STATE_FILE}`, name);
+        if (record) records.push(record);
+        else unreadable.push(name);
+      }
+      return { records, unreadable };
+    }
+    const cachePath = `${this.root}/${LISTING_CACHE_FILE}`;
+    // Taken before any stat: a file is cached only if it last changed well before this instant.
+    const now = Date.now();
+    // Every stat before the cache is parsed: their garbage is then collected while few objects are alive.
+    // Stat, then read: should a file be replaced in between, the stamp kept is older than the record, and the next
+    // list sees a newer stamp and reads again. (Read, then stat, could pair an old record with a new stamp.)
+    const stamps = new FileStamps(names.length);
+    for (let i = 0; i < names.length; i++) {
+      const stat = statOrUndefined(`${this.root}/${names[i]}/${STATE_FILE}`);
+      if (stat) stamps.set(i, stat);
+    }
+    const cached = readListingCache(cachePath, isRecordShape);
+    const next: ListingEntry<VmRecord>[] = [];
+    let changed = false;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const entry = cached.get(name);
+      if (entry) {
+        if (stamps.matches(i, entry)) {
+          records.push(entry[5]);
+          next.push(entry);
+          continue;
+        }
+        changed = true;
+      }
+      const record = readRecord(`${this.root}/${name}/${STATE_FILE}`, name);
+      if (!record) {
         unreadable.push(name);
         continue;
       }
-      try {
-        records.push(parseRecord(raw, name));
-      } catch {
-        unreadable.push(name);
+      records.push(record);
+      if (stamps.settled(i, now, this.#settleMs)) {
+        next.push(stamps.entry(i, name, record));
+        changed = true;
       }
     }
+    // Entries of VMs that are gone are dropped too.
+    if (changed || next.length !== cached.size) writeListingCache(cachePath, next);
     return { records, unreadable };
   }
 
@@ -153,9 +215,14 @@ export class StateStore {
     await syncDirectory(this.root).catch(() => undefined);
   }
 
-  /** Temp files left in VM directories by writers that died mid-write. */
+  /** Temp files left in VM directories by writers that died mid-write (and by listing-cache writers). */
   async sweepTempFiles(): Promise<string[]> {
     const removed: string[] = [];
+    for (const entry of await fs.readdir(this.root).catch(() => [] as string[])) {
+      if (!isListingCacheTemp(entry)) continue;
+      await fs.rm(join(this.root, entry), { force: true });
+      removed.push(join(this.root, entry));
+    }
     for (const name of this.names()) {
       const dir = this.vmDir(name);
       for (const entry of await fs.readdir(dir).catch(() => [] as string[])) {
@@ -168,11 +235,38 @@ export class StateStore {
   }
 }
 
+/** The record in a state file, or undefined when it cannot be read or parsed. */
+function readRecord(path: string, name: string): VmRecord | undefined {
+  try {
+    return parseRecord(readFileSync(path, 'utf8'), name);
+  } catch {
+    return undefined;
+  }
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+function isRecordShape(value: unknown, name: string): value is VmRecord {
+  const record = value as Partial<VmRecord> | null;
+  return (
+    typeof record === 'object' &&
+    record !== null &&
+    record.schema === 1 &&
+    record.name === name &&
+    typeof record.id === 'string'
+  );
+}
+
 function parseRecord(raw: string, name: string): VmRecord {
   try {
-    const record = JSON.parse(raw) as VmRecord;
-    if (record.schema !== 1 || record.name !== name || typeof record.id !== 'string')
-      throw new Error('bad shape');
+    const record: unknown = JSON.parse(raw);
+    if (!isRecordShape(record, name)) throw new Error('bad shape');
     return record;
   } catch (error) {
     throw new VmManagerError('CORRUPT_STATE', `the state file of ${name} cannot be read`, {

@@ -1,0 +1,204 @@
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { vmRecord } from '../test/fixtures/vm-record.js';
+import { LISTING_CACHE_FILE } from './listing-cache.js';
+import { StateStore, type StateStoreOptions, type VmRecord } from './state-store.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A store over a fresh state directory holding `names` (stopped VMs). `settleMs: 0` caches every record. */
+async function storeWith(names: string[], options: StateStoreOptions = { settleMs: 0 }) {
+  const dir = mkdtempSync(join(tmpdir(), 'myhv-state-store-'));
+  dirs.push(dir);
+  const store = new StateStore(dir, options);
+  await store.init();
+  for (const [i, name] of names.entries()) {
+    await store.claim(name);
+    await store.write(vmRecord(name, i));
+  }
+  return store;
+}
+
+const statuses = (store: StateStore) =>
+  Object.fromEntries(store.list().records.map((r) => [r.name, r.status]));
+const stateFile = (store: StateStore, name: string) => join(store.vmDir(name), 'state.json');
+const cacheFile = (store: StateStore) => join(store.root, LISTING_CACHE_FILE);
+
+type CacheEntry = [string, number, number, number, number, VmRecord];
+function cacheEntries(store: StateStore): CacheEntry[] {
+  return (JSON.parse(readFileSync(cacheFile(store), 'utf8')) as { entries: CacheEntry[] }).entries;
+}
+
+/** A fixed mtime (whole seconds, so it survives utimes exactly) that tests put on a state file before and after a change. */
+const OLD_MTIME_S = 1_700_000_000;
+
+/** Sets a state file's mtime to OLD_MTIME_S, so that only its inode, size or ctime can tell a change. */
+function pinMtime(path: string): void {
+  utimesSync(path, OLD_MTIME_S, OLD_MTIME_S);
+  expect(statSync(path).mtimeMs).toBe(OLD_MTIME_S * 1000);
+}
+
+describe('StateStore.list and its listing cache', () => {
+  it('lists what is on disk and serves unchanged records from the cache', async () => {
+    const store = await storeWith(['a', 'b', 'c']);
+    const uncached = new StateStore(join(store.root, '..'), { listingCache: false });
+    expect(store.list()).toEqual(uncached.list());
+    expect(cacheEntries(store).map((e) => e[0])).toEqual(['a', 'b', 'c']);
+    expect(store.list()).toEqual(uncached.list());
+    // A cached record with its stamp intact is what list() returns: the cache is really used.
+    const text = readFileSync(cacheFile(store), 'utf8');
+    writeFileSync(cacheFile(store), text.replace('"name":"b","spec"', '"name":"b","marker":1,"spec"'));
+    expect(store.list().records.find((r) => r.name === 'b')).toHaveProperty('marker', 1);
+    expect(uncached.list().records.find((r) => r.name === 'b')).not.toHaveProperty('marker');
+  });
+
+  it('keeps records with text outside ASCII intact through the cache', async () => {
+    const store = await storeWith([]);
+    const record = vmRecord('intl');
+    record.spec.kernel = '/boot/vmlinüz-😀';
+    record.spec.cmdline = 'console=ttyS0 — ünïcödé \u2028';
+    await store.claim('intl');
+    await store.write(record);
+    store.list();
+    expect(readFileSync(cacheFile(store), 'latin1')).toMatch(/^[ -~]*$/);
+    expect(store.list().records[0]!.spec).toMatchObject({
+      kernel: record.spec.kernel,
+      cmdline: record.spec.cmdline,
+    });
+    expect(cacheEntries(store)).toHaveLength(1);
+  });
+
+  it('sees a VM rewritten by another StateStore with the same size and mtime', async () => {
+    const store = await storeWith(['a', 'b']);
+    pinMtime(stateFile(store, 'b'));
+    store.list();
+    expect(cacheEntries(store).find((e) => e[0] === 'b')![3]).toBe(OLD_MTIME_S * 1000);
+    const writer = new StateStore(join(store.root, '..'));
+    const record = (await writer.read('b'))!;
+    record.status = 'running'; // as long as 'stopped'
+    const sizeBefore = statSync(stateFile(store, 'b')).size;
+    await writer.write(record);
+    expect(statSync(stateFile(store, 'b')).size).toBe(sizeBefore);
+    pinMtime(stateFile(store, 'b'));
+    expect(statuses(store)).toEqual({ a: 'stopped', b: 'running' });
+  });
+
+  it('sees a state file edited in place (same inode, size and mtime)', async () => {
+    const store = await storeWith(['a', 'b']);
+    const path = stateFile(store, 'b');
+    pinMtime(path);
+    store.list();
+    const before = statSync(path);
+    writeFileSync(path, readFileSync(path, 'utf8').replace('"stopped"', '"running"'));
+    expect(statSync(path)).toMatchObject({ ino: before.ino, size: before.size });
+    pinMtime(path);
+    expect(statuses(store)).toEqual({ a: 'stopped', b: 'running' });
+  });
+
+  it('sees added and removed VMs and drops removed ones from the cache', async () => {
+    const store = await storeWith(['a', 'b']);
+    store.list();
+    await store.remove('a');
+    await store.claim('c');
+    await store.write(vmRecord('c', 2));
+    expect(statuses(store)).toEqual({ b: 'stopped', c: 'stopped' });
+    expect(cacheEntries(store).map((e) => e[0])).toEqual(['b', 'c']);
+    // Removed and created again under the same name: the new record, not the cached one.
+    await store.remove('b');
+    await store.claim('b');
+    await store.write({ ...vmRecord('b', 7), status: 'paused' });
+    expect(store.list().records.find((r) => r.name === 'b')).toMatchObject({
+      id: vmRecord('b', 7).id,
+      status: 'paused',
+    });
+  });
+
+  it('does not cache records that changed within the settle time, and lists them all the same', async () => {
+    const store = await storeWith(['a', 'b'], {});
+    expect(statuses(store)).toEqual({ a: 'stopped', b: 'stopped' });
+    // Just written: nothing is old enough to be cached, so no cache file is needed.
+    expect(readdirSync(store.root)).not.toContain(LISTING_CACHE_FILE);
+    const record = (await store.read('a'))!;
+    record.status = 'running';
+    await store.write(record);
+    expect(statuses(store)).toEqual({ a: 'running', b: 'stopped' });
+  });
+
+  it.each([
+    ['garbage', '{"format":'],
+    ['another format', JSON.stringify({ format: 'myhv-vm-listing-cache/0', entries: [] })],
+    [
+      'damaged entries',
+      JSON.stringify({ format: 'myhv-vm-listing-cache/1', entries: [['a', 1], 'x', null] }),
+    ],
+  ])('ignores a cache holding %s and replaces it', async (_what, content) => {
+    const store = await storeWith(['a', 'b']);
+    writeFileSync(cacheFile(store), content);
+    expect(statuses(store)).toEqual({ a: 'stopped', b: 'stopped' });
+    expect(cacheEntries(store).map((e) => e[0])).toEqual(['a', 'b']);
+  });
+
+  it('never serves a cached record whose shape or name does not match its VM', async () => {
+    const store = await storeWith(['a', 'b']);
+    store.list();
+    const entries = cacheEntries(store);
+    // The stamps are right, the records are not: b's entry holds a's record, a's lacks a schema.
+    entries[1]![5] = entries[0]![5];
+    entries[0]![5] = { ...entries[0]![5], schema: 2 } as unknown as VmRecord;
+    writeFileSync(cacheFile(store), JSON.stringify({ format: 'myhv-vm-listing-cache/1', entries }));
+    expect(store.list().records.map((r) => [r.name, r.id])).toEqual([
+      ['a', vmRecord('a', 0).id],
+      ['b', vmRecord('b', 1).id],
+    ]);
+  });
+
+  it('lists without a cache when the cache cannot be written', async () => {
+    const store = await storeWith(['a']);
+    mkdirSync(cacheFile(store));
+    expect(statuses(store)).toEqual({ a: 'stopped' });
+    expect(statuses(store)).toEqual({ a: 'stopped' });
+    expect(readdirSync(store.root).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('reports missing and corrupt state files as unreadable and never caches them', async () => {
+    const store = await storeWith(['ok']);
+    mkdirSync(store.vmDir('ghost'));
+    mkdirSync(store.vmDir('broken'));
+    writeFileSync(stateFile(store, 'broken'), '{"schema":1,');
+    expect(store.list()).toMatchObject({ records: [{ name: 'ok' }], unreadable: ['broken', 'ghost'] });
+    expect(cacheEntries(store).map((e) => e[0])).toEqual(['ok']);
+    await store.write(vmRecord('broken', 3));
+    expect(store.list()).toMatchObject({
+      records: [{ name: 'broken' }, { name: 'ok' }],
+      unreadable: ['ghost'],
+    });
+  });
+
+  it('writes no cache with listingCache: false', async () => {
+    const store = await storeWith(['a'], { listingCache: false, settleMs: 0 });
+    expect(statuses(store)).toEqual({ a: 'stopped' });
+    expect(readdirSync(store.root)).not.toContain(LISTING_CACHE_FILE);
+  });
+
+  it('sweeps temp files that a dying cache writer left', async () => {
+    const store = await storeWith(['a']);
+    const leftover = join(store.root, `${LISTING_CACHE_FILE}.4242.1700000000000.0.tmp`);
+    writeFileSync(leftover, '{');
+    expect(await store.sweepTempFiles()).toEqual([leftover]);
+    expect(readdirSync(store.root)).not.toContain(leftover.split('/').at(-1));
+  });
+});
