@@ -3,10 +3,9 @@ export { CRASH_AFTER_ENV } from './crash-hook.js';
 export { VmManagerError, type VmManagerErrorCode, type VmManagerErrorDetails } from './errors.js';
 export type { StatusEvent, StepEvent, VmEvent } from './events.js';
 export { FileLock } from './file-lock.js';
+export { FORWARD_OWNER_PREFIX, forwardOwner, vmIdOfForwardOwner } from './forward-owner.js';
 export { allocateBridgeIp, IpAllocator, type IpReservation } from './ip-allocator.js';
 export {
-  FORWARD_OWNER_PREFIX,
-  forwardOwner,
   type OperationOptions,
   type VmInfo,
   VmManager,

@@ -16,6 +16,7 @@ import type { ShareRecord, StorageBackend } from '@my-hypervisor/storage-virtiof
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
 import { type StepEvent, type VmEvent, VmEventHub } from './events.js';
 import { FileLock } from './file-lock.js';
+import { forwardOwner } from './forward-owner.js';
 import { assertSpecOnHost } from './host-checks.js';
 import { IpAllocator } from './ip-allocator.js';
 import { type PipelineContext, type PipelineStep, runPipeline, stepError, undoSteps } from './pipeline.js';
@@ -85,13 +86,6 @@ export interface VmInfo {
 
 const SERIAL_LOG = 'serial.log';
 const VMM_LOG = 'vmm.log';
-
-/** The owner tag on our port forwards: reconcile removes forwards with this prefix that no VM owns. */
-export const FORWARD_OWNER_PREFIX = 'myhv-';
-
-export function forwardOwner(vmId: string): string {
-  return `${FORWARD_OWNER_PREFIX}${vmId}`;
-}
 
 /**
  * Runs Cloud Hypervisor VMs with networking and shares. Every operation is a pipeline of idempotent steps, each
@@ -204,7 +198,7 @@ export class VmManager {
       throw wrongState(record, 'start', 'run `myhv gc` to repair it first');
     }
     await this.#checkSpec(record.spec);
-    await this.#cleanupRuntime(record, 'start');
+    await this.#cleanupRuntime(record);
     await this.#run(
       record,
       'start',
@@ -337,7 +331,7 @@ export class VmManager {
         lock: (name, signal) => this.#lock(name, signal, 0),
         undoCreate: (record, ctxOptions) => this.#undoCreate(record, ctxOptions),
         finishDelete: (record, ctxOptions) => this.#delete(record, ctxOptions),
-        cleanupRuntime: (record) => this.#cleanupRuntime(record, 'reconcile'),
+        cleanupRuntime: (record) => this.#cleanupRuntime(record),
         emit: (event) => this.#hub.emit(event),
       },
     });
@@ -580,15 +574,12 @@ export class VmManager {
           await this.store.write(record);
         },
       },
-      { name: 'remove', run: () => this.store.remove(record.name) },
+      // Nothing to record before the record itself goes.
+      { name: 'remove', recordBefore: false, run: () => this.store.remove(record.name) },
     ];
     // Deleting never undoes itself: a failure keeps the record in `deleting` for the next rm or reconcile.
-    const ctx = this.#context(record, 'delete', options, { persist: true });
     try {
-      await runPipeline(
-        { ...ctx, beforeStep: (step) => (step === 'remove' ? Promise.resolve() : ctx.beforeStep(step)) },
-        steps,
-      );
+      await runPipeline(this.#context(record, 'delete', options), steps);
     } catch (error) {
       await this.#recordError(record, error).catch(() => undefined);
       throw error;
@@ -606,7 +597,7 @@ export class VmManager {
   }
 
   /** Before start (and in reconcile): whatever a dead VMM left — socket, virtiofsd, run dir. */
-  async #cleanupRuntime(record: VmRecord, _why: string): Promise<void> {
+  async #cleanupRuntime(record: VmRecord): Promise<void> {
     if (record.resources.vmm && !vmmAlive(record.resources.vmm)) {
       await stopVmm(record.resources.vmm, { gracefulMs: 0 });
       delete record.resources.vmm;
@@ -665,12 +656,7 @@ export class VmManager {
     this.#hub.emit({ type: 'status', vm: record.name, status: record.status });
   }
 
-  #context(
-    record: VmRecord,
-    op: VmOperation,
-    options: OperationOptions,
-    _flags: { persist?: boolean } = {},
-  ): PipelineContext {
+  #context(record: VmRecord, op: VmOperation, options: OperationOptions): PipelineContext {
     return {
       vm: record.name,
       op,

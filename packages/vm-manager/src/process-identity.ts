@@ -6,26 +6,24 @@ import { readFileSync } from 'node:fs';
  * (pid, start time) pairs are not.
  */
 export function processStartTime(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses; fields after the last ')' are fixed.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const start = Number(fields[19]);
-    return Number.isFinite(start) ? start : undefined;
-  } catch {
-    return undefined;
-  }
+  const start = Number(statFields(pid)?.[19]);
+  return Number.isFinite(start) ? start : undefined;
 }
 
 /** True when the process that had `startTime` still runs (and is not a zombie). */
 export function isProcessAlive(pid: number, startTime?: number): boolean {
+  const fields = statFields(pid);
+  if (!fields || fields[0] === 'Z' || fields[0] === 'X') return false;
+  return startTime === undefined || Number(fields[19]) === startTime;
+}
+
+/** Fields 3… of /proc/<pid>/stat: after the command name, which may contain spaces and parentheses. */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return false;
-    return startTime === undefined || Number(fields[19]) === startTime;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return undefined;
   }
 }
 

@@ -1,10 +1,11 @@
 import { promises as fs, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_TAP_PREFIX } from '@my-hypervisor/net-ops';
+import { DEFAULT_TAP_PREFIX, NetOpsError } from '@my-hypervisor/net-ops';
 import { isTempFile } from './atomic-file.js';
 import { VmManagerError } from './errors.js';
-import type { StepEvent, VmEvent } from './events.js';
+import type { VmEvent } from './events.js';
 import type { FileLock } from './file-lock.js';
+import { vmIdOfForwardOwner } from './forward-owner.js';
 import type { OperationOptions, VmManager } from './manager.js';
 import { processCmdline, processStartTime } from './process-identity.js';
 import type { VmRecord } from './state-store.js';
@@ -45,9 +46,7 @@ export async function reconcile(
   const report: ReconcileReport = { changes: [], skipped: [], errors: [] };
   const { store } = manager;
   const runDir = manager.options.runDir;
-  const inner: OperationOptions = {
-    ...(options.onProgress ? { onProgress: (e: StepEvent) => options.onProgress?.({ ...e }) } : {}),
-  };
+  const inner: OperationOptions = options.onProgress ? { onProgress: options.onProgress } : {};
   const fail = (target: string, error: unknown) =>
     report.errors.push({ target, message: error instanceof Error ? error.message : String(error) });
 
@@ -223,19 +222,20 @@ export async function reconcile(
         report.changes.push({ kind: 'tap', target: port.name, action: 'deleted (no VM owns it)' });
       }
     } catch (error) {
-      if (!(error as { code?: string }).code?.includes('NOT_FOUND')) fail(`bridge ${network.bridge}`, error);
+      if (!(NetOpsError.isInstance(error) && error.code === 'NOT_FOUND'))
+        fail(`bridge ${network.bridge}`, error);
     }
   }
   if (network && nat?.capabilities.listPortForwards) {
     try {
       for (const rule of await nat.listPortForwards()) {
-        const owner = rule.owner ?? '';
-        if (!owner.startsWith('myhv-') || ids.has(owner.slice('myhv-'.length))) continue;
+        const vmId = vmIdOfForwardOwner(rule.owner);
+        if (vmId === undefined || ids.has(vmId)) continue;
         await network.removeForward(rule);
         report.changes.push({
           kind: 'forward',
           target: `${rule.protocol}/${rule.hostPort}`,
-          action: `removed (owner ${owner} is gone)`,
+          action: `removed (owner ${rule.owner} is gone)`,
         });
       }
     } catch (error) {

@@ -1,5 +1,5 @@
 import { ipv4ToNumber, NetOpsError, numberToIPv4, parseVmSubnet } from '@my-hypervisor/net-ops';
-import { FORWARD_OWNER_PREFIX } from '@my-hypervisor/vm-manager';
+import { vmIdOfForwardOwner } from '@my-hypervisor/vm-manager';
 import { openManager, openNetOps } from '../backends.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatForward } from '../format.js';
@@ -69,9 +69,8 @@ export const netLs: CommandHandler = async (ctx) => {
   if (ops.capabilities.listPortForwards) {
     forwards = (await ops.listPortForwards()).map((rule) => {
       const owner = rule.owner ?? null;
-      const vm = owner?.startsWith(FORWARD_OWNER_PREFIX)
-        ? (byId.get(owner.slice(FORWARD_OWNER_PREFIX.length)) ?? null)
-        : null;
+      const id = vmIdOfForwardOwner(rule.owner);
+      const vm = id === undefined ? null : (byId.get(id) ?? null);
       return { ...forwardJson(rule), owner, vm };
     });
   } else unsupported.push('listPortForwards');
