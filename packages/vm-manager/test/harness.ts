@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { simulatorCommand } from '@my-hypervisor/chv-client/testing';
 import { LocalOps } from '@my-hypervisor/net-local';
@@ -18,9 +17,9 @@ import {
   type TapOps,
 } from '@my-hypervisor/net-ops';
 import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '@my-hypervisor/storage-virtiofs';
-import { build } from 'esbuild';
 import type { VmmOptions } from '../src/index.js';
 import { VmManager } from '../src/index.js';
+import { bundledFixture } from './child.js';
 
 const exec = promisify(execFile);
 
@@ -194,40 +193,13 @@ export async function tapsInNetns(netns: string): Promise<string[]> {
     .filter((n) => /^myhv[0-9a-f]{11}$/.test(n));
 }
 
-let childBundle: Promise<string> | undefined;
-
-/**
- * The manager child as one plain JavaScript file (built once per test run): 50 children starting through a
- * TypeScript loader would measure the loader, not the manager.
- */
-export function managerChildScript(): Promise<string> {
-  childBundle ??= (async () => {
-    const outfile = join(await mkdtemp(join(tmpdir(), 'myhv-child-')), 'manager-child.mjs');
-    await build({
-      entryPoints: [fileURLToPath(new URL('./fixtures/manager-child.ts', import.meta.url))],
-      outfile,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      conditions: ['@my-hypervisor/source'],
-      banner: {
-        js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-      },
-      logLevel: 'error',
-    });
-    return outfile;
-  })();
-  return childBundle;
-}
-
 /** Runs one manager operation in a separate process; resolves with its exit status and output. */
 export async function runManagerChild(
   child: ChildConfig,
   request: { op: 'create'; spec: unknown } | { op: 'delete'; name: string },
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  const script = await managerChildScript();
+  const script = await bundledFixture('manager-child.ts');
   return new Promise((resolve) => {
     execFile(
       process.execPath,
