@@ -55,6 +55,8 @@ export async function reconcile(
 
   // 1. Every VM directory: finish or roll back interrupted work, notice dead VMMs.
   const live = new Map<string, VmRecord>();
+  /** VMs whose record could not be read: what they own cannot be told from leftovers. */
+  const unattributed: string[] = [];
   for (const name of store.names()) {
     if (signal?.aborted) break;
     let lock: FileLock;
@@ -65,6 +67,8 @@ export async function reconcile(
         report.skipped.push({ target: name, reason: 'another process is working on it' });
         const record = await store.read(name).catch(() => undefined);
         if (record) live.set(record.id, record);
+        // Claimed but not yet recorded: it may be allocating right now.
+        else unattributed.push(name);
         continue;
       }
       throw error;
@@ -78,6 +82,7 @@ export async function reconcile(
           target: name,
           reason: `state file unreadable (${(error as Error).message}); left for you`,
         });
+        unattributed.push(name);
         continue;
       }
       if (!record) {
@@ -148,6 +153,15 @@ export async function reconcile(
   const ownedPids = new Set(
     [...live.values()].map((r) => r.resources.vmm?.pid).filter((p) => p !== undefined),
   );
+
+  if (unattributed.length > 0) {
+    // Their addresses, TAPs, forwards and processes would look like nobody's: sweeping now could take them away.
+    report.skipped.push({
+      target: 'leftovers no VM owns',
+      reason: `not swept while the record of ${unattributed.join(', ')} cannot be read`,
+    });
+    return report;
+  }
 
   // 2. IP reservations nobody owns.
   if (manager.ipam) {

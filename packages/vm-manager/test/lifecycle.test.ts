@@ -140,6 +140,25 @@ describe.skipIf(realVmmSkip)('VmManager lifecycle (memory network, simulator VMM
     expect((await h.manager.ipam!.list()).length).toBe(1);
   });
 
+  it('reconcile leaves alone what a VM with an unreadable record owns', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const vm = await h.manager.create({
+      name: 'web',
+      kernel: h.kernel,
+      network: { forwards: [{ hostPort: 8080, guestPort: 80 }] },
+    });
+    await writeFile(join(h.stateDir, 'vms', 'web', 'state.json'), '{ torn');
+    const report = await h.manager.reconcile();
+    expect(report.skipped.map((s) => s.target)).toEqual(['web', 'leftovers no VM owns']);
+    expect(report.changes).toEqual([]);
+    // Its address, TAP, forward and VMM are all still there, for the operator to look at.
+    expect((await h.manager.ipam!.list()).map((r) => r.address)).toEqual([vm.ip]);
+    expect(h.memory!.snapshot().taps.map((t) => t.name)).toEqual([vm.tap]);
+    expect(h.memory!.snapshot().forwards).toHaveLength(1);
+    expect(await pidsMentioning(vm.paths.socket!)).not.toEqual([]);
+    process.kill(vm.pid!, 'SIGKILL');
+  });
+
   it('rejects bad specs before creating anything, naming the field', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const file = join(h.shareDir, 'a-file');
