@@ -45,7 +45,8 @@ export async function removeStaleSocket(socketPath: string): Promise<boolean> {
   return true;
 }
 
-function socketAnswers(socketPath: string): Promise<boolean> {
+/** True when something accepts connections on the Unix socket at `socketPath` (the connection is closed at once). */
+export function socketAnswers(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(socketPath);
     socket.once('connect', () => {

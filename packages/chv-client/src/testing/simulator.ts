@@ -1,8 +1,8 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { API_ROOT, type ChvEndpointSpec, findEndpointSpec } from '../endpoint-table.js';
 import type { VmState } from '../schemas/primitives.js';
+import { socketAnswers } from '../socket-path.js';
 import { checkBody, simBodySchema } from './sim-body-check.js';
 import { SimEventWriter } from './sim-events.js';
 import {
@@ -233,7 +233,7 @@ export class Simulator implements AsyncDisposable {
     ]);
     // Before v53 the VMM binds blindly and fails on a leftover file.
     if (versionMajor(this.version) < 53) throw addressInUse;
-    if (!fs.lstatSync(socketPath).isSocket() || (await answers(socketPath))) {
+    if (!fs.lstatSync(socketPath).isSocket() || (await socketAnswers(socketPath))) {
       throw new SimulatorStartError(['Error creating the API server', `API socket ${socketPath} is in use`]);
     }
     fs.unlinkSync(socketPath);
@@ -333,17 +333,6 @@ function serdeText(issue: {
     return `missing field \`${String(field)}\``;
   }
   return `${issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''}${issue.message}`;
-}
-
-function answers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(socketPath);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 function osText(error: unknown): string {
