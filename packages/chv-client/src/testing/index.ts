@@ -1,4 +1,13 @@
 export { VERSION } from '../version.js';
+export {
+  isProbeGuest,
+  PROBE_GUEST_MARKER,
+  type ProbeGuestOutput,
+  parseProbeGuestOutput,
+  probeGuestImage,
+  probeGuestSerial,
+  writeProbeGuest,
+} from './probe-guest.js';
 export { type SimulatorVersion, simulatorVersions } from './sim-failure.js';
 export {
   DEFAULT_MAX_BODY_BYTES,
