@@ -3,10 +3,15 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { expectChvError, realBinary, tempDir } from '../test/helpers.js';
+import { expectChvError, realBinary, realBinaryOnDisk, realSkipReason, tempDir } from '../test/helpers.js';
 import { ChvProcess, type ChvProcessSpawnOptions } from './index.js';
 import { isProcessAlive } from './proc.js';
-import { simulatorCommand, simulatorVersions, startSimulator } from './testing/index.js';
+import {
+  kvmUnavailableReason,
+  simulatorCommand,
+  simulatorVersions,
+  startSimulator,
+} from './testing/index.js';
 
 interface ProcessBackend {
   readonly name: string;
@@ -31,11 +36,41 @@ const backends: ProcessBackend[] = [
     : []),
 ];
 
-if (!realBinary) {
-  it.skip('ChvProcess against the real cloud-hypervisor — skipped: MYHV_CLOUD_HYPERVISOR is not set', () => {});
-}
+if (!realBinary)
+  it.skip(`ChvProcess against the real cloud-hypervisor — skipped: ${realSkipReason}`, () => {});
 
 const READY_MS = 20_000;
+
+// Where /dev/kvm is missing the real binary still runs: it fails at start-up with a real error, which the
+// supervisor must report with its cause and without leaving a socket, pid file or process behind.
+const noKvm = kvmUnavailableReason();
+describe.skipIf(!realBinaryOnDisk || !noKvm)('ChvProcess with the real binary on a host without KVM', () => {
+  it("fails with EXITED, quoting the VMM's own error, and leaves nothing behind", async () => {
+    await using dir = await tempDir();
+    const socketPath = join(dir.path, 'api.sock');
+    const pidFile = join(dir.path, 'vmm.pid');
+    const logFile = join(dir.path, 'vmm.log');
+    const error = await expectChvError(
+      ChvProcess.spawn({
+        command: realBinaryOnDisk!,
+        socketPath,
+        pidFile,
+        logFile,
+        readyTimeoutMs: READY_MS,
+      }),
+      'EXITED',
+    );
+    expect(error.details.exitCode).toBe(1);
+    expect(error.message).toContain('no supported hypervisor');
+    expect(isProcessAlive(error.details.pid!)).toBe(false);
+    expect(existsSync(socketPath)).toBe(false);
+    expect(existsSync(pidFile)).toBe(false);
+  });
+});
+if (!realBinaryOnDisk || !noKvm)
+  console.warn(
+    `skipped: the real binary's start-up failure without KVM, because ${realBinaryOnDisk ? 'this host has a usable /dev/kvm' : 'MYHV_CLOUD_HYPERVISOR names no binary on disk'}`,
+  );
 
 describe.each(backends)('ChvProcess with $name', (backend) => {
   it('spawns, is ready when ping answers, streams events, and stops through the ladder', async () => {

@@ -1,9 +1,17 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { ChvApiError, type ChvErrorCode, ChvProcess } from '../src/index.js';
-import { type SimulatorVersion, simulatorVersions, startSimulator } from '../src/testing/index.js';
+import {
+  realVmmBinary,
+  realVmmSkipReason,
+  type SimulatorVersion,
+  simulatorVersions,
+  startSimulator,
+  writeProbeGuest,
+} from '../src/testing/index.js';
 
 /** A fresh directory with a short path (socket paths are limited to 107 bytes). */
 export async function tempDir(): Promise<{ path: string; [Symbol.asyncDispose](): Promise<void> }> {
@@ -24,8 +32,13 @@ export async function expectChvError(promise: Promise<unknown>, code: ChvErrorCo
   return caught as ChvApiError;
 }
 
-/** The real binary to test against, from MYHV_CLOUD_HYPERVISOR; a kernel to boot from MYHV_CHV_KERNEL. */
-export const realBinary = process.env.MYHV_CLOUD_HYPERVISOR || undefined;
+/** Why the real-binary suites skip here (no binary named, or no usable /dev/kvm), or undefined. */
+export const realSkipReason = realVmmSkipReason();
+/** The real binary to boot guests with: MYHV_CLOUD_HYPERVISOR, when this host can run guests. */
+export const realBinary = realSkipReason ? undefined : realVmmBinary();
+/** The real binary when it exists, even where it cannot run guests (for start-up failure tests). */
+export const realBinaryOnDisk = realVmmBinary() && existsSync(realVmmBinary()!) ? realVmmBinary() : undefined;
+/** A kernel of the caller's from MYHV_CHV_KERNEL; otherwise the real suites boot the probe guest. */
 export const realKernel = process.env.MYHV_CHV_KERNEL || undefined;
 
 export const isRoot = process.getuid?.() === 0;
@@ -37,8 +50,8 @@ export interface Backend {
   readonly simulator: SimulatorVersion | undefined;
   /** Starts a VMM listening on `socketPath`. */
   start(socketPath: string): Promise<{ stop(): Promise<void> }>;
-  /** A kernel path `vm.boot` accepts, or undefined when this backend cannot boot (real binary, no kernel). */
-  kernel(dir: string): Promise<string | undefined>;
+  /** A kernel path `vm.boot` accepts: MYHV_CHV_KERNEL on the real binary, else the probe guest written into `dir`. */
+  kernel(dir: string): Promise<string>;
 }
 
 const simulatorBackends: Backend[] = simulatorVersions.map((version) => ({
@@ -49,10 +62,7 @@ const simulatorBackends: Backend[] = simulatorVersions.map((version) => ({
     return { stop: () => simulator.close() };
   },
   async kernel(dir) {
-    // The simulator only checks that the kernel file exists.
-    const path = join(dir, 'vmlinux');
-    await writeFile(path, 'not a kernel');
-    return path;
+    return writeProbeGuest(join(dir, 'vmlinux'));
   },
 }));
 
@@ -64,8 +74,8 @@ const realBackend: Backend | undefined = realBinary
         const vmm = await ChvProcess.spawn({ command: realBinary, socketPath });
         return { stop: () => vmm.close() };
       },
-      async kernel() {
-        return realKernel;
+      async kernel(dir) {
+        return realKernel ?? writeProbeGuest(join(dir, 'vmlinux'));
       },
     }
   : undefined;
@@ -73,6 +83,4 @@ const realBackend: Backend | undefined = realBinary
 /** The simulator in every version mode, plus the real binary when MYHV_CLOUD_HYPERVISOR is set. */
 export const backends: readonly Backend[] = [...simulatorBackends, ...(realBackend ? [realBackend] : [])];
 
-if (!realBackend) {
-  console.warn('skipped: real cloud-hypervisor suites, because MYHV_CLOUD_HYPERVISOR is not set');
-}
+if (!realBackend) console.warn(`skipped: real cloud-hypervisor suites, because ${realSkipReason}`);

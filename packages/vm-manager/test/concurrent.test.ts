@@ -1,18 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import {
-  type BackendKind,
-  isRoot,
-  makeHarness,
-  realVmmSkip,
-  runManagerChild,
-  tapsInNetns,
-} from './harness.js';
+import { type BackendKind, isRoot, makeHarness, runManagerChild, tapsInNetns } from './harness.js';
 
 // 50 `create`s from 50 separate processes at once, over shared host state: the kernel in a namespace where root,
 // else the mosnet reference server holding memory ops.
 const kind: BackendKind = isRoot ? 'local' : 'mosnet';
 
-describe.skipIf(realVmmSkip)(`50 concurrent creates from 50 processes (${kind} backend)`, () => {
+describe(`50 concurrent creates from 50 processes (${kind} backend)`, () => {
   it('gives 50 distinct addresses, TAP names and MACs, all recorded and running', async () => {
     await using h = await makeHarness({ backend: kind });
     const names = Array.from({ length: 50 }, (_, i) => `vm${String(i).padStart(2, '0')}`);

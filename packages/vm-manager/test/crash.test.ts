@@ -9,7 +9,6 @@ import {
   listTree,
   makeHarness,
   pidsMentioning,
-  realVmmSkip,
   runManagerChild,
   tapsInNetns,
 } from './harness.js';
@@ -79,7 +78,7 @@ async function expectNothingLeft(h: Harness) {
   expect(await listTree(join(h.runDir, 'fs'))).toEqual([]);
 }
 
-describe.skipIf(realVmmSkip)('crash safety', () => {
+describe('crash safety', () => {
   for (const backend of backends) {
     describe.skipIf(backend.skip)(`${backend.kind} backend`, () => {
       it.each(createSteps)('create killed right after %s, then reconcile: nothing leaks', async (step) => {

@@ -1,10 +1,15 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { simulatorCommand } from '@my-hypervisor/chv-client/testing';
+import {
+  realVmmBinary,
+  realVmmSkipReason,
+  simulatorCommand,
+  writeProbeGuest,
+} from '@my-hypervisor/chv-client/testing';
 import { LocalOps } from '@my-hypervisor/net-local';
 import { MosnetOps } from '@my-hypervisor/net-mosnet';
 import { createMosnetServer } from '@my-hypervisor/net-mosnet/server';
@@ -25,15 +30,13 @@ const exec = promisify(execFile);
 
 export const isRoot = process.getuid?.() === 0;
 export const hasVirtiofsd = existsSync(C_VIRTIOFSD_PATH) || existsSync('/usr/libexec/virtiofsd');
-export const realVmm = process.env.MYHV_CLOUD_HYPERVISOR;
+/** Why the manager suites run on the simulator rather than MYHV_CLOUD_HYPERVISOR, or undefined. */
+export const realVmmUnused = realVmmSkipReason();
+/** The real VMM the suites run on: MYHV_CLOUD_HYPERVISOR, where this host can run guests. */
+export const realVmm = realVmmUnused ? undefined : realVmmBinary();
+if (!realVmm) console.warn(`vm-manager suites use the simulator, not the real VMM, because ${realVmmUnused}`);
 export const SUBNET = '10.62.0.0/24';
 export const BRIDGE = 'myhvbr0';
-
-/** Why a real-binary run cannot happen (it needs a bootable kernel too), or undefined. */
-export const realVmmSkip =
-  realVmm && !process.env.MYHV_TEST_KERNEL
-    ? 'MYHV_CLOUD_HYPERVISOR is set but MYHV_TEST_KERNEL (a bootable kernel) is not'
-    : undefined;
 
 export type BackendKind = 'memory' | 'mosnet' | 'local';
 
@@ -75,9 +78,7 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
   // Sockets need a short path: /tmp/mh-XXXXXX.
   const runDir = await mkdtemp('/tmp/mh-');
   const stateDir = join(root, 'state');
-  const kernel = process.env.MYHV_TEST_KERNEL ?? join(root, 'vmlinux');
-  if (!process.env.MYHV_TEST_KERNEL)
-    await writeFile(kernel, 'not a kernel: the simulator only checks it exists\n');
+  const kernel = process.env.MYHV_TEST_KERNEL ?? (await writeProbeGuest(join(root, 'vmlinux')));
   const shareDir = join(root, 'share');
   await mkdir(shareDir);
   const cleanups: (() => Promise<unknown>)[] = [];

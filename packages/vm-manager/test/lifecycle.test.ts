@@ -5,11 +5,11 @@ import { ChvClient } from '@my-hypervisor/chv-client';
 import { NetOpsError } from '@my-hypervisor/net-ops';
 import { describe, expect, it } from 'vitest';
 import { VmManager, VmManagerError } from '../src/index.js';
-import { listTree, makeHarness, pidsMentioning, realVmmSkip } from './harness.js';
+import { listTree, makeHarness, pidsMentioning } from './harness.js';
 
 // The simulator accepts any kernel path that exists; these tests use the memory network, so TAPs are not real and
 // the simulator runs with MYHV_SIM_STRICT_TAPS=0. The kernel-backed variant is in test/integration/.
-describe.skipIf(realVmmSkip)('VmManager lifecycle (memory network, simulator VMM)', () => {
+describe('VmManager lifecycle (memory network, simulator VMM)', () => {
   it('creates, inspects, pauses, stops, starts, forwards and deletes a VM, leaving nothing behind', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const steps: string[] = [];

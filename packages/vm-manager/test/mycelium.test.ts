@@ -2,9 +2,9 @@ import { ChvClient } from '@my-hypervisor/chv-client';
 import { MyceliumNetwork, type TapNetwork } from '@my-hypervisor/net-ops';
 import { describe, expect, it } from 'vitest';
 import { VmManager } from '../src/index.js';
-import { makeHarness, realVmmSkip } from './harness.js';
+import { makeHarness } from './harness.js';
 
-describe.skipIf(realVmmSkip)('mycelium VMs', () => {
+describe('mycelium VMs', () => {
   it('gives a VM that asks for mycelium an address in the node /64, on its kernel command line', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const network = h.manager.options.network as TapNetwork;

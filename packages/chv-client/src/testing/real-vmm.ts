@@ -1,0 +1,33 @@
+import { closeSync, constants, existsSync, openSync } from 'node:fs';
+
+/**
+ * Why this host cannot run guests with KVM, or undefined when `/dev/kvm` opens read-write. Without it the real
+ * cloud-hypervisor exits at start-up with "no supported hypervisor", before its API socket appears.
+ */
+export function kvmUnavailableReason(device = '/dev/kvm'): string | undefined {
+  if (!existsSync(device)) return `${device} is missing, so cloud-hypervisor cannot create a VM on this host`;
+  try {
+    closeSync(openSync(device, constants.O_RDWR | constants.O_CLOEXEC));
+    return undefined;
+  } catch (error) {
+    return `${device} cannot be opened read-write (${(error as NodeJS.ErrnoException).code})`;
+  }
+}
+
+/** The real cloud-hypervisor named by `MYHV_CLOUD_HYPERVISOR` (unset, empty or `simulator` means none). */
+export function realVmmBinary(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const binary = env.MYHV_CLOUD_HYPERVISOR;
+  return binary && binary !== 'simulator' ? binary : undefined;
+}
+
+/**
+ * Why the suites that boot guests on the real binary must skip here, or undefined when they can run: the binary
+ * must be named, exist, and find a usable `/dev/kvm`.
+ */
+export function realVmmSkipReason(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const binary = realVmmBinary(env);
+  if (!binary) return 'MYHV_CLOUD_HYPERVISOR is not set';
+  if (!existsSync(binary)) return `MYHV_CLOUD_HYPERVISOR=${binary} does not exist`;
+  const kvm = kvmUnavailableReason();
+  return kvm ? `MYHV_CLOUD_HYPERVISOR is set but ${kvm}` : undefined;
+}
