@@ -127,7 +127,7 @@ export function createProgram(invoke: Invoke): Command {
   ).alias('list');
   leaf(net, 'ensure', 'net ensure', 'create the bridge with its gateway address if missing (idempotent)');
 
-  leaf(program, 'doctor', 'doctor', 'check the host: KVM, cloud-hypervisor, virtiofsd, nft/iptables, …');
+  leaf(program, 'doctor', 'doctor', 'check the host: KVM, cloud-hypervisor, a probe guest boot, virtiofsd, nft/iptables, …');
   leaf(program, 'gc', 'gc', 'repair drift: finish or roll back interrupted work, remove what no VM owns');
   leaf(program, 'demo', 'demo', 'run a whole VM lifecycle in a throwaway network namespace, then clean up')
     .option('--kernel <path>', 'kernel to boot (required with a real cloud-hypervisor)')

@@ -1,5 +1,6 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { kvmUnavailableReason, realVmmBinary } from '@my-hypervisor/chv-client/testing';
 import { describe, expect, it } from 'vitest';
 import { runCaptured } from '../test/capture-io.js';
 import { tempDir } from '../test/temp-dir.js';
@@ -137,6 +138,7 @@ describe('run: argv parsing and exit codes', () => {
         'root',
         'kvm',
         'vmm',
+        'guest',
         'virtiofsd',
         'nat',
         'ip_forward',
@@ -149,3 +151,25 @@ describe('run: argv parsing and exit codes', () => {
     expect(report.ok).toBe(report.checks.every((c) => c.ok || !c.required));
   });
 });
+
+// A host where /dev/kvm is missing but cloud-hypervisor is installed: doctor must not stop at "the binary runs".
+const realOnDisk = realVmmBinary();
+const noKvm = kvmUnavailableReason();
+describe.skipIf(!realOnDisk || !noKvm)('doctor with the real VMM on a host without KVM', () => {
+  it('fails the probe-guest boot check, naming KVM, and exits 1', async () => {
+    const result = await runCaptured(['--json', 'doctor'], {
+      env: { ...(await stateEnv()), MYHV_CLOUD_HYPERVISOR: realOnDisk! },
+    });
+    const report = JSON.parse(result.stdout) as {
+      checks: { id: string; ok: boolean; required: boolean; detail: string }[];
+    };
+    const guest = report.checks.find((c) => c.id === 'guest');
+    expect(guest).toMatchObject({ ok: false, required: true });
+    expect(guest!.detail).toMatch(/no usable KVM/);
+    expect(result.code).toBe(1);
+  });
+});
+if (!realOnDisk || !noKvm)
+  console.warn(
+    `skipped: doctor's probe-guest check on a host without KVM, because ${realOnDisk ? 'this host has a usable /dev/kvm' : 'MYHV_CLOUD_HYPERVISOR is not set'}`,
+  );

@@ -8,6 +8,7 @@ export {
   probeGuestSerial,
   writeProbeGuest,
 } from './probe-guest.js';
+export { type ProbeGuestRun, type RunProbeGuestOptions, runProbeGuest } from './probe-run.js';
 export { kvmUnavailableReason, realVmmBinary, realVmmSkipReason } from './real-vmm.js';
 export { type SimulatorVersion, simulatorVersions } from './sim-failure.js';
 export {

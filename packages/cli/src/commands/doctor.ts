@@ -156,6 +156,30 @@ async function runChecks(config: CliConfig, vmm: VmmChoice): Promise<DoctorCheck
       },
     ],
     [
+      'guest',
+      'guest boot (probe guest)',
+      real,
+      async () => {
+        if (!real) return skip('the simulator runs no guest');
+        const { runProbeGuest } = await import('@my-hypervisor/chv-client/testing');
+        try {
+          const run = await runProbeGuest({ command: vmm.command, timeoutMs: 10_000 });
+          return pass(
+            `the probe guest printed its marker ${run.bootMs.toFixed(1)} ms after vm.create (VMM ready in ${run.readyMs.toFixed(1)} ms)`,
+          );
+        } catch (error) {
+          const message = (error as Error).message;
+          const noHypervisor = /no supported hypervisor|hypervisor interface/i.test(message);
+          return fail(
+            `cloud-hypervisor could not run the probe guest: ${noHypervisor ? 'it found no usable KVM (no supported hypervisor)' : message}`,
+            noHypervisor
+              ? 'load kvm_intel or kvm_amd and give this user read-write access to /dev/kvm; in a VM, enable nested virtualisation'
+              : 'run `myhv doctor --debug`, and check the VMM with `cloud-hypervisor --version`',
+          );
+        }
+      },
+    ],
+    [
       'virtiofsd',
       'virtiofsd (shared folders)',
       false,
