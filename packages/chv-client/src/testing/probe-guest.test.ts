@@ -45,7 +45,7 @@ describe('probe guest image', () => {
   it('is recognised by isProbeGuest, and other bytes are not', () => {
     expect(isProbeGuest(probeGuestImage())).toBe(true);
     const changed = probeGuestImage();
-    changed[changed.length - 300] ^= 1;
+    changed[changed.length - 300] = (changed[changed.length - 300] ?? 0) ^ 1;
     expect(isProbeGuest(changed)).toBe(false);
     expect(isProbeGuest(new TextEncoder().encode('not a kernel'))).toBe(false);
   });

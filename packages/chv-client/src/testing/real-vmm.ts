@@ -7,7 +7,7 @@ import { closeSync, constants, existsSync, openSync } from 'node:fs';
 export function kvmUnavailableReason(device = '/dev/kvm'): string | undefined {
   if (!existsSync(device)) return `${device} is missing, so cloud-hypervisor cannot create a VM on this host`;
   try {
-    closeSync(openSync(device, constants.O_RDWR | constants.O_CLOEXEC));
+    closeSync(openSync(device, constants.O_RDWR));
     return undefined;
   } catch (error) {
     return `${device} cannot be opened read-write (${(error as NodeJS.ErrnoException).code})`;
