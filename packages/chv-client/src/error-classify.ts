@@ -33,7 +33,7 @@ const conflict = /is not unique|IdentifierNotUnique|Too many vsock|TooManyVsockD
 const busy =
   /VcpuPendingRemovedVcpu|pending remov|Too Many Requests|TooManyRequests|Too many open connections/i;
 const invalidConfig =
-  /Error validating|ConfigValidation|Failed to deserialize JSON|SerdeJsonDeserialize|^Bad Request$|^BadRequest$|larger than the limit/i;
+  /Error validating|Failed to validate config|ConfigValidation|Failed to deserialize JSON|SerdeJsonDeserialize|^Bad Request$|^BadRequest$|larger than the limit/i;
 const notFound =
   /No device with id|NoDeviceToRemove|^Not Found$|^NotFound$|No disk with id|Could not find the memory zone/i;
 

@@ -12,7 +12,10 @@ export type ChvErrorGeneration =
   | 'plain-text'
   /** v47–v52: a JSON array of messages outermost-first, status 500 for API errors. */
   | 'json-500'
-  /** v53+: the same array with 404 / 409 / 400 / 429 where they apply; wrong-state is still 500. */
+  /**
+   * v53+: the same array with 404 (no VM / no config), 400 (bad JSON), 429 (vCPU resize pending); every other
+   * error, wrong-state and invalid config included, is still 500 (v53.0 `vmm/src/api/http/mod.rs`).
+   */
   | 'json-status';
 
 const versionPattern = /^v?(\d+)\.(\d+)/;

@@ -118,3 +118,22 @@ function received(value: unknown): string {
   if (Array.isArray(value)) return 'array';
   return typeof value;
 }
+
+/**
+ * Where serde accepts less than the API description requires (v53.0 vm_config.rs): `VmConfig.payload` is an
+ * Option (1161; refused only at boot) and `FsConfig.num_queues`/`queue_size` have defaults (584-587). The body
+ * is checked as if those were sent; the stored config gets the real defaults in sim-config-defaults.ts.
+ */
+export function withSerdeDefaults(schema: string, value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const body = value as Record<string, unknown>;
+  const fs = (entry: unknown) =>
+    entry !== null && typeof entry === 'object' ? { num_queues: 1, queue_size: 1024, ...entry } : entry;
+  if (schema === 'FsConfig') return fs(body);
+  if (schema !== 'VmConfig') return body;
+  return {
+    ...body,
+    ...(body.payload === undefined ? { payload: {} } : {}),
+    ...(Array.isArray(body.fs) ? { fs: body.fs.map(fs) } : {}),
+  };
+}

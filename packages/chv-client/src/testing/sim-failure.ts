@@ -31,18 +31,10 @@ export class SimFailure {
     if (this.kind === 'bad-request') return 400;
     if (this.kind === 'no-route') return 404;
     if (this.kind === 'busy') return 429;
-    if (versionMajor(version) < 53) return 500;
-    switch (this.kind) {
-      case 'not-created':
-      case 'not-found':
-        return 404;
-      case 'duplicate':
-        return 409;
-      case 'invalid-config':
-        return 400;
-      default:
-        return 500;
-    }
+    // v53.0 maps only VmNotCreated / VmMissingConfig to 404 (vmm/src/api/http/mod.rs:88-92); every other
+    // VMM-side error, invalid configs and duplicates included, is still 500.
+    if (versionMajor(version) >= 53 && this.kind === 'not-created') return 404;
+    return 500;
   }
 
   /** The response body in the version's format. */
@@ -86,10 +78,24 @@ export const vmErr = {
     chain: [`invalid VM state transition: ${from} to ${to}`],
     debug: `InvalidStateTransition(${from}, ${to})`,
   }),
-  validation: (kind: 'invalid-config' | 'duplicate', display: string, debug: string): VmErr => ({
+  validation: (
+    kind: 'invalid-config' | 'duplicate',
+    display: string | readonly string[],
+    debug: string,
+  ): VmErr => ({
     kind,
-    chain: ['Error validating configuration', display],
+    chain: ['Failed to validate config', ...(Array.isArray(display) ? display : [display])],
     debug: `ConfigValidation(${debug})`,
+  }),
+  /** A pause/resume in the wrong state: the transition check inside `Pausable` (vmm/src/vm.rs:3245-3290). */
+  migratable: (action: 'pause' | 'resume', from: string, to: string): VmErr => ({
+    kind: 'wrong-state',
+    chain: [
+      action === 'pause' ? 'Cannot pause VM' : 'Cannot resume VM',
+      `Failed to ${action} migratable component`,
+      `Invalid transition: InvalidStateTransition(${from}, ${to})`,
+    ],
+    debug: `${action === 'pause' ? 'Pause' : 'Resume'}(${action === 'pause' ? 'Pause' : 'Resume'}(Invalid transition: InvalidStateTransition(${from}, ${to})))`,
   }),
   noDeviceToRemove: (id: string): VmErr => ({
     kind: 'not-found',

@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VmState } from '../schemas/primitives.js';
+import { deviceWithDefaults, vmConfigWithDefaults } from './sim-config-defaults.js';
 import {
   apiFailure,
   noRoute,
@@ -43,7 +44,7 @@ const deviceLists: readonly (readonly [string, string])[] = [
   ['fs', '_fs'],
   ['pmem', '_pmem'],
   ['devices', '_vfio'],
-  ['user_devices', '_user_device'],
+  ['user_devices', '_vfio_user'],
   ['vdpa', '_vdpa'],
   ['generic_vhost_user', '_generic_vhost_user'],
 ];
@@ -56,10 +57,13 @@ export class SimVmm {
   readonly #o: SimVmmOptions;
   #config: Json | undefined;
   #state: 'Created' | 'Running' | 'Paused' = 'Created';
+  /** The VMM holds a VM object (booted, or built and then failed to start its kernel). */
+  #owned = false;
   #fsConnections: net.Socket[] = [];
   #deviceCounter = 0;
   #nextSlot = 3;
   readonly #bdfs = new Map<string, string>();
+  #bootIds = new Set<string>();
   #powerOffTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SimVmmOptions) {
@@ -71,7 +75,7 @@ export class SimVmm {
     return this.#config ? this.#state : undefined;
   }
 
-  /** The stored `vm.create` body, exactly as sent (plus hot-plugged devices). */
+  /** The stored `vm.create` body with the VMM's defaults filled in (plus hot-plugged devices and boot ids). */
   get config(): Json | undefined {
     return this.#config;
   }
@@ -82,7 +86,7 @@ export class SimVmm {
   }
 
   get #booted(): boolean {
-    return this.#config !== undefined && this.#state !== 'Created';
+    return this.#config !== undefined && this.#owned;
   }
 
   async handle(endpoint: string, body: Json | undefined): Promise<SimResult> {
@@ -98,8 +102,9 @@ export class SimVmm {
         return { status: 200 };
       case 'vm.create':
         if (this.#config) throw fail(vmErr.alreadyCreated());
-        this.#config = body!;
+        this.#config = vmConfigWithDefaults(body!);
         this.#state = 'Created';
+        this.#owned = false;
         return noContent;
       case 'vm.boot':
         return this.#boot();
@@ -114,15 +119,15 @@ export class SimVmm {
         return json(this.#counters());
       case 'vm.pause':
         if (!this.#booted) throw fail(vmErr.notRunning());
-        if (this.#state !== 'Running') throw fail(vmErr.transition(this.#state, 'Paused'));
         this.#o.event('vm', 'pausing');
+        if (this.#state === 'Paused') throw fail(vmErr.migratable('pause', this.#state, 'Paused'));
         this.#state = 'Paused';
         this.#o.event('vm', 'paused');
         return noContent;
       case 'vm.resume':
         if (!this.#booted) throw fail(vmErr.notRunning());
-        if (this.#state !== 'Paused') throw fail(vmErr.transition(this.#state, 'Running'));
         this.#o.event('vm', 'resuming');
+        if (this.#state === 'Running') throw fail(vmErr.migratable('resume', this.#state, 'Running'));
         this.#state = 'Running';
         this.#o.event('vm', 'resumed');
         return noContent;
@@ -132,8 +137,8 @@ export class SimVmm {
         return noContent;
       case 'vm.reboot':
         // The VMM takes the running VM or fails with "not created", even when a config exists.
-        if (!this.#booted) throw fail(vmErr.notCreated());
         this.#o.event('vm', 'rebooting');
+        if (!this.#booted) throw fail(vmErr.notCreated());
         this.#state = 'Running';
         this.#o.event('vm', 'rebooted');
         return noContent;
@@ -195,7 +200,9 @@ export class SimVmm {
   #info() {
     const config = this.#config!;
     const memory = (config.memory as Json | undefined) ?? {};
-    const size = typeof memory.size === 'number' ? memory.size : DEFAULT_MEMORY_BYTES;
+    const size =
+      (typeof memory.size === 'number' ? memory.size : DEFAULT_MEMORY_BYTES) -
+      (typeof memory.hotplugged_size === 'number' ? memory.hotplugged_size : 0);
     return {
       config,
       state: this.#state,
@@ -212,10 +219,26 @@ export class SimVmm {
 
   #counters() {
     const counters: Record<string, Record<string, number>> = {};
-    for (const [id] of this.#bdfs) {
-      counters[id] = id.startsWith('_net')
-        ? { rx_bytes: 0, rx_frames: 0, tx_bytes: 0, tx_frames: 0 }
-        : { read_bytes: 0, read_ops: 0, write_bytes: 0, write_ops: 0 };
+    // Only virtio-net and virtio-block devices have counters (virtio-devices/src/{net,block}.rs `counters()`).
+    const config = this.#config!;
+    for (const net of list(config, 'net')) {
+      if (typeof net.id === 'string')
+        counters[net.id] = { rx_bytes: 0, rx_frames: 0, tx_bytes: 0, tx_frames: 0 };
+    }
+    for (const disk of list(config, 'disks')) {
+      if (typeof disk.id !== 'string') continue;
+      counters[disk.id] = {
+        read_bytes: 0,
+        write_bytes: 0,
+        read_ops: 0,
+        write_ops: 0,
+        write_latency_min: 0,
+        write_latency_max: 0,
+        write_latency_avg: 0,
+        read_latency_min: 0,
+        read_latency_max: 0,
+        read_latency_avg: 0,
+      };
     }
     return counters;
   }
@@ -227,6 +250,19 @@ export class SimVmm {
     if (!this.#config) throw fail(vmErr.missingConfig());
     const error = await this.#openDevices(this.#config);
     if (error) throw fail(error);
+    // The kernel is opened by the payload loader after the VM object exists (vmm/src/vm.rs:1748, joined in
+    // Vm::boot): a missing kernel leaves the VM built but Created, and a second vm.boot says "already created".
+    this.#owned = true;
+    const kernel = (this.#config.payload as Json | undefined)?.kernel;
+    if (typeof kernel === 'string' && !fs.existsSync(kernel)) {
+      throw fail(
+        vmErr.other(
+          'internal',
+          ['Cannot open kernel file', 'No such file or directory (os error 2)'],
+          'KernelFile(Os { code: 2, kind: NotFound, message: "No such file or directory" })',
+        ),
+      );
+    }
     this.#state = 'Running';
     this.#o.event('vm', 'booted');
     return noContent;
@@ -236,14 +272,6 @@ export class SimVmm {
   async #openDevices(config: Json): Promise<VmErr | undefined> {
     const invalid = validate(config);
     if (invalid) return invalid;
-    const kernel = (config.payload as Json | undefined)?.kernel;
-    if (typeof kernel === 'string' && !fs.existsSync(kernel)) {
-      return vmErr.other(
-        'internal',
-        ['Cannot open the kernel image', 'No such file or directory (os error 2)'],
-        'KernelFile(Os { code: 2, kind: NotFound, message: "No such file or directory" })',
-      );
-    }
     for (const netConfig of list(config, 'net')) {
       const error = this.#checkTap(netConfig);
       if (error) return error;
@@ -258,16 +286,53 @@ export class SimVmm {
       }
     }
     this.#fsConnections = connections;
-    this.#bdfs.clear();
-    this.#deviceCounter = 0;
-    this.#nextSlot = 3;
-    for (const [key, prefix] of deviceLists) {
-      for (const device of list(config, key)) this.#bdfs.set(this.#deviceId(device, prefix), this.#bdf());
-    }
+    this.#assignDevices(config);
     this.#o.log.info(
       `VM built (simulated: no guest runs); ${connections.length} vhost-user connection(s) held`,
     );
     return undefined;
+  }
+
+  /**
+   * Ids and PCI slots as the device manager hands them out at boot: the virtio console first (unless Off), then
+   * disks, nets, rng, generic vhost-user, fs, pmem, vsock, balloon, vDPA, then VFIO and user devices, on
+   * segment 0 from slot 1 (slot 0 is the host bridge). Generated ids share one counter and are written back
+   * into the config (vmm/src/device_manager.rs `make_virtio_devices`, `next_device_name`).
+   */
+  #assignDevices(config: Json) {
+    this.#bdfs.clear();
+    this.#deviceCounter = 0;
+    this.#nextSlot = 1;
+    this.#bootIds = new Set(
+      [
+        ...deviceLists.flatMap(([key]) => list(config, key).map((d) => d.id)),
+        (config.vsock as Json | undefined)?.id,
+      ].filter((id): id is string => typeof id === 'string'),
+    );
+    const slotOnly = () => this.#bdf();
+    if ((config.console as Json | undefined)?.mode !== 'Off') slotOnly();
+    const named = (key: string, prefix: string) => {
+      for (const device of list(config, key)) {
+        const id = this.#deviceId(device, prefix);
+        device.id = id;
+        this.#bdfs.set(id, this.#bdf());
+      }
+    };
+    named('disks', '_disk');
+    named('net', '_net');
+    slotOnly(); // virtio-rng: id __rng, not written back into the config
+    named('generic_vhost_user', '_generic_vhost_user');
+    named('fs', '_fs');
+    named('pmem', '_pmem');
+    const vsock = config.vsock as Json | undefined;
+    if (vsock) {
+      vsock.id = this.#deviceId(vsock, '_vsock');
+      this.#bdfs.set(vsock.id as string, this.#bdf());
+    }
+    if (config.balloon) slotOnly();
+    named('vdpa', '_vdpa');
+    named('devices', '_vfio');
+    named('user_devices', '_vfio_user');
   }
 
   #shutdown() {
@@ -276,6 +341,7 @@ export class SimVmm {
     this.#fsConnections = [];
     this.#bdfs.clear();
     this.#state = 'Created';
+    this.#owned = false;
     this.#o.event('vm', 'shutdown');
   }
 
@@ -284,6 +350,7 @@ export class SimVmm {
     if (this.#booted) this.#shutdown();
     this.#config = undefined;
     this.#state = 'Created';
+    this.#owned = false;
     this.#o.event('vm', 'deleted');
   }
 
@@ -429,6 +496,7 @@ export class SimVmm {
     if (key === 'vsock' && config.vsock) {
       throw fail(vmErr.other('duplicate', ['Too many vsock devices'], 'TooManyVsockDevices'));
     }
+    device = key === 'vsock' ? { pci_segment: 0, ...device } : deviceWithDefaults(key, device);
     const candidate = structuredClone(config);
     if (key === 'vsock') candidate.vsock = device;
     else candidate[key] = [...list(candidate, key), device];
@@ -542,6 +610,7 @@ export class SimVmm {
     const error = await this.#openDevices(config);
     if (error) throw fail(error);
     this.#config = config;
+    this.#owned = true;
     this.#state = body.resume === true ? 'Running' : 'Paused';
     this.#o.event('vm', 'restored');
     return noContent;
@@ -586,7 +655,11 @@ export class SimVmm {
 
   #deviceId(device: Json, prefix: string): string {
     if (typeof device.id === 'string' && device.id !== '') return device.id;
-    return `${prefix}${this.#deviceCounter++}`;
+    // One counter for every prefix; a name already taken (by the config or an earlier device) is skipped.
+    for (;;) {
+      const name = `${prefix}${this.#deviceCounter++}`;
+      if (!this.#bootIds.has(name) && !this.#bdfs.has(name)) return name;
+    }
   }
 
   #bdf(): string {
@@ -614,30 +687,47 @@ function list(config: Json, key: string): Json[] {
   return Array.isArray(value) ? (value as Json[]) : [];
 }
 
-/** The checks of `VmConfig::validate` the simulator makes (the VMM runs them at boot and at hot-plug). */
+/**
+ * The checks of `VmConfig::validate` the simulator makes, in the VMM's order (vmm/src/config.rs, v53.0:
+ * payload ~3077, cpus ~3153, disks ~3175, nets ~3210 and `NetConfig::validate` ~1866, fs ~3228). The VMM runs
+ * them at boot and on every hot-plug.
+ */
 function validate(config: Json): VmErr | undefined {
-  const payload = (config.payload as Json | undefined) ?? {};
-  if (!payload.kernel && !payload.firmware && !payload.igvm) {
-    return vmErr.validation('invalid-config', 'No kernel specified', 'KernelMissing');
+  const payload = config.payload as Json | undefined;
+  if (!payload || (!payload.kernel && !payload.firmware && !payload.igvm)) {
+    return vmErr.validation(
+      'invalid-config',
+      ['Payload configuration is not bootable', 'No bootitem provided: neither firmware nor kernel'],
+      'PayloadError(MissingBootitem)',
+    );
+  }
+  const cpus = (config.cpus as Json | undefined) ?? {};
+  const boot = typeof cpus.boot_vcpus === 'number' ? cpus.boot_vcpus : 1;
+  const max = typeof cpus.max_vcpus === 'number' ? cpus.max_vcpus : 1;
+  if (max < boot) {
+    return vmErr.validation(
+      'invalid-config',
+      `Max CPUs (${max}) lower than boot CPUs (${boot})`,
+      `CpusMaxLowerThanBoot(${max}, ${boot})`,
+    );
   }
   const memory = (config.memory as Json | undefined) ?? {};
-  const vhostUser =
-    list(config, 'fs').length > 0 ||
-    list(config, 'generic_vhost_user').length > 0 ||
-    list(config, 'net').some((n) => n.vhost_user === true) ||
-    list(config, 'disks').some((d) => d.vhost_user === true);
-  if (vhostUser && memory.shared !== true && memory.hugepages !== true) {
-    return vmErr.validation(
+  const shared = memory.shared === true || memory.hugepages === true;
+  const needsShared = () =>
+    vmErr.validation(
       'invalid-config',
       'Using vhost-user requires using shared memory or huge pages',
       'VhostUserRequiresSharedMemory',
     );
-  }
+  const tooManyQueues = (queues: number) =>
+    vmErr.validation(
+      'invalid-config',
+      `Queue count (${queues}) must not exceed boot vCPUs (${boot})`,
+      `TooManyQueues(${queues}, ${boot})`,
+    );
   const seen = new Set<string>();
-  const ids = deviceLists.flatMap(([key]) => list(config, key).map((d) => d.id));
-  ids.push((config.vsock as Json | undefined)?.id);
-  for (const id of ids) {
-    if (typeof id !== 'string') continue;
+  const identifier = (id: unknown): VmErr | undefined => {
+    if (typeof id !== 'string') return undefined;
     if (seen.has(id)) {
       return vmErr.validation(
         'duplicate',
@@ -646,6 +736,40 @@ function validate(config: Json): VmErr | undefined {
       );
     }
     seen.add(id);
+    return undefined;
+  };
+  for (const disk of list(config, 'disks')) {
+    if (disk.vhost_user === true && !shared) return needsShared();
+    const queues = typeof disk.num_queues === 'number' ? disk.num_queues : 1;
+    if (queues > boot) return tooManyQueues(queues);
+    const error = identifier(disk.id);
+    if (error) return error;
+  }
+  for (const net of list(config, 'net')) {
+    if (net.vhost_user === true && !shared) return needsShared();
+    const queues = typeof net.num_queues === 'number' ? net.num_queues : 2;
+    if (Math.floor(queues / 2) > boot) return tooManyQueues(queues);
+    const error = identifier(net.id);
+    if (error) return error;
+  }
+  const fses = list(config, 'fs');
+  if (fses.length > 0 && !shared) return needsShared();
+  for (const fsConfig of fses) {
+    const queues = typeof fsConfig.num_queues === 'number' ? fsConfig.num_queues : 1;
+    if (queues > boot) return tooManyQueues(queues);
+    const error = identifier(fsConfig.id);
+    if (error) return error;
+  }
+  if (list(config, 'generic_vhost_user').length > 0 && !shared) return needsShared();
+  const rest = [
+    ...['generic_vhost_user', 'pmem', 'devices', 'user_devices', 'vdpa'].flatMap((key) =>
+      list(config, key).map((d) => d.id),
+    ),
+    (config.vsock as Json | undefined)?.id,
+  ];
+  for (const id of rest) {
+    const error = identifier(id);
+    if (error) return error;
   }
   return undefined;
 }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { API_ROOT, type ChvEndpointSpec, findEndpointSpec } from '../endpoint-table.js';
 import type { VmState } from '../schemas/primitives.js';
 import { socketAnswers } from '../socket-path.js';
-import { checkBody, simBodySchema } from './sim-body-check.js';
+import { checkBody, simBodySchema, withSerdeDefaults } from './sim-body-check.js';
 import { SimEventWriter } from './sim-events.js';
 import {
   apiFailure,
@@ -317,7 +317,7 @@ function parseBody(endpoint: ChvEndpointSpec, raw: Buffer): Record<string, unkno
   }
   // The lenient reading of the request schema (unknown fields kept, null for absent options), checked without
   // zod: see sim-body-check.ts.
-  const issue = checkBody(simBodySchema(endpoint.body!), value);
+  const issue = checkBody(simBodySchema(endpoint.body!), withSerdeDefaults(endpoint.body!, value));
   if (issue) throw serdeFailure(serdeText(issue));
   return value as Record<string, unknown>;
 }

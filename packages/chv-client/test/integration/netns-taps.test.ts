@@ -56,7 +56,12 @@ describe.skipIf(!canRun)('simulator TAP checks inside a network namespace (root)
       ['tapmissing', 2, 'Open tap device failed'],
     ];
     for (const [tap, numQueues, failure] of cases) {
-      await vmm.client.vmCreate({ payload: { kernel }, net: [{ tap, num_queues: numQueues }] });
+      // Two boot vCPUs: the VMM refuses more queue pairs than vCPUs before it looks at the TAP.
+      await vmm.client.vmCreate({
+        payload: { kernel },
+        cpus: { boot_vcpus: 2, max_vcpus: 2 },
+        net: [{ tap, num_queues: numQueues }],
+      });
       if (failure) {
         const error = await expectChvError(vmm.client.vmBoot(), 'INTERNAL');
         expect(error.messages, `${tap} num_queues=${numQueues}`).toContain(failure);
