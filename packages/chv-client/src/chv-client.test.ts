@@ -1,9 +1,9 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backends, expectChvError, realBinary, realSkipReason, tempDir } from '../test/helpers.js';
 import { type ChvApiError, ChvClient, type VmConfig } from './index.js';
-import { startSimulator } from './testing/index.js';
+import { parseProbeGuestOutput, startSimulator } from './testing/index.js';
 
 if (!realBinary)
   it.skip(`ChvClient against the real cloud-hypervisor — skipped: ${realSkipReason}`, () => {});
@@ -103,6 +103,20 @@ describe.each(backends)('ChvClient against $name', (backend) => {
     await client.vmBoot();
     await client.vmDelete();
     await expectChvError(client.vmInfo(), 'NOT_CREATED');
+  });
+
+  it('boots the probe guest, which prints the command line it received on the serial port', async () => {
+    const kernel = await backend.kernel(dir.path);
+    const serial = join(dir.path, 'serial.log');
+    const body = config(kernel);
+    await client.vmCreate({ ...body, serial: { mode: 'File', file: serial } });
+    await client.vmBoot();
+    let output = parseProbeGuestOutput('');
+    for (let waited = 0; waited < 10_000 && !output.halted; waited += 5) {
+      await new Promise((r) => setTimeout(r, 5));
+      output = parseProbeGuestOutput(await readFile(serial, 'utf8').catch(() => ''));
+    }
+    expect(output).toEqual({ booted: true, cmdline: body.payload.cmdline, halted: true });
   });
 
   it('hot-plugs a disk with a PCI address when running, cold-adds (undefined) when not', async () => {

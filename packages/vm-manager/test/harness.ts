@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
+  type ProbeGuestOutput,
+  parseProbeGuestOutput,
   realVmmBinary,
   realVmmSkipReason,
   simulatorCommand,
@@ -217,4 +219,15 @@ export async function runManagerChild(
       },
     );
   });
+}
+
+/** Waits (up to 10 s) for the probe guest's command line in a VM's serial log, and returns what it printed. */
+export async function probeOutput(serialLog: string): Promise<ProbeGuestOutput> {
+  const { readFile } = await import('node:fs/promises');
+  let output = parseProbeGuestOutput('');
+  for (let waited = 0; waited < 10_000 && output.cmdline === undefined; waited += 5) {
+    output = parseProbeGuestOutput(await readFile(serialLog, 'utf8').catch(() => ''));
+    if (output.cmdline === undefined) await new Promise((r) => setTimeout(r, 5));
+  }
+  return output;
 }

@@ -5,7 +5,7 @@ import { ChvClient } from '@my-hypervisor/chv-client';
 import { NetOpsError } from '@my-hypervisor/net-ops';
 import { describe, expect, it } from 'vitest';
 import { VmManager, VmManagerError } from '../src/index.js';
-import { listTree, makeHarness, pidsMentioning } from './harness.js';
+import { listTree, makeHarness, pidsMentioning, probeOutput } from './harness.js';
 
 // The simulator accepts any kernel path that exists; these tests use the memory network, so TAPs are not real and
 // the simulator runs with MYHV_SIM_STRICT_TAPS=0. The kernel-backed variant is in test/integration/.
@@ -46,6 +46,9 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
     expect(info.config.serial).toMatchObject({ mode: 'File', file: vm.paths.serialLog });
     expect(info.config.cpus).toMatchObject({ boot_vcpus: 2 });
     client.close();
+    // What the guest itself received: the probe guest prints its command line on the serial port.
+    const guest = await probeOutput(vm.paths.serialLog);
+    expect(guest.cmdline).toContain('ip=10.62.0.2::10.62.0.1:255.255.255.0:web:eth0:off');
 
     const snapshot = h.memory!.snapshot();
     expect(snapshot.taps.map((t) => t.name)).toEqual([vm.tap]);

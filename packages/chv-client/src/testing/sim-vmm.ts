@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VmState } from '../schemas/primitives.js';
+import { isProbeGuest, probeGuestSerial } from './probe-guest.js';
 import { deviceWithDefaults, vmConfigWithDefaults } from './sim-config-defaults.js';
 import {
   apiFailure,
@@ -264,8 +265,29 @@ export class SimVmm {
       );
     }
     this.#state = 'Running';
+    this.#playSerial(this.#config);
     this.#o.event('vm', 'booted');
     return noContent;
+  }
+
+  /**
+   * The serial file is created at boot, as the VMM does. No guest runs here, with one exception: for the probe
+   * guest the simulator writes what that guest prints (checked on a real CPU by probe-guest.test.ts), so tests
+   * of what reaches a guest (its command line) run on the simulator too.
+   */
+  #playSerial(config: Json) {
+    const serial = config.serial as Json | undefined;
+    if (serial?.mode !== 'File' || typeof serial.file !== 'string') return;
+    const payload = config.payload as Json | undefined;
+    const kernel = typeof payload?.kernel === 'string' ? payload.kernel : undefined;
+    const cmdline = typeof payload?.cmdline === 'string' ? payload.cmdline : '';
+    try {
+      const isProbe =
+        kernel !== undefined && fs.statSync(kernel).size < 4096 && isProbeGuest(fs.readFileSync(kernel));
+      fs.writeFileSync(serial.file, isProbe ? probeGuestSerial(cmdline) : '');
+    } catch (error) {
+      this.#o.log.info(`serial file ${serial.file}: ${(error as Error).message}`);
+    }
   }
 
   /** What building the VM checks and opens: config validation, kernel, TAPs, vhost-user sockets. */

@@ -1,7 +1,15 @@
 import { existsSync } from 'node:fs';
 import { ChvClient } from '@my-hypervisor/chv-client';
 import { describe, expect, it } from 'vitest';
-import { hasVirtiofsd, isRoot, listTree, makeHarness, pidsMentioning, tapsInNetns } from '../harness.js';
+import {
+  hasVirtiofsd,
+  isRoot,
+  listTree,
+  makeHarness,
+  pidsMentioning,
+  probeOutput,
+  tapsInNetns,
+} from '../harness.js';
 
 const skip = !isRoot
   ? 'needs root (network namespace, virtiofsd)'
@@ -40,6 +48,9 @@ describe.skipIf(skip)('VmManager on the kernel (LocalOps in a netns, real virtio
     ]);
     expect(info.config.net?.[0]).toMatchObject({ tap: a.tap, mac: a.mac });
     expect(info.config.payload?.cmdline).toContain(`ip=${a.ip}::10.62.0.1:255.255.255.0:alpha:eth0:off`);
+    expect((await probeOutput(a.paths.serialLog)).cmdline).toContain(
+      `ip=${a.ip}::10.62.0.1:255.255.255.0:alpha:eth0:off`,
+    );
     client.close();
     // beta asked for 2 queue pairs: a multi-queue TAP, which the VMM checks against num_queues at boot.
     await using clientB = new ChvClient({ socketPath: b.paths.socket! });
