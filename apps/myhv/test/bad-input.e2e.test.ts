@@ -1,5 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { probeGuestImage } from '@my-hypervisor/chv-client/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { e2eSkipReason, myhv, Sandbox, virtiofsdMissing } from './myhv.js';
 
@@ -25,7 +26,18 @@ const specFiles: Record<string, string> = {
   'no-kernel.yaml': 'name: s9\n',
   'good.yaml': `name: s10\nkernel: ${K}\n`,
   'bad-config.yaml': 'stateDirectory: /tmp\n',
+  'text-kernel': 'not a kernel\n',
+  'empty-kernel': '',
+  'queues-over-cpus.yaml': `name: s11\nkernel: ${K}\ncpus: 2\nnetwork:\n  queues: 4\n`,
+  'other-vmm': '#!/bin/sh\necho "firecracker v1.9.0"\n',
 };
+
+/** The probe guest with its PVH note's type changed: an ELF kernel Cloud Hypervisor would refuse at boot. */
+function kernelWithoutPvhNote(): Uint8Array {
+  const image = probeGuestImage();
+  image[176 + 8] = 17;
+  return image;
+}
 
 /** [argv, what stderr must name]. Every row must exit 2 and change nothing. */
 const table: [string[], RegExp][] = [
@@ -77,6 +89,15 @@ const table: [string[], RegExp][] = [
     ['--vmm-binary', '/nonexistent/cloud-hypervisor', 'vm', 'start', 'keep'],
     /--vmm-binary: \/nonexistent\/cloud-hypervisor is not an executable file/,
   ],
+  [
+    ['--vmm-binary', '/bin/echo', 'vm', 'create', 'a', '--kernel', K],
+    /--vmm-binary: \/bin\/echo is not cloud-hypervisor: `--version` printed .*\n.*hint: point --vmm-binary at a cloud-hypervisor binary/s,
+  ],
+  [
+    ['vm', 'create', 'a', '--kernel', K],
+    /MYHV_CLOUD_HYPERVISOR: .*other-vmm is not cloud-hypervisor: `--version` printed "firecracker v1\.9\.0"/,
+    { MYHV_CLOUD_HYPERVISOR: spec('other-vmm') },
+  ] as unknown as [string[], RegExp],
   [['--config', spec('bad-config.yaml'), 'vm', 'ls'], /bad-config\.yaml: stateDirectory: unknown setting/],
   [['--config', '/nonexistent/config.yaml', 'vm', 'ls'], /--config: cannot read \/nonexistent\/config\.yaml/],
   // memory, cpus, queues
@@ -93,6 +114,11 @@ const table: [string[], RegExp][] = [
   [['vm', 'create', 'a', '--kernel', K, '--cpus', '300'], /cpus: must be at most 254/],
   [['vm', 'create', 'a', '--kernel', K, '--cpus', 'two'], /--cpus: "two" is not a whole number/],
   [['vm', 'create', 'a', '--kernel', K, '--queues', '17'], /network\.queues: /],
+  [
+    ['vm', 'create', 'a', '--kernel', K, '--queues', '2'],
+    /network\.queues: 2 queue pairs need at least as many vCPUs, but cpus is 1\n.*hint: .*at most --cpus/s,
+  ],
+  [['vm', 'create', '-f', spec('queues-over-cpus.yaml')], /network\.queues: 4 queue pairs .* cpus is 2/],
   // kernel, files, shares
   [
     ['vm', 'create', 'a', '--kernel', '/nonexistent/vmlinux'],
@@ -101,6 +127,15 @@ const table: [string[], RegExp][] = [
   [['vm', 'create', 'a'], /--kernel: missing/],
   [['vm', 'create', 'a', '--kernel', 'relative/vmlinux'], /kernel: must be an absolute path/],
   [['vm', 'create', 'a', '--kernel', '/'], /kernel: \/ is not a file/],
+  [
+    ['vm', 'create', 'a', '--kernel', spec('text-kernel')],
+    /kernel: .*text-kernel is not a kernel image Cloud Hypervisor can boot.*\n.*hint: .*CONFIG_PVH=y, or a bzImage/s,
+  ],
+  [['vm', 'create', 'a', '--kernel', spec('empty-kernel')], /kernel: .*empty-kernel is empty/],
+  [
+    ['vm', 'create', 'a', '--kernel', spec('no-pvh-kernel')],
+    /kernel: .*no-pvh-kernel is an ELF kernel without a PVH entry note .*Kernel lacks PVH header/,
+  ],
   [
     ['vm', 'create', 'a', '--kernel', K, '--initramfs', '/nonexistent/initrd'],
     /initramfs: \/nonexistent\/initrd does not exist/,
@@ -165,6 +200,8 @@ describe.skipIf(skip !== undefined)('bad input: exit 2, the problem named, nothi
     box.create();
     mkdirSync(join(box.dir, 'specs'));
     for (const [name, text] of Object.entries(specFiles)) writeFileSync(spec(name), text);
+    chmodSync(spec('other-vmm'), 0o755);
+    writeFileSync(spec('no-pvh-kernel'), kernelWithoutPvhNote());
     // A VM and a bridge exist, so "nothing changed" covers records, reservations, TAPs and forwards.
     const created = await myhv(
       ['vm', 'create', 'keep', '--kernel', K, '-p', '8080:80', '--share', `${box.share}:data`],

@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { kvmUnavailableReason, realVmmBinary } from '@my-hypervisor/chv-client/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bin,
@@ -19,11 +21,20 @@ const skip =
   (virtiofsdMissing() ? 'virtiofsd is missing (apt-get install qemu-system-common)' : undefined);
 if (skip) console.warn(`skipped: myhv demo end to end, because ${skip}`);
 
+/** The real cloud-hypervisor: MYHV_CLOUD_HYPERVISOR's, else the v53.0.0 binary this repository was checked with. */
+const realBinary =
+  realVmmBinary() ??
+  fileURLToPath(new URL('../../../../shared/cloud-hypervisor/bin/cloud-hypervisor', import.meta.url));
+const kvmMissing = kvmUnavailableReason();
+const realDemoSkip = existsSync(realBinary) ? undefined : `${realBinary} does not exist`;
+if (!skip && realDemoSkip)
+  console.warn(`skipped: myhv demo on the real cloud-hypervisor, because ${realDemoSkip}`);
+
 interface DemoJson {
   vmm: { kind: string };
   netns: string;
   dir: string;
-  kernel: { path: string; placeholder: boolean };
+  kernel: { path: string; probeGuest: boolean };
   vms: { name: string; status: string; forwards: { hostPort: number }[]; shares: string[] }[];
   steps: { step: string; ms: number }[];
   totalMs: number;
@@ -82,7 +93,7 @@ describe.skipIf(skip !== undefined)('myhv demo, bundled binary', () => {
     expect(first.code, first.stderr).toBe(0);
     const lines = first.stdout.split('\n');
     expect(lines[0]).toMatch(/^myhv demo: VMM: the bundled simulator/);
-    expect(first.stdout).toMatch(/is an empty placeholder/);
+    expect(first.stdout).toMatch(/^kernel: \/run\/myhv-demo-\d+\/vmlinux is the probe guest/m);
     expect(first.stdout).toMatch(
       /^\$ myhv vm ls\nNAME +STATUS +IP .*\ndemo-1 +running +10\.62\.0\.\d+ .*tcp\/8080→80\ndemo-2 +running/m,
     );
@@ -95,7 +106,7 @@ describe.skipIf(skip !== undefined)('myhv demo, bundled binary', () => {
     expect(second.code, second.stderr).toBe(0);
     const data = json<DemoJson>(second);
     expect(data.vmm.kind).toBe('simulator');
-    expect(data.kernel.placeholder).toBe(true);
+    expect(data.kernel.probeGuest).toBe(true);
     expect(data.vms.map((v) => [v.name, v.status, v.forwards[0]?.hostPort, v.shares])).toEqual([
       ['demo-1', 'running', 8080, ['shared']],
       ['demo-2', 'running', 8081, ['shared']],
@@ -149,18 +160,42 @@ describe.skipIf(skip !== undefined)('myhv demo, bundled binary', () => {
     expect(leftoversOf(pid)).toEqual([]);
   });
 
-  it('with a real cloud-hypervisor it needs --kernel (exit 2), and says so first', async () => {
+  it('refuses a cloud-hypervisor on PATH that is not one (exit 2) before making anything', async () => {
     const dir = join(box.dir, 'fake-bin');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'cloud-hypervisor'), '#!/bin/sh\necho cloud-hypervisor v99.0\n');
+    writeFileSync(join(dir, 'cloud-hypervisor'), '#!/bin/sh\necho "qemu-system-x86_64 8.2.0"\n');
     chmodSync(join(dir, 'cloud-hypervisor'), 0o755);
     const result = await myhv(['demo'], { PATH: `${dir}:${process.env.PATH}` });
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(
-      /--kernel: a real cloud-hypervisor \(.*fake-bin\/cloud-hypervisor\) needs a kernel to boot/,
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stdout).toMatch(
+      /^myhv demo: VMM: cloud-hypervisor .*fake-bin\/cloud-hypervisor \(from PATH\)/,
     );
-    expect(result.stderr).toMatch(/hint: pass --kernel/);
+    expect(result.stderr).toMatch(
+      /PATH: .*fake-bin\/cloud-hypervisor is not cloud-hypervisor: `--version` printed "qemu-system-x86_64 8\.2\.0"/,
+    );
+    expect(result.stderr).toMatch(/hint: .*install Cloud Hypervisor/);
+    expect(result.stdout).not.toMatch(/namespace myhv-demo/);
   });
+
+  it.skipIf(realDemoSkip !== undefined)(
+    'with the real cloud-hypervisor it boots the probe guest, or says plainly that KVM is missing',
+    async () => {
+      const result = await myhv(['demo'], { MYHV_CLOUD_HYPERVISOR: realBinary }, 120_000);
+      expect(result.stdout).toMatch(/^myhv demo: VMM: cloud-hypervisor /);
+      expect(result.stdout).toMatch(/^kernel: .* is the probe guest/m);
+      const pid = Number(/namespace myhv-demo-(\d+)/.exec(result.stdout)?.[1]);
+      expect(pid).toBeGreaterThan(0);
+      if (kvmMissing) {
+        expect(result.code, result.stderr).toBe(1);
+        expect(result.stderr).toMatch(/demo-1: the VMM cannot run guests on this host: KVM is unavailable/);
+        expect(result.stderr).toMatch(/hint: .*\/dev\/kvm/);
+      } else {
+        expect(result.code, result.stderr).toBe(0);
+      }
+      expect(result.stdout).toMatch(/nothing left behind/);
+      expect(leftoversOf(pid)).toEqual([]);
+    },
+  );
 
   it.skipIf(!have('runuser'))('refuses to run without root (exit 1) and says why', () => {
     const result = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, bin, 'demo'], {

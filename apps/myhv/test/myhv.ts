@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { probeGuestImage } from '@my-hypervisor/chv-client/testing';
 
 /** The bundled binary, run exactly as a user would: `node dist/myhv.js …`. */
 export const bin = fileURLToPath(new URL('../dist/myhv.js', import.meta.url));
@@ -72,8 +73,8 @@ function sh(args: readonly string[]): string {
 let counter = 0;
 
 /**
- * A throwaway world for one test file: a network namespace, a state and a run directory, a placeholder kernel
- * and a folder to share, and the environment that points the CLI at them (simulator VMM).
+ * A throwaway world for one test file: a network namespace, a state and a run directory, the probe guest as
+ * kernel and a folder to share, and the environment that points the CLI at them (simulator VMM).
  */
 export class Sandbox {
   readonly name: string;
@@ -104,7 +105,7 @@ export class Sandbox {
     sh(['ip', 'netns', 'add', this.name]);
     sh(['ip', '-n', this.name, 'link', 'set', 'lo', 'up']);
     mkdirSync(this.share, { recursive: true, mode: 0o700 });
-    writeFileSync(this.kernel, '');
+    writeFileSync(this.kernel, probeGuestImage());
     writeFileSync(join(this.share, 'hello.txt'), 'hello\n');
     return this;
   }

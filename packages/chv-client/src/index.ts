@@ -39,3 +39,4 @@ export {
 } from './server-version.js';
 export { MAX_SOCKET_PATH_BYTES, validateSocketPath } from './socket-path.js';
 export { VERSION } from './version.js';
+export { type CheckVmmBinaryOptions, checkVmmBinary, type VmmBinaryInfo } from './vmm-binary.js';

@@ -58,6 +58,17 @@ describe('describeError', () => {
     expect(describeError(new VmManagerError('NOT_FOUND', 'no VM named x')).hint).toMatch(/myhv vm ls/);
     expect(describeError(new NetOpsError('PERMISSION_DENIED', 'denied')).hint).toMatch(/root/);
     expect(describeError(new CliError('FAILED', 'x', { details: { hint: 'do this' } })).hint).toBe('do this');
+    const noKvm = new VmManagerError(
+      'VMM_FAILED',
+      'web: the VMM cannot run guests on this host: KVM is unavailable',
+      {
+        details: { vm: 'web', step: 'vmm', reason: 'KVM_UNAVAILABLE' },
+      },
+    );
+    expect(describeError(noKvm)).toMatchObject({
+      exitCode: 1,
+      hint: expect.stringMatching(/\/dev\/kvm.*simulator/),
+    });
     expect(describeError(new Error('x'))).toMatchObject({ code: 'UNEXPECTED', hint: null, exitCode: 1 });
   });
 });

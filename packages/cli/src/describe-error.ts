@@ -22,7 +22,12 @@ export interface ErrorReport {
 interface CodedError {
   readonly source: string;
   readonly code: string;
-  readonly details: { readonly field?: unknown; readonly hint?: unknown; readonly vm?: unknown };
+  readonly details: {
+    readonly field?: unknown;
+    readonly hint?: unknown;
+    readonly vm?: unknown;
+    readonly reason?: unknown;
+  };
 }
 
 function coded(error: unknown): CodedError | undefined {
@@ -82,9 +87,17 @@ const netHints: Record<string, string> = {
   CONFLICT: 'choose another host port or name; `myhv net ls` shows what is in use',
 };
 
+/** For a VMM that exited because the host has no usable KVM (vm-manager's `details.reason`). */
+const KVM_HINT =
+  'check `ls -l /dev/kvm` and `myhv doctor`: load kvm_intel or kvm_amd, enable (nested) virtualization, ' +
+  'or run with --vmm-binary simulator (no guest runs)';
+
 function hintFor(c: CodedError | undefined): string | null {
   if (!c) return null;
   if (typeof c.details.hint === 'string') return c.details.hint;
+  if (c.source === 'VmManagerError' && c.code === 'VMM_FAILED' && c.details.reason === 'KVM_UNAVAILABLE') {
+    return KVM_HINT;
+  }
   if (c.source === 'VmManagerError') return vmHints[c.code] ?? null;
   if (c.source === 'NetOpsError') return netHints[c.code] ?? null;
   if (c.source === 'StorageError' && c.code === 'BINARY_MISSING') {

@@ -82,7 +82,7 @@ export function createProgram(invoke: Invoke): Command {
       'forward a host port to the VM; repeat',
       collect,
     )
-    .option('--queues <n>', 'network queue pairs (1–16)')
+    .option('--queues <n>', 'network queue pairs (1–16, at most --cpus)')
     .option('--no-network', 'no network interface (no address, no forwards)')
     .option('--vmm-arg <arg>', 'an extra cloud-hypervisor argument; repeat for more', collect);
   leaf(vm, 'start', 'vm start', 'boot a stopped VM').argument('<name>', 'the VM');
@@ -127,10 +127,15 @@ export function createProgram(invoke: Invoke): Command {
   ).alias('list');
   leaf(net, 'ensure', 'net ensure', 'create the bridge with its gateway address if missing (idempotent)');
 
-  leaf(program, 'doctor', 'doctor', 'check the host: KVM, cloud-hypervisor, a probe guest boot, virtiofsd, nft/iptables, …');
+  leaf(
+    program,
+    'doctor',
+    'doctor',
+    'check the host: KVM, cloud-hypervisor, a probe guest boot, virtiofsd, nft/iptables, …',
+  );
   leaf(program, 'gc', 'gc', 'repair drift: finish or roll back interrupted work, remove what no VM owns');
   leaf(program, 'demo', 'demo', 'run a whole VM lifecycle in a throwaway network namespace, then clean up')
-    .option('--kernel <path>', 'kernel to boot (required with a real cloud-hypervisor)')
+    .option('--kernel <path>', 'kernel to boot (default: the probe guest, a tiny kernel the demo writes)')
     .option('--initramfs <path>', 'initramfs to boot with --kernel');
   leaf(program, 'version', 'version', 'print the version');
   return program;

@@ -143,7 +143,7 @@ type Step = { vm: string; op: string; step: string; phase: 'done' | 'failed' | '
 { changes: { kind: string; target: string; action: string; vm?: string }[];
   skipped: { target: string; reason: string }[]; errors: { target: string; message: string }[] }
 // myhv demo
-{ vmm: Vmm; netns: string; dir: string; kernel: { path: string | null; placeholder: boolean }; vms: VmSummary[];
+{ vmm: Vmm; netns: string; dir: string; kernel: { path: string | null; probeGuest: boolean }; vms: VmSummary[];
   steps: { step: string; ms: number }[]; totalMs: number; cleanedUp: boolean; leftovers: string[];
   swept: { kind: string; target: string; action: string }[] }
 // any failure, on stderr (one line)
@@ -260,8 +260,10 @@ shares:
 ${table(['field', 'type', 'required', 'default', 'limits'], specTable)}
 
 Memory takes sizes such as \`512M\`, \`2G\`, \`1536MiB\`, or a number of MiB; at least 64M, whole MiB. Paths must be
-absolute; the kernel, initramfs and disks must exist as files, shares as directories (checked before anything is
-created).
+absolute; the kernel, initramfs and disks must exist as files, shares as directories; the kernel must be an image
+Cloud Hypervisor boots (an x86-64 ELF vmlinux with a PVH entry note, or a bzImage); \`network.queues\` may not exceed
+\`cpus\`; the VMM binary must answer \`--version\` like cloud-hypervisor. All of this is checked before anything is
+created.
 
 ## JSON output
 
@@ -270,10 +272,12 @@ ${jsonShapes}
 ## \`myhv demo\`
 
 Runs as root, in a fresh network namespace \`myhv-demo-<pid>\` with its own directory \`/run/myhv-demo-<pid>\` (state,
-sockets, a shared folder, and with the simulator an empty placeholder kernel file): creates the bridge
+sockets, a shared folder, and unless \`--kernel\` is given the probe guest: a 600-byte PVH kernel that prints
+three lines on the serial port and halts, so a real cloud-hypervisor boots a real guest): checks first that the VMM
+answers like cloud-hypervisor (exit 2 otherwise, nothing made), then creates the bridge
 \`myhvbr0\` (10.62.0.1/24) and two VMs, each with a port forward (8080 and 8081 to port 80) and the shared folder,
 shows \`vm ls\` and \`vm inspect\`, stops and removes them, deletes the namespace and the directory, and prints the
-timings. With a real cloud-hypervisor it needs \`--kernel\`. Ctrl-C at any point removes everything and exits
-130. If a demo was killed outright (SIGKILL), \`myhv gc\` removes what it left.
+timings. A host without usable KVM fails at the first VM's VMM (exit 1, saying so). Ctrl-C at any point removes
+everything and exits 130. If a demo was killed outright (SIGKILL), \`myhv gc\` removes what it left.
 `;
 }

@@ -111,6 +111,10 @@ describe('run: argv parsing and exit codes', () => {
       [['vm', 'create', 'a', '--kernel', 'relative'], /kernel: must be an absolute path/],
       [['vm', 'create', 'a'], /--kernel: missing/],
       [['vm', 'create', 'a', '--kernel', '/k', '--no-network', '-p', '80:80'], /network\.enabled/],
+      [
+        ['vm', 'create', 'a', '--kernel', '/k', '--queues', '2'],
+        /network\.queues: 2 queue pairs need at least as many vCPUs, but cpus is 1\n.*hint: .*at most --cpus/s,
+      ],
     ];
     for (const [argv, message] of cases) {
       const result = await runCaptured(argv, { env });

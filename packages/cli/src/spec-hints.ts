@@ -23,8 +23,9 @@ export function flagHint(field: string): string {
     return "VM names are 1–63 letters, digits, '_', '.', '-', starting with a letter or digit";
   if (field === 'cpus') return 'pass --cpus with a whole number from 1 to 254';
   if (field === 'memory') return 'pass --memory with a size such as 512M or 2G (whole MiB, at least 64M)';
-  if (field === 'kernel')
-    return 'pass --kernel with the path of an existing kernel image (vmlinux or bzImage)';
+  if (field === 'kernel') {
+    return 'pass --kernel with a kernel Cloud Hypervisor boots: an x86-64 vmlinux built with CONFIG_PVH=y, or a bzImage';
+  }
   if (field === 'initramfs') return 'pass --initramfs with the path of an existing file';
   if (field === 'cmdline') return 'pass --cmdline without newlines (at most 2048 characters)';
   if (field.startsWith('disks'))
@@ -37,8 +38,10 @@ export function flagHint(field: string): string {
   if (field.startsWith('network.forwards')) {
     return `fix ${nth}--forward: [hostIp:]hostPort:guestPort[/tcp|udp], ports 1–65535, each host port once`;
   }
-  if (field === 'network.queues') return 'pass --queues with a whole number from 1 to 16';
+  if (field === 'network.queues')
+    return 'pass --queues with a whole number from 1 to 16, at most --cpus (one queue pair per vCPU at most)';
   if (field === 'network.enabled') return '--no-network cannot be combined with --forward';
+  if (field === 'vmm.binary') return 'point vmm.binary at a cloud-hypervisor binary';
   if (field.startsWith('vmm')) return 'fix --vmm-arg (at most 32 arguments)';
   return 'see `myhv vm create --help`';
 }

@@ -1,10 +1,11 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { VmManagerError } from '@my-hypervisor/vm-manager';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../test/temp-dir.js';
 import type { CliConfig } from './config.js';
 import { CliError } from './errors.js';
-import { chooseVmm, describeVmm } from './vmm-choice.js';
+import { assertVmmWorks, chooseVmm, describeVmm, withVmmHint } from './vmm-choice.js';
 
 const simulator = { command: '/usr/bin/node', args: ['/app/myhv.js', '__chv-simulator'] };
 const sources = (vmmBinary: CliConfig['sources']['vmmBinary']) => ({ vmmBinary }) as CliConfig['sources'];
@@ -68,5 +69,43 @@ describe('chooseVmm', () => {
     } catch (error) {
       expect((error as CliError).details.field).toBe('--vmm-binary');
     }
+  });
+});
+
+describe('a VMM that is not cloud-hypervisor', () => {
+  it('is named by the setting that chose it, with the fix', async () => {
+    const { dir, path } = await fakeVmm();
+    await writeFile(path, '#!/bin/sh\necho hello\n');
+    const fromPath = chooseVmm({ sources: sources('unset') }, { PATH: dir }, simulator);
+    const error = await assertVmmWorks(fromPath).catch((e: unknown) => e);
+    expect(CliError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: 'PATH' } });
+    expect((error as CliError).message).toBe(
+      `PATH: ${path} is not cloud-hypervisor: \`--version\` printed "hello" (expected "cloud-hypervisor vX.Y.Z")`,
+    );
+    expect((error as CliError).details.hint).toMatch(/install Cloud Hypervisor/);
+
+    const fromFlag = chooseVmm({ vmmBinary: path, sources: sources('flag') }, {}, simulator);
+    const flagged = withVmmHint(
+      new VmManagerError('INVALID_ARGUMENT', `options.vmm.command: ${path} is not executable (mode 644)`, {
+        details: { field: 'options.vmm.command' },
+      }),
+      fromFlag,
+    ) as CliError;
+    expect(flagged.message).toBe(`--vmm-binary: ${path} is not executable (mode 644)`);
+    expect(flagged.details).toMatchObject({
+      field: '--vmm-binary',
+      hint: expect.stringMatching(/simulator/),
+    });
+    // Spec fields and other errors pass through.
+    const spec = new VmManagerError('INVALID_ARGUMENT', 'vmm.binary: x', {
+      details: { field: 'vmm.binary' },
+    });
+    expect(withVmmHint(spec, fromFlag)).toBe(spec);
+  });
+
+  it('passes when the VMM answers like cloud-hypervisor', async () => {
+    const { path } = await fakeVmm();
+    await assertVmmWorks(chooseVmm({ vmmBinary: path, sources: sources('flag') }, {}, simulator));
   });
 });

@@ -1,7 +1,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { CliConfig } from './config.js';
-import { invalidValue } from './errors.js';
+import { CliError, invalidValue } from './errors.js';
 
 /** How to spawn the bundled simulator: `node <myhv.js> __chv-simulator`, or chv-client's own bin from sources. */
 export interface SimulatorCommand {
@@ -106,4 +106,49 @@ export function vmmJson(choice: VmmChoice): {
   source: VmmChoice['source'];
 } {
   return { kind: choice.kind, path: choice.path, source: choice.source };
+}
+
+/** The setting that chose the VMM, as users name it in an error. */
+export function vmmSetting(choice: VmmChoice): string {
+  return {
+    flag: '--vmm-binary',
+    env: 'MYHV_CLOUD_HYPERVISOR',
+    config: 'config: vmmBinary',
+    path: 'PATH',
+    fallback: '--vmm-binary',
+  }[choice.source];
+}
+
+function vmmFix(choice: VmmChoice): string {
+  return choice.source === 'path'
+    ? 'the cloud-hypervisor found on PATH does not work: install Cloud Hypervisor (scripts/setup), or pass --vmm-binary with its path or "simulator"'
+    : `point ${vmmSetting(choice)} at a cloud-hypervisor binary, or use "simulator"`;
+}
+
+/** The field vm-manager names when the VMM it was given (its `vmm.command` option) is not cloud-hypervisor. */
+const MANAGER_VMM_FIELD = 'options.vmm.command';
+
+/**
+ * The manager refused the VMM this command chose (not an executable, not cloud-hypervisor): the error names the
+ * flag, variable, config key or PATH that chose it, with the fix. Other errors pass through untouched.
+ */
+export function withVmmHint(error: unknown, choice: VmmChoice): unknown {
+  const e = error as { code?: unknown; details?: { field?: unknown } } | null;
+  if (typeof e !== 'object' || e === null || e.code !== 'INVALID_ARGUMENT') return error;
+  if (e.details?.field !== MANAGER_VMM_FIELD || CliError.isInstance(error)) return error;
+  const reason = (error as Error).message.replace(`${MANAGER_VMM_FIELD}: `, '');
+  return invalidValue(vmmSetting(choice), reason, vmmFix(choice), error);
+}
+
+/**
+ * Before any work: the chosen VMM answers `--version` like cloud-hypervisor (or the simulator). The same check
+ * the manager makes (and caches), for commands that do work of their own first (`myhv demo`).
+ */
+export async function assertVmmWorks(choice: VmmChoice): Promise<void> {
+  const { checkVmmBinary } = await import('@my-hypervisor/chv-client');
+  try {
+    await checkVmmBinary(choice.command, { args: choice.commandArgs, field: MANAGER_VMM_FIELD });
+  } catch (error) {
+    throw withVmmHint(error, choice);
+  }
 }

@@ -3,13 +3,13 @@
 // recorded VMs against reading them with one promise per file.
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { measure, renderTable, summarize, writeBenchSection } from '@my-hypervisor/bench-kit';
-import { simulatorCommand } from '@my-hypervisor/chv-client/testing';
+import { simulatorCommand, writeProbeGuest } from '@my-hypervisor/chv-client/testing';
 import { LocalOps } from '@my-hypervisor/net-local';
 import { TapNetwork } from '@my-hypervisor/net-ops';
 import { parseVmSpec, StateStore, type StepEvent, VmManager, type VmRecord } from '../src/index.js';
@@ -23,8 +23,7 @@ async function createBatch(concurrent: boolean) {
   await exec('ip', ['netns', 'add', netns]);
   const root = await mkdtemp(join(tmpdir(), 'myhv-bench-'));
   const runDir = await mkdtemp('/tmp/mhb-');
-  const kernel = join(root, 'vmlinux');
-  await writeFile(kernel, 'placeholder kernel\n');
+  const kernel = await writeProbeGuest(join(root, 'vmlinux'));
   const ops = new LocalOps({ netns });
   const sim = simulatorCommand({ from: 'dist' });
   const manager = new VmManager({

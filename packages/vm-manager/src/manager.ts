@@ -24,7 +24,15 @@ import { type ReconcileReport, reconcile } from './reconcile.js';
 import { type ForwardSpec, parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
 import { StateStore, type VmOperation, type VmRecord, type VmStatus } from './state-store.js';
 import { buildVmConfig } from './vm-config.js';
-import { loadChvClient, spawnVmm, stopVmm, type VmmOptions, vmmAlive } from './vmm.js';
+import {
+  assertVmmBinary,
+  explainVmmExit,
+  loadChvClient,
+  spawnVmm,
+  stopVmm,
+  type VmmOptions,
+  vmmAlive,
+} from './vmm.js';
 
 export interface VmManagerOptions {
   /** Where VM state lives (one directory per VM, IP reservations). Created 0700. */
@@ -151,7 +159,7 @@ export class VmManager {
   /** Validates `input`, then creates and boots the VM. Nothing is left behind on failure. */
   async create(input: unknown, options: OperationOptions = {}): Promise<VmInfo> {
     const spec = parseVmSpec(input);
-    await this.#checkSpec(spec);
+    await this.#checkSpec(spec, options.signal);
     throwIfAborted(options.signal);
     await this.#ensureDirs();
     const name = spec.name;
@@ -197,7 +205,7 @@ export class VmManager {
     } else if (record.status !== 'stopped') {
       throw wrongState(record, 'start', 'run `myhv gc` to repair it first');
     }
-    await this.#checkSpec(record.spec);
+    await this.#checkSpec(record.spec, options.signal);
     await this.#cleanupRuntime(record);
     await this.#run(
       record,
@@ -461,7 +469,9 @@ export class VmManager {
               extraArgs: record.spec.vmm.extraArgs,
             },
             signal,
-          );
+          ).catch((error: unknown) => {
+            throw explainVmmExit(error, record.name);
+          });
           client = spawned.client;
           record.resources.vmm = spawned.record;
           await this.store.write(record);
@@ -740,8 +750,11 @@ export class VmManager {
     };
   }
 
-  /** Host checks that need no lock: files exist, the network and storage the spec needs are configured. */
-  async #checkSpec(spec: VmSpec): Promise<void> {
+  /**
+   * Host checks that need no lock: files exist (the kernel bootable), the VMM binary answers like
+   * cloud-hypervisor, the network and storage the spec needs are configured.
+   */
+  async #checkSpec(spec: VmSpec, signal: AbortSignal | undefined): Promise<void> {
     await assertSpecOnHost(spec);
     if (spec.network.enabled) {
       const network = this.#options.network;
@@ -758,6 +771,7 @@ export class VmManager {
     }
     if (spec.shares.length > 0 && !this.#options.storage)
       throw invalidSpec('shares', 'this manager has no storage configured');
+    await assertVmmBinary(this.#options.vmm ?? {}, spec.vmm.binary, signal);
   }
 
   async #ensureDirs(): Promise<void> {

@@ -111,8 +111,19 @@ describe('parseVmSpec', () => {
       'network.enabled',
     ],
     ['cmdline with newline', { ...base, cmdline: 'a\nb' }, 'cmdline'],
+    ['more queue pairs than vCPUs', { ...base, cpus: 1, network: { queues: 2 } }, 'network.queues'],
+    ['more queue pairs than vCPUs (4 > 2)', { ...base, cpus: 2, network: { queues: 4 } }, 'network.queues'],
   ])('rejects %s naming the field', (_title, input, field) => {
     expect(fieldOf(input)).toBe(field);
+  });
+
+  it('allows as many queue pairs as vCPUs, and says what Cloud Hypervisor would refuse', () => {
+    expect(parseVmSpec({ ...base, cpus: 4, network: { queues: 4 } }).network.queues).toBe(4);
+    expect(() => parseVmSpec({ ...base, cpus: 1, network: { queues: 2 } })).toThrow(
+      'network.queues: 2 queue pairs need at least as many vCPUs, but cpus is 1',
+    );
+    // No network device, no queues to check.
+    expect(parseVmSpec({ ...base, network: { enabled: false, queues: 2 } }).network.enabled).toBe(false);
   });
 
   it('parses a single forward with its own field names', () => {

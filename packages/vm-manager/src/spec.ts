@@ -110,7 +110,7 @@ function buildSchemas() {
         enabled: z.boolean().default(true),
         /** The bridge the caller expects; must match the manager's. */
         bridge: z.string().optional(),
-        /** Queue pairs; more than 1 needs a multi-queue TAP. */
+        /** Queue pairs; more than 1 needs a multi-queue TAP, and at most `cpus`. */
         queues: z.number().int().min(1).max(16).default(1),
         forwards: z.array(forward).max(64).default([]),
         /** Give the VM a mycelium IPv6 (the manager's network must be a MyceliumNetwork). */
@@ -189,7 +189,8 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 /**
  * Parses an untrusted spec (from flags, YAML or JSON). Throws INVALID_ARGUMENT naming the first bad field
- * (`memory`, `network.forwards[1].hostPort`, …). Checks across fields too: duplicate host ports and tags.
+ * (`memory`, `network.forwards[1].hostPort`, …). Checks across fields too: duplicate host ports and tags, and
+ * no more network queue pairs than vCPUs.
  */
 export function parseVmSpec(input: unknown): VmSpec {
   const result = schemas().vmSpec.safeParse(input);
@@ -216,6 +217,13 @@ export function parseVmSpec(input: unknown): VmSpec {
   });
   if (!spec.network.enabled && (spec.network.forwards.length > 0 || spec.network.mycelium)) {
     throw invalidSpec('network.enabled', 'forwards and mycelium need the network enabled');
+  }
+  // Cloud Hypervisor refuses more queue pairs than boot vCPUs, but only at vm.boot (after the network is set up).
+  if (spec.network.enabled && spec.network.queues > spec.cpus) {
+    throw invalidSpec(
+      'network.queues',
+      `${spec.network.queues} queue pairs need at least as many vCPUs, but cpus is ${spec.cpus}`,
+    );
   }
   return spec;
 }

@@ -1,12 +1,16 @@
 import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChvClient } from '@my-hypervisor/chv-client';
+import { throwIfAborted, VmManagerError } from './errors.js';
 import { isProcessAlive, processStartTime } from './process-identity.js';
 import type { VmmRecord } from './state-store.js';
 
 /** How the manager runs Cloud Hypervisor. */
 export interface VmmOptions {
-  /** The cloud-hypervisor binary; `cloud-hypervisor` from PATH when omitted. A spec's `vmm.binary` overrides it. */
+  /**
+   * The cloud-hypervisor binary; `cloud-hypervisor` from PATH when omitted. A spec's `vmm.binary` overrides it.
+   * Checked before any work (`checkVmmBinary`): errors about it name the field `options.vmm.command`.
+   */
   readonly command?: string;
   /** Arguments placed before ours (e.g. to run the simulator through node). */
   readonly commandArgs?: readonly string[];
@@ -35,6 +39,79 @@ export function vmmAlive(vmm: VmmRecord | undefined): boolean {
   return vmm?.pid !== undefined && isProcessAlive(vmm.pid, vmm.startTime);
 }
 
+/** The field of an error about the manager's own VMM (`VmManagerOptions.vmm.command`), not a spec field. */
+export const VMM_COMMAND_FIELD = 'options.vmm.command';
+
+/**
+ * What a VM's VMM runs: the spec's `vmm.binary` (alone), else the manager's `command` and `commandArgs`
+ * (default `cloud-hypervisor` from PATH). `field` says which of the two an error should name.
+ */
+export function vmmCommand(
+  options: VmmOptions,
+  binary: string | undefined,
+): { command: string; commandArgs: readonly string[]; field: string } {
+  if (binary) return { command: binary, commandArgs: [], field: 'vmm.binary' };
+  return {
+    command: options.command ?? 'cloud-hypervisor',
+    commandArgs: options.commandArgs ?? [],
+    field: VMM_COMMAND_FIELD,
+  };
+}
+
+/**
+ * Before any work: the VMM a VM would run is an executable that answers `--version` like cloud-hypervisor (or
+ * the simulator). Otherwise INVALID_ARGUMENT naming `vmm.binary` or `options.vmm.command`. Cached per file.
+ */
+export async function assertVmmBinary(
+  options: VmmOptions,
+  binary: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const { command, commandArgs, field } = vmmCommand(options, binary);
+  const { ChvApiError, checkVmmBinary } = await loadChvClient();
+  try {
+    await checkVmmBinary(command, {
+      args: commandArgs,
+      field,
+      // The budget the VMM has to come up: a loaded host must not turn a slow answer into "bad input".
+      timeoutMs: options.readyTimeoutMs ?? 10_000,
+      ...(options.env ? { env: options.env } : {}),
+      ...(signal ? { signal } : {}),
+    });
+  } catch (error) {
+    if (ChvApiError.isInstance(error) && error.code === 'INVALID_ARGUMENT') {
+      throw new VmManagerError('INVALID_ARGUMENT', error.message, { cause: error, details: { field } });
+    }
+    throwIfAborted(signal);
+    throw error;
+  }
+}
+
+const KVM_MISSING = /no supported hypervisor|Failed to open hypervisor interface/i;
+
+/**
+ * A VMM that exited at start-up because the host has no usable KVM (cloud-hypervisor's "no supported
+ * hypervisor") becomes a VMM_FAILED that says so and what to do; the VMM's own error stays as `cause`. Anything
+ * else is returned unchanged.
+ */
+export function explainVmmExit(error: unknown, vm: string): unknown {
+  if (typeof error !== 'object' || error === null || (error as { code?: unknown }).code !== 'EXITED')
+    return error;
+  const { details } = error as { details?: { stderrTail?: unknown; logTail?: unknown } };
+  const said = [details?.stderrTail, details?.logTail, (error as Error).message]
+    .filter((text): text is string => typeof text === 'string')
+    .join('\n');
+  const words = KVM_MISSING.exec(said)?.[0];
+  if (!words) return error;
+  return new VmManagerError(
+    'VMM_FAILED',
+    `${vm}: the VMM cannot run guests on this host: KVM is unavailable (/dev/kvm is missing or unusable; ` +
+      `cloud-hypervisor said "${words}"). Run it on a host with KVM: load kvm_intel or kvm_amd, ` +
+      'enable hardware (or nested) virtualization, and give this user read-write access to /dev/kvm',
+    { cause: error, details: { vm, step: 'vmm', reason: 'KVM_UNAVAILABLE' } },
+  );
+}
+
 /** Spawns the VMM and waits until it answers; returns its identity for the record. */
 export async function spawnVmm(
   options: VmmOptions,
@@ -42,11 +119,11 @@ export async function spawnVmm(
   extra: { binary?: string; extraArgs?: readonly string[] },
   signal: AbortSignal | undefined,
 ): Promise<{ record: VmmRecord; client: ChvClient }> {
-  const command = extra.binary ?? options.command;
+  const { command, commandArgs } = vmmCommand(options, extra.binary);
   const { ChvClient, ChvProcess } = await loadChvClient();
   const vmm = await ChvProcess.spawn({
-    ...(command ? { command } : {}),
-    ...(options.commandArgs && !extra.binary ? { commandArgs: [...options.commandArgs] } : {}),
+    command,
+    ...(commandArgs.length > 0 ? { commandArgs: [...commandArgs] } : {}),
     socketPath: paths.socketPath,
     logFile: paths.logFile,
     pidFile: paths.pidFile,

@@ -13,7 +13,7 @@ import { pidsMentioning, runProgram } from '../host-process.js';
 import { listenForInterrupt } from '../interrupt.js';
 import type { CommandHandler } from '../run.js';
 import { inspectFields, recordSteps, vmSummary, vmTableHeaders, vmTableRow } from '../vm-view.js';
-import { describeVmm, vmmJson } from '../vmm-choice.js';
+import { assertVmmWorks, describeVmm, vmmJson } from '../vmm-choice.js';
 import { gatewayCidr } from './net.js';
 
 const BRIDGE = 'myhvbr0';
@@ -48,18 +48,13 @@ export const demo: CommandHandler = async (ctx) => {
   const vmm = await ctx.vmm();
   const kernelFlag = ctx.options.kernel as string | undefined;
   const initramfs = ctx.options.initramfs as string | undefined;
-  if (vmm.kind === 'cloud-hypervisor' && kernelFlag === undefined) {
-    throw invalidValue(
-      '--kernel',
-      `a real cloud-hypervisor (${vmm.path}) needs a kernel to boot`,
-      'pass --kernel /path/to/vmlinux, or --vmm-binary simulator to run the demo on the simulator',
-    );
-  }
   if (initramfs !== undefined && kernelFlag === undefined) {
     throw invalidValue('--initramfs', 'needs --kernel', 'pass --kernel with it, or drop --initramfs');
   }
   const places = demoPlaces(process.pid);
   out.print(`myhv demo: ${describeVmm(vmm)}`);
+  // Before the namespace and directories exist: a VMM that is not cloud-hypervisor changes nothing.
+  await assertVmmWorks(vmm);
 
   const timings: Timing[] = [];
   const started = performance.now();
@@ -94,9 +89,12 @@ export const demo: CommandHandler = async (ctx) => {
     await step(`namespace ${places.netns}`, () => createNamespace(places));
     const dirs = await step(`directories ${places.dir}`, () => createDirs(places));
     if (kernel === undefined) {
-      kernel = join(places.dir, 'vmlinux');
-      await writeFile(kernel, '');
-      out.print(`kernel: ${kernel} is an empty placeholder (the simulator only checks that the file exists)`);
+      // The probe guest boots on a real VMM too: it prints three lines on the serial port and halts.
+      const { writeProbeGuest } = await import('@my-hypervisor/chv-client/testing');
+      kernel = await writeProbeGuest(join(places.dir, 'vmlinux'));
+      out.print(
+        `kernel: ${kernel} is the probe guest (a 600-byte PVH kernel: it prints to the serial port and halts)`,
+      );
     }
     ops = await openNetOps({
       netBackend: 'local',
@@ -186,7 +184,7 @@ export const demo: CommandHandler = async (ctx) => {
     vmm: vmmJson(vmm),
     netns: places.netns,
     dir: places.dir,
-    kernel: { path: kernel ?? null, placeholder: kernelFlag === undefined },
+    kernel: { path: kernel ?? null, probeGuest: kernelFlag === undefined },
     vms: created.map(vmSummary),
     steps: timings.map((t) => ({ step: t.step, ms: Math.round(t.ms * 100) / 100 })),
     totalMs: Math.round(totalMs * 100) / 100,

@@ -7,7 +7,7 @@ import { withSpecHint } from '../spec-hints.js';
 import { type CreateFlags, createSpecInput } from '../spec-input.js';
 import { parseVmName } from '../vm-name.js';
 import { recordSteps, totalMs } from '../vm-view.js';
-import { describeVmm, vmmJson } from '../vmm-choice.js';
+import { describeVmm, vmmJson, withVmmHint } from '../vmm-choice.js';
 
 /** `myhv vm create`: flags or a spec file → parseVmSpec → VmManager.create, with progress. */
 export const vmCreate: CommandHandler = async (ctx, [rawName]) => {
@@ -28,7 +28,7 @@ export const vmCreate: CommandHandler = async (ctx, [rawName]) => {
   const recorder = recordSteps(out.progress());
   const info = await interruptible(ctx, (signal) =>
     parts.manager.create(input, { signal, onProgress: recorder.onProgress }).catch((error: unknown) => {
-      throw withSpecHint(error, source);
+      throw withSpecHint(withVmmHint(error, vmm), source);
     }),
   );
   out.result({ vmm: vmmJson(vmm), vm: info, steps: recorder.steps }, () => {

@@ -6,7 +6,7 @@ import { interruptible } from '../interruptible.js';
 import type { CommandHandler } from '../run.js';
 import { parseVmName } from '../vm-name.js';
 import { recordSteps, statusText, totalMs } from '../vm-view.js';
-import { describeVmm, type VmmChoice, vmmJson } from '../vmm-choice.js';
+import { describeVmm, type VmmChoice, vmmJson, withVmmHint } from '../vmm-choice.js';
 
 type Operation = 'start' | 'stop' | 'restart' | 'pause' | 'resume';
 
@@ -51,11 +51,15 @@ async function lifecycle(ctx: CommandContext, operation: Operation, rawName: unk
     const options = { signal, onProgress: recorder.onProgress };
     switch (operation) {
       case 'start':
-        return parts.manager.start(name, options);
+        return parts.manager.start(name, options).catch((error: unknown) => {
+          throw withVmmHint(error, vmm!);
+        });
       case 'stop':
         return parts.manager.stop(name, { ...options, gracefulMs: graceful! });
       case 'restart':
-        return parts.manager.restart(name, { ...options, gracefulMs: graceful! });
+        return parts.manager.restart(name, { ...options, gracefulMs: graceful! }).catch((error: unknown) => {
+          throw withVmmHint(error, vmm!);
+        });
       case 'pause':
         return parts.manager.pause(name, options);
       case 'resume':
