@@ -771,7 +771,7 @@ export class VmManager {
     }
     if (spec.shares.length > 0 && !this.#options.storage)
       throw invalidSpec('shares', 'this manager has no storage configured');
-    await assertVmmBinary(this.#options.vmm ?? {}, spec.vmm.binary, signal);
+    await assertVmmBinary(this.#options.vmm ?? {}, spec.vmm.binary, signal, spec.name);
   }
 
   async #ensureDirs(): Promise<void> {

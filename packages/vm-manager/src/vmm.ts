@@ -66,18 +66,20 @@ export async function assertVmmBinary(
   options: VmmOptions,
   binary: string | undefined,
   signal: AbortSignal | undefined,
+  vm?: string,
 ): Promise<void> {
   const { command, commandArgs, field } = vmmCommand(options, binary);
   const { ChvApiError, checkVmmBinary } = await loadChvClient();
+  let kind: 'cloud-hypervisor' | 'simulator';
   try {
-    await checkVmmBinary(command, {
+    ({ kind } = await checkVmmBinary(command, {
       args: commandArgs,
       field,
       // The budget the VMM has to come up: a loaded host must not turn a slow answer into "bad input".
       timeoutMs: options.readyTimeoutMs ?? 10_000,
       ...(options.env ? { env: options.env } : {}),
       ...(signal ? { signal } : {}),
-    });
+    }));
   } catch (error) {
     if (ChvApiError.isInstance(error) && error.code === 'INVALID_ARGUMENT') {
       throw new VmManagerError('INVALID_ARGUMENT', error.message, { cause: error, details: { field } });
@@ -85,6 +87,44 @@ export async function assertVmmBinary(
     throwIfAborted(signal);
     throw error;
   }
+  // A real VMM on a host without a hypervisor device would only fail after the TAP and forwards exist.
+  if (kind === 'cloud-hypervisor') {
+    const missing = await hypervisorDeviceProblem();
+    if (missing) throw kvmUnavailable(missing, { ...(vm ? { vm } : {}), step: 'check' });
+  }
+}
+
+/**
+ * Why no hypervisor device cloud-hypervisor could use is available, or undefined: `/dev/kvm` opening read-write
+ * (or `/dev/mshv`, for builds with Microsoft's hypervisor) is what its start-up needs.
+ */
+export async function hypervisorDeviceProblem(): Promise<string | undefined> {
+  const problems: string[] = [];
+  for (const device of ['/dev/kvm', '/dev/mshv']) {
+    try {
+      await (await fs.open(device, 'r+')).close();
+      return undefined;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' || device === '/dev/kvm')
+        problems.push(code === 'ENOENT' ? `${device} is missing` : `${device} cannot be opened (${code})`);
+    }
+  }
+  return problems.join('; ');
+}
+
+function kvmUnavailable(
+  why: string,
+  details: { vm?: string; step: string },
+  cause?: unknown,
+): VmManagerError {
+  return new VmManagerError(
+    'VMM_FAILED',
+    `${details.vm ? `${details.vm}: ` : ''}the VMM cannot run guests on this host: KVM is unavailable (${why}). ` +
+      'Run it on a host with KVM: load kvm_intel or kvm_amd, enable hardware (or nested) virtualization, ' +
+      'and give this user read-write access to /dev/kvm',
+    { ...(cause ? { cause } : {}), details: { ...details, reason: 'KVM_UNAVAILABLE' } },
+  );
 }
 
 const KVM_MISSING = /no supported hypervisor|Failed to open hypervisor interface/i;
@@ -103,13 +143,7 @@ export function explainVmmExit(error: unknown, vm: string): unknown {
     .join('\n');
   const words = KVM_MISSING.exec(said)?.[0];
   if (!words) return error;
-  return new VmManagerError(
-    'VMM_FAILED',
-    `${vm}: the VMM cannot run guests on this host: KVM is unavailable (/dev/kvm is missing or unusable; ` +
-      `cloud-hypervisor said "${words}"). Run it on a host with KVM: load kvm_intel or kvm_amd, ` +
-      'enable hardware (or nested) virtualization, and give this user read-write access to /dev/kvm',
-    { cause: error, details: { vm, step: 'vmm', reason: 'KVM_UNAVAILABLE' } },
-  );
+  return kvmUnavailable(`cloud-hypervisor said "${words}"`, { vm, step: 'vmm' }, error);
 }
 
 /** Spawns the VMM and waits until it answers; returns its identity for the record. */

@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ChvApiError } from '@my-hypervisor/chv-client';
+import { ChvApiError, ChvProcess } from '@my-hypervisor/chv-client';
 import { kvmUnavailableReason, probeGuestImage, realVmmBinary } from '@my-hypervisor/chv-client/testing';
 import { describe, expect, it } from 'vitest';
 import { VmManager, VmManagerError } from '../src/index.js';
+import { explainVmmExit } from '../src/vmm.js';
 import { type Harness, listTree, makeHarness, pidsMentioning } from './harness.js';
 
 /** The real cloud-hypervisor: MYHV_CLOUD_HYPERVISOR's, else the v53.0.0 binary this repository was checked with. */
@@ -111,29 +112,53 @@ describe('bad input the host reveals: refused before any work, naming the field'
   });
 
   it.skipIf(realSkip !== undefined)(
-    'the real VMM without KVM: VMM_FAILED saying KVM is unavailable, nothing left behind',
+    'the real VMM without KVM: VMM_FAILED saying KVM is unavailable before any work',
     async () => {
       await using h = await makeHarness({ backend: 'memory' });
       const runDir = join(h.runDir, 'real');
       const manager = managerWith(h, { command: realBinary }, runDir);
-      const undone: string[] = [];
+      const steps: string[] = [];
       const error = await refusal(
         manager.create(
           { name: 'nokvm', kernel: h.kernel, network: { forwards: [{ hostPort: 8080, guestPort: 80 }] } },
-          { onProgress: (e) => e.phase === 'undone' && undone.push(e.step) },
+          { onProgress: (e) => steps.push(`${e.step}:${e.phase}`) },
         ),
       );
       expect(error.code).toBe('VMM_FAILED');
-      expect(error.details).toMatchObject({ vm: 'nokvm', step: 'vmm', reason: 'KVM_UNAVAILABLE' });
+      expect(error.details).toMatchObject({ vm: 'nokvm', step: 'check', reason: 'KVM_UNAVAILABLE' });
       expect(error.message).toMatch(/^nokvm: the VMM cannot run guests on this host: KVM is unavailable/);
-      expect(error.message).toMatch(/\/dev\/kvm is missing or unusable/);
-      // The VMM's own words stay as the cause.
-      const cause = error.cause as ChvApiError;
-      expect(ChvApiError.isInstance(cause) && cause.code).toBe('EXITED');
-      expect(cause.longMessage).toMatch(/no supported hypervisor/);
-      expect(undone).toEqual(['vmm', 'forwards', 'network', 'ip']);
+      expect(error.message).toMatch(/\/dev\/kvm is missing/);
+      // Refused before the first step: no address, TAP or forward was made and undone.
+      expect(steps).toEqual([]);
+      expect(h.memory!.calls).toEqual([]);
       await expectNothingLeft(h, runDir);
       expect(await manager.list()).toEqual([]);
+    },
+  );
+
+  it.skipIf(realSkip !== undefined)(
+    "explains the real VMM's own start-up failure without KVM, keeping its words as the cause",
+    async () => {
+      const dir = await mkdtemp('/tmp/mhk-');
+      try {
+        const exited = await ChvProcess.spawn({
+          command: realBinary,
+          socketPath: join(dir, 'api.sock'),
+        }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(ChvApiError.isInstance(exited) && exited.code).toBe('EXITED');
+        const error = explainVmmExit(exited, 'nokvm') as VmManagerError;
+        expect(error.code).toBe('VMM_FAILED');
+        expect(error.details).toMatchObject({ vm: 'nokvm', step: 'vmm', reason: 'KVM_UNAVAILABLE' });
+        expect(error.message).toMatch(
+          /cloud-hypervisor said "(no supported hypervisor|Failed to open hypervisor interface)"/i,
+        );
+        expect(error.cause).toBe(exited);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     },
   );
 });
