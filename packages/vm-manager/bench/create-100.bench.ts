@@ -2,14 +2,19 @@
 // shares) against the same 100 created one at a time, with the time split per pipeline step; and list() of 1,000
 // recorded VMs against reading them with one promise per file.
 import { execFile } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { measure, renderTable, summarize, writeBenchSection } from '@my-hypervisor/bench-kit';
-import { simulatorCommand, writeProbeGuest } from '@my-hypervisor/chv-client/testing';
+import {
+  realVmmBinary,
+  realVmmSkipReason,
+  simulatorCommand,
+  writeProbeGuest,
+} from '@my-hypervisor/chv-client/testing';
 import { LocalOps } from '@my-hypervisor/net-local';
 import { TapNetwork } from '@my-hypervisor/net-ops';
 import { parseVmSpec, StateStore, type StepEvent, VmManager, type VmRecord } from '../src/index.js';
@@ -18,8 +23,8 @@ const exec = promisify(execFile);
 const COUNT = 100;
 const round = (n: number, digits = 1) => Number(n.toFixed(digits));
 
-async function createBatch(concurrent: boolean) {
-  const netns = `myhv-bench-${process.pid}-${concurrent ? 'c' : 's'}`;
+async function createBatch(concurrent: boolean, realVmm?: string) {
+  const netns = `myhv-bench-${process.pid}-${concurrent ? 'c' : 's'}${realVmm ? 'r' : ''}`;
   await exec('ip', ['netns', 'add', netns]);
   const root = await mkdtemp(join(tmpdir(), 'myhv-bench-'));
   const runDir = await mkdtemp('/tmp/mhb-');
@@ -36,7 +41,9 @@ async function createBatch(concurrent: boolean) {
       bridgeName: 'myhvbr0',
       subnet: '10.80.0.0/24',
     }),
-    vmm: { command: sim.command, commandArgs: [...sim.args], netns, stopGracefulMs: 0 },
+    vmm: realVmm
+      ? { command: realVmm, netns, stopGracefulMs: 0 }
+      : { command: sim.command, commandArgs: [...sim.args], netns, stopGracefulMs: 0 },
   });
   const steps = new Map<string, number[]>();
   const onProgress = (e: StepEvent) => {
@@ -120,6 +127,14 @@ if (process.getuid?.() !== 0) {
 }
 const concurrent = await createBatch(true);
 const sequential = await createBatch(false);
+// The same 100 with the real cloud-hypervisor booting the probe guest, where this host can run guests.
+const realEnv = { ...process.env };
+const sharedBinary = new URL('../../../../shared/cloud-hypervisor/bin/cloud-hypervisor', import.meta.url)
+  .pathname;
+if (!realEnv.MYHV_CLOUD_HYPERVISOR && existsSync(sharedBinary)) realEnv.MYHV_CLOUD_HYPERVISOR = sharedBinary;
+const realSkip = realVmmSkipReason(realEnv);
+if (realSkip) console.warn(`vm-manager bench: the real-VMM run skipped, because ${realSkip}`);
+const real = realSkip ? undefined : await createBatch(true, realVmmBinary(realEnv));
 const list = await listBench();
 const rate = (ms: number) => round((COUNT / ms) * 1000);
 const stepRows = [...concurrent.steps.entries()].map(([step, times]) => {
@@ -141,6 +156,15 @@ const body = [
         round(concurrent.managerCpuMsPerVm),
         `≥ 20 VMs/s: ${target ? 'met' : 'missed'}`,
       ],
+      real
+        ? [
+            '100 at once, real cloud-hypervisor (probe guest)',
+            round(real.elapsed, 0),
+            rate(real.elapsed),
+            round(real.managerCpuMsPerVm),
+            `≥ 50 VMs/s: ${rate(real.elapsed) >= 50 ? 'met' : 'missed'}`,
+          ]
+        : ['100 at once, real cloud-hypervisor', '—', '—', '—', `not measured: ${realSkip}`],
       [
         'baseline: one at a time',
         round(sequential.elapsed, 0),
