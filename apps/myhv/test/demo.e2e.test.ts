@@ -35,6 +35,7 @@ interface DemoJson {
   netns: string;
   dir: string;
   kernel: { path: string; probeGuest: boolean };
+  guest: { vm: string; cmdline: string | null } | null;
   vms: { name: string; status: string; forwards: { hostPort: number }[]; shares: string[] }[];
   steps: { step: string; ms: number }[];
   totalMs: number;
@@ -94,6 +95,10 @@ describe.skipIf(skip !== undefined)('myhv demo, bundled binary', () => {
     const lines = first.stdout.split('\n');
     expect(lines[0]).toMatch(/^myhv demo: VMM: the bundled simulator/);
     expect(first.stdout).toMatch(/^kernel: \/run\/myhv-demo-\d+\/vmlinux is the probe guest/m);
+    // The first VM's serial log shows the command line the (played) probe guest received, with its ip=.
+    expect(first.stdout).toMatch(
+      /^\$ myhv vm logs demo-1\n.*no guest runs.*\nmyhv-probe: booted\nmyhv-probe: cmdline=.*ip=10\.62\.0\.\d+::10\.62\.0\.1:255\.255\.255\.0:demo-1:eth0:off\n/m,
+    );
     expect(first.stdout).toMatch(
       /^\$ myhv vm ls\nNAME +STATUS +IP .*\ndemo-1 +running +10\.62\.0\.\d+ .*tcp\/8080→80\ndemo-2 +running/m,
     );
@@ -107,6 +112,7 @@ describe.skipIf(skip !== undefined)('myhv demo, bundled binary', () => {
     const data = json<DemoJson>(second);
     expect(data.vmm.kind).toBe('simulator');
     expect(data.kernel.probeGuest).toBe(true);
+    expect(data.guest).toEqual({ vm: 'demo-1', cmdline: expect.stringMatching(/ ip=10\.62\.0\.\d+::/) });
     expect(data.vms.map((v) => [v.name, v.status, v.forwards[0]?.hostPort, v.shares])).toEqual([
       ['demo-1', 'running', 8080, ['shared']],
       ['demo-2', 'running', 8081, ['shared']],

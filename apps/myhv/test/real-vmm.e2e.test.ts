@@ -1,6 +1,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { kvmUnavailableReason, parseProbeGuestOutput, realVmmBinary } from '@my-hypervisor/chv-client/testing';
+import {
+  kvmUnavailableReason,
+  parseProbeGuestOutput,
+  realVmmBinary,
+} from '@my-hypervisor/chv-client/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { e2eSkipReason, json, myhv, Sandbox, virtiofsdMissing } from './myhv.js';
 
@@ -64,7 +68,9 @@ describe
     });
 
     it('doctor boots the probe guest', async () => {
-      const report = json<{ checks: { id: string; ok: boolean; detail: string }[] }>(await run('--json', 'doctor'));
+      const report = json<{ checks: { id: string; ok: boolean; detail: string }[] }>(
+        await run('--json', 'doctor'),
+      );
       expect(report.checks.find((c) => c.id === 'guest')).toMatchObject({ ok: true });
     });
 
@@ -90,7 +96,9 @@ describe
         await new Promise((r) => setTimeout(r, 10));
         serial = (await run('vm', 'logs', 'web')).stdout;
       }
-      expect(parseProbeGuestOutput(serial).cmdline).toContain(`ip=${vm.ip}::10.62.0.1:255.255.255.0:web:eth0:off`);
+      expect(parseProbeGuestOutput(serial).cmdline).toContain(
+        `ip=${vm.ip}::10.62.0.1:255.255.255.0:web:eth0:off`,
+      );
 
       expect((await run('vm', 'stop', 'web')).code).toBe(0);
       expect(box.processes()).toEqual([]);

@@ -143,7 +143,8 @@ type Step = { vm: string; op: string; step: string; phase: 'done' | 'failed' | '
 { changes: { kind: string; target: string; action: string; vm?: string }[];
   skipped: { target: string; reason: string }[]; errors: { target: string; message: string }[] }
 // myhv demo
-{ vmm: Vmm; netns: string; dir: string; kernel: { path: string | null; probeGuest: boolean }; vms: VmSummary[];
+{ vmm: Vmm; netns: string; dir: string; kernel: { path: string | null; probeGuest: boolean };
+  guest: { vm: string; cmdline: string | null } | null; vms: VmSummary[];
   steps: { step: string; ms: number }[]; totalMs: number; cleanedUp: boolean; leftovers: string[];
   swept: { kind: string; target: string; action: string }[] }
 // any failure, on stderr (one line)
@@ -276,7 +277,8 @@ sockets, a shared folder, and unless \`--kernel\` is given the probe guest: a 60
 three lines on the serial port and halts, so a real cloud-hypervisor boots a real guest): checks first that the VMM
 answers like cloud-hypervisor (exit 2 otherwise, nothing made), then creates the bridge
 \`myhvbr0\` (10.62.0.1/24) and two VMs, each with a port forward (8080 and 8081 to port 80) and the shared folder,
-shows \`vm ls\` and \`vm inspect\`, stops and removes them, deletes the namespace and the directory, and prints the
+shows \`vm ls\`, \`vm inspect\` and (with the probe guest) the first VM's serial log, where the guest printed the
+command line it received, stops and removes them, deletes the namespace and the directory, and prints the
 timings. A host without usable KVM fails at the first VM's VMM (exit 1, saying so). Ctrl-C at any point removes
 everything and exits 130. If a demo was killed outright (SIGKILL), \`myhv gc\` removes what it left.
 `;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NetworkBackend } from '@my-hypervisor/net-ops';
@@ -82,6 +82,7 @@ export const demo: CommandHandler = async (ctx) => {
   let storage: Awaited<ReturnType<typeof openStorage>> | undefined;
   const created: VmInfo[] = [];
   let kernel = kernelFlag;
+  let guest: { serial: string; cmdline: string | undefined } | undefined;
   let failure: unknown;
   try {
     // Only a dead demo with our pid can have left these: remove them first.
@@ -142,9 +143,24 @@ export const demo: CommandHandler = async (ctx) => {
     out.print(`$ myhv vm inspect ${VMS[0].name}`);
     out.fields(inspectFields(await vmManager.get(VMS[0].name)));
     out.print('');
+    if (kernelFlag === undefined) {
+      // What reached the guest: the probe guest prints the command line (with the manager's ip=) it was given.
+      const first = created[0]!;
+      guest = await readProbeSerial(first.paths.serialLog, signal);
+      out.print(`$ myhv vm logs ${first.name}`);
+      if (vmm.kind === 'simulator')
+        out.print(out.style.dim('(the simulator writes what the probe guest would print; no guest runs)'));
+      out.print(guest.serial.trimEnd() || out.style.dim('(nothing on the serial port yet)'));
+      out.print('');
+    }
     for (const vm of VMS) {
       await step(`stop ${vm.name}`, () =>
-        vmManager.stop(vm.name, { signal, gracefulMs: 1_000, onProgress: progress.onProgress }),
+        vmManager.stop(vm.name, {
+          signal,
+          // The probe guest ignores the power button: do not wait for it.
+          gracefulMs: kernelFlag === undefined ? 0 : 1_000,
+          onProgress: progress.onProgress,
+        }),
       );
     }
     for (const vm of VMS) {
@@ -185,6 +201,7 @@ export const demo: CommandHandler = async (ctx) => {
     netns: places.netns,
     dir: places.dir,
     kernel: { path: kernel ?? null, probeGuest: kernelFlag === undefined },
+    guest: guest ? { vm: VMS[0].name, cmdline: guest.cmdline ?? null } : null,
     vms: created.map(vmSummary),
     steps: timings.map((t) => ({ step: t.step, ms: Math.round(t.ms * 100) / 100 })),
     totalMs: Math.round(totalMs * 100) / 100,
@@ -255,4 +272,20 @@ function findLeftovers(places: DemoPlaces): string[] {
   if (existsSync(places.dir)) left.push(places.dir);
   for (const pid of pidsMentioning(`${places.dir}/`)) left.push(`process ${pid}`);
   return left;
+}
+
+/** The probe guest's serial output once its command line is complete (up to 5 s), for the demo to show. */
+async function readProbeSerial(
+  serialLog: string,
+  signal: AbortSignal,
+): Promise<{ serial: string; cmdline: string | undefined }> {
+  const { parseProbeGuestOutput } = await import('@my-hypervisor/chv-client/testing');
+  let serial = '';
+  for (let waited = 0; waited < 5_000 && !signal.aborted; waited += 10) {
+    serial = await readFile(serialLog, 'utf8').catch(() => '');
+    const { cmdline } = parseProbeGuestOutput(serial);
+    if (cmdline !== undefined) return { serial, cmdline };
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return { serial, cmdline: undefined };
 }
