@@ -1,18 +1,18 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChvClient, type ChvClientOptions } from './chv-client.js';
-import { ChvApiError, type ChvErrorDetails, invalidArgument, throwIfAborted } from './errors.js';
+import { ChvApiError, throwIfAborted } from './errors.js';
 import { type ChvEventStream, parseEventStream } from './event-stream.js';
 import { followFile } from './file-follower.js';
-import { OutputTail, readFileTail } from './output-tail.js';
 import { isProcessAlive, processStartTime, readCmdline } from './proc.js';
 import { waitForApiReady } from './readiness.js';
 import { type ChvServerVersion, parseServerVersion } from './server-version.js';
 import { removeStaleSocket, validateSocketPath } from './socket-path.js';
+import { buildVmmCommand } from './vmm-command.js';
+import { failStartup, launchVmm } from './vmm-launch.js';
 
 export interface ChvProcessSpawnOptions {
   /** The VMM binary. Default `cloud-hypervisor`, resolved on PATH. */
@@ -92,7 +92,6 @@ export interface StopResult {
 
 const KILL_WAIT_MS = 5_000;
 const SIMULATOR_ENTRIES = /^(simulator-bin\.(cjs|js|ts)|chv-simulator|__chv-simulator)$/;
-const NETNS_PATTERN = /^[A-Za-z0-9_.-]{1,255}$/;
 
 interface ProcessParts {
   readonly pid: number;
@@ -162,125 +161,34 @@ export class ChvProcess implements AsyncDisposable {
    */
   static async spawn(options: ChvProcessSpawnOptions): Promise<ChvProcess> {
     const { signal } = options;
-    const socketPath = validateSocketPath(options.socketPath);
-    if (
-      options.netns !== undefined &&
-      (!NETNS_PATTERN.test(options.netns) || /^\.\.?$/.test(options.netns))
-    ) {
-      throw invalidArgument('netns', `${JSON.stringify(options.netns)} is not a network namespace name`);
-    }
-    if (options.verbose !== undefined && !(Number.isInteger(options.verbose) && options.verbose >= 0)) {
-      throw invalidArgument('verbose', 'must be a non-negative integer');
-    }
+    const command = buildVmmCommand(options);
     throwIfAborted(signal, 'spawning the VMM');
-    await removeStaleSocket(socketPath);
-    const detached = options.detached ?? false;
-    const eventFile =
-      options.eventMonitor && detached ? (options.eventFile ?? `${socketPath}.events`) : undefined;
-    if (eventFile) await rm(eventFile, { force: true });
-
-    const command = options.command ?? 'cloud-hypervisor';
-    const args = [...(options.commandArgs ?? []), '--api-socket', `path=${socketPath}`];
-    if (options.logFile) args.push('--log-file', options.logFile);
-    if (options.verbose) args.push(`-${'v'.repeat(options.verbose)}`);
-    if (options.eventMonitor) args.push('--event-monitor', eventFile ? `path=${eventFile}` : 'fd=3');
-    args.push(...(options.extraArgs ?? []));
-    const [file, argv] = options.netns
-      ? ['ip', ['netns', 'exec', options.netns, command, ...args]]
-      : [command, args];
-
-    const stderrFile = detached
-      ? (options.stderrFile ?? (options.logFile ? `${options.logFile}.stderr` : undefined))
-      : undefined;
-    const stderrFd = stderrFile ? openSync(stderrFile, 'a') : undefined;
-    let child: ChildProcess;
-    try {
-      child = spawn(file, argv, {
-        detached,
-        env: { ...process.env, ...options.env },
-        stdio: detached
-          ? ['ignore', 'ignore', stderrFd ?? 'ignore']
-          : ['ignore', 'ignore', 'pipe', ...(options.eventMonitor ? (['pipe'] as const) : [])],
-      });
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', reject);
-      });
-    } catch (cause) {
-      throw new ChvApiError('SPAWN_FAILED', `cannot start ${file}: ${(cause as Error).message}`, {
-        cause,
-        details: { command: [file, ...argv] },
-      });
-    } finally {
-      if (stderrFd !== undefined) closeSync(stderrFd);
-    }
-    const pid = child.pid!;
-    const stderrTail = new OutputTail();
-    child.stderr?.on('data', (chunk: Buffer) => stderrTail.push(chunk));
-    const stderrClosed = child.stderr
-      ? new Promise<void>((resolve) => child.stderr!.once('close', resolve))
-      : undefined;
-    const exited = new Promise<ChvProcessExit>((resolve) => {
-      child.once('exit', (code, exitSignal) => resolve({ code, signal: exitSignal }));
-    });
+    await removeStaleSocket(command.socketPath);
+    if (command.eventFile) await rm(command.eventFile, { force: true });
+    const launched = await launchVmm(command, options);
+    const { child, pid, exited } = launched;
     const stopFollowing = new AbortController();
     const events = options.eventMonitor
       ? parseEventStream(
-          eventFile
-            ? followFile(eventFile, { until: exited, signal: stopFollowing.signal })
+          command.eventFile
+            ? followFile(command.eventFile, { until: exited, signal: stopFollowing.signal })
             : (child.stdio[3] as Readable),
         )
       : emptyEvents();
-    const client = new ChvClient({ ...options.clientOptions, socketPath });
+    const client = new ChvClient({ ...options.clientOptions, socketPath: command.socketPath });
     const release = () => stopFollowing.abort();
-
-    const failure = async (error: unknown): Promise<never> => {
-      // Nothing half-made: the process, its pid file and its socket go.
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      const exit = await exited;
-      await Promise.race([stderrClosed, sleep(200)]);
-      release();
-      await events.close();
-      await client.close();
-      if (options.pidFile) await rm(options.pidFile, { force: true });
-      await removeStaleSocket(socketPath).catch(() => {});
-      const details: ChvErrorDetails = {
-        pid,
-        command: [file, ...argv],
-        exitCode: exit.code,
-        exitSignal: exit.signal,
-        logTail: options.logFile ? await readFileTail(options.logFile) : undefined,
-        stderrTail: stderrFile ? await readFileTail(stderrFile) : stderrTail.text(),
-      };
-      if (ChvApiError.isInstance(error) && error.code === 'EXITED') {
-        const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
-        const last = lastLine(details.stderrTail) ?? lastLine(details.logTail);
-        throw new ChvApiError(
-          'EXITED',
-          `the VMM exited (${how}) before its API was ready${last ? `: ${last}` : ''}`,
-          {
-            details,
-          },
-        );
-      }
-      if (ChvApiError.isInstance(error)) {
-        throw new ChvApiError(error.code, error.message, { cause: error, details });
-      }
-      throw error;
-    };
-
     try {
       if (options.pidFile) await writeFileAtomic(options.pidFile, `${pid}\n`);
-      const ping = await waitForApiReady(socketPath, {
+      const ping = await waitForApiReady(command.socketPath, {
         client,
         exited,
         timeoutMs: options.readyTimeoutMs ?? 10_000,
         ...(signal ? { signal } : {}),
       });
-      if (detached) child.unref();
+      if (command.detached) child.unref();
       return new ChvProcess({
         pid,
-        socketPath,
+        socketPath: command.socketPath,
         client,
         events,
         exited,
@@ -290,7 +198,16 @@ export class ChvProcess implements AsyncDisposable {
         release,
       });
     } catch (error) {
-      return failure(error);
+      // Nothing half-made: the process, its pid file and its socket go; then the error says why.
+      return failStartup(error, launched, command, {
+        ...(options.logFile ? { logFile: options.logFile } : {}),
+        ...(options.pidFile ? { pidFile: options.pidFile } : {}),
+        async release() {
+          release();
+          await events.close();
+          await client.close();
+        },
+      });
     }
   }
 
@@ -521,12 +438,4 @@ async function writeFileAtomic(path: string, content: string) {
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, content);
   await rename(tmp, path);
-}
-
-function lastLine(text: string | undefined): string | undefined {
-  return text
-    ?.trim()
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .at(-1);
 }
