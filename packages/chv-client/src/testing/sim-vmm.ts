@@ -1,10 +1,11 @@
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VmState } from '../schemas/primitives.js';
 import { isProbeGuest, probeGuestSerial } from './probe-guest.js';
 import { deviceWithDefaults, vmConfigWithDefaults } from './sim-config-defaults.js';
+import { list, validate } from './sim-config-validate.js';
 import {
   apiFailure,
   noRoute,
@@ -13,6 +14,7 @@ import {
   versionMajor,
   vmErr,
 } from './sim-failure.js';
+import { checkTap, connectVhostUser, vhostUserError } from './sim-host-devices.js';
 import type { SimResponse } from './sim-http.js';
 import type { SimLog } from './sim-log.js';
 
@@ -35,7 +37,6 @@ export interface SimVmmOptions {
 export type SimResult = SimResponse;
 
 const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
-const IFF_MULTI_QUEUE = 0x100;
 const noContent: SimResult = { status: 204 };
 
 // Device lists of VmConfig and the prefix of the ids the VMM generates for them.
@@ -295,7 +296,7 @@ export class SimVmm {
     const invalid = validate(config);
     if (invalid) return invalid;
     for (const netConfig of list(config, 'net')) {
-      const error = this.#checkTap(netConfig);
+      const error = checkTap(netConfig, this.#o);
       if (error) return error;
     }
     const connections: net.Socket[] = [];
@@ -396,58 +397,6 @@ export class SimVmm {
     }, this.#o.powerOffDelayMs);
   }
 
-  #checkTap(netConfig: Json): VmErr | undefined {
-    if (netConfig.vhost_user === true || typeof netConfig.tap !== 'string') return undefined;
-    const tap = netConfig.tap;
-    const openFailed = (chain: string[], debug: string) =>
-      vmErr.deviceManager(
-        'internal',
-        ['Cannot create virtio-net device', 'Failed to open taps', ...chain],
-        `CreateVirtioNet(OpenTap(${debug}))`,
-      );
-    const dir = path.join(this.#o.sysClassNetDir, tap);
-    if (!fs.existsSync(dir)) {
-      if (!this.#o.strictTaps) {
-        this.#o.log.warn(`TAP ${tap} does not exist; the real VMM would create an unattached TAP`);
-        return undefined;
-      }
-      return openFailed(
-        [
-          'Open tap device failed',
-          `TAP ${tap} does not exist (simulator strict mode: the real VMM, with CAP_NET_ADMIN, would create an unattached TAP)`,
-        ],
-        'TapOpen(TapMissing)',
-      );
-    }
-    let flags: number;
-    try {
-      flags = Number.parseInt(
-        fs.readFileSync(path.join(dir, 'tun_flags'), 'utf8').trim().replace(/^0x/, ''),
-        16,
-      );
-    } catch {
-      return openFailed(
-        ['Open tap device failed', 'Unable to configure tap interface', 'Invalid argument (os error 22)'],
-        'TapOpen(ConfigureTap(Os { code: 22, kind: InvalidInput, message: "Invalid argument" }))',
-      );
-    }
-    const numQueues = typeof netConfig.num_queues === 'number' ? netConfig.num_queues : 2;
-    const multiQueue = Math.floor(numQueues / 2) > 1;
-    if (flags & IFF_MULTI_QUEUE && !multiQueue) {
-      return openFailed(
-        ['Error related to the multiqueue support (no support device side)'],
-        'MultiQueueNoDeviceSupport',
-      );
-    }
-    if (!(flags & IFF_MULTI_QUEUE) && multiQueue) {
-      return openFailed(
-        ['Error related to the multiqueue support (no support TAP side)'],
-        'MultiQueueNoTapSupport',
-      );
-    }
-    return undefined;
-  }
-
   #resize(body: Json): SimResult {
     const fail = (error: VmErr) => apiFailure('vm.resize', error);
     if (!this.#config) throw fail(vmErr.notCreated());
@@ -530,7 +479,7 @@ export class SimVmm {
       return noContent;
     }
     if (key === 'net') {
-      const error = this.#checkTap(device);
+      const error = checkTap(device, this.#o);
       if (error) throw fail(error);
     }
     if (key === 'fs') {
@@ -702,125 +651,6 @@ const addTargets: Record<string, string> = {
 
 function json(value: unknown): SimResult {
   return { status: 200, body: JSON.stringify(value) };
-}
-
-function list(config: Json, key: string): Json[] {
-  const value = config[key];
-  return Array.isArray(value) ? (value as Json[]) : [];
-}
-
-/**
- * The checks of `VmConfig::validate` the simulator makes, in the VMM's order (vmm/src/config.rs, v53.0:
- * payload ~3077, cpus ~3153, disks ~3175, nets ~3210 and `NetConfig::validate` ~1866, fs ~3228). The VMM runs
- * them at boot and on every hot-plug.
- */
-function validate(config: Json): VmErr | undefined {
-  const payload = config.payload as Json | undefined;
-  if (!payload || (!payload.kernel && !payload.firmware && !payload.igvm)) {
-    return vmErr.validation(
-      'invalid-config',
-      ['Payload configuration is not bootable', 'No bootitem provided: neither firmware nor kernel'],
-      'PayloadError(MissingBootitem)',
-    );
-  }
-  const cpus = (config.cpus as Json | undefined) ?? {};
-  const boot = typeof cpus.boot_vcpus === 'number' ? cpus.boot_vcpus : 1;
-  const max = typeof cpus.max_vcpus === 'number' ? cpus.max_vcpus : 1;
-  if (max < boot) {
-    return vmErr.validation(
-      'invalid-config',
-      `Max CPUs (${max}) lower than boot CPUs (${boot})`,
-      `CpusMaxLowerThanBoot(${max}, ${boot})`,
-    );
-  }
-  const memory = (config.memory as Json | undefined) ?? {};
-  const shared = memory.shared === true || memory.hugepages === true;
-  const needsShared = () =>
-    vmErr.validation(
-      'invalid-config',
-      'Using vhost-user requires using shared memory or huge pages',
-      'VhostUserRequiresSharedMemory',
-    );
-  const tooManyQueues = (queues: number) =>
-    vmErr.validation(
-      'invalid-config',
-      `Queue count (${queues}) must not exceed boot vCPUs (${boot})`,
-      `TooManyQueues(${queues}, ${boot})`,
-    );
-  const seen = new Set<string>();
-  const identifier = (id: unknown): VmErr | undefined => {
-    if (typeof id !== 'string') return undefined;
-    if (seen.has(id)) {
-      return vmErr.validation(
-        'duplicate',
-        `Identifier ${id} is not unique`,
-        `IdentifierNotUnique(${JSON.stringify(id)})`,
-      );
-    }
-    seen.add(id);
-    return undefined;
-  };
-  for (const disk of list(config, 'disks')) {
-    if (disk.vhost_user === true && !shared) return needsShared();
-    const queues = typeof disk.num_queues === 'number' ? disk.num_queues : 1;
-    if (queues > boot) return tooManyQueues(queues);
-    const error = identifier(disk.id);
-    if (error) return error;
-  }
-  for (const net of list(config, 'net')) {
-    if (net.vhost_user === true && !shared) return needsShared();
-    const queues = typeof net.num_queues === 'number' ? net.num_queues : 2;
-    if (Math.floor(queues / 2) > boot) return tooManyQueues(queues);
-    const error = identifier(net.id);
-    if (error) return error;
-  }
-  const fses = list(config, 'fs');
-  if (fses.length > 0 && !shared) return needsShared();
-  for (const fsConfig of fses) {
-    const queues = typeof fsConfig.num_queues === 'number' ? fsConfig.num_queues : 1;
-    if (queues > boot) return tooManyQueues(queues);
-    const error = identifier(fsConfig.id);
-    if (error) return error;
-  }
-  if (list(config, 'generic_vhost_user').length > 0 && !shared) return needsShared();
-  const rest = [
-    ...['generic_vhost_user', 'pmem', 'devices', 'user_devices', 'vdpa'].flatMap((key) =>
-      list(config, key).map((d) => d.id),
-    ),
-    (config.vsock as Json | undefined)?.id,
-  ];
-  for (const id of rest) {
-    const error = identifier(id);
-    if (error) return error;
-  }
-  return undefined;
-}
-
-/** Connects as the vhost-user front-end would; the socket is then held until shutdown. */
-function connectVhostUser(socketPath: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(socketPath);
-    const timer = setTimeout(() => socket.destroy(new Error('connection timed out')), 2_000);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', reject);
-      // The back-end closing its end (virtiofsd exiting) must not crash the VMM.
-      socket.on('error', () => {});
-      resolve(socket);
-    });
-    socket.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
-}
-
-function vhostUserError(socketPath: string, error: unknown): VmErr {
-  return vmErr.deviceManager(
-    'internal',
-    ['Cannot create virtio-fs device', 'Failed connecting the backend', `${socketPath}: ${errorText(error)}`],
-    'CreateVirtioFs(VhostUserConnect)',
-  );
 }
 
 function fileUrlPath(url: string): string {
