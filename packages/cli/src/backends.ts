@@ -6,7 +6,7 @@ import {
   TapNetwork,
   type TapOps,
 } from '@my-hypervisor/net-ops';
-import type { StorageBackend } from '@my-hypervisor/storage-virtiofs';
+import type { StorageBackend } from '@my-hypervisor/storage';
 import { VmManager } from '@my-hypervisor/vm-manager';
 import type { CliConfig } from './config.js';
 import type { VmmChoice } from './vmm-choice.js';

@@ -1,6 +1,6 @@
 import { ChvApiError } from '@my-hypervisor/chv-client';
 import { NetOpsError } from '@my-hypervisor/net-ops';
-import { StorageError } from '@my-hypervisor/storage-virtiofs';
+import { StorageError } from '@my-hypervisor/storage';
 import { parseVmSpec, VmManagerError } from '@my-hypervisor/vm-manager';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';

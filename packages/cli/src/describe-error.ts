@@ -1,6 +1,6 @@
 import { ChvApiError } from '@my-hypervisor/chv-client';
 import { NetOpsError } from '@my-hypervisor/net-ops';
-import { StorageError } from '@my-hypervisor/storage-virtiofs';
+import { StorageError } from '@my-hypervisor/storage';
 import { VmManagerError } from '@my-hypervisor/vm-manager';
 import { CliError } from './errors.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { StorageError } from '@my-hypervisor/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFakeVirtiofsd } from './__fixtures__/fake-virtiofsd.js';
 import {
@@ -12,7 +13,6 @@ import {
   LIBEXEC_VIRTIOFSD_PATH,
   virtiofsdCandidates,
 } from './detect-virtiofsd.js';
-import { StorageError } from './errors.js';
 
 let dir: string;
 beforeAll(async () => {

@@ -1,15 +1,20 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
+import {
+  abortError,
+  StorageError,
+  type StorageOperationOptions,
+  throwIfAborted,
+} from '@my-hypervisor/storage';
 import { execa } from 'execa';
-import { abortError, StorageError, throwIfAborted } from './errors.js';
-import type { StorageOperationOptions } from './storage-backend.js';
 import { parseVirtiofsdInfo, type VirtiofsdInfo } from './virtiofsd-info.js';
 
 /** Where Debian/Ubuntu put the C build (package qemu-system-common). */
 export const C_VIRTIOFSD_PATH = '/usr/lib/qemu/virtiofsd';
 /** Where distributions packaging the Rust build put it when it is not on PATH. */
 export const LIBEXEC_VIRTIOFSD_PATH = '/usr/libexec/virtiofsd';
+/** What BINARY_MISSING tells the user to run: Debian/Ubuntu ship the C virtiofsd in qemu-system-common. */
 export const INSTALL_HINT = 'apt-get install --no-install-recommends qemu-system-common';
 
 const probeTimeoutMs = 5_000;

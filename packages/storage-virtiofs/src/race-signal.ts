@@ -1,4 +1,4 @@
-import { abortError } from './errors.js';
+import { abortError } from '@my-hypervisor/storage';
 
 /**
  * Settles like `promise`, or rejects with ABORTED/TIMEOUT as soon as `signal` aborts. The work behind `promise`

@@ -1,9 +1,9 @@
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MAX_SOCKET_PATH_BYTES, type StorageError } from '@my-hypervisor/storage';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { StorageError } from './errors.js';
-import { ensureRunDir, MAX_SOCKET_PATH_BYTES, sharePaths } from './run-dir.js';
+import { ensureRunDir, sharePaths } from './run-dir.js';
 
 const made: string[] = [];
 async function tempDir(prefix: string): Promise<string> {

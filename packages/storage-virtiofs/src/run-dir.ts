@@ -1,12 +1,6 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { invalidArgument } from './errors.js';
-
-/**
- * sun_path holds 108 bytes including the terminating NUL, and the C virtiofsd rejects a path that fills it, so a
- * socket path may have at most 107 bytes.
- */
-export const MAX_SOCKET_PATH_BYTES = 107;
+import { invalidArgument, shareSocketPath } from '@my-hypervisor/storage';
 
 /** The files one share owns in the run directory, plus the lock file the C virtiofsd keeps for its socket. */
 export interface SharePaths {
@@ -25,14 +19,7 @@ export const C_VIRTIOFSD_LOCK_DIR = '/var/run/virtiofsd';
 
 /** `<runDir>/<id>.sock|.pid|.log`; INVALID_ARGUMENT (`id`) when the socket path would not fit in sun_path. */
 export function sharePaths(runDir: string, id: string): SharePaths {
-  const socketPath = join(runDir, `${id}.sock`);
-  const bytes = Buffer.byteLength(socketPath);
-  if (bytes > MAX_SOCKET_PATH_BYTES) {
-    throw invalidArgument(
-      'id',
-      `socket path ${JSON.stringify(socketPath)} is ${bytes} bytes; the limit is ${MAX_SOCKET_PATH_BYTES}: use a shorter runDir or id`,
-    );
-  }
+  const socketPath = shareSocketPath(runDir, id);
   return {
     socketPath,
     pidFile: join(runDir, `${id}.pid`),

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StorageError } from './errors.js';
+import { StorageError } from '@my-hypervisor/storage';
 import { isProcessAlive } from './proc.js';
 
 const pollIntervalMs = 10;

@@ -3,11 +3,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type ShareSpec, StorageError } from '@my-hypervisor/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeVirtiofsdOptions, writeFakeVirtiofsd } from './__fixtures__/fake-virtiofsd.js';
-import { StorageError } from './errors.js';
 import { isProcessAlive } from './proc.js';
-import type { ShareSpec } from './storage-backend.js';
 import { VirtioFsStorage, type VirtioFsStorageOptions } from './virtiofs-storage.js';
 
 // Fake daemons (Node scripts) need no root: these tests cover supervision; test/integration runs the real one.

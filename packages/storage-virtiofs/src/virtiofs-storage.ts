@@ -1,25 +1,32 @@
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
+import {
+  abortError,
+  invalidArgument,
+  invalidArgumentFromZod,
+  type PreparedShare,
+  parseShareRecord,
+  parseShareSpec,
+  type ReleaseResult,
+  recordOf,
+  resolveHostPath,
+  type ShareRecord,
+  type ShareSpec,
+  type StorageBackend,
+  StorageError,
+  type StorageOperationOptions,
+  throwIfAborted,
+  type ValidShareSpec,
+} from '@my-hypervisor/storage';
 import { z } from 'zod';
 import { detectVirtiofsd } from './detect-virtiofsd.js';
-import { abortError, invalidArgument, StorageError, throwIfAborted } from './errors.js';
 import { readLogTail } from './log-tail.js';
 import { readPidFile, writePidFile } from './pid-file.js';
 import { isProcessAlive, isUnixSocketListening, listPids, readCmdline, readProcStat } from './proc.js';
 import { raceSignal } from './race-signal.js';
 import { ensureRunDir, type SharePaths, sharePaths } from './run-dir.js';
-import { parseShareRecord, recordOf } from './share-record.js';
-import { parseShareSpec, resolveHostPath, type ValidShareSpec, zodError } from './share-spec.js';
 import { type SpawnedDaemon, spawnDaemon } from './spawn-daemon.js';
 import { stopProcess, waitForExit } from './stop-process.js';
-import type {
-  PreparedShare,
-  ReleaseResult,
-  ShareRecord,
-  ShareSpec,
-  StorageBackend,
-  StorageOperationOptions,
-} from './storage-backend.js';
 import { buildVirtiofsdArgs } from './virtiofsd-args.js';
 import type { VirtiofsdInfo, VirtiofsdSandbox } from './virtiofsd-info.js';
 import { waitForListeningSocket } from './wait-for-socket.js';
@@ -27,6 +34,7 @@ import { waitForListeningSocket } from './wait-for-socket.js';
 /** `ShareRecord.backend` of the records this class writes. */
 export const VIRTIOFSD_BACKEND = 'virtiofsd';
 
+/** How `new VirtioFsStorage()` finds, runs and supervises virtiofsd; only `runDir` is required. */
 export interface VirtioFsStorageOptions {
   /** The virtiofsd to run. Default: `virtiofsd` on PATH, then /usr/libexec/virtiofsd, then /usr/lib/qemu/virtiofsd. */
   readonly binary?: string;
@@ -123,7 +131,7 @@ export class VirtioFsStorage implements StorageBackend, AsyncDisposable {
       throw new TypeError('VirtioFsStorage needs an options object with runDir');
     }
     const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) throw zodError(parsed.error);
+    if (!parsed.success) throw invalidArgumentFromZod(parsed.error);
     this.#options = parsed.data;
     this.runDir = parsed.data.runDir.replace(/(.)\/+$/, '$1');
     this.detached = parsed.data.detached ?? false;

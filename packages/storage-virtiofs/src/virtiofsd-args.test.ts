@@ -1,5 +1,5 @@
+import { StorageError } from '@my-hypervisor/storage';
 import { describe, expect, it } from 'vitest';
-import { StorageError } from './errors.js';
 import { buildVirtiofsdArgs, type VirtiofsdArgsInput } from './virtiofsd-args.js';
 import type { VirtiofsdInfo } from './virtiofsd-info.js';
 

@@ -1,7 +1,7 @@
-import { invalidArgument, StorageError } from './errors.js';
-import type { ShareCache } from './storage-backend.js';
+import { invalidArgument, type ShareCache, StorageError } from '@my-hypervisor/storage';
 import type { VirtiofsdInfo, VirtiofsdSandbox } from './virtiofsd-info.js';
 
+/** One share as `buildVirtiofsdArgs` turns it into a virtiofsd argv. */
 export interface VirtiofsdArgsInput {
   readonly socketPath: string;
   /** Already resolved and checked to be a directory. */

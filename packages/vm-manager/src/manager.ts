@@ -12,7 +12,7 @@ import {
   parseVmSubnet,
   samePortForward,
 } from '@my-hypervisor/net-ops';
-import type { ShareRecord, StorageBackend } from '@my-hypervisor/storage-virtiofs';
+import type { ShareRecord, StorageBackend } from '@my-hypervisor/storage';
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
 import { type StepEvent, type VmEvent, VmEventHub } from './events.js';
 import { FileLock } from './file-lock.js';

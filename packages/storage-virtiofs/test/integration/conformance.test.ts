@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runStorageConformance } from '@my-hypervisor/storage/testing';
 import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '../../src/index.js';
-import { runStorageConformance } from '../../src/testing/index.js';
 
 const isRoot = process.getuid?.() === 0;
 const reason = !existsSync(C_VIRTIOFSD_PATH)

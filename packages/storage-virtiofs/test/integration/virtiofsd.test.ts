@@ -4,8 +4,9 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { type ShareRecord, StorageError } from '@my-hypervisor/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { C_VIRTIOFSD_PATH, type ShareRecord, StorageError, VirtioFsStorage } from '../../src/index.js';
+import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '../../src/index.js';
 import { isProcessAlive, isUnixSocketListening, listPids, readCmdline } from '../../src/proc.js';
 import {
   getVhostUserFeatures,

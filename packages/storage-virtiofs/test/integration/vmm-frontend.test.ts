@@ -10,8 +10,9 @@ import {
   simulatorCommand,
   writeProbeGuest,
 } from '@my-hypervisor/chv-client/testing';
+import type { PreparedShare } from '@my-hypervisor/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { C_VIRTIOFSD_PATH, type PreparedShare, VirtioFsStorage } from '../../src/index.js';
+import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '../../src/index.js';
 
 // The real virtiofsd with a real vhost-user front-end: the simulator (which connects like the VMM does) and, where
 // this host can run guests, the real cloud-hypervisor booting the probe guest.

@@ -1,4 +1,4 @@
-const marker = Symbol.for('@my-hypervisor/storage-virtiofs/StorageError');
+const marker = Symbol.for('@my-hypervisor/storage/StorageError');
 
 /** Stable error codes: the API. Messages may change between releases; codes do not. */
 export type StorageErrorCode =
@@ -12,6 +12,7 @@ export type StorageErrorCode =
   | 'TIMEOUT'
   | 'ABORTED';
 
+/** Every StorageErrorCode, for exhaustive checks and docs. */
 export const storageErrorCodes: readonly StorageErrorCode[] = [
   'INVALID_ARGUMENT',
   'NOT_FOUND',
@@ -39,12 +40,13 @@ export interface StorageErrorDetails {
   readonly [key: string]: unknown;
 }
 
+/** The optional parts of a StorageError: the error it wraps and what to keep for logs. */
 export interface StorageErrorOptions {
   readonly cause?: unknown;
   readonly details?: StorageErrorDetails;
 }
 
-/** The one error class of storage-virtiofs and of every StorageBackend. */
+/** The one error class of the storage contract: every StorageBackend rejects with it. */
 export class StorageError extends Error {
   declare readonly [marker]: true;
   override readonly name = 'StorageError';
@@ -75,6 +77,7 @@ export class StorageError extends Error {
   }
 }
 
+/** INVALID_ARGUMENT naming `field` in `details.field` and in the message (`field: message`). */
 export function invalidArgument(field: string, message: string, cause?: unknown): StorageError {
   return new StorageError('INVALID_ARGUMENT', `${field}: ${message}`, { cause, details: { field } });
 }

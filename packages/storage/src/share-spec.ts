@@ -19,8 +19,10 @@ const nameSchema = (max: number) =>
     .max(max, `must be at most ${max} bytes`)
     .refine((value) => value !== '.' && value !== '..', 'must not be "." or ".."');
 
+/** The zod schema of ShareCache. */
 export const shareCacheSchema = z.enum(['never', 'auto', 'always']);
 
+/** The zod schema of a ShareSpec (used by `parseShareSpec`, which also applies the defaults). */
 export const shareSpecSchema = z.object({
   id: nameSchema(MAX_SHARE_ID_BYTES),
   hostPath: z
@@ -43,7 +45,7 @@ export interface ValidShareSpec {
 }
 
 /** Turns the first zod issue into INVALID_ARGUMENT naming the field (`prefix.path`). */
-export function zodError(error: z.ZodError, prefix?: string): StorageError {
+export function invalidArgumentFromZod(error: z.ZodError, prefix?: string): StorageError {
   const issue = error.issues[0];
   const path = issue?.path.map(String).join('.') ?? '';
   const field = [prefix, path].filter(Boolean).join('.') || prefix || 'input';
@@ -59,7 +61,7 @@ export function parseShareSpec(share: unknown): ValidShareSpec {
     throw new TypeError('share must be a ShareSpec object');
   }
   const parsed = shareSpecSchema.safeParse(share);
-  if (!parsed.success) throw zodError(parsed.error);
+  if (!parsed.success) throw invalidArgumentFromZod(parsed.error);
   const { id, hostPath, tag, readOnly = false, cache = 'never' } = parsed.data;
   return { id, hostPath, tag, readOnly, cache };
 }

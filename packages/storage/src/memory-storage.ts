@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { abortError, invalidArgument, StorageError, throwIfAborted } from './errors.js';
-import { sharePaths } from './run-dir.js';
 import { parseShareRecord, recordOf } from './share-record.js';
 import { parseShareSpec, resolveHostPath } from './share-spec.js';
+import { shareSocketPath } from './socket-path.js';
 import type {
   PreparedShare,
   ReleaseResult,
@@ -15,6 +15,7 @@ import type {
 /** `ShareRecord.backend` of the in-memory reference. */
 export const MEMORY_BACKEND = 'memory';
 
+/** How `createMemoryStorage()` behaves; every option has a default. */
 export interface MemoryStorageOptions {
   /** Where the (never created) socket paths point. Default `/run/myhv-memory`. */
   readonly runDir?: string;
@@ -48,7 +49,7 @@ const releasedNothing: ReleaseResult = Object.freeze({
 });
 
 /**
- * An in-memory StorageBackend that validates exactly like VirtioFsStorage (the host path must exist) but starts no
+ * An in-memory StorageBackend that validates like a real one (the host path must exist) but starts no
  * process. For the VM manager's unit tests and as the conformance kit's reference.
  */
 export function createMemoryStorage(options: MemoryStorageOptions = {}): MemoryStorage {
@@ -61,7 +62,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): MemoryS
     if (record.backend !== MEMORY_BACKEND) {
       throw invalidArgument('record.backend', `${JSON.stringify(record.backend)} is not a memory record`);
     }
-    if (record.socketPath !== sharePaths(runDir, record.id).socketPath) {
+    if (record.socketPath !== shareSocketPath(runDir, record.id)) {
       throw invalidArgument('record.socketPath', 'the record belongs to another runDir');
     }
     return record;
@@ -81,7 +82,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): MemoryS
     async prepare(share: ShareSpec, { signal }: StorageOperationOptions = {}): Promise<PreparedShare> {
       throwIfAborted(signal);
       const spec = parseShareSpec(share);
-      const { socketPath } = sharePaths(runDir, spec.id);
+      const socketPath = shareSocketPath(runDir, spec.id);
       const hostPath = await resolveHostPath(spec.hostPath);
       if (spec.readOnly && !supportsReadOnly) {
         throw new StorageError('UNSUPPORTED', 'readOnly: this backend cannot serve read-only shares', {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_SHARE_ID_BYTES, MAX_TAG_BYTES, shareCacheSchema, zodError } from './share-spec.js';
+import { invalidArgumentFromZod, MAX_SHARE_ID_BYTES, MAX_TAG_BYTES, shareCacheSchema } from './share-spec.js';
 import type { JsonValue, ShareRecord } from './storage-backend.js';
 
 const jsonValueSchema: z.ZodType<JsonValue> = z.lazy(() =>
@@ -13,6 +13,7 @@ const jsonValueSchema: z.ZodType<JsonValue> = z.lazy(() =>
   ]),
 );
 
+/** The zod schema of a ShareRecord as it comes back from JSON (used by `parseShareRecord`). */
 export const shareRecordSchema = z.object({
   backend: z.string().min(1),
   id: z
@@ -42,7 +43,7 @@ export function parseShareRecord(input: unknown, field = 'record'): ShareRecord 
     throw new TypeError(`${field} must be a ShareRecord object`);
   }
   const parsed = shareRecordSchema.safeParse(input);
-  if (!parsed.success) throw zodError(parsed.error, field);
+  if (!parsed.success) throw invalidArgumentFromZod(parsed.error, field);
   return parsed.data as ShareRecord;
 }
 

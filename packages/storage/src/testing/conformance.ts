@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageError, type StorageErrorCode } from '../errors.js';
 import type { PreparedShare, ShareRecord, ShareSpec, StorageBackend } from '../storage-backend.js';
 
+/** How `runStorageConformance` gets a backend for each test, cleans up after it, and whether it runs at all. */
 export interface StorageConformanceOptions<B extends StorageBackend = StorageBackend> {
   /** A fresh backend for each test. */
   readonly factory: () => B | Promise<B>;

@@ -17,7 +17,7 @@ describe('StorageError', () => {
 
   it('isInstance recognises errors from another copy of the package by their marker', () => {
     const foreign = new Error('x');
-    Object.defineProperty(foreign, Symbol.for('@my-hypervisor/storage-virtiofs/StorageError'), {
+    Object.defineProperty(foreign, Symbol.for('@my-hypervisor/storage/StorageError'), {
       value: true,
     });
     expect(StorageError.isInstance(foreign)).toBe(true);

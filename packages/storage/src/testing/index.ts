@@ -1,0 +1,2 @@
+export { VERSION } from '../version.js';
+export { runStorageConformance, type StorageConformanceOptions } from './conformance.js';
