@@ -90,11 +90,11 @@ describe('checkVmmBinary', () => {
     expect(error.message).toMatch(message);
   });
 
-  it('refuses a binary that does not answer in time, and kills it', async () => {
+  it('reports TIMEOUT (not bad input) for a binary that does not answer in time, and kills it', async () => {
     const path = await script('hangs', 'exec sleep 30');
     const started = performance.now();
     const error = await refusal(checkVmmBinary(path, { timeoutMs: 300 }));
-    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.code).toBe('TIMEOUT');
     expect(error.message).toMatch(/did not answer --version within 300 ms/);
     expect(performance.now() - started).toBeLessThan(5_000);
   });

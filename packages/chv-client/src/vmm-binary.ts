@@ -13,6 +13,7 @@ export interface VmmBinaryInfo {
   readonly path: string;
 }
 
+/** Options of `checkVmmBinary`: arguments before `--version`, environment, time budget and cancellation. */
 export interface CheckVmmBinaryOptions {
   /** Arguments before `--version`, as for `ChvProcess.spawn`'s `commandArgs` (e.g. the simulator's script). */
   readonly args?: readonly string[];
@@ -125,7 +126,12 @@ function askVersion(
     });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(invalidArgument(field, `${path} did not answer --version within ${timeoutMs} ms`));
+      // Slow is not foreign: a loaded host is no proof of bad input, so this is TIMEOUT, not INVALID_ARGUMENT.
+      reject(
+        new ChvApiError('TIMEOUT', `${field}: ${path} did not answer --version within ${timeoutMs} ms`, {
+          details: { field, command },
+        }),
+      );
     }, timeoutMs);
     const keep = (text: string, chunk: Buffer) =>
       text.length < MAX_OUTPUT_BYTES ? text + chunk.toString('utf8') : text;
