@@ -1,19 +1,25 @@
 import type { ChildProcess } from 'node:child_process';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  followFile,
+  isProcessAlive,
+  processStartTime,
+  readCmdline,
+  writeFileAtomic,
+} from '@my-hypervisor/host-utils';
 import { ChvClient, type ChvClientOptions } from './chv-client.js';
 import { ChvApiError, throwIfAborted } from './errors.js';
 import { type ChvEventStream, parseEventStream } from './event-stream.js';
-import { followFile } from './file-follower.js';
-import { isProcessAlive, processStartTime, readCmdline } from './proc.js';
 import { waitForApiReady } from './readiness.js';
 import { type ChvServerVersion, parseServerVersion } from './server-version.js';
 import { removeStaleSocket, validateSocketPath } from './socket-path.js';
 import { buildVmmCommand } from './vmm-command.js';
 import { failStartup, launchVmm } from './vmm-launch.js';
 
+/** How to start a cloud-hypervisor process: binary, arguments, socket, logs and readiness. */
 export interface ChvProcessSpawnOptions {
   /** The VMM binary. Default `cloud-hypervisor`, resolved on PATH. */
   readonly command?: string;
@@ -48,6 +54,7 @@ export interface ChvProcessSpawnOptions {
   readonly signal?: AbortSignal;
 }
 
+/** How to adopt a VMM process started earlier (by pid and socket), for example by another process. */
 export interface ChvProcessAttachOptions {
   readonly pid: number;
   readonly socketPath: string;
@@ -61,6 +68,7 @@ export interface ChvProcessAttachOptions {
   readonly signal?: AbortSignal;
 }
 
+/** How the VMM process ended: exit code or signal. */
 export interface ChvProcessExit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
@@ -75,6 +83,7 @@ export type StopRung =
   | 'sigterm'
   | 'sigkill';
 
+/** How `ChvProcess.stop()` climbs its ladder: how long each rung may take, and cancellation. */
 export interface StopOptions {
   /** How long the guest gets to power off after the power button. 0 skips that rung. Default 5 s. */
   readonly gracefulMs?: number;
@@ -84,12 +93,15 @@ export interface StopOptions {
   readonly signal?: AbortSignal;
 }
 
+/** How a stop ended: the rung that ended the process, and its exit. */
 export interface StopResult {
   readonly rung: StopRung;
   readonly exit: ChvProcessExit;
   readonly elapsedMs: number;
 }
 
+/** After the guest powered off, how long the VMM's own exit may lag before the ladder goes on. */
+const GUEST_EXIT_GRACE_MS = 1_000;
 const KILL_WAIT_MS = 5_000;
 const SIMULATOR_ENTRIES = /^(simulator-bin\.(cjs|js|ts)|chv-simulator|__chv-simulator)$/;
 
@@ -178,7 +190,7 @@ export class ChvProcess implements AsyncDisposable {
     const client = new ChvClient({ ...options.clientOptions, socketPath: command.socketPath });
     const release = () => stopFollowing.abort();
     try {
-      if (options.pidFile) await writeFileAtomic(options.pidFile, `${pid}\n`);
+      if (options.pidFile) await writeFileAtomic(options.pidFile, `${pid}\n`, 0o644);
       const ping = await waitForApiReady(command.socketPath, {
         client,
         exited,
@@ -342,7 +354,11 @@ export class ChvProcess implements AsyncDisposable {
     if (gracefulMs > 0) {
       const info = await this.client.vmInfo(call).catch(rethrowAbort);
       if (info?.state === 'Running' && (await attempt(() => this.client.vmPowerButton(call)))) {
-        await this.#waitForGuest(gracefulMs, stepMs, signal);
+        if (await this.#waitForGuest(gracefulMs, stepMs, signal)) {
+          // The guest powered off: the VMM is on its way out (unless --no-shutdown), and on a loaded host its
+          // exit can lag the moment vm.info stops saying Running. Give it a moment before the next rung.
+          await this.#waitForExit(Math.min(stepMs, GUEST_EXIT_GRACE_MS), signal);
+        }
         if (!this.running) return done('power-button');
       }
     }
@@ -365,16 +381,20 @@ export class ChvProcess implements AsyncDisposable {
     );
   }
 
-  /** Waits until the process exits or the VM leaves Running (guest powered off under --no-shutdown). */
-  async #waitForGuest(gracefulMs: number, stepMs: number, signal: AbortSignal | undefined) {
+  /**
+   * Waits until the process exits or the VM leaves Running (guest powered off under --no-shutdown). True when the
+   * guest went away (process gone, VM not Running, or the API no longer answering); false when time ran out.
+   */
+  async #waitForGuest(gracefulMs: number, stepMs: number, signal: AbortSignal | undefined): Promise<boolean> {
     const until = performance.now() + gracefulMs;
     while (performance.now() < until) {
-      if (await this.#waitForExit(Math.min(100, until - performance.now()), signal)) return;
+      if (await this.#waitForExit(Math.min(100, until - performance.now()), signal)) return true;
       const info = await this.client
         .vmInfo({ timeoutMs: stepMs, ...(signal ? { signal } : {}) })
         .catch(rethrowAbort);
-      if (!this.running || info?.state !== 'Running') return;
+      if (!this.running || info?.state !== 'Running') return true;
     }
+    return false;
   }
 
   async #waitForExit(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
@@ -432,10 +452,4 @@ function pollExit(pid: number, startTime: number, stop: AbortSignal): Promise<Ch
 
 function emptyEvents(): ChvEventStream {
   return parseEventStream((async function* () {})());
-}
-
-async function writeFileAtomic(path: string, content: string) {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, content);
-  await rename(tmp, path);
 }
