@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// Sums the vitest JSON reports in a directory and prints "N passed, N failed, N skipped".
+// Sums the vitest JSON reports in a directory and prints "N passed, N failed, N skipped" (after "<label>: " when a
+// label is given, e.g. for the Node 24 leg).
 // Exits 1 when any test failed, a test file failed to load, or an expected report is missing.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const dir = process.argv[2];
+const [dir, label] = process.argv.slice(2);
 if (!dir) {
-  console.error('usage: sum-test-reports.mjs <report-dir>');
+  console.error('usage: sum-test-reports.mjs <report-dir> [label]');
   process.exit(2);
 }
 const root = new URL('..', import.meta.url).pathname;
@@ -36,5 +37,5 @@ for (const name of expected) {
     if (s.status === 'failed' && s.assertionResults.length === 0) suiteFailures++;
 }
 failed += suiteFailures;
-console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+console.log(`${label ? `${label}: ` : ''}${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 ? 1 : 0);
