@@ -1,4 +1,5 @@
-import { parseVmSpec, StateStore, type VmRecord } from '@my-hypervisor/vm-manager';
+import { parseVmSpec, type VmRecord } from '@my-hypervisor/vm-manager';
+import { StateStore } from '@my-hypervisor/vm-manager/testing';
 
 /**
  * Writes `count` stopped-VM records into `stateDir` in the StateStore format, as `vm create` would leave them

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StateStore } from '@my-hypervisor/vm-manager';
+import { StateStore } from '@my-hypervisor/vm-manager/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { seedState } from '../bench/seed-state.js';
 import { json, myhv } from './myhv.js';

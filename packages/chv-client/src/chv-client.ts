@@ -38,6 +38,7 @@ import type {
 import { type ChvServerVersion, parseServerVersion } from './server-version.js';
 import { type UnixHttpError, UnixHttpTransport } from './unix-http.js';
 
+/** How to reach a VMM: its API socket path, timeouts and connection reuse. */
 export interface ChvClientOptions {
   /** The VMM's `--api-socket` path. */
   readonly socketPath: string;
@@ -49,13 +50,16 @@ export interface ChvClientOptions {
   readonly keepAlive?: boolean;
 }
 
+/** Per-call options: cancellation and a timeout for this one call. */
 export interface ChvCallOptions {
   readonly signal?: AbortSignal;
   /** Overrides the client's budget for this call. */
   readonly timeoutMs?: number;
 }
 
+/** How long a call may take by default (ms), unless `timeoutMs` says otherwise. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
+/** The default limit (ms) of the slow calls: snapshot, restore, coredump and migrations (`longTimeoutMs`). */
 export const DEFAULT_LONG_TIMEOUT_MS = 600_000;
 
 const unavailableCodes = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTSOCK', 'EACCES']);

@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isProcessAlive } from '@my-hypervisor/host-utils';
 import { describe, expect, it } from 'vitest';
 import { expectChvError, realBinary, realBinaryOnDisk, realSkipReason, tempDir } from '../test/helpers.js';
 import { ChvProcess, type ChvProcessSpawnOptions } from './index.js';
-import { isProcessAlive } from './proc.js';
 import {
   kvmUnavailableReason,
   simulatorCommand,

@@ -36,6 +36,7 @@ export type ChvErrorCode =
   /** `ChvProcess.attach` found a process that is not our VMM (a recycled pid, another socket). */
   | 'NOT_OURS';
 
+/** Every `ChvErrorCode`, for exhaustive checks and docs. */
 export const chvErrorCodes: readonly ChvErrorCode[] = [
   'NOT_CREATED',
   'NOT_FOUND',
@@ -69,6 +70,7 @@ export interface ChvErrorDetails {
   readonly [key: string]: unknown;
 }
 
+/** What a `ChvApiError` is built from: cause, HTTP status, endpoint and details. */
 export interface ChvApiErrorOptions {
   readonly cause?: unknown;
   /** The HTTP status, when the VMM answered. */

@@ -21,6 +21,7 @@ const chvEventSchema = z.looseObject({
   properties: z.record(z.string(), z.string()).nullish(),
 });
 
+/** How `parseEventStream` reads: cancellation and the size of its buffer. */
 export interface ChvEventStreamOptions {
   /** Parsed events kept for a slow consumer; past this the oldest are dropped (and counted). Default 1024. */
   readonly maxBuffered?: number;

@@ -14,8 +14,6 @@ export {
   type StopResult,
   type StopRung,
 } from './chv-process.js';
-export { API_ROOT, type ChvEndpoint, type ChvResponseKind, chvEndpoints, findEndpoint } from './endpoints.js';
-export { classifyApiError, parseErrorBody } from './error-classify.js';
 export {
   ChvApiError,
   type ChvApiErrorOptions,
@@ -30,13 +28,66 @@ export {
   parseEventStream,
 } from './event-stream.js';
 export { type WaitForApiReadyOptions, waitForApiReady } from './readiness.js';
-export * from './schemas/index.js';
-export {
-  type ChvErrorGeneration,
-  type ChvServerVersion,
-  errorGeneration,
-  parseServerVersion,
-} from './server-version.js';
-export { MAX_SOCKET_PATH_BYTES, validateSocketPath } from './socket-path.js';
+export type { Lenient } from './schemas/lenient.js';
+export type {
+  ConsoleMode,
+  CoreSchedulingMode,
+  ImageType,
+  LockGranularity,
+  MemoryRestoreMode,
+  MigrationMode,
+  TimeoutStrategy,
+  VmState,
+} from './schemas/primitives.js';
+export type {
+  ReceiveMigrationData,
+  RestoreConfig,
+  SendMigrationData,
+  VmAddUserDevice,
+  VmCoredumpData,
+  VmMemoryZoneUpdateData,
+  VmRemoveDevice,
+  VmResize,
+  VmResizeDisk,
+  VmResizeZone,
+  VmSnapshotConfig,
+} from './schemas/requests.js';
+export type { DeviceNode, PciDeviceInfo, VmCounters, VmInfo, VmmPingResponse } from './schemas/responses.js';
+export type {
+  BalloonConfig,
+  ConsoleConfig,
+  CpuAffinity,
+  CpuFeatures,
+  CpusConfig,
+  CpuTopology,
+  DebugConsoleConfig,
+  DeviceConfig,
+  DiskConfig,
+  FsConfig,
+  GenericVhostUserConfig,
+  LandlockConfig,
+  MemoryConfig,
+  MemoryZoneConfig,
+  NetConfig,
+  NumaConfig,
+  NumaDistance,
+  PayloadConfig,
+  PciSegmentConfig,
+  PlatformConfig,
+  PmemConfig,
+  RateLimiterConfig,
+  RateLimitGroupConfig,
+  RngConfig,
+  RtcConfig,
+  SerialConfig,
+  TokenBucket,
+  TpmConfig,
+  UserDeviceConfig,
+  VdpaConfig,
+  VirtQueueAffinity,
+  VmConfig,
+  VsockConfig,
+} from './schemas/vm-config.js';
+export type { ChvErrorGeneration, ChvServerVersion } from './server-version.js';
 export { VERSION } from './version.js';
 export { type CheckVmmBinaryOptions, checkVmmBinary, type VmmBinaryInfo } from './vmm-binary.js';

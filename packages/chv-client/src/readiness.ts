@@ -1,10 +1,12 @@
 import { type FSWatcher, lstatSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Wakeup } from '@my-hypervisor/host-utils';
 import type { ChvClient } from './chv-client.js';
 import { abortError, ChvApiError } from './errors.js';
 import type { VmmPingResponse } from './schemas/responses.js';
 
+/** What `waitForApiReady` pings, its time budget, and the process whose exit ends the wait early. */
 export interface WaitForApiReadyOptions {
   /** The client that pings (its socket is the one waited for). */
   readonly client: ChvClient;
@@ -40,31 +42,19 @@ export async function waitForApiReady(
     : AbortSignal.timeout(Math.ceil(timeoutMs));
   const started = performance.now();
   let exitedNow = false;
-  exited?.then(
-    () => {
-      exitedNow = true;
-      wake();
-    },
-    () => {
-      exitedNow = true;
-      wake();
-    },
-  );
   // A wake-up that arrives while we are checking is remembered, so a change is never missed.
-  let wakeUp: (() => void) | undefined;
-  let woken = false;
-  function wake() {
-    const resolve = wakeUp;
-    wakeUp = undefined;
-    if (resolve) resolve();
-    else woken = true;
-  }
+  const wakeup = new Wakeup();
+  const onExit = () => {
+    exitedNow = true;
+    wakeup.wake();
+  };
+  exited?.then(onExit, onExit);
   const name = basename(socketPath);
   let watcher: FSWatcher | undefined;
   if (options.watch ?? true) {
     try {
       watcher = watch(dirname(socketPath), { persistent: false }, (_event, filename) => {
-        if (!filename || filename === name) wake();
+        if (!filename || filename === name) wakeup.wake();
       });
       watcher.on('error', () => {
         watcher?.close();
@@ -76,7 +66,7 @@ export async function waitForApiReady(
     }
   }
   const pollMs = options.pollIntervalMs ?? (watcher ? 100 : 50);
-  const onAbort = () => wake();
+  const onAbort = wakeup.wake;
   deadline.addEventListener('abort', onAbort, { once: true });
   const exitedError = () => new ChvApiError('EXITED', 'the VMM exited before its API was ready');
   try {
@@ -84,7 +74,7 @@ export async function waitForApiReady(
     for (;;) {
       if (exitedNow) throw exitedError();
       if (deadline.aborted) throw readinessAborted(signal, timeoutMs);
-      woken = false;
+      wakeup.take();
       if (isSocket(socketPath)) {
         try {
           const remaining = Math.max(1, timeoutMs - (performance.now() - started));
@@ -98,17 +88,7 @@ export async function waitForApiReady(
           continue;
         }
       }
-      if (woken) {
-        woken = false;
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(wake, pollMs);
-        wakeUp = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await wakeup.sleep(pollMs);
     }
   } finally {
     deadline.removeEventListener('abort', onAbort);

@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { OutputTail, readFileTail } from '@my-hypervisor/host-utils';
 import { ChvApiError, type ChvErrorDetails } from './errors.js';
-import { OutputTail, readFileTail } from './output-tail.js';
 import { removeStaleSocket } from './socket-path.js';
 import type { VmmCommand } from './vmm-command.js';
 

@@ -3,7 +3,9 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { API_ROOT, ChvClient, chvEndpoints, chvSchemas } from '../src/index.js';
+import { API_ROOT, chvEndpoints } from '../src/endpoints.js';
+import { ChvClient } from '../src/index.js';
+import { chvSchemas } from '../src/schemas/registry.js';
 import { startSimulator } from '../src/testing/index.js';
 import { tempDir } from './helpers.js';
 

@@ -4,6 +4,7 @@ import { NetOpsError, parseVmSubnet, validateInterfaceName } from '@my-hyperviso
 import { CliError, invalidValue, usageError } from './errors.js';
 import { flagName, type SettingKey, settings } from './settings.js';
 
+/** Where a resolved setting came from: a flag, the environment, the config file, the default, or nowhere. */
 export type SettingSource = 'flag' | 'env' | 'config' | 'default' | 'unset';
 
 /** The resolved host settings of one invocation: flag > environment > config file > default. */
@@ -24,12 +25,14 @@ export interface CliConfig {
   readonly configFile?: string;
 }
 
+/** The config file read when neither `--config` nor `MYHV_CONFIG` names one. */
 export const DEFAULT_CONFIG_FILE = '/etc/myhv/config.yaml';
 export const CONFIG_ENV = 'MYHV_CONFIG';
 
 /** Socket paths are limited to 108 bytes; the longest we put under the run dir is ~64 bytes. */
 const MAX_RUN_DIR_BYTES = 40;
 
+/** What `resolveConfig` reads: flag values (and `--config`) and the environment. */
 export interface ResolveConfigInput {
   /** Flag values by setting key, plus `config` (`--config <file>`). */
   readonly flags: Partial<Record<SettingKey | 'config', string | undefined>>;

@@ -13,6 +13,7 @@ export type CliErrorCode =
   /** SIGINT or SIGTERM stopped the command; it cleaned up first. Exit 130. */
   | 'INTERRUPTED';
 
+/** Every `CliErrorCode`, for exhaustive checks and docs. */
 export const cliErrorCodes: readonly CliErrorCode[] = [
   'USAGE',
   'INVALID_ARGUMENT',
@@ -21,6 +22,7 @@ export const cliErrorCodes: readonly CliErrorCode[] = [
   'INTERRUPTED',
 ];
 
+/** What a `CliError` says besides its message: the field at fault and what to do about it. */
 export interface CliErrorDetails {
   /** The flag, variable, config key or spec field at fault (`--memory`, `MYHV_SUBNET`, `network.forwards[0]`). */
   readonly field?: string;

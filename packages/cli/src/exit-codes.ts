@@ -10,4 +10,5 @@ export const ExitCode = {
   INTERRUPTED: 130,
 } as const;
 
+/** One of the `ExitCode` numbers the CLI exits with. */
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

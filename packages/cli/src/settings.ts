@@ -13,6 +13,7 @@ export interface SettingDefinition {
   readonly description: string;
 }
 
+/** The name of one host setting (`stateDir`, `runDir`, `netBackend`, …). */
 export type SettingKey =
   | 'stateDir'
   | 'runDir'
@@ -24,6 +25,7 @@ export type SettingKey =
   | 'subnet'
   | 'vmmBinary';
 
+/** Every host setting with its flag, environment variable, config key and default, in help order. */
 export const settings: readonly SettingDefinition[] = [
   {
     key: 'stateDir',

@@ -7,6 +7,7 @@ export interface CommandResult {
   readonly stderr: string;
 }
 
+/** Per-command options of a `CommandRunner`: stdin text and cancellation. */
 export interface CommandRunOptions {
   /** Written to the process's stdin, which is then closed (a batch script for `ip -batch -`, `nft -f -`, …). */
   readonly input?: string;

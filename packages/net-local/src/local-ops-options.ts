@@ -2,6 +2,7 @@ import { invalidArgument } from '@my-hypervisor/net-ops';
 import { z } from 'zod';
 import { type CommandRunner, execaRunner } from './command-runner.js';
 
+/** Where `LocalOps` works (network namespace), its NAT tool, table and chain names, command runner and timeout. */
 export interface LocalOpsOptions {
   /**
    * Run everything inside this named network namespace (`ip -n NS`, `ip netns exec NS`); it must exist

@@ -9,6 +9,7 @@ import {
   type TapSpec,
   validateInterfaceName,
   validateMtu,
+  validateTapOwner,
 } from '@my-hypervisor/net-ops';
 
 function requireObject(value: unknown, what: string): void {
@@ -51,23 +52,12 @@ export interface TapInput {
   readonly bridge: string | undefined;
 }
 
-const isId = (v: unknown): v is number =>
-  typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32 - 1;
-
 /** Validates a TapSpec completely before any command line is formed. */
 export function parseTapSpec(spec: TapSpec): TapInput {
   requireObject(spec, 'spec');
   if (spec.multiQueue !== undefined && typeof spec.multiQueue !== 'boolean')
     throw invalidArgument('multiQueue', 'must be a boolean');
-  let owner: TapInput['owner'];
-  if (spec.owner !== undefined) {
-    if (typeof spec.owner !== 'object' || spec.owner === null)
-      throw invalidArgument('owner', 'must be { uid, gid }');
-    const { uid, gid } = spec.owner as { uid?: unknown; gid?: unknown };
-    if (!isId(uid)) throw invalidArgument('owner.uid', `${JSON.stringify(uid)} is not a user id`);
-    if (!isId(gid)) throw invalidArgument('owner.gid', `${JSON.stringify(gid)} is not a group id`);
-    owner = { uid, gid };
-  }
+  const owner: TapInput['owner'] = spec.owner === undefined ? undefined : { ...validateTapOwner(spec.owner) };
   return {
     name: validateInterfaceName(spec.name, 'name'),
     mtu: spec.mtu === undefined ? undefined : validateMtu(spec.mtu, 'mtu'),

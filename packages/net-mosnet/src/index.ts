@@ -1,30 +1,5 @@
-export { defaultMosnetCapabilities, discoveryFromDocument, type MosnetDiscovery } from './discovery.js';
-export {
-  addForwardResultSchema,
-  type BridgeAddParams,
-  bridgeAddParamsSchema,
-  bridgeAddResultSchema,
-  type CreateTapParams,
-  createTapParamsSchema,
-  createTapResultSchema,
-  type DeleteTapParams,
-  DISCOVER_METHOD,
-  deleteTapParamsSchema,
-  deleteTapResultSchema,
-  type ForwardParams,
-  forwardParamsSchema,
-  type ListBridgePortsParams,
-  listBridgePortsParamsSchema,
-  listBridgePortsResultSchema,
-  listForwardsParamsSchema,
-  listForwardsResultSchema,
-  type MosnetMethodDefinition,
-  type MosnetMethodName,
-  mosnetMethodDefinition,
-  mosnetMethodDefinitions,
-  mosnetMethods,
-  removeForwardResultSchema,
-} from './methods.js';
+export { defaultMosnetCapabilities } from './discovery.js';
+export { DISCOVER_METHOD, type MosnetMethodName, mosnetMethods } from './methods.js';
 export {
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_SOCKET_PATH,
@@ -37,7 +12,6 @@ export {
 } from './mosnet-client.js';
 export { MosnetOps, type MosnetOpsOptions } from './mosnet-ops.js';
 export {
-  buildOpenrpcDocument,
   documentForCapabilities,
   type JsonSchema,
   MOSNET_CONTRACT_VERSION,
@@ -47,28 +21,6 @@ export {
   type OpenrpcMethod,
   openrpcDocument,
 } from './openrpc-document.js';
-export {
-  JSON_RPC_VERSION,
-  type JsonRpcErrorObject,
-  type JsonRpcErrorResponse,
-  type JsonRpcId,
-  type JsonRpcRequest,
-  type JsonRpcResponse,
-  type JsonRpcSuccessResponse,
-  jsonRpcErrorObjectSchema,
-  jsonRpcErrorResponseSchema,
-  jsonRpcIdSchema,
-  jsonRpcParamsSchema,
-  jsonRpcRequestSchema,
-  jsonRpcResponseSchema,
-  jsonRpcSuccessResponseSchema,
-} from './protocol.js';
-export {
-  type MosnetErrorCodeName,
-  mosnetErrorCodes,
-  netOpsCodeForRpcCode,
-  netOpsErrorFromRpcError,
-  rpcCodeForNetOpsCode,
-  rpcErrorFromError,
-} from './rpc-errors.js';
+export type { JsonRpcId } from './protocol.js';
+export { type MosnetErrorCodeName, mosnetErrorCodes } from './rpc-errors.js';
 export { VERSION } from './version.js';

@@ -13,6 +13,7 @@ export const mosnetMethods = {
   listForwards: 'mosnet.nat.list_forwards',
 } as const;
 
+/** The name of a mosnet method this backend calls (`mosnet.bridge.add`, …). */
 export type MosnetMethodName = (typeof mosnetMethods)[keyof typeof mosnetMethods];
 
 /** The discovery method every OpenRPC server answers with its document. */

@@ -12,7 +12,9 @@ import { netOpsErrorFromRpcError } from './rpc-errors.js';
 
 /** Where mosnetd listens unless told otherwise. */
 export const DEFAULT_SOCKET_PATH = '/var/run/mosnet.sock';
+/** How long a call may take by default (ms), unless `timeoutMs` says otherwise. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
+/** The longest response line the client reads by default (bytes); longer lines are dropped. */
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
 
 /** Linux `sun_path` holds 108 bytes including the terminating NUL. */
@@ -22,6 +24,7 @@ const ABANDONED_IDS_KEPT = 1024;
 const LINE_EXCERPT_CHARS = 200;
 const FLUSH_CHARS = 64 * 1024;
 
+/** What was wrong with a message that answers no pending call. */
 export type MosnetProtocolIssueKind =
   /** A line that is not JSON. */
   | 'invalid-json'
@@ -47,6 +50,7 @@ export interface MosnetProtocolIssue {
   readonly id?: JsonRpcId | null;
 }
 
+/** Where mosnetd listens, the client's time and line limits, and who hears about protocol issues. */
 export interface MosnetClientOptions {
   /** mosnetd's Unix socket. Default `/var/run/mosnet.sock`. */
   readonly socketPath?: string;
@@ -58,6 +62,7 @@ export interface MosnetClientOptions {
   readonly onProtocolError?: (issue: MosnetProtocolIssue) => void;
 }
 
+/** Per-call options: cancellation and a timeout for this one call. */
 export interface MosnetCallOptions {
   readonly signal?: AbortSignal;
   /** Overrides the client's `timeoutMs` for this call. */

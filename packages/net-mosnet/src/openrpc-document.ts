@@ -6,6 +6,7 @@ import { mosnetErrorCodes } from './rpc-errors.js';
 /** A JSON Schema (draft-07), as OpenRPC 1.3 embeds them. */
 export type JsonSchema = { readonly [key: string]: unknown };
 
+/** One param or result of an OpenRPC method: its name, whether it is required, and its JSON Schema. */
 export interface OpenrpcContentDescriptor {
   readonly name: string;
   readonly description?: string;
@@ -13,11 +14,13 @@ export interface OpenrpcContentDescriptor {
   readonly schema: JsonSchema;
 }
 
+/** One error an OpenRPC method may answer: its JSON-RPC code and message. */
 export interface OpenrpcErrorObject {
   readonly code: number;
   readonly message: string;
 }
 
+/** One method of the OpenRPC document: name, params, result and errors. */
 export interface OpenrpcMethod {
   readonly name: string;
   readonly summary: string;
@@ -29,6 +32,7 @@ export interface OpenrpcMethod {
   readonly 'x-optional'?: boolean;
 }
 
+/** An OpenRPC 1.3 document, as `rpc.discover` answers and `openrpc.json` holds. */
 export interface OpenrpcDocument {
   readonly openrpc: '1.3.2';
   readonly info: { readonly title: string; readonly version: string; readonly description: string };

@@ -5,6 +5,7 @@ export const JSON_RPC_VERSION = '2.0';
 
 /** A request id. We send integers; a peer may use strings. */
 export const jsonRpcIdSchema = z.union([z.string(), z.number().int()]);
+/** The id of a JSON-RPC 2.0 request: a string or an integer. */
 export type JsonRpcId = z.infer<typeof jsonRpcIdSchema>;
 
 /** Params by name (mosnet's convention) or by position (valid JSON-RPC, rejected by our server). */

@@ -20,6 +20,7 @@ export const mosnetErrorCodes = {
   UNSUPPORTED: -32014,
 } as const;
 
+/** The name of one JSON-RPC error code of the contract (a key of `mosnetErrorCodes`). */
 export type MosnetErrorCodeName = keyof typeof mosnetErrorCodes;
 
 const serverRangeCodes: ReadonlyMap<number, NetOpsErrorCode> = new Map([

@@ -1,5 +1,6 @@
 import type { NetOpsCapabilities, OperationOptions } from './capabilities.js';
 
+/** The bridge `BridgeOps.ensureBridge` makes sure of: name, gateway address, MTU, IPv6 address. */
 export interface BridgeSpec {
   /** Interface name, 1–15 bytes of `[A-Za-z0-9_.-]`. */
   readonly name: string;
@@ -14,12 +15,14 @@ export interface BridgeSpec {
   readonly ipv6Address?: string;
 }
 
+/** What `BridgeOps.ensureBridge` did: the bridge name and whether it was created. */
 export interface EnsureBridgeResult {
   readonly name: string;
   /** False when a bridge of that name already existed (and was brought to the spec). */
   readonly created: boolean;
 }
 
+/** One interface enslaved to a bridge, as `BridgeOps.listBridgePorts` lists it. */
 export interface BridgePort {
   /** The enslaved interface (a TAP, a veth, …). */
   readonly name: string;

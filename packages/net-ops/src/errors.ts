@@ -13,6 +13,7 @@ export type NetOpsErrorCode =
   | 'TIMEOUT'
   | 'ABORTED';
 
+/** Every `NetOpsErrorCode`, for exhaustive checks and docs. */
 export const netOpsErrorCodes: readonly NetOpsErrorCode[] = [
   'INVALID_ARGUMENT',
   'NOT_FOUND',
@@ -38,6 +39,7 @@ export interface NetOpsErrorDetails {
   readonly [key: string]: unknown;
 }
 
+/** What a `NetOpsError` carries besides code and message: the cause and details. */
 export interface NetOpsErrorOptions {
   readonly cause?: unknown;
   readonly details?: NetOpsErrorDetails;
@@ -73,6 +75,7 @@ export class NetOpsError extends Error {
   }
 }
 
+/** An `INVALID_ARGUMENT` NetOpsError naming `field` in its message and `details.field`; for backends. */
 export function invalidArgument(field: string, message: string, cause?: unknown): NetOpsError {
   return new NetOpsError('INVALID_ARGUMENT', `${field}: ${message}`, { cause, details: { field } });
 }

@@ -77,5 +77,6 @@ export {
   validateMac,
   validateMtu,
   validatePort,
+  validateTapOwner,
 } from './validation.js';
 export { VERSION } from './version.js';

@@ -11,7 +11,13 @@ import {
   samePortForward,
 } from './port-forward.js';
 import type { CreateTapResult, DeleteTapResult, TapOps, TapSpec } from './tap-ops.js';
-import { parseIPv4Cidr, parseIPv6Cidr, validateInterfaceName, validateMtu } from './validation.js';
+import {
+  parseIPv4Cidr,
+  parseIPv6Cidr,
+  validateInterfaceName,
+  validateMtu,
+  validateTapOwner,
+} from './validation.js';
 
 /** The operations of the three contracts, as `failOn` and the call log name them. */
 export type MemoryNetOpsOperation =
@@ -25,12 +31,14 @@ export type MemoryNetOpsOperation =
   | 'removePortForward'
   | 'listPortForwards';
 
+/** One call the in-memory ops received: the operation and its arguments. */
 export interface MemoryNetOpsCall {
   readonly operation: MemoryNetOpsOperation;
   /** The arguments as given, without the options. */
   readonly args: readonly unknown[];
 }
 
+/** How the in-memory ops behave: atomic TAP creation, capabilities, injected failures and delays. */
 export interface MemoryNetOpsOptions {
   /** Behave like a daemon whose `createTap` attaches and brings up in one step (and requires `bridge`). */
   readonly atomicTap?: boolean;
@@ -45,6 +53,7 @@ export interface MemoryNetOpsOptions {
   readonly delayMs?: number;
 }
 
+/** A bridge as the in-memory ops hold it. */
 export interface MemoryBridgeState {
   readonly name: string;
   readonly address: string;
@@ -54,6 +63,7 @@ export interface MemoryBridgeState {
   readonly ports: readonly string[];
 }
 
+/** A TAP as the in-memory ops hold it. */
 export interface MemoryTapState {
   readonly name: string;
   readonly multiQueue: boolean;
@@ -112,15 +122,6 @@ function abortableDelay(ms: number, signal: AbortSignal | undefined): Promise<vo
 
 function requireObject(value: unknown, what: string): void {
   if (typeof value !== 'object' || value === null) throw new TypeError(`${what} must be an object`);
-}
-
-function validateOwner(owner: unknown): { uid: number; gid: number } {
-  const isId = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32 - 1;
-  if (typeof owner !== 'object' || owner === null) throw invalidArgument('owner', 'must be { uid, gid }');
-  const { uid, gid } = owner as { uid?: unknown; gid?: unknown };
-  if (!isId(uid)) throw invalidArgument('owner.uid', `${JSON.stringify(uid)} is not a user id`);
-  if (!isId(gid)) throw invalidArgument('owner.gid', `${JSON.stringify(gid)} is not a group id`);
-  return { uid: uid as number, gid: gid as number };
 }
 
 function notFound(message: string): NetOpsError {
@@ -251,7 +252,7 @@ export function createMemoryNetOps(options: MemoryNetOpsOptions = {}): MemoryNet
         if (spec.multiQueue !== undefined && typeof spec.multiQueue !== 'boolean')
           throw invalidArgument('multiQueue', 'must be a boolean');
         const multiQueue = spec.multiQueue ?? false;
-        const owner = spec.owner === undefined ? undefined : validateOwner(spec.owner);
+        const owner = spec.owner === undefined ? undefined : { ...validateTapOwner(spec.owner) };
         const bridge = spec.bridge === undefined ? undefined : validateInterfaceName(spec.bridge, 'bridge');
         if (multiQueue && !capabilities.multiQueue)
           throw unsupported('this backend cannot create multi-queue TAPs');

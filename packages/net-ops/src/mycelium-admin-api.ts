@@ -3,8 +3,10 @@ import { abortError, invalidArgument, NetOpsError, throwIfAborted } from './erro
 import type { MyceliumNode } from './mycelium-node.js';
 import { parseIPv6Cidr } from './validation.js';
 
+/** Where a mycelium node's admin API listens unless told otherwise. */
 export const DEFAULT_MYCELIUM_ADMIN_URL = 'http://127.0.0.1:8989';
 
+/** Where the mycelium node's admin API is and how long a request may take. */
 export interface MyceliumAdminApiOptions {
   /** Base URL of the node's admin API (default http://127.0.0.1:8989). */
   readonly url?: string;

@@ -19,6 +19,7 @@ import { formatIPv6, type Ipv6Cidr, parseIPv6Cidr } from './validation.js';
 /** Every mycelium address lies in 400::/7; a VM needs a route to it via the bridge. */
 export const MYCELIUM_RANGE = '400::/7';
 
+/** What a `MyceliumNetwork` builds on: the IPv4 `TapNetwork` and the host mycelium node. */
 export interface MyceliumNetworkOptions {
   /** The IPv4 network VMs join; attach and detach go through it. */
   readonly network: TapNetwork;

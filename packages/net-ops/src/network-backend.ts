@@ -22,6 +22,7 @@ export interface VmNetworkRequest {
   readonly forwards?: readonly PortForwardRule[];
 }
 
+/** A VM's IPv6 address: address, prefix length, gateway and the routes the guest needs. */
 export interface VmIpv6 {
   readonly address: string;
   readonly prefixLength: number;
@@ -46,6 +47,7 @@ export interface VmNetworkAttachment {
   readonly created: boolean;
 }
 
+/** What `NetworkBackend.detach` removes: the TAP and the forwards given to `attach`. */
 export interface VmNetworkDetachRequest {
   readonly vmId: string;
   readonly tap?: string;
@@ -53,6 +55,7 @@ export interface VmNetworkDetachRequest {
   readonly forwards?: readonly PortForwardRule[];
 }
 
+/** What `NetworkBackend.detach` did: the TAP and whether it existed. */
 export interface VmNetworkDetachResult {
   readonly tap: string;
   /** False when the TAP was already gone. */

@@ -54,11 +54,13 @@ export function samePortForward(a: PortForwardRule, b: PortForwardRule): boolean
   );
 }
 
+/** What `NatOps.addPortForward` did: whether it installed the rule. */
 export interface AddPortForwardResult {
   /** False when the identical rule was already installed. */
   readonly created: boolean;
 }
 
+/** What `NatOps.removePortForward` did: whether a forward was there to remove. */
 export interface RemovePortForwardResult {
   /** False when no forward held that protocol and host port. */
   readonly existed: boolean;

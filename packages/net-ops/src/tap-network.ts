@@ -29,6 +29,7 @@ import {
   validateMtu,
 } from './validation.js';
 
+/** The ops, bridge and subnet a `TapNetwork` attaches VMs with. */
 export interface TapNetworkOptions {
   readonly bridge: BridgeOps;
   readonly tap: TapOps;

@@ -1,5 +1,6 @@
 import type { NetOpsCapabilities, OperationOptions } from './capabilities.js';
 
+/** The TAP `TapOps.createTap` makes: name, MTU, queue mode, owner and bridge. */
 export interface TapSpec {
   /** Interface name, 1–15 bytes of `[A-Za-z0-9_.-]`. */
   readonly name: string;
@@ -19,12 +20,14 @@ export interface TapSpec {
   readonly bridge?: string;
 }
 
+/** What `TapOps.createTap` did: the TAP name and whether it was created or adopted. */
 export interface CreateTapResult {
   readonly name: string;
   /** False when a TAP of that name and queue mode existed and was adopted. */
   readonly created: boolean;
 }
 
+/** What `TapOps.deleteTap` did: the TAP name and whether it existed. */
 export interface DeleteTapResult {
   readonly name: string;
   /** False when there was nothing to delete (which is not an error). */

@@ -18,6 +18,7 @@ import {
   validateMac,
   validateMtu,
   validatePort,
+  validateTapOwner,
 } from './validation.js';
 
 /** Calls `fn` and returns the NetOpsError it throws (failing the test if it throws anything else or nothing). */
@@ -237,6 +238,19 @@ describe('validateMtu', () => {
   it.each([0, 67, 65536, 1500.5, '1500', Number.NaN])('rejects %j', (mtu) =>
     expectInvalid(() => validateMtu(mtu), 'mtu'),
   );
+});
+
+describe('validateTapOwner', () => {
+  it('accepts user and group ids', () => {
+    expect(validateTapOwner({ uid: 0, gid: 0 })).toEqual({ uid: 0, gid: 0 });
+    expect(validateTapOwner({ uid: 1000, gid: 2 ** 32 - 2 })).toEqual({ uid: 1000, gid: 2 ** 32 - 2 });
+  });
+  it('names the field that is wrong', () => {
+    expectInvalid(() => validateTapOwner(null), 'owner');
+    expectInvalid(() => validateTapOwner({ uid: -1, gid: 0 }), 'owner.uid');
+    expectInvalid(() => validateTapOwner({ uid: 0, gid: 2 ** 32 - 1 }), 'owner.gid');
+    expectInvalid(() => validateTapOwner({ uid: '0', gid: 0 }, 'tap.owner'), 'tap.owner.uid');
+  });
 });
 
 describe('validateMac', () => {

@@ -34,6 +34,7 @@ export function validateInterfaceName(name: unknown, field = 'name'): string {
 
 const ipv4Pattern = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
+/** True when `value` is a dotted-quad IPv4 address. */
 export function isIPv4(value: unknown): value is string {
   return typeof value === 'string' && ipv4Pattern.test(value);
 }
@@ -67,6 +68,7 @@ export function parseIPv6(value: string): number[] | undefined {
   return groups.length === 8 ? groups : undefined;
 }
 
+/** True when `value` is an IPv6 address (with `::` and an embedded IPv4 tail allowed). */
 export function isIPv6(value: unknown): value is string {
   return typeof value === 'string' && parseIPv6(value) !== undefined;
 }
@@ -93,11 +95,13 @@ export function formatIPv6(groups: readonly number[]): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
 }
 
+/** Returns `value` if it is an IPv4 address, else throws INVALID_ARGUMENT naming `field`. */
 export function validateIPv4(value: unknown, field = 'address'): string {
   if (!isIPv4(value)) throw invalidArgument(field, `${JSON.stringify(value)} is not an IPv4 address`);
   return value;
 }
 
+/** Returns the canonical text of `value` if it is an IPv6 address, else throws INVALID_ARGUMENT naming `field`. */
 export function validateIPv6(value: unknown, field = 'address'): string {
   if (typeof value !== 'string' || !isIPv6(value)) {
     throw invalidArgument(field, `${JSON.stringify(value)} is not an IPv6 address`);
@@ -105,11 +109,13 @@ export function validateIPv6(value: unknown, field = 'address'): string {
   return formatIPv6(parseIPv6(value)!);
 }
 
+/** A dotted IPv4 address as an unsigned 32-bit number (the input must be valid). */
 export function ipv4ToNumber(address: string): number {
   const [a, b, c, d] = address.split('.').map(Number) as [number, number, number, number];
   return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
 }
 
+/** An unsigned 32-bit number as a dotted IPv4 address. */
 export function numberToIPv4(value: number): string {
   return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
 }
@@ -199,6 +205,7 @@ export function validateMac(mac: unknown, field = 'mac'): string {
 
 /** Linux's minimum MTU for an IPv4 interface and the largest a bridge or TAP takes. */
 export const MIN_MTU = 68;
+/** The largest MTU `validateMtu` accepts. */
 export const MAX_MTU = 65535;
 
 /** Returns `mtu` if it is an integer from 68 to 65535. */
@@ -210,6 +217,24 @@ export function validateMtu(mtu: unknown, field = 'mtu'): number {
     );
   }
   return mtu;
+}
+
+/** The user and group that may open a TAP (`TapSpec.owner`). */
+export interface TapOwner {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+const isUnixId = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32 - 1;
+
+/** Returns `{ uid, gid }` if both are user/group ids (integers from 0 to 2³²-2; -1 means "unchanged" to chown). */
+export function validateTapOwner(owner: unknown, field = 'owner'): TapOwner {
+  if (typeof owner !== 'object' || owner === null) throw invalidArgument(field, 'must be { uid, gid }');
+  const { uid, gid } = owner as { uid?: unknown; gid?: unknown };
+  if (!isUnixId(uid)) throw invalidArgument(`${field}.uid`, `${JSON.stringify(uid)} is not a user id`);
+  if (!isUnixId(gid)) throw invalidArgument(`${field}.gid`, `${JSON.stringify(gid)} is not a group id`);
+  return { uid, gid };
 }
 
 /** An IPv6 CIDR, parsed; addresses in canonical (RFC 5952) text. */

@@ -1,4 +1,5 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '@my-hypervisor/host-utils';
 
 /** What a pid file holds: the pid on line 1 (as `kill $(head -1 f)` expects), the share record as JSON on line 2. */
 export interface PidFileContent {
@@ -7,11 +8,9 @@ export interface PidFileContent {
   readonly record?: unknown;
 }
 
-/** Writes the pid file through a temp file and rename, so a reader never sees half of it. */
+/** Writes the pid file atomically (and durably), so a reader or a crash never sees half of it. */
 export async function writePidFile(path: string, pid: number, record: unknown): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${pid}\n${JSON.stringify(record)}\n`, { mode: 0o600 });
-  await rename(tmp, path);
+  await writeFileAtomic(path, `${pid}\n${JSON.stringify(record)}\n`, 0o600);
 }
 
 export function parsePidFile(text: string): PidFileContent {

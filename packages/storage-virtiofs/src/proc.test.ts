@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  isProcessAlive,
-  isUnixSocketListening,
-  parseProcNetUnix,
-  parseProcStat,
-  readCmdline,
-} from './proc.js';
+import { isUnixSocketListening, parseProcNetUnix } from './proc.js';
 
 const sample = `Num       RefCount Protocol Flags    Type St Inode Path
 0000000042d4fbb5: 00000003 00000000 00000000 0001 03 17151
@@ -37,21 +31,6 @@ describe('parseProcNetUnix', () => {
     expect(entries[1]?.listening).toBe(false);
     expect(entries[2]?.listening).toBe(false);
     expect(entries[3]?.listening).toBe(true);
-  });
-});
-
-describe('parseProcStat', () => {
-  it('finds state and start time after a command name containing ") "', () => {
-    const text = '4242 (evil) S 1 (x) R 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0';
-    expect(parseProcStat(text)).toEqual({ state: 'R', startTime: 987654 });
-    expect(parseProcStat('garbage')).toBeUndefined();
-  });
-
-  it('reads this process', async () => {
-    expect(await isProcessAlive(process.pid)).toBe(true);
-    expect((await readCmdline(process.pid))?.[0]).toContain('node');
-    expect(await isProcessAlive(2 ** 22 + 1)).toBe(false);
-    expect(await readCmdline(2 ** 22 + 1)).toBeUndefined();
   });
 });
 

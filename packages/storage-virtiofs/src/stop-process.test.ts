@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { isProcessAlive } from '@my-hypervisor/host-utils';
 import { describe, expect, it } from 'vitest';
-import { isProcessAlive } from './proc.js';
 import { stopProcess, waitForExit } from './stop-process.js';
 
 function start(script: string) {
@@ -14,7 +14,7 @@ describe('stopProcess', () => {
   it('stops a process with SIGTERM', async () => {
     const { pid, exited } = start('exec sleep 30');
     expect(await stopProcess(pid, { graceMs: 2_000, exited })).toEqual({ stopped: true, killed: false });
-    expect(await isProcessAlive(pid)).toBe(false);
+    expect(isProcessAlive(pid)).toBe(false);
   });
 
   it('escalates to SIGKILL when SIGTERM is ignored, also without an exit event (poll)', async () => {
@@ -23,7 +23,7 @@ describe('stopProcess', () => {
     const startAt = performance.now();
     expect(await stopProcess(pid, { graceMs: 200 })).toEqual({ stopped: true, killed: true });
     expect(performance.now() - startAt).toBeGreaterThanOrEqual(190);
-    expect(await isProcessAlive(pid)).toBe(false);
+    expect(isProcessAlive(pid)).toBe(false);
   });
 
   it('skips the rest of the grace period when its signal aborts', async () => {

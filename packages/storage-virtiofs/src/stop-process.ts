@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isProcessAlive } from '@my-hypervisor/host-utils';
 import { StorageError } from '@my-hypervisor/storage';
-import { isProcessAlive } from './proc.js';
 
 const pollIntervalMs = 10;
 
@@ -20,7 +20,7 @@ export async function waitForExit(
   });
   while (true) {
     // With the ChildProcess in hand only its exit (reaped: every thread gone, locks released) counts.
-    if (exitedNow || (!exited && !(await isProcessAlive(pid)))) return true;
+    if (exitedNow || (!exited && !isProcessAlive(pid))) return true;
     if (signal?.aborted) return false;
     const left = deadline - performance.now();
     if (left <= 0) return false;

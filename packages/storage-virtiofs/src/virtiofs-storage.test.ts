@@ -3,10 +3,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isProcessAlive } from '@my-hypervisor/host-utils';
 import { type ShareSpec, StorageError } from '@my-hypervisor/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeVirtiofsdOptions, writeFakeVirtiofsd } from './__fixtures__/fake-virtiofsd.js';
-import { isProcessAlive } from './proc.js';
 import { VirtioFsStorage, type VirtioFsStorageOptions } from './virtiofs-storage.js';
 
 // Fake daemons (Node scripts) need no root: these tests cover supervision; test/integration runs the real one.
@@ -137,7 +137,7 @@ describe('VirtioFsStorage with fake daemons', () => {
     const storage = await storageWith({ flavour: 'c', behaviour: 'silent' }, { startTimeoutMs: 300 });
     const error = await failure(storage.prepare(share()));
     expect(error.code).toBe('TIMEOUT');
-    expect(await isProcessAlive(error.details.pid as number)).toBe(false);
+    expect(isProcessAlive(error.details.pid as number)).toBe(false);
     expect(await readdir(storage.runDir)).toEqual([]);
   });
 
@@ -151,7 +151,7 @@ describe('VirtioFsStorage with fake daemons', () => {
       pidFileRemoved: true,
       logRemoved: true,
     });
-    expect(await isProcessAlive(prepared.pid!)).toBe(false);
+    expect(isProcessAlive(prepared.pid!)).toBe(false);
   });
 
   it('a second instance on the same runDir sees the live share: ALREADY_EXISTS, adopt, release', async () => {
@@ -161,7 +161,7 @@ describe('VirtioFsStorage with fake daemons', () => {
     expect((await failure(second.prepare(share()))).code).toBe('ALREADY_EXISTS');
     expect((await second.adopt(prepared.record)).pid).toBe(prepared.pid);
     expect(await second.release(prepared.record)).toMatchObject({ stopped: true, killed: false });
-    expect(await isProcessAlive(prepared.pid!)).toBe(false);
+    expect(isProcessAlive(prepared.pid!)).toBe(false);
   });
 
   it('list() finds a daemon whose pid file was removed, and release stops it', async () => {
@@ -194,7 +194,7 @@ describe('VirtioFsStorage with fake daemons', () => {
       delete (forged.details as Record<string, unknown>).startTime;
       expect((await failure(storage.adopt(forged))).code).toBe('NOT_FOUND');
       expect(await storage.release(forged)).toMatchObject({ stopped: false });
-      expect(await isProcessAlive(stranger.pid!)).toBe(true);
+      expect(isProcessAlive(stranger.pid!)).toBe(true);
     } finally {
       stranger.kill('SIGKILL');
     }
@@ -215,7 +215,7 @@ describe('VirtioFsStorage with fake daemons', () => {
     const prepared = await storage.prepare(share());
     await storage.close();
     await storage[Symbol.asyncDispose]();
-    expect(await isProcessAlive(prepared.pid!)).toBe(false);
+    expect(isProcessAlive(prepared.pid!)).toBe(false);
     expect(await readdir(storage.runDir)).toEqual([]);
     expect((await failure(storage.prepare(share({ id: 'other' })))).code).toBe('ABORTED');
   });
@@ -224,10 +224,10 @@ describe('VirtioFsStorage with fake daemons', () => {
     const storage = await storageWith({ flavour: 'c', behaviour: 'listen' }, { detached: true });
     const prepared = await storage.prepare(share());
     await storage.close();
-    expect(await isProcessAlive(prepared.pid!)).toBe(true);
+    expect(isProcessAlive(prepared.pid!)).toBe(true);
     const next = await storageWith({ flavour: 'c', behaviour: 'listen' }, { runDir: storage.runDir });
     expect((await next.adopt(prepared.record)).pid).toBe(prepared.pid);
     expect(await next.release(prepared.record)).toMatchObject({ stopped: true });
-    expect(await isProcessAlive(prepared.pid!)).toBe(false);
+    expect(isProcessAlive(prepared.pid!)).toBe(false);
   });
 });

@@ -1,6 +1,14 @@
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import {
+  isProcessAlive,
+  listPids,
+  raceSignal,
+  readCmdline,
+  readFileTail,
+  readProcStat,
+} from '@my-hypervisor/host-utils';
+import {
   abortError,
   invalidArgument,
   invalidArgumentFromZod,
@@ -20,10 +28,8 @@ import {
 } from '@my-hypervisor/storage';
 import { z } from 'zod';
 import { detectVirtiofsd } from './detect-virtiofsd.js';
-import { readLogTail } from './log-tail.js';
 import { readPidFile, writePidFile } from './pid-file.js';
-import { isProcessAlive, isUnixSocketListening, listPids, readCmdline, readProcStat } from './proc.js';
-import { raceSignal } from './race-signal.js';
+import { isUnixSocketListening } from './proc.js';
 import { ensureRunDir, type SharePaths, sharePaths } from './run-dir.js';
 import { type SpawnedDaemon, spawnDaemon } from './spawn-daemon.js';
 import { stopProcess, waitForExit } from './stop-process.js';
@@ -106,6 +112,9 @@ async function removeIfExists(path: string): Promise<boolean> {
   }
 }
 
+/** How much of virtiofsd's log an error quotes: the last 4 KiB, from a line start. */
+const LOG_TAIL = { maxBytes: 4096, fromLineStart: true };
+
 const shareFilePattern = /^([A-Za-z0-9_.-]{1,64})\.(sock|pid|log)$/;
 
 /**
@@ -149,7 +158,7 @@ export class VirtioFsStorage implements StorageBackend, AsyncDisposable {
         if (this.#detection === detection) this.#detection = undefined;
       });
     }
-    return raceSignal(this.#detection, options.signal);
+    return raceSignal(this.#detection, options.signal, (signal) => abortError(signal));
   }
 
   async prepare(share: ShareSpec, options: StorageOperationOptions = {}): Promise<PreparedShare> {
@@ -313,7 +322,7 @@ export class VirtioFsStorage implements StorageBackend, AsyncDisposable {
       );
     }
 
-    const startTime = (await readProcStat(pid))?.startTime;
+    const startTime = readProcStat(pid)?.startTime;
     const record: ShareRecord = {
       backend: VIRTIOFSD_BACKEND,
       id: spec.id,
@@ -366,7 +375,7 @@ export class VirtioFsStorage implements StorageBackend, AsyncDisposable {
       return toPrepared(record);
     }
     if (outcome.kind === 'exited') {
-      const stderr = await readLogTail(paths.logFile);
+      const stderr = await readFileTail(paths.logFile, LOG_TAIL);
       await this.#abandon(spec.id, pid, exited, paths);
       const { exitCode, signal: exitSignal } = outcome;
       throw new StorageError(
@@ -377,7 +386,7 @@ export class VirtioFsStorage implements StorageBackend, AsyncDisposable {
         },
       );
     }
-    const stderr = await readLogTail(paths.logFile);
+    const stderr = await readFileTail(paths.logFile, LOG_TAIL);
     await this.#abandon(spec.id, pid, exited, paths);
     if (signal.aborted) throw abortError(signal, { id: spec.id, command, pid, stderr });
     if (!startTimeout.aborted) {
@@ -470,7 +479,7 @@ export class VirtioFsStorage implements StorageBackend, AsyncDisposable {
     record: ShareRecord | undefined,
   ): Promise<FoundDaemon | undefined> {
     const owned = this.#owned.get(id);
-    if (owned?.alive && (await isProcessAlive(owned.pid))) {
+    if (owned?.alive && isProcessAlive(owned.pid)) {
       const startTime = owned.record.details?.startTime;
       return { pid: owned.pid, owned, ...(typeof startTime === 'number' ? { startTime } : {}) };
     }
@@ -489,10 +498,10 @@ export class VirtioFsStorage implements StorageBackend, AsyncDisposable {
 
   /** The process start time if `pid` is alive and is our daemon for `socketPath`, else undefined. */
   async #identify(pid: number, socketPath: string, hints: IdentityHints): Promise<number | undefined> {
-    const info = await readProcStat(pid);
+    const info = readProcStat(pid);
     if (!info || info.state === 'Z' || info.state === 'X') return undefined;
     if (hints.startTime !== undefined && info.startTime !== hints.startTime) return undefined;
-    const argv = await readCmdline(pid);
+    const argv = readCmdline(pid);
     if (!argv?.includes(`--socket-path=${socketPath}`)) return undefined;
     // argv[1] is the binary when it is a script run through its interpreter.
     if (hints.binary !== undefined && argv[0] !== hints.binary && argv[1] !== hints.binary) return undefined;
@@ -503,14 +512,14 @@ export class VirtioFsStorage implements StorageBackend, AsyncDisposable {
   async #scanDaemons(): Promise<Map<string, number>> {
     const prefix = `--socket-path=${this.runDir}/`;
     const found = new Map<string, { pid: number; startTime: number }>();
-    for (const pid of await listPids()) {
-      const argv = await readCmdline(pid);
+    for (const pid of listPids()) {
+      const argv = readCmdline(pid);
       const arg = argv?.find((a) => a.startsWith(prefix));
       if (!arg) continue;
       const socketPath = arg.slice('--socket-path='.length);
       const match = shareFilePattern.exec(socketPath.slice(this.runDir.length + 1));
       if (match?.[2] !== 'sock' || dirname(socketPath) !== this.runDir) continue;
-      const info = await readProcStat(pid);
+      const info = readProcStat(pid);
       if (!info || info.state === 'Z') continue;
       const id = match[1]!;
       const previous = found.get(id);

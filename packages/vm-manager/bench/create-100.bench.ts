@@ -17,7 +17,8 @@ import {
 } from '@my-hypervisor/chv-client/testing';
 import { LocalOps } from '@my-hypervisor/net-local';
 import { TapNetwork } from '@my-hypervisor/net-ops';
-import { parseVmSpec, StateStore, type StepEvent, VmManager, type VmRecord } from '../src/index.js';
+import { parseVmSpec, type StepEvent, VmManager, type VmRecord } from '../src/index.js';
+import { StateStore } from '../src/state-store.js';
 
 const exec = promisify(execFile);
 const COUNT = 100;

@@ -25,6 +25,7 @@ export type VmManagerErrorCode =
   | 'TIMEOUT'
   | 'ABORTED';
 
+/** Machine-readable context of a `VmManagerError`: the field, VM or step it concerns. */
 export interface VmManagerErrorDetails {
   readonly field?: string;
   readonly vm?: string;
@@ -32,6 +33,7 @@ export interface VmManagerErrorDetails {
   readonly [key: string]: unknown;
 }
 
+/** The one error `@my-hypervisor/vm-manager` throws: a stable `code`, `details` and the backend error as `cause`. */
 export class VmManagerError extends Error {
   declare readonly [marker]: true;
   override readonly name = 'VmManagerError';

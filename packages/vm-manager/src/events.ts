@@ -19,6 +19,7 @@ export interface StatusEvent {
   readonly status: VmStatus | 'deleted';
 }
 
+/** What `VmManager.events()` yields: a step of an operation or a status change. */
 export type VmEvent = StepEvent | StatusEvent;
 
 /** Fan-out of manager events to listeners and to `events()` iterators. */

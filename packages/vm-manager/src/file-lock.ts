@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isProcessAlive, processStartTime } from '@my-hypervisor/host-utils';
 import { throwIfAborted, VmManagerError } from './errors.js';
-import { isProcessAlive, selfStartTime } from './process-identity.js';
+
+/** This process's start time: with the pid, it tells a lock holder that died from one whose pid was reused. */
+const selfStartTime = processStartTime(process.pid);
 
 interface LockOwner {
   readonly pid: number;

@@ -34,6 +34,7 @@ import {
   vmmAlive,
 } from './vmm.js';
 
+/** Where a `VmManager` keeps its state and which network, storage and VMM it drives. */
 export interface VmManagerOptions {
   /** Where VM state lives (one directory per VM, IP reservations). Created 0700. */
   readonly stateDir: string;
@@ -58,6 +59,7 @@ export interface VmManagerOptions {
   readonly lockTimeoutMs?: number;
 }
 
+/** Options every `VmManager` operation takes: cancellation and progress. */
 export interface OperationOptions {
   readonly signal?: AbortSignal;
   /** Called for each pipeline step (start, done with timing, failed, undo). */
@@ -101,7 +103,7 @@ const VMM_LOG = 'vmm.log';
  * reverse, and a crash leaves a record that `reconcile()` finishes or rolls back.
  */
 export class VmManager {
-  readonly store: StateStore;
+  readonly #store: StateStore;
   readonly #options: VmManagerOptions;
   readonly #hub = new VmEventHub();
   readonly #ipam?: IpAllocator;
@@ -113,7 +115,7 @@ export class VmManager {
     }
     this.#options = options;
     this.#runDir = resolve(options.runDir);
-    this.store = new StateStore(options.stateDir);
+    this.#store = new StateStore(options.stateDir);
     if (
       options.mycelium &&
       (!options.network ||
@@ -128,12 +130,9 @@ export class VmManager {
     }
   }
 
+  /** The options this manager was built with. */
   get options(): VmManagerOptions {
     return this.#options;
-  }
-
-  get ipam(): IpAllocator | undefined {
-    return this.#ipam;
   }
 
   /** Manager events from now on (steps and status changes of every operation in this process). */
@@ -144,14 +143,14 @@ export class VmManager {
   // ---- queries ----------------------------------------------------------------------------------------------
 
   async get(name: string): Promise<VmInfo> {
-    const record = await this.store.read(name);
+    const record = await this.#store.read(name);
     if (!record) throw notFound(name);
     return this.#info(record);
   }
 
   /** Every VM, sorted by name. Unreadable state files are skipped (and reported by `reconcile`). */
   async list(): Promise<VmInfo[]> {
-    return this.store.list().records.map((r) => this.#info(r));
+    return this.#store.list().records.map((r) => this.#info(r));
   }
 
   // ---- lifecycle --------------------------------------------------------------------------------------------
@@ -164,7 +163,7 @@ export class VmManager {
     await this.#ensureDirs();
     const name = spec.name;
     await using _lock = await this.#lock(name, options.signal);
-    await this.store.claim(name);
+    await this.#store.claim(name);
     const now = new Date().toISOString();
     const record: VmRecord = {
       schema: 1,
@@ -183,12 +182,12 @@ export class VmManager {
       this.#finalStep(record, 'running'),
     ];
     try {
-      await this.store.write(record);
+      await this.#store.write(record);
       await runPipeline(ctx, steps);
     } catch (error) {
       // The steps undid themselves; drop the record only if every undo succeeded, else keep it for reconcile.
       const undoErrors = VmManagerError.isInstance(error) ? error.details.undoErrors : undefined;
-      if (!undoErrors) await this.store.remove(name);
+      if (!undoErrors) await this.#store.remove(name);
       else await this.#recordError(record, error);
       throw error;
     }
@@ -288,14 +287,14 @@ export class VmManager {
     if (!existing) {
       record.resources.forwards.push(rule);
       record.spec.network.forwards.push(forward);
-      await this.store.write(record);
+      await this.#store.write(record);
     }
     try {
       await this.#network().addForward(rule, options.signal ? { signal: options.signal } : {});
     } catch (error) {
       record.resources.forwards = record.resources.forwards.filter((f) => f !== rule);
       record.spec.network.forwards = record.spec.network.forwards.filter((f) => f !== forward);
-      await this.store.write(record);
+      await this.#store.write(record);
       throw stepError(error, name, 'forwards');
     }
     return this.#info(record);
@@ -322,7 +321,7 @@ export class VmManager {
     record.spec.network.forwards = record.spec.network.forwards.filter(
       (f) => !(f.protocol === protocol && f.hostPort === input.hostPort),
     );
-    await this.store.write(record);
+    await this.#store.write(record);
     return { removed: true, vm: this.#info(record) };
   }
 
@@ -341,6 +340,8 @@ export class VmManager {
         finishDelete: (record, ctxOptions) => this.#delete(record, ctxOptions),
         cleanupRuntime: (record) => this.#cleanupRuntime(record),
         emit: (event) => this.#hub.emit(event),
+        store: this.#store,
+        ipam: this.#ipam,
       },
     });
   }
@@ -474,7 +475,7 @@ export class VmManager {
           });
           client = spawned.client;
           record.resources.vmm = spawned.record;
-          await this.store.write(record);
+          await this.#store.write(record);
         },
         undo: async () => {
           client?.close();
@@ -533,14 +534,14 @@ export class VmManager {
           await stopVmm(record.resources.vmm, { gracefulMs, ...(signal ? { signal } : {}) });
           await fs.rm(this.#paths(record).runDir, { recursive: true, force: true });
           delete record.resources.vmm;
-          await this.store.write(record);
+          await this.#store.write(record);
         },
       },
       {
         name: 'shares-release',
         run: async () => {
           await this.#releaseShares(record);
-          await this.store.write(record);
+          await this.#store.write(record);
         },
       },
     ];
@@ -554,14 +555,14 @@ export class VmManager {
         record.status = status;
         delete record.pending;
         delete record.lastError;
-        await this.store.write(record);
+        await this.#store.write(record);
       },
     };
   }
 
   async #delete(record: VmRecord, options: OperationOptions): Promise<void> {
     record.status = 'deleting';
-    await this.store.write(record);
+    await this.#store.write(record);
     this.#hub.emit({ type: 'status', vm: record.name, status: 'deleting' });
     const steps: PipelineStep[] = [
       ...this.#haltSteps(record, 0),
@@ -573,7 +574,7 @@ export class VmManager {
             await this.#network(record).detach({ vmId: record.id, tap: record.resources.tap });
           delete record.resources.network;
           delete record.resources.tap;
-          await this.store.write(record);
+          await this.#store.write(record);
         },
       },
       {
@@ -581,11 +582,11 @@ export class VmManager {
         run: async () => {
           await this.#ipam?.release(record.id);
           delete record.resources.ip;
-          await this.store.write(record);
+          await this.#store.write(record);
         },
       },
       // Nothing to record before the record itself goes.
-      { name: 'remove', recordBefore: false, run: () => this.store.remove(record.name) },
+      { name: 'remove', recordBefore: false, run: () => this.#store.remove(record.name) },
     ];
     // Deleting never undoes itself: a failure keeps the record in `deleting` for the next rm or reconcile.
     try {
@@ -602,7 +603,7 @@ export class VmManager {
     const ctx = this.#context(record, 'create', options);
     const steps = [...this.#networkSteps(record), ...this.#bootSteps(record)].reverse();
     const errors = await undoSteps(ctx, steps);
-    if (errors.length === 0) await this.store.remove(record.name);
+    if (errors.length === 0) await this.#store.remove(record.name);
     return errors;
   }
 
@@ -616,7 +617,7 @@ export class VmManager {
     await fs.rm(this.#paths(record).runDir, { recursive: true, force: true });
     if (record.status === 'running' || record.status === 'paused') record.status = 'stopped';
     delete record.pending;
-    await this.store.write(record);
+    await this.#store.write(record);
   }
 
   async #toggle(name: string, action: 'pause' | 'resume', options: OperationOptions): Promise<VmInfo> {
@@ -641,7 +642,7 @@ export class VmManager {
       throw stepError(error, name, action);
     }
     record.status = to;
-    await this.store.write(record);
+    await this.#store.write(record);
     this.#hub.emit({ type: 'status', vm: name, status: to });
     return this.#info(record);
   }
@@ -673,7 +674,7 @@ export class VmManager {
       ...(options.signal ? { signal: options.signal } : {}),
       beforeStep: async (step) => {
         record.pending = { op, step, since: new Date().toISOString() };
-        await this.store.write(record);
+        await this.#store.write(record);
       },
       emit: (event) => {
         options.onProgress?.(event);
@@ -683,14 +684,14 @@ export class VmManager {
   }
 
   async #recordError(record: VmRecord, error: unknown): Promise<void> {
-    if (!(await this.store.read(record.name).catch(() => undefined))) return;
+    if (!(await this.#store.read(record.name).catch(() => undefined))) return;
     record.lastError = {
       code: VmManagerError.isInstance(error) ? error.code : 'UNKNOWN',
       message: error instanceof Error ? error.message : String(error),
       ...(VmManagerError.isInstance(error) && error.details.step ? { step: error.details.step } : {}),
       at: new Date().toISOString(),
     };
-    await this.store.write(record);
+    await this.#store.write(record);
   }
 
   async #removeForwards(record: VmRecord): Promise<void> {
@@ -738,7 +739,7 @@ export class VmManager {
   #paths(record: VmRecord) {
     // Plain concatenation: names and ids are validated, and path.join's normalising shows up when listing
     // thousands of VMs.
-    const dir = this.store.vmDir(record.name);
+    const dir = this.#store.vmDir(record.name);
     const runDir = `${this.#runDir}/${record.id}`;
     return {
       dir,
@@ -775,13 +776,13 @@ export class VmManager {
   }
 
   async #ensureDirs(): Promise<void> {
-    await this.store.init();
+    await this.#store.init();
     await fs.mkdir(this.#options.runDir, { recursive: true, mode: 0o700 });
   }
 
   #lock(name: string, signal: AbortSignal | undefined, timeoutMs = this.#options.lockTimeoutMs ?? 30_000) {
-    return this.store.init().then(() =>
-      FileLock.acquire(this.store.lockPath(name), {
+    return this.#store.init().then(() =>
+      FileLock.acquire(this.#store.lockPath(name), {
         ...(signal ? { signal } : {}),
         timeoutMs,
         what: `VM ${name}`,
@@ -790,7 +791,7 @@ export class VmManager {
   }
 
   async #read(name: string): Promise<VmRecord> {
-    const record = await this.store.read(name);
+    const record = await this.#store.read(name);
     if (!record) throw notFound(name);
     return record;
   }
@@ -843,7 +844,7 @@ export class VmManager {
     info.updatedAt = record.updatedAt;
     if (record.pending) info.pending = record.pending;
     if (record.lastError) info.lastError = record.lastError;
-    const dir = this.store.vmDir(record.name);
+    const dir = this.#store.vmDir(record.name);
     info.paths = vmm
       ? { dir, serialLog: `${dir}/${SERIAL_LOG}`, vmmLog: `${dir}/${VMM_LOG}`, socket: vmm.socketPath }
       : { dir, serialLog: `${dir}/${SERIAL_LOG}`, vmmLog: `${dir}/${VMM_LOG}` };

@@ -1,16 +1,17 @@
-import { promises as fs, readdirSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { isTempFile, listPids, processStartTime, readCmdline } from '@my-hypervisor/host-utils';
 import { DEFAULT_TAP_PREFIX, NetOpsError } from '@my-hypervisor/net-ops';
-import { isTempFile } from './atomic-file.js';
 import { VmManagerError } from './errors.js';
 import type { VmEvent } from './events.js';
 import type { FileLock } from './file-lock.js';
 import { vmIdOfForwardOwner } from './forward-owner.js';
+import type { IpAllocator } from './ip-allocator.js';
 import type { OperationOptions, VmManager } from './manager.js';
-import { processCmdline, processStartTime } from './process-identity.js';
-import type { VmRecord } from './state-store.js';
+import type { StateStore, VmRecord } from './state-store.js';
 import { killProcess, vmmAlive } from './vmm.js';
 
+/** What kind of host resource a reconcile change acted on. */
 export type ReconcileKind = 'vm' | 'vmm' | 'virtiofsd' | 'tap' | 'forward' | 'ip' | 'run-dir' | 'temp-file';
 
 /** One thing reconcile changed. */
@@ -22,6 +23,7 @@ export interface ReconcileChange {
   readonly vm?: string;
 }
 
+/** What `VmManager.reconcile()` changed, left alone on purpose, and failed to repair. */
 export interface ReconcileReport {
   readonly changes: ReconcileChange[];
   /** Things left alone on purpose (a VM another process is working on, an unreadable state file). */
@@ -30,12 +32,15 @@ export interface ReconcileReport {
   readonly errors: { target: string; message: string }[];
 }
 
+/** The private parts of a `VmManager` that reconcile works with (not exported from the package). */
 export interface ReconcileInternals {
   lock(name: string, signal?: AbortSignal): Promise<FileLock>;
   undoCreate(record: VmRecord, options: OperationOptions): Promise<Error[]>;
   finishDelete(record: VmRecord, options: OperationOptions): Promise<void>;
   cleanupRuntime(record: VmRecord): Promise<void>;
   emit(event: VmEvent): void;
+  readonly store: StateStore;
+  readonly ipam: IpAllocator | undefined;
 }
 
 export async function reconcile(
@@ -44,7 +49,7 @@ export async function reconcile(
 ): Promise<ReconcileReport> {
   const { internals, signal } = options;
   const report: ReconcileReport = { changes: [], skipped: [], errors: [] };
-  const { store } = manager;
+  const { store, ipam } = internals;
   const runDir = manager.options.runDir;
   const inner: OperationOptions = options.onProgress ? { onProgress: options.onProgress } : {};
   const fail = (target: string, error: unknown) =>
@@ -164,20 +169,20 @@ export async function reconcile(
   }
 
   // 2. IP reservations nobody owns.
-  if (manager.ipam) {
-    for (const r of await manager.ipam.list()) {
+  if (ipam) {
+    for (const r of await ipam.list()) {
       if (ids.has(r.owner)) continue;
-      await fs.rm(join(manager.ipam.dir, r.address), { force: true });
+      await fs.rm(join(ipam.dir, r.address), { force: true });
       report.changes.push({
         kind: 'ip',
         target: r.address,
         action: `released (owner ${r.owner || '?'} is gone)`,
       });
     }
-    for (const entry of await fs.readdir(manager.ipam.dir).catch(() => [] as string[])) {
+    for (const entry of await fs.readdir(ipam.dir).catch(() => [] as string[])) {
       if (!isTempFile(entry)) continue;
-      await fs.rm(join(manager.ipam.dir, entry), { force: true });
-      report.changes.push({ kind: 'temp-file', target: join(manager.ipam.dir, entry), action: 'removed' });
+      await fs.rm(join(ipam.dir, entry), { force: true });
+      report.changes.push({ kind: 'temp-file', target: join(ipam.dir, entry), action: 'removed' });
     }
   }
 
@@ -207,7 +212,7 @@ export async function reconcile(
   const prefix = `${runDir.replace(/\/+$/, '')}/`;
   for (const pid of listPids()) {
     if (ownedPids.has(pid) || pid === process.pid) continue;
-    const argv = processCmdline(pid);
+    const argv = readCmdline(pid);
     const socketArg = argv?.find((a) => a.startsWith('path=') && a.slice(5).startsWith(prefix));
     if (!argv || !socketArg || !argv.includes('--api-socket')) continue;
     const startTime = processStartTime(pid);
@@ -257,14 +262,4 @@ export async function reconcile(
     }
   }
   return report;
-}
-
-function listPids(): number[] {
-  try {
-    return readdirSync('/proc')
-      .filter((e) => /^\d+$/.test(e))
-      .map(Number);
-  } catch {
-    return [];
-  }
 }

@@ -162,7 +162,9 @@ export const vmSpecSchema: Schemas['vmSpec'] = lazyObject(() => schemas().vmSpec
 export type VmSpecInput = z.input<typeof vmSpecSchema>;
 /** A parsed VM spec: defaults filled, memory in bytes. */
 export type VmSpec = z.output<typeof vmSpecSchema>;
+/** One parsed port forward of a VM spec. */
 export type ForwardSpec = VmSpec['network']['forwards'][number];
+/** One shared folder of a parsed VM spec. */
 export type ShareSpecInput = VmSpec['shares'][number];
 
 /** Parses one port forward (`{ protocol?, hostPort, guestPort, hostIp? }`); errors name the field. */

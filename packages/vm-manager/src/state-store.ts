@@ -1,7 +1,7 @@
 import { promises as fs, readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { isTempFile, syncDirectory, writeFileAtomic } from '@my-hypervisor/host-utils';
 import type { PortForwardRule, VmNetworkAttachment } from '@my-hypervisor/net-ops';
-import { isTempFile, syncDirectory, writeFileAtomic } from './atomic-file.js';
 import { VmManagerError } from './errors.js';
 import {
   DEFAULT_SETTLE_MS,
@@ -14,7 +14,9 @@ import {
 } from './listing-cache.js';
 import type { VmSpec } from './spec.js';
 
+/** The lifecycle status recorded for a VM. */
 export type VmStatus = 'creating' | 'stopped' | 'running' | 'paused' | 'deleting';
+/** The operation a VM record is in the middle of (or last ran). */
 export type VmOperation = 'create' | 'start' | 'stop' | 'delete';
 
 /** What the VMM process is, so a later process can find it again (and never mistake a recycled pid for it). */
@@ -45,6 +47,7 @@ export interface VmResources {
   vmm?: VmmRecord;
 }
 
+/** A VM's state file: its spec, status, the operation in progress and every host resource it owns. */
 export interface VmRecord {
   readonly schema: 1;
   readonly id: string;
@@ -61,6 +64,7 @@ export interface VmRecord {
 
 const STATE_FILE = 'state.json';
 
+/** How a `StateStore` lists VMs (listing cache on or off, settle time). */
 export interface StateStoreOptions {
   /**
    * Keep `<stateDir>/vms/.listing-cache.json` so that `list()` costs one stat per VM and one file read instead of a

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChvClient } from '@my-hypervisor/chv-client';
+import { isProcessAlive, processStartTime } from '@my-hypervisor/host-utils';
 import { throwIfAborted, VmManagerError } from './errors.js';
-import { isProcessAlive, processStartTime } from './process-identity.js';
 import type { VmmRecord } from './state-store.js';
 
 /** How the manager runs Cloud Hypervisor. */

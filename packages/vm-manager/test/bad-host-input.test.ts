@@ -33,7 +33,7 @@ async function refusal(promise: Promise<unknown>): Promise<VmManagerError> {
 /** Nothing of a refused or rolled-back create is left: record, reservation, run dir, TAPs, forwards, processes. */
 async function expectNothingLeft(h: Harness, runDir = h.runDir) {
   expect(await listTree(join(h.stateDir, 'vms'))).toEqual([]);
-  expect(await h.manager.ipam!.list()).toEqual([]);
+  expect(await h.ipam.list()).toEqual([]);
   expect(await listTree(runDir)).toEqual([]);
   expect(h.memory!.snapshot()).toMatchObject({ taps: [], forwards: [] });
   expect(await pidsMentioning(`${runDir}/`)).toEqual([]);

@@ -29,7 +29,7 @@ describe(`50 concurrent creates from 50 processes (${kind} backend)`, () => {
     expect(new Set(vms.map((v) => v.ip)).size).toBe(50);
     expect(new Set(vms.map((v) => v.tap)).size).toBe(50);
     expect(new Set(vms.map((v) => v.mac)).size).toBe(50);
-    expect((await h.manager.ipam!.list()).length).toBe(50);
+    expect((await h.ipam.list()).length).toBe(50);
     if (h.netns) expect((await tapsInNetns(h.netns)).sort()).toEqual(vms.map((v) => v.tap).sort());
     expect((await h.ops.listPortForwards()).length).toBe(50);
   }, 300_000);

@@ -60,13 +60,13 @@ function spec(h: Harness, name: string) {
 }
 
 async function expectStateReadable(h: Harness) {
-  for (const name of h.manager.store.names()) await expect(h.manager.store.read(name)).resolves.not.toThrow();
+  for (const name of h.store.names()) await expect(h.store.read(name)).resolves.not.toThrow();
 }
 
 async function expectNothingLeft(h: Harness) {
   expect(await h.manager.list()).toEqual([]);
   expect(await listTree(join(h.stateDir, 'vms'))).toEqual([]);
-  expect(await h.manager.ipam!.list()).toEqual([]);
+  expect(await h.ipam.list()).toEqual([]);
   if (h.memory) expect(h.memory.snapshot()).toMatchObject({ taps: [], forwards: [] });
   if (h.netns) {
     expect(await tapsInNetns(h.netns)).toEqual([]);

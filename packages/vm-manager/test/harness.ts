@@ -26,6 +26,8 @@ import {
 import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '@my-hypervisor/storage-virtiofs';
 import type { VmmOptions } from '../src/index.js';
 import { VmManager } from '../src/index.js';
+import { IpAllocator } from '../src/ip-allocator.js';
+import { StateStore } from '../src/state-store.js';
 import { bundledFixture } from './child.js';
 
 const exec = promisify(execFile);
@@ -69,6 +71,10 @@ export interface Harness extends AsyncDisposable {
   readonly netns?: string;
   readonly ops: BridgeOps & TapOps & NatOps;
   readonly child: ChildConfig;
+  /** The manager's state files, read the way the manager reads them. */
+  readonly store: StateStore;
+  /** The manager's IP reservations. */
+  readonly ipam: IpAllocator;
   /** A fresh manager over the same state (another "process" in spirit). */
   newManager(): VmManager;
 }
@@ -140,6 +146,8 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
     ...(memory ? { memory } : {}),
     ...(netns ? { netns } : {}),
     ops,
+    store: new StateStore(stateDir),
+    ipam: new IpAllocator({ dir: join(stateDir, 'ipam'), subnet: SUBNET }),
     newManager,
     child: {
       stateDir,

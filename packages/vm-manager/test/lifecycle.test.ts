@@ -87,7 +87,7 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
     await h.manager.delete('web', { force: true });
     await expect(h.manager.get('web')).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect(h.memory!.snapshot()).toMatchObject({ taps: [], forwards: [] });
-    expect(await h.manager.ipam!.list()).toEqual([]);
+    expect(await h.ipam.list()).toEqual([]);
     expect(await pidsMentioning(last.paths.socket!)).toEqual([]);
     expect(await listTree(h.runDir)).toEqual([]);
     expect(await listTree(join(h.stateDir, 'vms'))).toEqual([]);
@@ -119,7 +119,7 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
     expect((error as VmManagerError).details).toMatchObject({ vm: 'doomed', step: 'vm.boot' });
     expect(undone).toEqual(['vmm', 'forwards', 'network', 'ip']);
     expect(h.memory!.snapshot()).toMatchObject({ taps: [], forwards: [] });
-    expect(await h.manager.ipam!.list()).toEqual([]);
+    expect(await h.ipam.list()).toEqual([]);
     expect(await h.manager.list()).toEqual([]);
     expect(await listTree(h.runDir)).toEqual([]);
     expect(await listTree(join(h.stateDir, 'vms'))).toEqual([]);
@@ -140,7 +140,7 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
     expect((await h.manager.list()).map((v) => v.name)).toEqual(['one']);
     expect(h.memory!.snapshot().taps).toHaveLength(1);
     expect(h.memory!.snapshot().forwards).toHaveLength(1);
-    expect((await h.manager.ipam!.list()).length).toBe(1);
+    expect((await h.ipam.list()).length).toBe(1);
   });
 
   it('reconcile leaves alone what a VM with an unreadable record owns', async () => {
@@ -155,7 +155,7 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
     expect(report.skipped.map((s) => s.target)).toEqual(['web', 'leftovers no VM owns']);
     expect(report.changes).toEqual([]);
     // Its address, TAP, forward and VMM are all still there, for the operator to look at.
-    expect((await h.manager.ipam!.list()).map((r) => r.address)).toEqual([vm.ip]);
+    expect((await h.ipam.list()).map((r) => r.address)).toEqual([vm.ip]);
     expect(h.memory!.snapshot().taps.map((t) => t.name)).toEqual([vm.tap]);
     expect(h.memory!.snapshot().forwards).toHaveLength(1);
     expect(await pidsMentioning(vm.paths.socket!)).not.toEqual([]);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { StateStore } from '../src/index.js';
+import { StateStore } from '../src/state-store.js';
 import { runTsChild } from './child.js';
 import { vmRecord } from './fixtures/vm-record.js';
 

@@ -8,34 +8,41 @@ export const vmResizeSchema = z.strictObject({
   desired_ram: int64().optional(),
   desired_balloon: int64().optional(),
 });
+/** The body of `vm.resize`: new vCPU count, memory size or balloon size. */
 export type VmResize = z.input<typeof vmResizeSchema>;
 
 export const vmResizeDiskSchema = z.strictObject({
   id: z.string().optional(),
   desired_size: int64().optional(),
 });
+/** The body of `vm.resize-disk`: a disk id and its new size. */
 export type VmResizeDisk = z.input<typeof vmResizeDiskSchema>;
 
 export const vmResizeZoneSchema = z.strictObject({
   id: z.string().optional(),
   desired_ram: int64().optional(),
 });
+/** The body of `vm.resize-zone`: a memory zone id and its new size. */
 export type VmResizeZone = z.input<typeof vmResizeZoneSchema>;
 
 export const vmRemoveDeviceSchema = z.strictObject({ id: z.string().optional() });
+/** The body of `vm.remove-device`: the id of the device to unplug. */
 export type VmRemoveDevice = z.input<typeof vmRemoveDeviceSchema>;
 
 /** `destination_url` is `file:///some/dir`. The VM must be paused. */
 export const vmSnapshotConfigSchema = z.strictObject({ destination_url: z.string().optional() });
+/** The body of `vm.snapshot`: where to write the snapshot. */
 export type VmSnapshotConfig = z.input<typeof vmSnapshotConfigSchema>;
 
 export const vmCoredumpDataSchema = z.strictObject({ destination_url: z.string().optional() });
+/** The body of `vm.coredump`: where to write the core dump. */
 export type VmCoredumpData = z.input<typeof vmCoredumpDataSchema>;
 
 export const vmMemoryZoneUpdateDataSchema = z.strictObject({
   id: z.string().min(1),
   host_numa_node: uint32(),
 });
+/** A memory zone moved to another host NUMA node, in the `zone_updates` of a restore or an incoming migration. */
 export type VmMemoryZoneUpdateData = z.input<typeof vmMemoryZoneUpdateDataSchema>;
 
 /** `vm.restore`: `source_url` is the `file:///dir` a snapshot was written to. The VM must not exist yet. */
@@ -46,6 +53,7 @@ export const restoreConfigSchema = z.strictObject({
   resume: z.boolean().optional(),
   zone_updates: z.array(vmMemoryZoneUpdateDataSchema).optional(),
 });
+/** The body of `vm.restore`: the snapshot to restore from and how. */
 export type RestoreConfig = z.input<typeof restoreConfigSchema>;
 
 export const receiveMigrationDataSchema = z.strictObject({
@@ -54,6 +62,7 @@ export const receiveMigrationDataSchema = z.strictObject({
   memory_mode: migrationModeSchema.optional(),
   zone_updates: z.array(vmMemoryZoneUpdateDataSchema).optional(),
 });
+/** The body of `vm.receive-migration`: where to listen for a migration. */
 export type ReceiveMigrationData = z.input<typeof receiveMigrationDataSchema>;
 
 /** `vm.send-migration`: `destination_url` is `tcp:<host>:<port>` or `unix:<path>`. */
@@ -67,6 +76,7 @@ export const sendMigrationDataSchema = z.strictObject({
   tls_dir: z.string().optional(),
   memory_mode: migrationModeSchema.optional(),
 });
+/** The body of `vm.send-migration`: where to send the VM and how. */
 export type SendMigrationData = z.input<typeof sendMigrationDataSchema>;
 
 /** `vm.add-user-device` (vfio-user): the socket of the device's server. */
@@ -75,4 +85,5 @@ export const vmAddUserDeviceSchema = z.strictObject({
   pci_segment: int16().optional(),
   pci_device_id: uint8().optional(),
 });
+/** The body of `vm.add-user-device`: a vfio-user device socket. */
 export type VmAddUserDevice = z.input<typeof vmAddUserDeviceSchema>;

@@ -39,8 +39,13 @@ export const vmInfoReader = lenient(vmInfoSchema);
 export const vmCountersReader = lenient(vmCountersSchema);
 export const pciDeviceInfoReader = lenient(pciDeviceInfoSchema);
 
+/** What `vmm.ping` answers: the VMM version, build, pid and features. */
 export type VmmPingResponse = Lenient<z.output<typeof vmmPingResponseSchema>>;
+/** One node of the VM device tree in `VmInfo.device_tree`. */
 export type DeviceNode = Lenient<z.output<typeof deviceNodeSchema>>;
+/** What `vm.info` answers: the VM config, its state, memory size and device tree. */
 export type VmInfo = Lenient<z.output<typeof vmInfoSchema>>;
+/** What `vm.counters` answers: device id, then counter name, then value. */
 export type VmCounters = Lenient<z.output<typeof vmCountersSchema>>;
+/** What a hot-plug answers while the VM runs: the new device id and PCI address. */
 export type PciDeviceInfo = Lenient<z.output<typeof pciDeviceInfoSchema>>;

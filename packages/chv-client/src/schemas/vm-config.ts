@@ -18,12 +18,15 @@ export const payloadConfigSchema = z.strictObject({
   igvm: z.string().optional(),
   host_data: z.string().optional(),
 });
+/** What the VM boots: kernel, firmware, initramfs and command line. */
 export type PayloadConfig = z.input<typeof payloadConfigSchema>;
 
 export const cpuAffinitySchema = z.strictObject({ vcpu: int(), host_cpus: z.array(int()) });
+/** The host CPUs one vCPU may run on. */
 export type CpuAffinity = z.input<typeof cpuAffinitySchema>;
 
 export const cpuFeaturesSchema = z.strictObject({ amx: z.boolean().optional() });
+/** Optional CPU features to expose to the guest. */
 export type CpuFeatures = z.input<typeof cpuFeaturesSchema>;
 
 export const cpuTopologySchema = z.strictObject({
@@ -32,6 +35,7 @@ export const cpuTopologySchema = z.strictObject({
   dies_per_package: int().optional(),
   packages: int().optional(),
 });
+/** The CPU topology the guest sees: threads, cores, dies and packages. */
 export type CpuTopology = z.input<typeof cpuTopologySchema>;
 
 export const cpusConfigSchema = z.strictObject({
@@ -45,6 +49,7 @@ export const cpusConfigSchema = z.strictObject({
   features: cpuFeaturesSchema.optional(),
   core_scheduling: coreSchedulingModeSchema.optional(),
 });
+/** The vCPUs of a VM: boot and maximum count, topology, affinity and features. */
 export type CpusConfig = z.input<typeof cpusConfigSchema>;
 
 export const pciSegmentConfigSchema = z.strictObject({
@@ -52,6 +57,7 @@ export const pciSegmentConfigSchema = z.strictObject({
   mmio32_aperture_weight: int32().optional(),
   mmio64_aperture_weight: int32().optional(),
 });
+/** The aperture weights of one PCI segment. */
 export type PciSegmentConfig = z.input<typeof pciSegmentConfigSchema>;
 
 export const platformConfigSchema = z.strictObject({
@@ -76,6 +82,7 @@ export const platformConfigSchema = z.strictObject({
   iommufd: z.boolean().optional(),
   vfio_p2p_dma: z.boolean().optional(),
 });
+/** Platform settings: PCI segments, IOMMU, SMBIOS strings (serial, UUID, OEM), TDX and SEV-SNP. */
 export type PlatformConfig = z.input<typeof platformConfigSchema>;
 
 export const memoryZoneConfigSchema = z.strictObject({
@@ -92,6 +99,7 @@ export const memoryZoneConfigSchema = z.strictObject({
   prefault: z.boolean().optional(),
   reserve: z.boolean().optional(),
 });
+/** One memory zone of a VM: size, backing file, huge pages, NUMA host node. */
 export type MemoryZoneConfig = z.input<typeof memoryZoneConfigSchema>;
 
 /** Guest memory in bytes. `shared: true` is required by virtio-fs and every other vhost-user device. */
@@ -109,6 +117,7 @@ export const memoryConfigSchema = z.strictObject({
   thp: z.boolean().optional(),
   zones: z.array(memoryZoneConfigSchema).optional(),
 });
+/** The memory of a VM: size, hotplug, sharing, huge pages and zones. */
 export type MemoryConfig = z.input<typeof memoryConfigSchema>;
 
 export const tokenBucketSchema = z.strictObject({
@@ -116,21 +125,25 @@ export const tokenBucketSchema = z.strictObject({
   one_time_burst: int64().min(0).optional(),
   refill_time: int64().min(0),
 });
+/** A token bucket of a rate limiter: size, one-time burst and refill time. */
 export type TokenBucket = z.input<typeof tokenBucketSchema>;
 
 export const rateLimiterConfigSchema = z.strictObject({
   bandwidth: tokenBucketSchema.optional(),
   ops: tokenBucketSchema.optional(),
 });
+/** A rate limiter: a bandwidth and an operations token bucket. */
 export type RateLimiterConfig = z.input<typeof rateLimiterConfigSchema>;
 
 export const rateLimitGroupConfigSchema = z.strictObject({
   id: z.string(),
   rate_limiter_config: rateLimiterConfigSchema,
 });
+/** A rate limit shared by several disks. */
 export type RateLimitGroupConfig = z.input<typeof rateLimitGroupConfigSchema>;
 
 export const virtQueueAffinitySchema = z.strictObject({ queue_index: int(), host_cpus: z.array(int()) });
+/** The host CPUs that serve one virtqueue. */
 export type VirtQueueAffinity = z.input<typeof virtQueueAffinitySchema>;
 
 export const diskConfigSchema = z.strictObject({
@@ -154,6 +167,7 @@ export const diskConfigSchema = z.strictObject({
   image_type: imageTypeSchema.optional(),
   lock_granularity: lockGranularitySchema.optional(),
 });
+/** A disk of the VM: image path, read-only, queues, rate limits, vhost-user. */
 export type DiskConfig = z.input<typeof diskConfigSchema>;
 
 /**
@@ -182,6 +196,7 @@ export const netConfigSchema = z.strictObject({
   offload_ufo: z.boolean().optional(),
   offload_csum: z.boolean().optional(),
 });
+/** A network device of the VM: TAP, MAC, host-side IP, queues, vhost-user. */
 export type NetConfig = z.input<typeof netConfigSchema>;
 
 export const rngConfigSchema = z.strictObject({
@@ -191,6 +206,7 @@ export const rngConfigSchema = z.strictObject({
   iommu: z.boolean().optional(),
   src: z.string(),
 });
+/** The virtio-rng device and its entropy source (`src`). */
 export type RngConfig = z.input<typeof rngConfigSchema>;
 
 export const rtcConfigSchema = z.strictObject({
@@ -199,6 +215,7 @@ export const rtcConfigSchema = z.strictObject({
   pci_device_id: uint8().optional(),
   iommu: z.boolean().optional(),
 });
+/** A real-time clock device and its PCI placement. */
 export type RtcConfig = z.input<typeof rtcConfigSchema>;
 
 export const balloonConfigSchema = z.strictObject({
@@ -210,6 +227,7 @@ export const balloonConfigSchema = z.strictObject({
   deflate_on_oom: z.boolean().optional(),
   free_page_reporting: z.boolean().optional(),
 });
+/** The memory balloon device: size and deflate-on-OOM, free page reporting. */
 export type BalloonConfig = z.input<typeof balloonConfigSchema>;
 
 /** A virtio-fs share: the VMM connects to virtiofsd's `socket` at boot. Needs `memory.shared = true`. */
@@ -222,6 +240,7 @@ export const fsConfigSchema = z.strictObject({
   pci_device_id: uint8().optional(),
   id: z.string().optional(),
 });
+/** A virtio-fs share: the vhost-user socket of a virtiofsd and its tag. */
 export type FsConfig = z.input<typeof fsConfigSchema>;
 
 export const genericVhostUserConfigSchema = z.strictObject({
@@ -232,6 +251,7 @@ export const genericVhostUserConfigSchema = z.strictObject({
   id: z.string().optional(),
   device_type: uint32(),
 });
+/** A generic vhost-user device: its socket and virtio id. */
 export type GenericVhostUserConfig = z.input<typeof genericVhostUserConfigSchema>;
 
 export const pmemConfigSchema = z.strictObject({
@@ -243,6 +263,7 @@ export const pmemConfigSchema = z.strictObject({
   pci_device_id: uint8().optional(),
   id: z.string().optional(),
 });
+/** A persistent memory device backed by a file. */
 export type PmemConfig = z.input<typeof pmemConfigSchema>;
 
 export const consoleConfigSchema = z.strictObject({
@@ -254,6 +275,7 @@ export const consoleConfigSchema = z.strictObject({
   pci_segment: int16().optional(),
   pci_device_id: uint8().optional(),
 });
+/** Where the virtio console goes: mode, file or socket. */
 export type ConsoleConfig = z.input<typeof consoleConfigSchema>;
 
 export const serialConfigSchema = z.strictObject({
@@ -261,6 +283,7 @@ export const serialConfigSchema = z.strictObject({
   socket: z.string().optional(),
   mode: consoleModeSchema,
 });
+/** Where the serial port goes: mode, file or socket. */
 export type SerialConfig = z.input<typeof serialConfigSchema>;
 
 export const debugConsoleConfigSchema = z.strictObject({
@@ -268,6 +291,7 @@ export const debugConsoleConfigSchema = z.strictObject({
   mode: consoleModeSchema,
   iobase: int().optional(),
 });
+/** The debug console (I/O port) device: mode and file. */
 export type DebugConsoleConfig = z.input<typeof debugConsoleConfigSchema>;
 
 /** A VFIO device by its sysfs path. */
@@ -280,6 +304,7 @@ export const deviceConfigSchema = z.strictObject({
   x_nv_gpudirect_clique: int8().optional(),
   x_exclude_mmap_bars: z.array(int64()).optional(),
 });
+/** A VFIO device passed through to the VM. */
 export type DeviceConfig = z.input<typeof deviceConfigSchema>;
 
 export const userDeviceConfigSchema = z.strictObject({
@@ -288,9 +313,11 @@ export const userDeviceConfigSchema = z.strictObject({
   pci_segment: int16().optional(),
   pci_device_id: uint8().optional(),
 });
+/** A vfio-user device: its socket. */
 export type UserDeviceConfig = z.input<typeof userDeviceConfigSchema>;
 
 export const tpmConfigSchema = z.strictObject({ socket: z.string() });
+/** A TPM device: the swtpm socket. */
 export type TpmConfig = z.input<typeof tpmConfigSchema>;
 
 export const vdpaConfigSchema = z.strictObject({
@@ -301,6 +328,7 @@ export const vdpaConfigSchema = z.strictObject({
   pci_device_id: uint8().optional(),
   id: z.string().optional(),
 });
+/** A vDPA device: its path and queues. */
 export type VdpaConfig = z.input<typeof vdpaConfigSchema>;
 
 export const vsockConfigSchema = z.strictObject({
@@ -313,9 +341,11 @@ export const vsockConfigSchema = z.strictObject({
   pci_device_id: uint8().optional(),
   id: z.string().optional(),
 });
+/** The vsock device: guest CID and the host socket. */
 export type VsockConfig = z.input<typeof vsockConfigSchema>;
 
 export const numaDistanceSchema = z.strictObject({ destination: int32(), distance: int32() });
+/** The distance from one guest NUMA node to another. */
 export type NumaDistance = z.input<typeof numaDistanceSchema>;
 
 export const numaConfigSchema = z.strictObject({
@@ -326,9 +356,11 @@ export const numaConfigSchema = z.strictObject({
   pci_segments: z.array(int32()).optional(),
   device_id: z.string().optional(),
 });
+/** One guest NUMA node: its CPUs, memory zones and distances. */
 export type NumaConfig = z.input<typeof numaConfigSchema>;
 
 export const landlockConfigSchema = z.strictObject({ path: z.string(), access: z.string() });
+/** One path the VMM may access when Landlock sandboxing is on. */
 export type LandlockConfig = z.input<typeof landlockConfigSchema>;
 
 /** The `vm.create` body. Only `payload` is required; the VMM fills in defaults for everything else. */
@@ -362,4 +394,5 @@ export const vmConfigSchema = z.strictObject({
   landlock_enable: z.boolean().optional(),
   landlock_rules: z.array(landlockConfigSchema).optional(),
 });
+/** The configuration `vm.create` takes: payload, CPUs, memory and every device. */
 export type VmConfig = z.input<typeof vmConfigSchema>;

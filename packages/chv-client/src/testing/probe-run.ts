@@ -5,6 +5,7 @@ import { ChvProcess } from '../chv-process.js';
 import { ChvApiError } from '../errors.js';
 import { parseProbeGuestOutput, writeProbeGuest } from './probe-guest.js';
 
+/** How `runProbeGuest` runs: the VMM binary, the command line, a time budget and cancellation. */
 export interface RunProbeGuestOptions {
   /** The VMM binary. Default `cloud-hypervisor` on PATH. */
   readonly command?: string;
@@ -18,6 +19,7 @@ export interface RunProbeGuestOptions {
   readonly signal?: AbortSignal;
 }
 
+/** What a probe-guest run measured: start-up and boot time, the command line and the VMM version. */
 export interface ProbeGuestRun {
   /** VMM spawn → API answering. */
   readonly readyMs: number;

@@ -1,6 +1,7 @@
 /** The simulated VMM versions: one per error generation. */
 export type SimulatorVersion = 'v46' | 'v50' | 'v53';
 
+/** Every `SimulatorVersion`, oldest first, for tests that run against each. */
 export const simulatorVersions: readonly SimulatorVersion[] = ['v46', 'v50', 'v53'];
 
 export function versionMajor(version: SimulatorVersion): number {

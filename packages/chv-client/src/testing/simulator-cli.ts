@@ -1,6 +1,7 @@
 import { type SimulatorVersion, simulatorVersions, versionMajor } from './sim-failure.js';
 import { type SimulatorOptions, SimulatorStartError, startSimulator } from './simulator.js';
 
+/** Where `runSimulatorCli` reads its environment and writes its output, and the signal that stops it. */
 export interface SimulatorCliIo {
   readonly env?: NodeJS.ProcessEnv;
   readonly stdout?: (text: string) => void;

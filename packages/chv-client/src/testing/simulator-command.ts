@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+/** The command line that runs the simulator binary in place of cloud-hypervisor. */
 export interface SimulatorCommand {
   /** The executable: this Node binary. */
   readonly command: string;

@@ -19,6 +19,7 @@ import { SimHttpServer, type SimRequest, type SimResponse } from './sim-http.js'
 import { SimLog } from './sim-log.js';
 import { SimVmm } from './sim-vmm.js';
 
+/** How a simulator listens and behaves: socket, simulated release, logs, and the failures and delays to inject. */
 export interface SimulatorOptions {
   /** Where to listen (`--api-socket path=`). One of `socketPath` and `socketFd` is required. */
   readonly socketPath?: string;
@@ -69,6 +70,7 @@ export class SimulatorStartError extends Error {
   }
 }
 
+/** The largest request body (bytes) the simulator accepts unless `maxBodyBytes` says otherwise. */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 // Endpoints newer than some simulated releases: older ones answer 404 like the real VMM did.

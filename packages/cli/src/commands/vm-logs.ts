@@ -1,5 +1,6 @@
-import { open, readFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { readFile } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
+import { followFile } from '@my-hypervisor/host-utils';
 import { openManager } from '../backends.js';
 import { invalidValue, usageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
@@ -40,30 +41,15 @@ export const vmLogs: CommandHandler = async (ctx, [rawName]) => {
   out.result({ vm: name, log, path, lines }, () => out.printLines(lines));
   if (!options.follow) return ExitCode.OK;
 
-  // Follow: poll the file size (fs.watch misses writes on some filesystems) until Ctrl-C.
+  // Follow until Ctrl-C; followFile also polls, because fs.watch misses writes on some filesystems.
   using interrupt = listenForInterrupt(ctx.io);
-  let offset = Buffer.byteLength(text);
+  const decoder = new StringDecoder('utf8');
   let pending = '';
-  while (!interrupt.signal.aborted) {
-    const handle = await open(path, 'r').catch(() => undefined);
-    if (handle) {
-      try {
-        const { size } = await handle.stat();
-        if (size < offset) offset = 0; // truncated or replaced: start over
-        if (size > offset) {
-          const buffer = Buffer.alloc(size - offset);
-          await handle.read(buffer, 0, buffer.length, offset);
-          offset = size;
-          const chunk = pending + buffer.toString('utf8');
-          const parts = chunk.split('\n');
-          pending = parts.pop() ?? '';
-          out.printLines(parts);
-        }
-      } finally {
-        await handle.close();
-      }
-    }
-    await sleep(250, undefined, { signal: interrupt.signal }).catch(() => undefined);
+  const start = Buffer.byteLength(text);
+  for await (const chunk of followFile(path, { signal: interrupt.signal, pollMs: 250, start })) {
+    const parts = (pending + decoder.write(chunk)).split('\n');
+    pending = parts.pop() ?? '';
+    out.printLines(parts);
   }
   if (pending) out.print(pending);
   return ExitCode.INTERRUPTED;

@@ -11,6 +11,7 @@ import { createMethodHandlers, type MethodHandler, type MosnetServerOps } from '
 const MAX_SOCKET_PATH_BYTES = 107;
 const FLUSH_CHARS = 64 * 1024;
 
+/** What a mosnet server serves (`ops`), where it listens, its socket mode and line limit. */
 export interface MosnetServerOptions {
   /** The ops to expose, e.g. `createMemoryNetOps()` or `new LocalOps()`. */
   readonly ops: MosnetServerOps;

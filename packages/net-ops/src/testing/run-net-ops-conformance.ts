@@ -13,6 +13,7 @@ export interface NetOpsUnderTest {
   nat: NatOps;
 }
 
+/** How the conformance kit gets a fresh ops under test per test, cleans up, skips, and times out. */
 export interface NetOpsConformanceOptions {
   /** Called before EACH test: a fresh, empty environment (e.g. a fresh netns). */
   factory: () => NetOpsUnderTest | Promise<NetOpsUnderTest>;

@@ -4,10 +4,11 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { isProcessAlive, listPids, readCmdline } from '@my-hypervisor/host-utils';
 import { type ShareRecord, StorageError } from '@my-hypervisor/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '../../src/index.js';
-import { isProcessAlive, isUnixSocketListening, listPids, readCmdline } from '../../src/proc.js';
+import { isUnixSocketListening } from '../../src/proc.js';
 import {
   getVhostUserFeatures,
   VHOST_USER_F_PROTOCOL_FEATURES,
@@ -39,9 +40,9 @@ async function failure(promise: Promise<unknown>): Promise<StorageError> {
 /** Live (non-zombie) processes whose argv mentions `needle`. */
 async function processesMentioning(needle: string): Promise<number[]> {
   const found: number[] = [];
-  for (const pid of await listPids()) {
-    const argv = await readCmdline(pid);
-    if (argv?.some((arg) => arg.includes(needle)) && (await isProcessAlive(pid))) found.push(pid);
+  for (const pid of listPids()) {
+    const argv = readCmdline(pid);
+    if (argv?.some((arg) => arg.includes(needle)) && isProcessAlive(pid)) found.push(pid);
   }
   return found;
 }
@@ -91,7 +92,7 @@ describe.skipIf(reason !== undefined)('VirtioFsStorage with the real C virtiofsd
       const storage = make({ detached });
       const share = await storage.prepare({ id: 'vm1-home', hostPath, tag: 'home' });
       expect(await isUnixSocketListening(share.socketPath)).toBe(true);
-      expect(await isProcessAlive(share.pid!)).toBe(true);
+      expect(isProcessAlive(share.pid!)).toBe(true);
 
       const reply = await getVhostUserFeatures(share.socketPath);
       expect(reply.request).toBe(VHOST_USER_GET_FEATURES);
@@ -102,7 +103,7 @@ describe.skipIf(reason !== undefined)('VirtioFsStorage with the real C virtiofsd
 
       // virtiofsd serves one front-end: it exits once we disconnect, leaving its socket file behind.
       await until(() => isGone(storage, share.record));
-      expect(await isProcessAlive(share.pid!)).toBe(false);
+      expect(isProcessAlive(share.pid!)).toBe(false);
       expect(existsSync(share.socketPath)).toBe(true);
       expect(await storage.release(share)).toEqual({
         stopped: false,
@@ -123,13 +124,13 @@ describe.skipIf(reason !== undefined)('VirtioFsStorage with the real C virtiofsd
     expect(new Set(shares.map((s) => s.pid)).size).toBe(10);
     for (const share of shares) {
       expect(await isUnixSocketListening(share.socketPath)).toBe(true);
-      expect(await isProcessAlive(share.pid!)).toBe(true);
+      expect(isProcessAlive(share.pid!)).toBe(true);
     }
     expect((await storage.list()).map((r) => r.id)).toHaveLength(10);
     const results = await Promise.all(shares.map((share) => storage.release(share)));
     for (const result of results)
       expect(result).toMatchObject({ stopped: true, killed: false, socketRemoved: true });
-    for (const share of shares) expect(await isProcessAlive(share.pid!)).toBe(false);
+    for (const share of shares) expect(isProcessAlive(share.pid!)).toBe(false);
     expect(await processesMentioning(runDir)).toEqual([]);
     expect(await readdir(runDir)).toEqual([]);
   });
@@ -138,7 +139,7 @@ describe.skipIf(reason !== undefined)('VirtioFsStorage with the real C virtiofsd
     const storage = make();
     const share = await storage.prepare({ id: 'vm1-home', hostPath, tag: 'home' });
     process.kill(share.pid!, 'SIGKILL');
-    await until(async () => !(await isProcessAlive(share.pid!)));
+    await until(async () => !isProcessAlive(share.pid!));
     expect((await failure(storage.adopt(share.record))).code).toBe('NOT_FOUND');
     expect((await storage.list()).map((r) => r.id)).toEqual(['vm1-home']);
     expect(await storage.release(share.record)).toMatchObject({
@@ -173,7 +174,7 @@ describe.skipIf(reason !== undefined)('VirtioFsStorage with the real C virtiofsd
       );
       expect(error.code).toBe('ABORTED');
       expect(error.details.pid).toBeTypeOf('number');
-      expect(await isProcessAlive(error.details.pid as number)).toBe(false);
+      expect(isProcessAlive(error.details.pid as number)).toBe(false);
     } finally {
       watcher.close();
     }
@@ -187,7 +188,7 @@ describe.skipIf(reason !== undefined)('VirtioFsStorage with the real C virtiofsd
     // A stopped process keeps SIGTERM pending; only SIGKILL ends it.
     process.kill(share.pid!, 'SIGSTOP');
     expect(await storage.release(share)).toMatchObject({ stopped: true, killed: true, socketRemoved: true });
-    expect(await isProcessAlive(share.pid!)).toBe(false);
+    expect(isProcessAlive(share.pid!)).toBe(false);
   });
 
   it('a detached share is adopted after the process that prepared it has exited', async () => {
@@ -201,7 +202,7 @@ describe.skipIf(reason !== undefined)('VirtioFsStorage with the real C virtiofsd
       'true',
     ]);
     const record = JSON.parse(stdout) as ShareRecord;
-    expect(await isProcessAlive(record.pid!)).toBe(true);
+    expect(isProcessAlive(record.pid!)).toBe(true);
     const storage = make();
     const adopted = await storage.adopt(record);
     expect(adopted).toMatchObject({

@@ -71,7 +71,7 @@ describe.skipIf(skip)('VmManager on the kernel (LocalOps in a netns, real virtio
     expect(await tapsInNetns(h.netns!)).toEqual([]);
     expect(await h.ops.listPortForwards()).toEqual([]);
     expect(await pidsMentioning(h.runDir)).toEqual([]);
-    expect(await h.manager.ipam!.list()).toEqual([]);
+    expect(await h.ipam.list()).toEqual([]);
     expect(await listTree(h.runDir)).toEqual(['fs']);
   });
 

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 
-/** Keeps the last `maxBytes` of a stream's output (a VMM's stderr) for error messages. */
+/** Keeps the last `maxBytes` of a stream's output (a child's stderr) for error messages. */
 export class OutputTail {
   readonly #maxBytes: number;
   #chunks: Buffer[] = [];
@@ -24,8 +24,19 @@ export class OutputTail {
   }
 }
 
-/** The last `maxBytes` of a file (a VMM's --log-file), or '' when it cannot be read. */
-export async function readFileTail(path: string, maxBytes = 8 * 1024): Promise<string> {
+/** Options of `readFileTail`: how much of the end, and whether to start at a line. */
+export interface ReadFileTailOptions {
+  /** At most this many bytes from the end. Default 8 KiB. */
+  readonly maxBytes?: number;
+  /** When the file is longer than `maxBytes`, drop the partial first line (if a line break follows). */
+  readonly fromLineStart?: boolean;
+}
+
+/** The last bytes of a file (a daemon's log), or '' when it cannot be read. */
+export async function readFileTail(
+  path: string,
+  { maxBytes = 8 * 1024, fromLineStart = false }: ReadFileTailOptions = {},
+): Promise<string> {
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
     handle = await open(path, 'r');
@@ -33,7 +44,9 @@ export async function readFileTail(path: string, maxBytes = 8 * 1024): Promise<s
     const length = Math.min(size, maxBytes);
     const buffer = Buffer.alloc(length);
     await handle.read(buffer, 0, length, size - length);
-    return buffer.toString('utf8');
+    const text = buffer.toString('utf8');
+    const firstBreak = text.indexOf('\n');
+    return fromLineStart && size > maxBytes && firstBreak >= 0 ? text.slice(firstBreak + 1) : text;
   } catch {
     return '';
   } finally {

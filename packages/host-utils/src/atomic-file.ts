@@ -4,9 +4,11 @@ import { dirname, join } from 'node:path';
 
 /**
  * Writes `data` to `path` so that a reader (or a crash at any instant) sees either the old content or the new,
- * never a mix: temp file in the same directory, fsync, rename, fsync the directory.
+ * never a mix: temp file in the same directory, fsync, rename, fsync the directory. The temp file is named so
+ * that `isTempFile` recognises one left by a writer that died between create and rename. `mode` applies to the new
+ * file (before the umask).
  */
-export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
@@ -38,7 +40,7 @@ export async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
-/** Temp files left by a writer that died between create and rename. */
+/** True for the name of a temp file `writeFileAtomic` left behind (its writer died between create and rename). */
 export function isTempFile(name: string): boolean {
   return /^\.[0-9a-f]{12}\.tmp$/.test(name);
 }

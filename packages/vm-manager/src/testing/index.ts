@@ -1,0 +1,2 @@
+export { StateStore, type StateStoreOptions } from '../state-store.js';
+export { VERSION } from '../version.js';

@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+// The public API of every published package, as its users see it: each export of each entry point of the exports
+// map, read from the built .d.ts with the TypeScript compiler, written to docs/api/<package>.md. With --check it
+// writes nothing and fails when a committed report differs from the built packages (a public API changed without
+// its report), or when an export has no TSDoc. Run after `pnpm build`.
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = join(root, 'docs/api');
+const check = process.argv.includes('--check');
+
+/** Every workspace package that is published (not private), with its directory and manifest. */
+function publishedPackages() {
+  const found = [];
+  for (const group of ['packages', 'apps']) {
+    const dir = join(root, group);
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir).sort()) {
+      const manifestPath = join(dir, name, 'package.json');
+      if (!existsSync(manifestPath)) continue;
+      const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+      if (!manifest.private) found.push({ dir: join(dir, name), manifest });
+    }
+  }
+  return found;
+}
+
+/** The `types` file of each entry point of the exports map (`.` and deliberate subpaths). */
+function entryPoints(pkg) {
+  const entries = [];
+  for (const [subpath, target] of Object.entries(pkg.manifest.exports ?? {})) {
+    if (subpath === './package.json' || typeof target !== 'object' || !target.types) continue;
+    entries.push({ subpath, types: join(pkg.dir, target.types) });
+  }
+  return entries;
+}
+
+const flat = (text) => text.replace(/\s+/g, ' ').trim();
+
+function kindOf(declaration) {
+  if (ts.isClassDeclaration(declaration)) return 'class';
+  if (ts.isInterfaceDeclaration(declaration)) return 'interface';
+  if (ts.isTypeAliasDeclaration(declaration)) return 'type';
+  if (ts.isFunctionDeclaration(declaration)) return 'function';
+  if (ts.isEnumDeclaration(declaration)) return 'enum';
+  if (ts.isVariableDeclaration(declaration)) return 'const';
+  return ts.SyntaxKind[declaration.kind];
+}
+
+/** The declaration as users read it, without bodies or comments; classes list their public members. */
+function signature(declaration, checker) {
+  if (ts.isVariableDeclaration(declaration)) {
+    const type = checker.getTypeAtLocation(declaration);
+    return `const ${declaration.name.getText()}: ${checker.typeToString(type, undefined, ts.TypeFormatFlags.NoTruncation)}`;
+  }
+  if (ts.isClassDeclaration(declaration)) {
+    const members = declaration.members
+      .filter(
+        (m) => !(ts.getCombinedModifierFlags(m) & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)),
+      )
+      .filter((m) => !(m.name && ts.isPrivateIdentifier(m.name)))
+      .map((m) => `  ${flat(m.getText().replace(/\/\*\*[\s\S]*?\*\//g, ''))}`);
+    const head = flat(declaration.getText().slice(0, declaration.members.pos - declaration.getStart()));
+    return [`${head.replace(/\/\*\*[\s\S]*?\*\//g, '').trim()}`, ...members, '}'].join('\n');
+  }
+  return flat(declaration.getText().replace(/\/\*\*[\s\S]*?\*\//g, ''));
+}
+
+function hasDoc(symbol, checker) {
+  return symbol.getDocumentationComment(checker).length > 0;
+}
+
+/** The report of one entry point, and its exports without documentation. */
+function reportEntry(entry) {
+  const program = ts.createProgram([entry.types], {
+    noEmit: true,
+    skipLibCheck: true,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2023,
+    types: [],
+  });
+  const checker = program.getTypeChecker();
+  const source = program.getSourceFile(entry.types);
+  if (!source) throw new Error(`${entry.types} is missing: run pnpm build first`);
+  const module = checker.getSymbolAtLocation(source);
+  const exports = module ? checker.getExportsOfModule(module) : [];
+  const lines = [];
+  const undocumented = [];
+  for (const exported of [...exports].sort((a, b) => a.name.localeCompare(b.name))) {
+    const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
+    const declarations = symbol.declarations ?? [];
+    if (!hasDoc(symbol, checker) && !hasDoc(exported, checker)) undocumented.push(exported.name);
+    for (const declaration of declarations) {
+      lines.push(
+        `### \`${exported.name}\` (${kindOf(declaration)})`,
+        '',
+        '```ts',
+        signature(declaration, checker),
+        '```',
+        '',
+      );
+    }
+  }
+  return { lines, undocumented, count: exports.length };
+}
+
+let failed = false;
+mkdirSync(outDir, { recursive: true });
+for (const pkg of publishedPackages()) {
+  const name = pkg.manifest.name;
+  const body = [
+    `# API report: \`${name}\``,
+    '',
+    `Generated by \`node scripts/api-report.mjs\` from the built \`.d.ts\` files; do not edit.`,
+    '',
+  ];
+  const undocumented = [];
+  const entries = entryPoints(pkg);
+  if (entries.length === 0) continue; // a bin-only package (the bundled CLI): no importable API
+  for (const entry of entries) {
+    const { lines, undocumented: missing, count } = reportEntry(entry);
+    const importPath = entry.subpath === '.' ? name : `${name}/${entry.subpath.slice(2)}`;
+    body.push(`## \`${importPath}\` (${count} exports)`, '', ...lines);
+    undocumented.push(...missing.map((m) => `${importPath}: ${m}`));
+  }
+  const text = `${body.join('\n').trimEnd()}\n`;
+  const file = join(outDir, `${name.split('/').at(-1)}.md`);
+  const current = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+  if (check) {
+    if (current !== text) {
+      console.error(
+        `api-report: ${relative(root, file)} is out of date: the public API of ${name} changed (run node scripts/api-report.mjs and review the diff)`,
+      );
+      failed = true;
+    }
+  } else if (current !== text) {
+    writeFileSync(file, text);
+    console.log(`api-report: wrote ${relative(root, file)}`);
+  }
+  if (undocumented.length > 0) {
+    console.error(`api-report: exports without TSDoc: ${undocumented.join(', ')}`);
+    if (check) failed = true;
+  }
+}
+if (failed) process.exit(1);
+console.log(`api-report: ${check ? 'every report is current' : 'done'}`);
