@@ -1,12 +1,8 @@
 export { VmManagerError, type VmManagerErrorCode, type VmManagerErrorDetails } from './errors.js';
 export type { StatusEvent, StepEvent, VmEvent } from './events.js';
 export { vmIdOfForwardOwner } from './forward-owner.js';
-export {
-  type OperationOptions,
-  type VmInfo,
-  VmManager,
-  type VmManagerOptions,
-} from './manager.js';
+export { VmManager } from './manager.js';
+export type { OperationOptions, VmManagerOptions } from './manager-options.js';
 export type { ReconcileChange, ReconcileKind, ReconcileReport } from './reconcile.js';
 export {
   type ForwardSpec,
@@ -18,4 +14,5 @@ export {
 } from './spec.js';
 export type { ShareState, VmmRecord, VmOperation, VmRecord, VmResources, VmStatus } from './state-store.js';
 export { VERSION } from './version.js';
+export type { VmInfo } from './vm-info.js';
 export type { VmmOptions } from './vmm.js';

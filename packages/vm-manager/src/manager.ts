@@ -1,101 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ChvClient } from '@my-hypervisor/chv-client';
-import {
-  type BridgeOps,
-  deriveTapName,
-  type NatOps,
-  NetOpsError,
-  type NetworkBackend,
-  type PortForwardRule,
-  parseVmSubnet,
-  samePortForward,
-} from '@my-hypervisor/net-ops';
-import type { ShareRecord, StorageBackend } from '@my-hypervisor/storage';
+import { type NetworkBackend, parseVmSubnet, samePortForward } from '@my-hypervisor/net-ops';
+import type { StorageBackend } from '@my-hypervisor/storage';
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
-import { type StepEvent, type VmEvent, VmEventHub } from './events.js';
+import { type VmEvent, VmEventHub } from './events.js';
 import { FileLock } from './file-lock.js';
-import { forwardOwner } from './forward-owner.js';
 import { assertSpecOnHost } from './host-checks.js';
 import { IpAllocator } from './ip-allocator.js';
+import type { OperationOptions, VmManagerOptions } from './manager-options.js';
 import { type PipelineContext, type PipelineStep, runPipeline, stepError, undoSteps } from './pipeline.js';
+import { bootSteps, finalStep, haltSteps, networkSteps } from './pipeline-steps.js';
 import { type ReconcileReport, reconcile } from './reconcile.js';
-import { type ForwardSpec, parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
+import { parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
 import { StateStore, type VmOperation, type VmRecord, type VmStatus } from './state-store.js';
-import { buildVmConfig } from './vm-config.js';
-import {
-  assertVmmBinary,
-  explainVmmExit,
-  loadChvClient,
-  spawnVmm,
-  stopVmm,
-  type VmmOptions,
-  vmmAlive,
-} from './vmm.js';
-
-/** Where a `VmManager` keeps its state and which network, storage and VMM it drives. */
-export interface VmManagerOptions {
-  /** Where VM state lives (one directory per VM, IP reservations). Created 0700. */
-  readonly stateDir: string;
-  /** Where sockets live: keep it short (socket paths are limited to 108 bytes), e.g. /run/myhv. */
-  readonly runDir: string;
-  /** The network VMs join; required for VMs with `network.enabled`. */
-  readonly network?: NetworkBackend;
-  /**
-   * The network for VMs whose spec asks for `network.mycelium`: a `MyceliumNetwork` over the same bridge and
-   * subnet as `network`, so both kinds of VM share addresses and forwards.
-   */
-  readonly mycelium?: NetworkBackend;
-  /** Shared folders; required for VMs with shares. */
-  readonly storage?: StorageBackend;
-  readonly vmm?: VmmOptions;
-  /**
-   * Ops `reconcile` uses to find leftovers no VM owns (ports on the bridge, forwards). Optional: without them
-   * reconcile repairs what the records name and skips the sweep.
-   */
-  readonly inventory?: { readonly bridge?: BridgeOps; readonly nat?: NatOps };
-  /** How long an operation waits for another process's lock on the same VM. Default 30 s. */
-  readonly lockTimeoutMs?: number;
-}
-
-/** Options every `VmManager` operation takes: cancellation and progress. */
-export interface OperationOptions {
-  readonly signal?: AbortSignal;
-  /** Called for each pipeline step (start, done with timing, failed, undo). */
-  readonly onProgress?: (event: StepEvent) => void;
-}
-
-/** A VM as callers see it: the record plus whether its VMM process is alive right now. */
-export interface VmInfo {
-  readonly id: string;
-  readonly name: string;
-  readonly status: VmStatus;
-  /** False when the record says running/paused but the VMM is gone (crashed, killed, host rebooted). */
-  readonly vmmAlive: boolean;
-  readonly pid?: number;
-  readonly ip?: string;
-  readonly tap?: string;
-  readonly mac?: string;
-  readonly bridge?: string;
-  readonly ipv6?: string;
-  readonly forwards: readonly PortForwardRule[];
-  readonly shares: readonly { tag: string; hostPath: string; readOnly: boolean; socketPath?: string }[];
-  readonly spec: VmSpec;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  readonly pending?: VmRecord['pending'];
-  readonly lastError?: VmRecord['lastError'];
-  readonly paths: {
-    readonly dir: string;
-    readonly serialLog: string;
-    readonly vmmLog: string;
-    readonly socket?: string;
-  };
-}
-
-const SERIAL_LOG = 'serial.log';
-const VMM_LOG = 'vmm.log';
+import { type VmInfo, vmInfo } from './vm-info.js';
+import { forwardRule, releaseShares, removeForwards, type VmHost, vmPaths } from './vm-resources.js';
+import { assertVmmBinary, loadChvClient, stopVmm, vmmAlive } from './vmm.js';
 
 /**
  * Runs Cloud Hypervisor VMs with networking and shares. Every operation is a pipeline of idempotent steps, each
@@ -108,6 +29,7 @@ export class VmManager {
   readonly #hub = new VmEventHub();
   readonly #ipam?: IpAllocator;
   readonly #runDir: string;
+  readonly #host: VmHost;
 
   constructor(options: VmManagerOptions) {
     if (!options || typeof options.stateDir !== 'string' || typeof options.runDir !== 'string') {
@@ -124,6 +46,14 @@ export class VmManager {
     ) {
       throw new TypeError('VmManager: mycelium must use the same bridge and subnet as network');
     }
+    this.#host = {
+      store: this.#store,
+      runDir: this.#runDir,
+      vmm: options.vmm ?? {},
+      network: (record) => this.#network(record),
+      ipam: () => this.#ipamOrThrow(),
+      storage: () => this.#storage(),
+    };
     if (options.network) {
       parseVmSubnet(options.network.subnet, 'network.subnet');
       this.#ipam = new IpAllocator({ dir: join(options.stateDir, 'ipam'), subnet: options.network.subnet });
@@ -145,12 +75,12 @@ export class VmManager {
   async get(name: string): Promise<VmInfo> {
     const record = await this.#store.read(name);
     if (!record) throw notFound(name);
-    return this.#info(record);
+    return vmInfo(record, this.#store.vmDir(record.name));
   }
 
   /** Every VM, sorted by name. Unreadable state files are skipped (and reported by `reconcile`). */
   async list(): Promise<VmInfo[]> {
-    return this.#store.list().records.map((r) => this.#info(r));
+    return this.#store.list().records.map((r) => vmInfo(r, this.#store.vmDir(r.name)));
   }
 
   // ---- lifecycle --------------------------------------------------------------------------------------------
@@ -177,9 +107,9 @@ export class VmManager {
     };
     const ctx = this.#context(record, 'create', options);
     const steps = [
-      ...this.#networkSteps(record),
-      ...this.#bootSteps(record),
-      this.#finalStep(record, 'running'),
+      ...networkSteps(this.#host, record),
+      ...bootSteps(this.#host, record),
+      finalStep(this.#host, record, 'running'),
     ];
     try {
       await this.#store.write(record);
@@ -192,7 +122,7 @@ export class VmManager {
       throw error;
     }
     this.#hub.emit({ type: 'status', vm: name, status: 'running' });
-    return this.#info(record);
+    return vmInfo(record, this.#store.vmDir(record.name));
   }
 
   /** Boots a stopped VM: shares are prepared afresh (virtiofsd exits when its VMM disconnects). */
@@ -209,17 +139,17 @@ export class VmManager {
     await this.#run(
       record,
       'start',
-      [...this.#bootSteps(record), this.#finalStep(record, 'running')],
+      [...bootSteps(this.#host, record), finalStep(this.#host, record, 'running')],
       options,
     );
-    return this.#info(record);
+    return vmInfo(record, this.#store.vmDir(record.name));
   }
 
   /** Stops the VM (bounded ladder) and its shares; network, forwards and IP stay reserved. */
   async stop(name: string, options: OperationOptions & { gracefulMs?: number } = {}): Promise<VmInfo> {
     await using _lock = await this.#lock(name, options.signal);
     const record = await this.#read(name);
-    if (record.status === 'stopped') return this.#info(record);
+    if (record.status === 'stopped') return vmInfo(record, this.#store.vmDir(record.name));
     if (record.status !== 'running' && record.status !== 'paused') {
       throw wrongState(record, 'stop', 'run `myhv gc` to repair it first');
     }
@@ -227,10 +157,10 @@ export class VmManager {
     await this.#run(
       record,
       'stop',
-      [...this.#haltSteps(record, gracefulMs), this.#finalStep(record, 'stopped')],
+      [...haltSteps(this.#host, record, gracefulMs), finalStep(this.#host, record, 'stopped')],
       options,
     );
-    return this.#info(record);
+    return vmInfo(record, this.#store.vmDir(record.name));
   }
 
   async restart(name: string, options: OperationOptions & { gracefulMs?: number } = {}): Promise<VmInfo> {
@@ -275,7 +205,7 @@ export class VmManager {
     if (!record.spec.network.enabled || !record.resources.ip) {
       throw invalidSpec('network.enabled', `${name} has no network to forward to`);
     }
-    const rule = this.#rule(record, forward);
+    const rule = forwardRule(record, forward);
     const existing = record.resources.forwards.find(
       (f) => f.protocol === rule.protocol && f.hostPort === rule.hostPort,
     );
@@ -297,7 +227,7 @@ export class VmManager {
       await this.#store.write(record);
       throw stepError(error, name, 'forwards');
     }
-    return this.#info(record);
+    return vmInfo(record, this.#store.vmDir(record.name));
   }
 
   async removeForward(
@@ -311,7 +241,7 @@ export class VmManager {
     const rule = record.resources.forwards.find(
       (f) => f.protocol === protocol && f.hostPort === input.hostPort,
     );
-    if (!rule) return { removed: false, vm: this.#info(record) };
+    if (!rule) return { removed: false, vm: vmInfo(record, this.#store.vmDir(record.name)) };
     try {
       await this.#network().removeForward(rule, options.signal ? { signal: options.signal } : {});
     } catch (error) {
@@ -322,7 +252,7 @@ export class VmManager {
       (f) => !(f.protocol === protocol && f.hostPort === input.hostPort),
     );
     await this.#store.write(record);
-    return { removed: true, vm: this.#info(record) };
+    return { removed: true, vm: vmInfo(record, this.#store.vmDir(record.name)) };
   }
 
   /**
@@ -332,7 +262,7 @@ export class VmManager {
    */
   async reconcile(options: OperationOptions = {}): Promise<ReconcileReport> {
     await this.#ensureDirs();
-    return reconcile(this, {
+    return reconcile(this.#options, {
       ...options,
       internals: {
         lock: (name, signal) => this.#lock(name, signal, 0),
@@ -346,227 +276,13 @@ export class VmManager {
     });
   }
 
-  // ---- steps --------------------------------------------------------------------------------------------------
-
-  /** ip → network → forwards: what `create` does before the VMM exists. */
-  #networkSteps(record: VmRecord): PipelineStep[] {
-    if (!record.spec.network.enabled) return [];
-    return [
-      {
-        name: 'ip',
-        // Reservations are keyed by the VM id, which the record already holds: nothing more to write first.
-        recordBefore: false,
-        run: async (signal) => {
-          record.resources.ip = await this.#ipamOrThrow().allocate(record.id, signal ? { signal } : {});
-        },
-        undo: async () => {
-          await this.#ipamOrThrow().release(record.id);
-          delete record.resources.ip;
-        },
-      },
-      {
-        name: 'network',
-        intent: () => {
-          record.resources.tap = deriveTapName(record.id);
-        },
-        run: async (signal) => {
-          const attachment = await this.#network(record).attach(
-            {
-              vmId: record.id,
-              ipv4: record.resources.ip!,
-              tap: record.resources.tap,
-              multiQueue: record.spec.network.queues > 1,
-              hostname: record.name,
-            },
-            signal ? { signal } : {},
-          );
-          record.resources.network = attachment;
-          if (record.spec.network.mycelium && !attachment.ipv6) {
-            throw new VmManagerError(
-              'NETWORK_FAILED',
-              `${record.name}: the mycelium network gave no IPv6 address`,
-              {
-                details: { vm: record.name, step: 'network' },
-              },
-            );
-          }
-        },
-        undo: async () => {
-          if (!record.resources.tap) return;
-          await this.#network(record).detach({ vmId: record.id, tap: record.resources.tap });
-          delete record.resources.network;
-          delete record.resources.tap;
-        },
-      },
-      {
-        name: 'forwards',
-        intent: () => {
-          record.resources.forwards = record.spec.network.forwards.map((f) => this.#rule(record, f));
-        },
-        run: async (signal) => {
-          if (record.resources.forwards.length === 0) return;
-          const results = await Promise.allSettled(
-            record.resources.forwards.map((rule) =>
-              this.#network().addForward(rule, signal ? { signal } : {}),
-            ),
-          );
-          const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-          if (failed) throw failed.reason;
-        },
-        undo: async () => {
-          await this.#removeForwards(record);
-        },
-      },
-    ];
-  }
-
-  /** shares → vmm → vm.create → vm.boot → confirm: what `create` and `start` do. */
-  #bootSteps(record: VmRecord): PipelineStep[] {
-    const paths = this.#paths(record);
-    let client: ChvClient | undefined;
-    const steps: PipelineStep[] = [];
-    if (record.spec.shares.length > 0) {
-      steps.push({
-        name: 'shares',
-        intent: () => {
-          record.resources.shares = record.spec.shares.map((s) => ({
-            id: `${record.id}-${s.tag}`,
-            tag: s.tag,
-          }));
-        },
-        run: async (signal) => {
-          const storage = this.#storage();
-          const prepared = await Promise.allSettled(
-            record.spec.shares.map((s) =>
-              storage.prepare(
-                { id: `${record.id}-${s.tag}`, hostPath: s.hostPath, tag: s.tag, readOnly: s.readOnly },
-                signal ? { signal } : {},
-              ),
-            ),
-          );
-          record.resources.shares = record.resources.shares.map((s, i) => {
-            const p = prepared[i];
-            return p?.status === 'fulfilled' ? { ...s, record: p.value.record } : s;
-          });
-          const failed = prepared.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-          if (failed) throw failed.reason;
-        },
-        undo: () => this.#releaseShares(record),
-      });
-    }
-    steps.push(
-      {
-        name: 'vmm',
-        intent: () => {
-          record.resources.vmm = { socketPath: paths.socket, pidFile: paths.pidFile, logFile: paths.vmmLog };
-        },
-        run: async (signal) => {
-          await fs.mkdir(paths.runDir, { recursive: true, mode: 0o700 });
-          const spawned = await spawnVmm(
-            this.#options.vmm ?? {},
-            { socketPath: paths.socket, pidFile: paths.pidFile, logFile: paths.vmmLog },
-            {
-              ...(record.spec.vmm.binary ? { binary: record.spec.vmm.binary } : {}),
-              extraArgs: record.spec.vmm.extraArgs,
-            },
-            signal,
-          ).catch((error: unknown) => {
-            throw explainVmmExit(error, record.name);
-          });
-          client = spawned.client;
-          record.resources.vmm = spawned.record;
-          await this.#store.write(record);
-        },
-        undo: async () => {
-          client?.close();
-          await stopVmm(record.resources.vmm, { gracefulMs: 0 });
-          await fs.rm(paths.runDir, { recursive: true, force: true });
-          delete record.resources.vmm;
-        },
-      },
-      {
-        name: 'vm.create',
-        recordBefore: false,
-        run: async (signal) => {
-          const config = buildVmConfig({
-            spec: record.spec,
-            ...(record.resources.network ? { network: record.resources.network } : {}),
-            shares: record.resources.shares.map((s) => ({ tag: s.tag, socketPath: shareSocket(s) })),
-            serialLog: paths.serialLog,
-          });
-          await client!.vmCreate(config, signal ? { signal } : {});
-        },
-      },
-      {
-        name: 'vm.boot',
-        recordBefore: false,
-        run: async (signal) => {
-          await client!.vmBoot(signal ? { signal } : {});
-        },
-      },
-      {
-        name: 'confirm',
-        recordBefore: false,
-        run: async (signal) => {
-          const info = await client!.vmInfo(signal ? { signal } : {});
-          client!.close();
-          if (info.state !== 'Running') {
-            throw new VmManagerError(
-              'VMM_FAILED',
-              `${record.name}: the VMM reports ${info.state} after boot`,
-              {
-                details: { vm: record.name, step: 'confirm' },
-              },
-            );
-          }
-        },
-      },
-    );
-    return steps;
-  }
-
-  /** vmm stop → shares release: what `stop` and `delete` do. */
-  #haltSteps(record: VmRecord, gracefulMs: number): PipelineStep[] {
-    return [
-      {
-        name: 'vmm-stop',
-        run: async (signal) => {
-          await stopVmm(record.resources.vmm, { gracefulMs, ...(signal ? { signal } : {}) });
-          await fs.rm(this.#paths(record).runDir, { recursive: true, force: true });
-          delete record.resources.vmm;
-          await this.#store.write(record);
-        },
-      },
-      {
-        name: 'shares-release',
-        run: async () => {
-          await this.#releaseShares(record);
-          await this.#store.write(record);
-        },
-      },
-    ];
-  }
-
-  #finalStep(record: VmRecord, status: VmStatus): PipelineStep {
-    return {
-      name: 'record',
-      recordBefore: false,
-      run: async () => {
-        record.status = status;
-        delete record.pending;
-        delete record.lastError;
-        await this.#store.write(record);
-      },
-    };
-  }
-
   async #delete(record: VmRecord, options: OperationOptions): Promise<void> {
     record.status = 'deleting';
     await this.#store.write(record);
     this.#hub.emit({ type: 'status', vm: record.name, status: 'deleting' });
     const steps: PipelineStep[] = [
-      ...this.#haltSteps(record, 0),
-      { name: 'forwards-remove', run: () => this.#removeForwards(record) },
+      ...haltSteps(this.#host, record, 0),
+      { name: 'forwards-remove', run: () => removeForwards(this.#host, record) },
       {
         name: 'network-detach',
         run: async () => {
@@ -601,7 +317,7 @@ export class VmManager {
   /** Rolls back a create that never finished: every recorded resource, then the record itself. */
   async #undoCreate(record: VmRecord, options: OperationOptions): Promise<Error[]> {
     const ctx = this.#context(record, 'create', options);
-    const steps = [...this.#networkSteps(record), ...this.#bootSteps(record)].reverse();
+    const steps = [...networkSteps(this.#host, record), ...bootSteps(this.#host, record)].reverse();
     const errors = await undoSteps(ctx, steps);
     if (errors.length === 0) await this.#store.remove(record.name);
     return errors;
@@ -613,8 +329,8 @@ export class VmManager {
       await stopVmm(record.resources.vmm, { gracefulMs: 0 });
       delete record.resources.vmm;
     }
-    if (record.resources.shares.length > 0) await this.#releaseShares(record);
-    await fs.rm(this.#paths(record).runDir, { recursive: true, force: true });
+    if (record.resources.shares.length > 0) await releaseShares(this.#host, record);
+    await fs.rm(vmPaths(this.#host, record).runDir, { recursive: true, force: true });
     if (record.status === 'running' || record.status === 'paused') record.status = 'stopped';
     delete record.pending;
     await this.#store.write(record);
@@ -625,7 +341,7 @@ export class VmManager {
     const record = await this.#read(name);
     const from: VmStatus = action === 'pause' ? 'running' : 'paused';
     const to: VmStatus = action === 'pause' ? 'paused' : 'running';
-    if (record.status === to) return this.#info(record);
+    if (record.status === to) return vmInfo(record, this.#store.vmDir(record.name));
     if (record.status !== from || !vmmAlive(record.resources.vmm)) {
       throw wrongState(
         record,
@@ -644,7 +360,7 @@ export class VmManager {
     record.status = to;
     await this.#store.write(record);
     this.#hub.emit({ type: 'status', vm: name, status: to });
-    return this.#info(record);
+    return vmInfo(record, this.#store.vmDir(record.name));
   }
 
   // ---- helpers ------------------------------------------------------------------------------------------------
@@ -692,63 +408,6 @@ export class VmManager {
       at: new Date().toISOString(),
     };
     await this.#store.write(record);
-  }
-
-  async #removeForwards(record: VmRecord): Promise<void> {
-    const rules = record.resources.forwards;
-    for (const [i, rule] of rules.entries()) {
-      try {
-        await this.#network().removeForward(rule);
-      } catch (error) {
-        // CONFLICT: the host port now forwards somewhere else, so it is not ours to remove.
-        if (NetOpsError.isInstance(error) && error.code === 'CONFLICT') continue;
-        record.resources.forwards = rules.slice(i);
-        throw error;
-      }
-    }
-    record.resources.forwards = [];
-  }
-
-  async #releaseShares(record: VmRecord): Promise<void> {
-    if (record.resources.shares.length === 0) return;
-    const storage = this.#storage();
-    let known: ShareRecord[] | undefined;
-    for (const share of record.resources.shares) {
-      let shareRecord = share.record as ShareRecord | undefined;
-      if (!shareRecord) {
-        // Recorded before prepare finished: find what the backend left under that id.
-        known ??= await storage.list();
-        shareRecord = known?.find((r) => r.id === share.id);
-      }
-      if (shareRecord) await storage.release(shareRecord);
-    }
-    record.resources.shares = [];
-  }
-
-  #rule(record: VmRecord, f: ForwardSpec): PortForwardRule {
-    return {
-      protocol: f.protocol,
-      hostPort: f.hostPort,
-      guestIp: record.resources.ip!,
-      guestPort: f.guestPort,
-      ...(f.hostIp ? { hostIp: f.hostIp } : {}),
-      owner: forwardOwner(record.id),
-    };
-  }
-
-  #paths(record: VmRecord) {
-    // Plain concatenation: names and ids are validated, and path.join's normalising shows up when listing
-    // thousands of VMs.
-    const dir = this.#store.vmDir(record.name);
-    const runDir = `${this.#runDir}/${record.id}`;
-    return {
-      dir,
-      runDir,
-      socket: `${runDir}/api.sock`,
-      pidFile: `${dir}/vmm.pid`,
-      vmmLog: `${dir}/${VMM_LOG}`,
-      serialLog: `${dir}/${SERIAL_LOG}`,
-    };
   }
 
   /**
@@ -816,58 +475,6 @@ export class VmManager {
     if (!this.#options.storage) throw invalidSpec('shares', 'this manager has no storage configured');
     return this.#options.storage;
   }
-
-  // Called once per VM by `list()` (`myhv vm ls` over thousands of VMs): plain assignments in the documented key
-  // order rather than conditional spreads, and only the paths a VmInfo shows.
-  #info(record: VmRecord): VmInfo {
-    const { resources, spec } = record;
-    const vmm = resources.vmm;
-    const net = resources.network;
-    const info: { -readonly [K in keyof VmInfo]?: VmInfo[K] } = {
-      id: record.id,
-      name: record.name,
-      status: record.status,
-      vmmAlive: vmmAlive(vmm),
-    };
-    if (vmm?.pid !== undefined) info.pid = vmm.pid;
-    if (resources.ip) info.ip = resources.ip;
-    if (net) {
-      info.tap = net.tap;
-      info.mac = net.mac;
-      info.bridge = net.bridge;
-      if (net.ipv6) info.ipv6 = net.ipv6.address;
-    }
-    info.forwards = resources.forwards;
-    info.shares = spec.shares.length === 0 ? [] : spec.shares.map((s) => shareInfo(s, resources.shares));
-    info.spec = spec;
-    info.createdAt = record.createdAt;
-    info.updatedAt = record.updatedAt;
-    if (record.pending) info.pending = record.pending;
-    if (record.lastError) info.lastError = record.lastError;
-    const dir = this.#store.vmDir(record.name);
-    info.paths = vmm
-      ? { dir, serialLog: `${dir}/${SERIAL_LOG}`, vmmLog: `${dir}/${VMM_LOG}`, socket: vmm.socketPath }
-      : { dir, serialLog: `${dir}/${SERIAL_LOG}`, vmmLog: `${dir}/${VMM_LOG}` };
-    return info as VmInfo;
-  }
-}
-
-function shareInfo(
-  share: VmSpec['shares'][number],
-  live: VmRecord['resources']['shares'],
-): VmInfo['shares'][number] {
-  const state = live.find((r) => r.tag === share.tag);
-  const socketPath = state ? shareSocket(state) : undefined;
-  return {
-    tag: share.tag,
-    hostPath: share.hostPath,
-    readOnly: share.readOnly,
-    ...(socketPath ? { socketPath } : {}),
-  };
-}
-
-function shareSocket(share: { record?: unknown }): string {
-  return (share.record as ShareRecord | undefined)?.socketPath ?? '';
 }
 
 function notFound(name: string): VmManagerError {

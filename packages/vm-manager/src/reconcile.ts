@@ -7,7 +7,7 @@ import type { VmEvent } from './events.js';
 import type { FileLock } from './file-lock.js';
 import { vmIdOfForwardOwner } from './forward-owner.js';
 import type { IpAllocator } from './ip-allocator.js';
-import type { OperationOptions, VmManager } from './manager.js';
+import type { OperationOptions, VmManagerOptions } from './manager-options.js';
 import type { StateStore, VmRecord } from './state-store.js';
 import { killProcess, vmmAlive } from './vmm.js';
 
@@ -44,13 +44,13 @@ export interface ReconcileInternals {
 }
 
 export async function reconcile(
-  manager: VmManager,
+  managerOptions: VmManagerOptions,
   options: OperationOptions & { internals: ReconcileInternals },
 ): Promise<ReconcileReport> {
   const { internals, signal } = options;
   const report: ReconcileReport = { changes: [], skipped: [], errors: [] };
   const { store, ipam } = internals;
-  const runDir = manager.options.runDir;
+  const runDir = managerOptions.runDir;
   const inner: OperationOptions = options.onProgress ? { onProgress: options.onProgress } : {};
   const fail = (target: string, error: unknown) =>
     report.errors.push({ target, message: error instanceof Error ? error.message : String(error) });
@@ -187,7 +187,7 @@ export async function reconcile(
   }
 
   // 3. virtiofsd daemons nobody owns.
-  const storage = manager.options.storage;
+  const storage = managerOptions.storage;
   if (storage) {
     try {
       for (const share of await storage.list()) {
@@ -231,8 +231,8 @@ export async function reconcile(
   }
 
   // 5. TAPs on our bridge and forwards with our owner tag that no VM owns.
-  const network = manager.options.network;
-  const { bridge, nat } = manager.options.inventory ?? {};
+  const network = managerOptions.network;
+  const { bridge, nat } = managerOptions.inventory ?? {};
   if (network && bridge?.capabilities.listBridgePorts) {
     try {
       for (const port of await bridge.listBridgePorts(network.bridge)) {

@@ -1,0 +1,36 @@
+import type { BridgeOps, NatOps, NetworkBackend } from '@my-hypervisor/net-ops';
+import type { StorageBackend } from '@my-hypervisor/storage';
+import type { StepEvent } from './events.js';
+import type { VmmOptions } from './vmm.js';
+
+/** Where a `VmManager` keeps its state and which network, storage and VMM it drives. */
+export interface VmManagerOptions {
+  /** Where VM state lives (one directory per VM, IP reservations). Created 0700. */
+  readonly stateDir: string;
+  /** Where sockets live: keep it short (socket paths are limited to 108 bytes), e.g. /run/myhv. */
+  readonly runDir: string;
+  /** The network VMs join; required for VMs with `network.enabled`. */
+  readonly network?: NetworkBackend;
+  /**
+   * The network for VMs whose spec asks for `network.mycelium`: a `MyceliumNetwork` over the same bridge and
+   * subnet as `network`, so both kinds of VM share addresses and forwards.
+   */
+  readonly mycelium?: NetworkBackend;
+  /** Shared folders; required for VMs with shares. */
+  readonly storage?: StorageBackend;
+  readonly vmm?: VmmOptions;
+  /**
+   * Ops `reconcile` uses to find leftovers no VM owns (ports on the bridge, forwards). Optional: without them
+   * reconcile repairs what the records name and skips the sweep.
+   */
+  readonly inventory?: { readonly bridge?: BridgeOps; readonly nat?: NatOps };
+  /** How long an operation waits for another process's lock on the same VM. Default 30 s. */
+  readonly lockTimeoutMs?: number;
+}
+
+/** Options every `VmManager` operation takes: cancellation and progress. */
+export interface OperationOptions {
+  readonly signal?: AbortSignal;
+  /** Called for each pipeline step (start, done with timing, failed, undo). */
+  readonly onProgress?: (event: StepEvent) => void;
+}

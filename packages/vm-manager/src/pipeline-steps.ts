@@ -1,0 +1,219 @@
+import { promises as fs } from 'node:fs';
+import type { ChvClient } from '@my-hypervisor/chv-client';
+import { deriveTapName } from '@my-hypervisor/net-ops';
+import { VmManagerError } from './errors.js';
+import type { PipelineStep } from './pipeline.js';
+import type { VmRecord, VmStatus } from './state-store.js';
+import { buildVmConfig } from './vm-config.js';
+import { shareSocket } from './vm-info.js';
+import { forwardRule, releaseShares, removeForwards, type VmHost, vmPaths } from './vm-resources.js';
+import { explainVmmExit, spawnVmm, stopVmm } from './vmm.js';
+
+// The steps of VmManager's pipelines, each recorded before it runs and undone in reverse on failure (pipeline.ts).
+
+/** ip → network → forwards: what `create` does before the VMM exists. */
+export function networkSteps(host: VmHost, record: VmRecord): PipelineStep[] {
+  if (!record.spec.network.enabled) return [];
+  return [
+    {
+      name: 'ip',
+      // Reservations are keyed by the VM id, which the record already holds: nothing more to write first.
+      recordBefore: false,
+      run: async (signal) => {
+        record.resources.ip = await host.ipam().allocate(record.id, signal ? { signal } : {});
+      },
+      undo: async () => {
+        await host.ipam().release(record.id);
+        delete record.resources.ip;
+      },
+    },
+    {
+      name: 'network',
+      intent: () => {
+        record.resources.tap = deriveTapName(record.id);
+      },
+      run: async (signal) => {
+        const attachment = await host.network(record).attach(
+          {
+            vmId: record.id,
+            ipv4: record.resources.ip!,
+            tap: record.resources.tap,
+            multiQueue: record.spec.network.queues > 1,
+            hostname: record.name,
+          },
+          signal ? { signal } : {},
+        );
+        record.resources.network = attachment;
+        if (record.spec.network.mycelium && !attachment.ipv6) {
+          throw new VmManagerError(
+            'NETWORK_FAILED',
+            `${record.name}: the mycelium network gave no IPv6 address`,
+            {
+              details: { vm: record.name, step: 'network' },
+            },
+          );
+        }
+      },
+      undo: async () => {
+        if (!record.resources.tap) return;
+        await host.network(record).detach({ vmId: record.id, tap: record.resources.tap });
+        delete record.resources.network;
+        delete record.resources.tap;
+      },
+    },
+    {
+      name: 'forwards',
+      intent: () => {
+        record.resources.forwards = record.spec.network.forwards.map((f) => forwardRule(record, f));
+      },
+      run: async (signal) => {
+        if (record.resources.forwards.length === 0) return;
+        const results = await Promise.allSettled(
+          record.resources.forwards.map((rule) => host.network().addForward(rule, signal ? { signal } : {})),
+        );
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      },
+      undo: async () => {
+        await removeForwards(host, record);
+      },
+    },
+  ];
+}
+
+/** shares → vmm → vm.create → vm.boot → confirm: what `create` and `start` do. */
+export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
+  const paths = vmPaths(host, record);
+  let client: ChvClient | undefined;
+  const steps: PipelineStep[] = [];
+  if (record.spec.shares.length > 0) {
+    steps.push({
+      name: 'shares',
+      intent: () => {
+        record.resources.shares = record.spec.shares.map((s) => ({
+          id: `${record.id}-${s.tag}`,
+          tag: s.tag,
+        }));
+      },
+      run: async (signal) => {
+        const storage = host.storage();
+        const prepared = await Promise.allSettled(
+          record.spec.shares.map((s) =>
+            storage.prepare(
+              { id: `${record.id}-${s.tag}`, hostPath: s.hostPath, tag: s.tag, readOnly: s.readOnly },
+              signal ? { signal } : {},
+            ),
+          ),
+        );
+        record.resources.shares = record.resources.shares.map((s, i) => {
+          const p = prepared[i];
+          return p?.status === 'fulfilled' ? { ...s, record: p.value.record } : s;
+        });
+        const failed = prepared.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      },
+      undo: () => releaseShares(host, record),
+    });
+  }
+  steps.push(
+    {
+      name: 'vmm',
+      intent: () => {
+        record.resources.vmm = { socketPath: paths.socket, pidFile: paths.pidFile, logFile: paths.vmmLog };
+      },
+      run: async (signal) => {
+        await fs.mkdir(paths.runDir, { recursive: true, mode: 0o700 });
+        const spawned = await spawnVmm(
+          host.vmm,
+          { socketPath: paths.socket, pidFile: paths.pidFile, logFile: paths.vmmLog },
+          {
+            ...(record.spec.vmm.binary ? { binary: record.spec.vmm.binary } : {}),
+            extraArgs: record.spec.vmm.extraArgs,
+          },
+          signal,
+        ).catch((error: unknown) => {
+          throw explainVmmExit(error, record.name);
+        });
+        client = spawned.client;
+        record.resources.vmm = spawned.record;
+        await host.store.write(record);
+      },
+      undo: async () => {
+        client?.close();
+        await stopVmm(record.resources.vmm, { gracefulMs: 0 });
+        await fs.rm(paths.runDir, { recursive: true, force: true });
+        delete record.resources.vmm;
+      },
+    },
+    {
+      name: 'vm.create',
+      recordBefore: false,
+      run: async (signal) => {
+        const config = buildVmConfig({
+          spec: record.spec,
+          ...(record.resources.network ? { network: record.resources.network } : {}),
+          shares: record.resources.shares.map((s) => ({ tag: s.tag, socketPath: shareSocket(s) })),
+          serialLog: paths.serialLog,
+        });
+        await client!.vmCreate(config, signal ? { signal } : {});
+      },
+    },
+    {
+      name: 'vm.boot',
+      recordBefore: false,
+      run: async (signal) => {
+        await client!.vmBoot(signal ? { signal } : {});
+      },
+    },
+    {
+      name: 'confirm',
+      recordBefore: false,
+      run: async (signal) => {
+        const info = await client!.vmInfo(signal ? { signal } : {});
+        client!.close();
+        if (info.state !== 'Running') {
+          throw new VmManagerError('VMM_FAILED', `${record.name}: the VMM reports ${info.state} after boot`, {
+            details: { vm: record.name, step: 'confirm' },
+          });
+        }
+      },
+    },
+  );
+  return steps;
+}
+
+/** vmm stop → shares release: what `stop` and `delete` do. */
+export function haltSteps(host: VmHost, record: VmRecord, gracefulMs: number): PipelineStep[] {
+  return [
+    {
+      name: 'vmm-stop',
+      run: async (signal) => {
+        await stopVmm(record.resources.vmm, { gracefulMs, ...(signal ? { signal } : {}) });
+        await fs.rm(vmPaths(host, record).runDir, { recursive: true, force: true });
+        delete record.resources.vmm;
+        await host.store.write(record);
+      },
+    },
+    {
+      name: 'shares-release',
+      run: async () => {
+        await releaseShares(host, record);
+        await host.store.write(record);
+      },
+    },
+  ];
+}
+
+/** The last step of every operation: the record gets its new status, and pending work and errors are cleared. */
+export function finalStep(host: VmHost, record: VmRecord, status: VmStatus): PipelineStep {
+  return {
+    name: 'record',
+    recordBefore: false,
+    run: async () => {
+      record.status = status;
+      delete record.pending;
+      delete record.lastError;
+      await host.store.write(record);
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import type { PortForwardRule } from '@my-hypervisor/net-ops';
+import type { ShareRecord } from '@my-hypervisor/storage';
+import type { VmSpec } from './spec.js';
+import type { VmRecord, VmStatus } from './state-store.js';
+import { vmmAlive } from './vmm.js';
+
+/** File names inside a VM's state directory. */
+export const SERIAL_LOG = 'serial.log';
+export const VMM_LOG = 'vmm.log';
+
+/** A VM as callers see it: the record plus whether its VMM process is alive right now. */
+export interface VmInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly status: VmStatus;
+  /** False when the record says running/paused but the VMM is gone (crashed, killed, host rebooted). */
+  readonly vmmAlive: boolean;
+  readonly pid?: number;
+  readonly ip?: string;
+  readonly tap?: string;
+  readonly mac?: string;
+  readonly bridge?: string;
+  readonly ipv6?: string;
+  readonly forwards: readonly PortForwardRule[];
+  readonly shares: readonly { tag: string; hostPath: string; readOnly: boolean; socketPath?: string }[];
+  readonly spec: VmSpec;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly pending?: VmRecord['pending'];
+  readonly lastError?: VmRecord['lastError'];
+  readonly paths: {
+    readonly dir: string;
+    readonly serialLog: string;
+    readonly vmmLog: string;
+    readonly socket?: string;
+  };
+}
+
+/**
+ * A VM as callers see it, from its record and its state directory. Called once per VM by `list()` (`myhv vm ls` over thousands of VMs): plain assignments in the documented key
+ * order rather than conditional spreads, and only the paths a VmInfo shows.
+ */
+export function vmInfo(record: VmRecord, dir: string): VmInfo {
+  const { resources, spec } = record;
+  const vmm = resources.vmm;
+  const net = resources.network;
+  const info: { -readonly [K in keyof VmInfo]?: VmInfo[K] } = {
+    id: record.id,
+    name: record.name,
+    status: record.status,
+    vmmAlive: vmmAlive(vmm),
+  };
+  if (vmm?.pid !== undefined) info.pid = vmm.pid;
+  if (resources.ip) info.ip = resources.ip;
+  if (net) {
+    info.tap = net.tap;
+    info.mac = net.mac;
+    info.bridge = net.bridge;
+    if (net.ipv6) info.ipv6 = net.ipv6.address;
+  }
+  info.forwards = resources.forwards;
+  info.shares = spec.shares.length === 0 ? [] : spec.shares.map((s) => shareInfo(s, resources.shares));
+  info.spec = spec;
+  info.createdAt = record.createdAt;
+  info.updatedAt = record.updatedAt;
+  if (record.pending) info.pending = record.pending;
+  if (record.lastError) info.lastError = record.lastError;
+  info.paths = vmm
+    ? { dir, serialLog: `${dir}/${SERIAL_LOG}`, vmmLog: `${dir}/${VMM_LOG}`, socket: vmm.socketPath }
+    : { dir, serialLog: `${dir}/${SERIAL_LOG}`, vmmLog: `${dir}/${VMM_LOG}` };
+  return info as VmInfo;
+}
+
+function shareInfo(
+  share: VmSpec['shares'][number],
+  live: VmRecord['resources']['shares'],
+): VmInfo['shares'][number] {
+  const state = live.find((r) => r.tag === share.tag);
+  const socketPath = state ? shareSocket(state) : undefined;
+  return {
+    tag: share.tag,
+    hostPath: share.hostPath,
+    readOnly: share.readOnly,
+    ...(socketPath ? { socketPath } : {}),
+  };
+}
+
+export function shareSocket(share: { record?: unknown }): string {
+  return (share.record as ShareRecord | undefined)?.socketPath ?? '';
+}

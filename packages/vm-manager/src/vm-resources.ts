@@ -1,0 +1,89 @@
+import { NetOpsError, type NetworkBackend, type PortForwardRule } from '@my-hypervisor/net-ops';
+import type { ShareRecord, StorageBackend } from '@my-hypervisor/storage';
+import { forwardOwner } from './forward-owner.js';
+import type { IpAllocator } from './ip-allocator.js';
+import type { ForwardSpec } from './spec.js';
+import type { StateStore, VmRecord } from './state-store.js';
+import { SERIAL_LOG, VMM_LOG } from './vm-info.js';
+import type { VmmOptions } from './vmm.js';
+
+/** What the pipeline steps and resource helpers need from the manager that owns them. */
+export interface VmHost {
+  readonly store: StateStore;
+  /** The manager's run directory, resolved: each VM's sockets live in `<runDir>/<id>`. */
+  readonly runDir: string;
+  readonly vmm: VmmOptions;
+  /** The network backend a VM's steps use (the mycelium one for VMs that asked for it); throws when absent. */
+  network(record?: VmRecord): NetworkBackend;
+  /** The IP allocator; throws INVALID_ARGUMENT when the manager has no network. */
+  ipam(): IpAllocator;
+  /** The storage backend; throws INVALID_ARGUMENT when the manager has none. */
+  storage(): StorageBackend;
+}
+
+/** Where a VM's files are: its state directory (logs, pid file) and its run directory (API socket). */
+export interface VmPaths {
+  readonly dir: string;
+  readonly runDir: string;
+  readonly socket: string;
+  readonly pidFile: string;
+  readonly vmmLog: string;
+  readonly serialLog: string;
+}
+
+export async function removeForwards(host: VmHost, record: VmRecord): Promise<void> {
+  const rules = record.resources.forwards;
+  for (const [i, rule] of rules.entries()) {
+    try {
+      await host.network().removeForward(rule);
+    } catch (error) {
+      // CONFLICT: the host port now forwards somewhere else, so it is not ours to remove.
+      if (NetOpsError.isInstance(error) && error.code === 'CONFLICT') continue;
+      record.resources.forwards = rules.slice(i);
+      throw error;
+    }
+  }
+  record.resources.forwards = [];
+}
+
+export async function releaseShares(host: VmHost, record: VmRecord): Promise<void> {
+  if (record.resources.shares.length === 0) return;
+  const storage = host.storage();
+  let known: ShareRecord[] | undefined;
+  for (const share of record.resources.shares) {
+    let shareRecord = share.record as ShareRecord | undefined;
+    if (!shareRecord) {
+      // Recorded before prepare finished: find what the backend left under that id.
+      known ??= await storage.list();
+      shareRecord = known?.find((r) => r.id === share.id);
+    }
+    if (shareRecord) await storage.release(shareRecord);
+  }
+  record.resources.shares = [];
+}
+
+export function forwardRule(record: VmRecord, f: ForwardSpec): PortForwardRule {
+  return {
+    protocol: f.protocol,
+    hostPort: f.hostPort,
+    guestIp: record.resources.ip!,
+    guestPort: f.guestPort,
+    ...(f.hostIp ? { hostIp: f.hostIp } : {}),
+    owner: forwardOwner(record.id),
+  };
+}
+
+export function vmPaths(host: VmHost, record: VmRecord): VmPaths {
+  // Plain concatenation: names and ids are validated, and path.join's normalising shows up when listing
+  // thousands of VMs.
+  const dir = host.store.vmDir(record.name);
+  const runDir = `${host.runDir}/${record.id}`;
+  return {
+    dir,
+    runDir,
+    socket: `${runDir}/api.sock`,
+    pidFile: `${dir}/vmm.pid`,
+    vmmLog: `${dir}/${VMM_LOG}`,
+    serialLog: `${dir}/${SERIAL_LOG}`,
+  };
+}
