@@ -1,22 +1,24 @@
+import type { ChvProcessSpawnOptions } from './chv-process.js';
 import { invalidArgument } from './errors.js';
 import { validateSocketPath } from './socket-path.js';
 
 const NETNS_PATTERN = /^[A-Za-z0-9_.-]{1,255}$/;
 
-/** What `ChvProcess.spawn` needs to build the VMM's command line; a subset of its options. */
-export interface VmmCommandOptions {
-  readonly command?: string;
-  readonly commandArgs?: readonly string[];
-  readonly socketPath: string;
-  readonly logFile?: string;
-  readonly verbose?: number;
-  readonly eventMonitor?: boolean;
-  readonly eventFile?: string;
-  readonly detached?: boolean;
-  readonly stderrFile?: string;
-  readonly netns?: string;
-  readonly extraArgs?: readonly string[];
-}
+/** What `ChvProcess.spawn` needs to build the VMM's command line: a subset of its options. */
+export type VmmCommandOptions = Pick<
+  ChvProcessSpawnOptions,
+  | 'command'
+  | 'commandArgs'
+  | 'socketPath'
+  | 'logFile'
+  | 'verbose'
+  | 'eventMonitor'
+  | 'eventFile'
+  | 'detached'
+  | 'stderrFile'
+  | 'netns'
+  | 'extraArgs'
+>;
 
 /** The VMM's command line and the files it writes, decided before anything is spawned. */
 export interface VmmCommand {
