@@ -1,23 +1,20 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import {
   kvmUnavailableReason,
   parseProbeGuestOutput,
   realVmmBinary,
+  realVmmMissingReason,
 } from '@my-hypervisor/chv-client/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { e2eSkipReason, json, myhv, Sandbox, virtiofsdMissing } from './myhv.js';
 
-// The CLI as a user runs it on a host with cloud-hypervisor installed: MYHV_CLOUD_HYPERVISOR's binary, else the
-// v53.0.0 binary beside the checkout. With KVM the probe guest boots and tells what it received; without KVM
+// The CLI as a user runs it on a host with cloud-hypervisor installed: MYHV_CLOUD_HYPERVISOR's binary (.ci/run sets
+// it to the v53.0.0 beside the checkout). With KVM the probe guest boots and tells what it received; without KVM
 // the CLI must say so and change nothing.
-const realBinary =
-  realVmmBinary() ??
-  fileURLToPath(new URL('../../../../shared/cloud-hypervisor/bin/cloud-hypervisor', import.meta.url));
+const realBinary = realVmmBinary() ?? '';
 const skip =
   e2eSkipReason() ??
   (virtiofsdMissing() ? 'virtiofsd is missing (apt-get install qemu-system-common)' : undefined) ??
-  (existsSync(realBinary) ? undefined : `${realBinary} does not exist`);
+  realVmmMissingReason();
 const kvmMissing = kvmUnavailableReason();
 if (skip) console.warn(`skipped: myhv on the real cloud-hypervisor, because ${skip}`);
 else if (kvmMissing)

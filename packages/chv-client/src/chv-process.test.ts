@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { isProcessAlive } from '@my-hypervisor/host-utils';
 import { describe, expect, it } from 'vitest';
@@ -229,7 +230,8 @@ describe.each(simulatorVersions)('ChvProcess faults and rungs (simulator %s)', (
     });
     const exited = new Promise((resolve) => child.once('exit', resolve));
     try {
-      await waitFor(() => existsSync(socketPath));
+      // Listening, not just bound: between bind and listen a connect is refused (UNAVAILABLE, not TIMEOUT).
+      await waitForListening(socketPath);
       await expectChvError(
         ChvProcess.attach({ pid: child.pid!, socketPath, readyTimeoutMs: 200 }),
         'TIMEOUT',
@@ -363,10 +365,19 @@ describe('ChvProcess ladder ends and ownership', () => {
   });
 });
 
-async function waitFor(check: () => boolean, ms = 10_000) {
+async function waitForListening(socketPath: string, ms = 10_000) {
   const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
+  for (;;) {
+    const connected = await new Promise<boolean>((resolve) => {
+      const socket = connect(socketPath);
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (connected) return;
+    if (Date.now() > end) throw new Error(`${socketPath} did not accept connections in time`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import { expect } from 'vitest';
 import { ChvApiError, type ChvErrorCode, ChvProcess } from '../src/index.js';
 import {
   realVmmBinary,
+  realVmmMissingReason,
   realVmmSkipReason,
   type SimulatorVersion,
   simulatorVersions,
@@ -37,7 +37,7 @@ export const realSkipReason = realVmmSkipReason();
 /** The real binary to boot guests with: MYHV_CLOUD_HYPERVISOR, when this host can run guests. */
 export const realBinary = realSkipReason ? undefined : realVmmBinary();
 /** The real binary when it exists, even where it cannot run guests (for start-up failure tests). */
-export const realBinaryOnDisk = realVmmBinary() && existsSync(realVmmBinary()!) ? realVmmBinary() : undefined;
+export const realBinaryOnDisk = realVmmMissingReason() ? undefined : realVmmBinary();
 /** A kernel of the caller's from MYHV_CHV_KERNEL; otherwise the real suites boot the probe guest. */
 export const realKernel = process.env.MYHV_CHV_KERNEL || undefined;
 

@@ -9,7 +9,7 @@ export {
   writeProbeGuest,
 } from './probe-guest.js';
 export { type ProbeGuestRun, type RunProbeGuestOptions, runProbeGuest } from './probe-run.js';
-export { kvmUnavailableReason, realVmmBinary, realVmmSkipReason } from './real-vmm.js';
+export { kvmUnavailableReason, realVmmBinary, realVmmMissingReason, realVmmSkipReason } from './real-vmm.js';
 export { type SimulatorVersion, simulatorVersions } from './sim-failure.js';
 export {
   DEFAULT_MAX_BODY_BYTES,

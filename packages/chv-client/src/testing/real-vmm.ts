@@ -21,13 +21,22 @@ export function realVmmBinary(env: NodeJS.ProcessEnv = process.env): string | un
 }
 
 /**
+ * Why no real cloud-hypervisor is on disk for the tests that need only the binary (its `--version`, its start-up
+ * failure without KVM), or undefined: `MYHV_CLOUD_HYPERVISOR` must name a file that exists.
+ */
+export function realVmmMissingReason(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const binary = realVmmBinary(env);
+  if (!binary) return 'MYHV_CLOUD_HYPERVISOR is not set';
+  return existsSync(binary) ? undefined : `MYHV_CLOUD_HYPERVISOR=${binary} does not exist`;
+}
+
+/**
  * Why the suites that boot guests on the real binary must skip here, or undefined when they can run: the binary
  * must be named, exist, and find a usable `/dev/kvm`.
  */
 export function realVmmSkipReason(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const binary = realVmmBinary(env);
-  if (!binary) return 'MYHV_CLOUD_HYPERVISOR is not set';
-  if (!existsSync(binary)) return `MYHV_CLOUD_HYPERVISOR=${binary} does not exist`;
+  const missing = realVmmMissingReason(env);
+  if (missing) return missing;
   const kvm = kvmUnavailableReason();
   return kvm ? `MYHV_CLOUD_HYPERVISOR is set but ${kvm}` : undefined;
 }
