@@ -1,5 +1,6 @@
 export { isTempFile, syncDirectory, writeFileAtomic } from './atomic-file.js';
 export { type FollowFileOptions, followFile } from './file-follower.js';
+export { hypervisorDeviceProblem } from './hypervisor-device.js';
 export { OutputTail, type ReadFileTailOptions, readFileTail } from './output-tail.js';
 export {
   isProcessAlive,

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChvClient } from '@my-hypervisor/chv-client';
-import { isProcessAlive, processStartTime } from '@my-hypervisor/host-utils';
+import { hypervisorDeviceProblem, isProcessAlive, processStartTime } from '@my-hypervisor/host-utils';
 import { throwIfAborted, VmManagerError } from './errors.js';
 import type { VmmRecord } from './state-store.js';
 
@@ -91,28 +91,9 @@ export async function assertVmmBinary(
   }
   // A real VMM on a host without a hypervisor device would only fail after the TAP and forwards exist.
   if (kind === 'cloud-hypervisor') {
-    const missing = await hypervisorDeviceProblem();
+    const missing = hypervisorDeviceProblem();
     if (missing) throw kvmUnavailable(missing, { ...(vm ? { vm } : {}), step: 'check' });
   }
-}
-
-/**
- * Why no hypervisor device cloud-hypervisor could use is available, or undefined: `/dev/kvm` opening read-write
- * (or `/dev/mshv`, for builds with Microsoft's hypervisor) is what its start-up needs.
- */
-export async function hypervisorDeviceProblem(): Promise<string | undefined> {
-  const problems: string[] = [];
-  for (const device of ['/dev/kvm', '/dev/mshv']) {
-    try {
-      await (await fs.open(device, 'r+')).close();
-      return undefined;
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' || device === '/dev/kvm')
-        problems.push(code === 'ENOENT' ? `${device} is missing` : `${device} cannot be opened (${code})`);
-    }
-  }
-  return problems.join('; ');
 }
 
 function kvmUnavailable(

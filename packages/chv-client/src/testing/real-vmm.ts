@@ -1,17 +1,13 @@
-import { closeSync, constants, existsSync, openSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { hypervisorDeviceProblem } from '@my-hypervisor/host-utils';
 
 /**
  * Why this host cannot run guests with KVM, or undefined when `/dev/kvm` opens read-write. Without it the real
  * cloud-hypervisor exits at start-up with "no supported hypervisor", before its API socket appears.
  */
 export function kvmUnavailableReason(device = '/dev/kvm'): string | undefined {
-  if (!existsSync(device)) return `${device} is missing, so cloud-hypervisor cannot create a VM on this host`;
-  try {
-    closeSync(openSync(device, constants.O_RDWR));
-    return undefined;
-  } catch (error) {
-    return `${device} cannot be opened read-write (${(error as NodeJS.ErrnoException).code})`;
-  }
+  const problem = hypervisorDeviceProblem([device]);
+  return problem && `${problem}, so cloud-hypervisor cannot create a VM on this host`;
 }
 
 /** The real cloud-hypervisor named by `MYHV_CLOUD_HYPERVISOR` (unset, empty or `simulator` means none). */
