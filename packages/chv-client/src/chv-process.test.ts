@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { isProcessAlive } from '@my-hypervisor/host-utils';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { expectChvError, realBinary, realBinaryOnDisk, realSkipReason, tempDir } from '../test/helpers.js';
 import { ChvProcess, type ChvProcessSpawnOptions } from './index.js';
 import {
@@ -349,6 +350,74 @@ describe('ChvProcess ladder ends and ownership', () => {
     expect(isProcessAlive(error.details.pid!)).toBe(false);
   });
 
+  it('stop() with a signal leaves no abort listeners on it, however long the guest takes', async () => {
+    await using dir = await tempDir();
+    const kernel = join(dir.path, 'vmlinux');
+    await writeFile(kernel, '');
+    await using vmm = await ChvProcess.spawn({
+      command: sim.command,
+      commandArgs: [...sim.args],
+      env: { MYHV_SIM_POWER_BUTTON: 'ignore' },
+      socketPath: join(dir.path, 'api.sock'),
+      readyTimeoutMs: READY_MS,
+    });
+    await vmm.client.vmCreate({ payload: { kernel } });
+    await vmm.client.vmBoot();
+    const { signal } = new AbortController();
+    let most = 0;
+    const sample = setInterval(() => {
+      most = Math.max(most, getEventListeners(signal, 'abort').length);
+    }, 5);
+    try {
+      // About 20 waits for the guest, all with this one signal.
+      const result = await vmm.stop({ gracefulMs: 2_000, signal });
+      expect(result.rung).toBe('vmm-shutdown');
+    } finally {
+      clearInterval(sample);
+    }
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    expect(most).toBeLessThanOrEqual(2);
+  });
+
+  it('attach(): watching for exit does not hold the event loop open', async () => {
+    await using dir = await tempDir();
+    const socketPath = join(dir.path, 'api.sock');
+    await using simulator = await startPlainSimulator(socketPath);
+    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    const before = timers();
+    const vmm = await ChvProcess.attach({ pid: simulator.pid, socketPath });
+    try {
+      expect(vmm.running).toBe(true);
+      expect(timers()).toBe(before);
+    } finally {
+      vmm.disown();
+      await vmm.close();
+    }
+  });
+
+  it('attach(): the exit poll ends when the VMM exits, and when the handle is closed', async () => {
+    await using dir = await tempDir();
+    const socketPath = join(dir.path, 'api.sock');
+    await using simulator = await startPlainSimulator(socketPath);
+    // Only the poll's interval is faked, so counting fake timers counts polls; time still passes.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'], shouldAdvanceTime: true });
+    try {
+      const first = await ChvProcess.attach({ pid: simulator.pid, socketPath });
+      expect(vi.getTimerCount()).toBe(1);
+      first.disown();
+      await first.close();
+      expect(vi.getTimerCount()).toBe(0);
+      {
+        await using _again = await ChvProcess.attach({ pid: simulator.pid, socketPath });
+        expect(vi.getTimerCount()).toBe(1);
+      }
+      expect(vi.getTimerCount()).toBe(0);
+      expect(isProcessAlive(simulator.pid)).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('await using stops the VMM', async () => {
     await using dir = await tempDir();
     let pid = 0;
@@ -364,6 +433,25 @@ describe('ChvProcess ladder ends and ownership', () => {
     expect(isProcessAlive(pid)).toBe(false);
   });
 });
+
+/** A simulator started as a plain child process, for attach() to adopt; killed on dispose. */
+async function startPlainSimulator(
+  socketPath: string,
+): Promise<{ pid: number; [Symbol.asyncDispose](): Promise<void> }> {
+  const child = spawn(sim.command, [...sim.args, '--api-socket', `path=${socketPath}`], { stdio: 'ignore' });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const dispose = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  try {
+    await waitForListening(socketPath);
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  return { pid: child.pid!, [Symbol.asyncDispose]: dispose };
+}
 
 async function waitForListening(socketPath: string, ms = 10_000) {
   const end = Date.now() + ms;

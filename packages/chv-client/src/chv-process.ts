@@ -7,11 +7,12 @@ import {
   followFile,
   isProcessAlive,
   processStartTime,
+  raceSignal,
   readCmdline,
   writeFileAtomic,
 } from '@my-hypervisor/host-utils';
 import { ChvClient, type ChvClientOptions } from './chv-client.js';
-import { ChvApiError, throwIfAborted } from './errors.js';
+import { abortError, ChvApiError, throwIfAborted } from './errors.js';
 import { type ChvEventStream, parseEventStream } from './event-stream.js';
 import { waitForApiReady } from './readiness.js';
 import { type ChvServerVersion, parseServerVersion } from './server-version.js';
@@ -131,7 +132,10 @@ export class ChvProcess implements AsyncDisposable {
   readonly client: ChvClient;
   /** The event monitor feed (ends with the process); empty without `eventMonitor`/`eventFile`. */
   readonly events: ChvEventStream;
-  /** Resolves with the exit status when the process ends (code and signal are null for an attached one). */
+  /**
+   * Resolves with the exit status when the process ends (code and signal are null for an attached one). An
+   * attached one is polled without holding the event loop open, and no longer once disowned or closed.
+   */
   readonly exited: Promise<ChvProcessExit>;
   /** The VMM's release, from the readiness ping. */
   readonly serverVersion: ChvServerVersion;
@@ -401,12 +405,14 @@ export class ChvProcess implements AsyncDisposable {
     if (!this.running) return true;
     const timer = new AbortController();
     const wait = sleep(Math.max(0, ms), undefined, { signal: timer.signal }).catch(() => {});
-    const aborted = new Promise<void>((resolve) =>
-      signal?.addEventListener('abort', () => resolve(), { once: true }),
-    );
-    await Promise.race([this.exited, wait, aborted]);
-    timer.abort();
-    throwIfAborted(signal, 'stopping the VMM');
+    try {
+      // Called dozens of times with one caller signal: raceSignal removes its listener each time.
+      await raceSignal(Promise.race([this.exited, wait]), signal, (aborted) =>
+        abortError(aborted, 'stopping the VMM'),
+      );
+    } finally {
+      timer.abort();
+    }
     return !this.running;
   }
 
@@ -436,17 +442,28 @@ function rethrowAbort(error: unknown): undefined {
   return undefined;
 }
 
-/** Exit of a process that is not our child: poll /proc (there is no pidfd in Node). */
+/**
+ * Exit of a process that is not our child: poll /proc (there is no pidfd in Node). Like a detached child, it
+ * does not hold the event loop open. The poll ends at exit or on `stop`, after which it settles only if the
+ * process is already gone.
+ */
 function pollExit(pid: number, startTime: number, stop: AbortSignal): Promise<ChvProcessExit> {
   return new Promise((resolve) => {
-    const timer = setInterval(() => {
-      if (!isProcessAlive(pid, startTime)) {
-        clearInterval(timer);
-        resolve({ code: null, signal: null });
-      }
-    }, 50);
-    // Released: keep resolving eventually, but no longer hold the event loop open.
-    stop.addEventListener('abort', () => timer.unref(), { once: true });
+    const poll = () => {
+      if (isProcessAlive(pid, startTime)) return;
+      end();
+      resolve({ code: null, signal: null });
+    };
+    const end = () => {
+      clearInterval(timer);
+      stop.removeEventListener('abort', onStop);
+    };
+    const onStop = () => {
+      end();
+      poll();
+    };
+    const timer = setInterval(poll, 50).unref();
+    stop.addEventListener('abort', onStop, { once: true });
   });
 }
 

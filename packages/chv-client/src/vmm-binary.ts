@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants, promises as fs, type Stats } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
+import { raceSignal } from '@my-hypervisor/host-utils';
 import { ChvApiError, invalidArgument, throwIfAborted } from './errors.js';
 
 /** What `<binary> --version` said. */
@@ -74,12 +75,7 @@ export async function checkVmmBinary(
     // A failure is not remembered: a timeout on a loaded host should not stick.
     answer.catch(() => answers.delete(key));
   }
-  if (!signal) return answer;
-  return new Promise((resolvePromise, reject) => {
-    const onAbort = () => reject(abortedError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    answer.then(resolvePromise, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
+  return raceSignal(answer, signal, abortedError);
 }
 
 function abortedError(signal: AbortSignal): ChvApiError {

@@ -2,17 +2,22 @@ import { z } from 'zod';
 
 /**
  * The reading side of a strict request type: every object keeps unknown fields, and every optional field may
- * also be `null` (the VMM serialises absent options as `null`).
+ * also be `null` (the VMM serialises absent options as `null`). `unknown` and scalars stay as they are.
  */
-export type Lenient<T> = T extends readonly (infer U)[]
-  ? Lenient<U>[]
-  : T extends Record<string, unknown>
-    ? {
-        [K in keyof T]: undefined extends T[K]
-          ? Lenient<NonNullable<T[K]>> | null | undefined
-          : Lenient<T[K]>;
-      } & { [key: string]: unknown }
-    : T;
+export type Lenient<T> = unknown extends T
+  ? T
+  : T extends readonly (infer U)[]
+    ? Lenient<U>[]
+    : T extends Record<string, unknown>
+      ? {
+          // `unknown` first: NonNullable<unknown> is `{}`, which would turn it into an object.
+          [K in keyof T]: unknown extends T[K]
+            ? T[K]
+            : undefined extends T[K]
+              ? Lenient<NonNullable<T[K]>> | null | undefined
+              : Lenient<T[K]>;
+        } & { [key: string]: unknown }
+      : T;
 
 /**
  * Derives the lenient schema from a strict one: loose objects, nullish optionals, unconstrained numbers and
