@@ -1,4 +1,4 @@
-import { isIPv6, MAX_MTU, MIN_MTU } from '@my-hypervisor/net-ops';
+import { MAX_MTU, MIN_MTU } from '@my-hypervisor/net-ops';
 import { z } from 'zod';
 import { mosnetErrorCodes } from './rpc-errors.js';
 
@@ -19,8 +19,8 @@ export type MosnetMethodName = (typeof mosnetMethods)[keyof typeof mosnetMethods
 /** The discovery method every OpenRPC server answers with its document. */
 export const DISCOVER_METHOD = 'rpc.discover';
 
-// Wire field schemas. Each one is expressible in JSON Schema (pattern, bounds) so the OpenRPC document derived
-// from them says exactly what the server enforces; the one refinement (IPv6 syntax) is noted in its description.
+// Wire field schemas. Each one is expressible in JSON Schema (pattern, bounds, no refinements), so the OpenRPC
+// document derived from them says exactly what the server enforces.
 // The same rule as net-ops' validateInterfaceName, as one pattern so the document carries it.
 const interfaceName = z
   .string()
@@ -32,18 +32,37 @@ const interfaceName = z
     'A Linux interface name: 1–15 bytes of [A-Za-z0-9_.-], not starting with "-", not ".", "..", "all" or "default".',
   );
 const ipv4Octet = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const ipv4Text = `${ipv4Octet}(\\.${ipv4Octet}){3}`;
 const ipv4Cidr = z
   .string()
   .regex(
-    new RegExp(`^${ipv4Octet}(\\.${ipv4Octet}){3}/(3[0-2]|[12]?\\d)$`),
+    new RegExp(`^${ipv4Text}/(3[0-2]|[12]?\\d)$`),
     'must be an IPv4 address with its prefix length, e.g. 10.62.0.1/24',
   )
   .describe('An IPv4 address with its prefix length, e.g. 10.62.0.1/24.');
+
+/**
+ * RFC 4291 IPv6 text (what net-ops' isIPv6 accepts) as one pattern: 8 groups, or `::` standing for at least one
+ * zero group, optionally ending in a dotted IPv4 address that fills the last two groups.
+ */
+function ipv6Pattern(): string {
+  const group = '[0-9A-Fa-f]{1,4}';
+  const groups = (count: number) =>
+    count === 0 ? '' : count === 1 ? group : `${group}(:${group}){${count - 1}}`;
+  const upTo = (unit: string, max: number) =>
+    max === 0 ? '' : max === 1 ? `(${unit})?` : `(${unit}){0,${max}}`;
+  const alternatives = [`(${group}:){7}${group}`, `(${group}:){6}${ipv4Text}`];
+  for (let head = 0; head <= 7; head++) {
+    const rest = 7 - head;
+    alternatives.push(`${groups(head)}::${rest === 0 ? '' : `(${group}${upTo(`:${group}`, rest - 1)})?`}`);
+    if (rest >= 2) alternatives.push(`${groups(head)}::${upTo(`${group}:`, rest - 2)}${ipv4Text}`);
+  }
+  return `(${alternatives.join('|')})`;
+}
 const ipv6Cidr = z
   .string()
-  .regex(/^[0-9A-Fa-f:.]+\/(12[0-8]|1[01]\d|[1-9]?\d)$/, 'must be an IPv6 address with its prefix length')
-  .refine(
-    (value) => isIPv6(value.slice(0, value.indexOf('/'))),
+  .regex(
+    new RegExp(`^${ipv6Pattern()}/(12[0-8]|1[01]\\d|[1-9]?\\d)$`),
     'must be an IPv6 address with its prefix length',
   )
   .describe('An IPv6 address with its prefix length, e.g. 4a1:2b3::1/64.');

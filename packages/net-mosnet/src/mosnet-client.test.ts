@@ -137,6 +137,25 @@ describe('MosnetClient: faults', () => {
     expect(issues[0]).toMatchObject({ id: 99_999 });
   });
 
+  it('reads id null as a valid id no call of ours carries, and keeps it apart from a missing id', async () => {
+    const issues: MosnetProtocolIssue[] = [];
+    await peer((request, socket) =>
+      socket.write(
+        `${JSON.stringify({ jsonrpc: '2.0', id: null, result: 'for a request sent with id null' })}\n` +
+          `${JSON.stringify({ jsonrpc: '2.0', id: null, method: 'mosnet.ask' })}\n` +
+          `${JSON.stringify({ jsonrpc: '2.0', method: 'mosnet.event' })}\n` +
+          ok(request.id, 'mine'),
+      ),
+    );
+    const c = client({ onProtocolError: (issue) => issues.push(issue) });
+    expect(await c.call('m', {})).toBe('mine');
+    expect(issues.map((issue) => [issue.kind, 'id' in issue ? issue.id : 'no id'])).toEqual([
+      ['unknown-id', null],
+      ['notification', null],
+      ['notification', 'no id'],
+    ]);
+  });
+
   it('survives a hook that throws', async () => {
     await peer((request, socket) => socket.write(`garbage\n${ok(request.id, 1)}`));
     const c = client({

@@ -32,7 +32,7 @@ export type MosnetProtocolIssueKind =
   | 'invalid-message'
   /** A line over `maxLineBytes`, dropped unread. */
   | 'line-too-long'
-  /** A response whose id matches no call we made. */
+  /** A response whose id matches no call we made (`id: null` included: we never send it). */
   | 'unknown-id'
   /** A response to a call that already timed out or was aborted. */
   | 'late-response'
@@ -350,8 +350,14 @@ export class MosnetClient implements AsyncDisposable {
       return;
     }
     if ('method' in message) {
-      const id = (message as { id?: JsonRpcId }).id;
-      this.#report({ kind: 'notification', message: 'the daemon sent a notification or request', line, id });
+      // A notification has no id member; a request may carry `id: null`, which the issue keeps.
+      const id = (message as { id?: JsonRpcId | null }).id;
+      this.#report({
+        kind: 'notification',
+        message: 'the daemon sent a notification or request',
+        line,
+        ...(id === undefined ? {} : { id }),
+      });
       return;
     }
     // Picking the branch by its key spares every answer a failed union attempt.
@@ -384,11 +390,10 @@ export class MosnetClient implements AsyncDisposable {
       return;
     }
     const response: JsonRpcResponse = parsed.data;
-    if (response.id === null) {
-      const error = 'error' in response ? response.error : undefined;
+    if (response.id === null && 'error' in response) {
       this.#report({
         kind: 'error-without-id',
-        message: `the daemon reported an error for no request id: ${error?.message ?? ''}`,
+        message: `the daemon reported an error for no request id: ${response.error.message}`,
         line,
         id: null,
       });

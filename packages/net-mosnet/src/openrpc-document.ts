@@ -56,11 +56,43 @@ const errorMessages: Readonly<Record<number, string>> = {
 
 // Input mode: objects stay open, so a daemon that answers extra fields still matches the document.
 function jsonSchema(schema: z.ZodType, io: 'input'): Record<string, unknown> {
-  const { $schema: _, ...rest } = z.toJSONSchema(schema, { target: 'draft-7', io }) as Record<
-    string,
-    unknown
-  >;
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, {
+    target: 'draft-7',
+    io,
+    override: ({ zodSchema, jsonSchema }) => noteUnexpressedChecks(zodSchema, jsonSchema),
+  }) as Record<string, unknown>;
   return rest;
+}
+
+const UNEXPRESSED_NOTE = 'The server also checks what this JSON Schema cannot express:';
+
+/**
+ * toJSONSchema drops refinements and regex flags without a word, leaving a looser schema than the server applies;
+ * the description says so instead. (Our own schemas have none: see methods.ts.)
+ */
+function noteUnexpressedChecks(schema: z.core.$ZodType, json: z.core.JSONSchema.BaseSchema): void {
+  const unexpressed: string[] = [];
+  for (const check of schema._zod.def.checks ?? []) {
+    const def: { check: string; error?: unknown; pattern?: unknown } = check._zod.def;
+    if (def.check === 'custom') unexpressed.push(refinementMessage(def.error) ?? 'a custom refinement');
+    else if (def.pattern instanceof RegExp && /[^uv]/.test(def.pattern.flags)) {
+      unexpressed.push(`the pattern is matched with flags "${def.pattern.flags}"`);
+    }
+  }
+  // A described schema and its clone both pass through here; note once.
+  if (unexpressed.length === 0 || json.description?.includes(UNEXPRESSED_NOTE)) return;
+  const lead = json.description === undefined ? '' : `${json.description} `;
+  json.description = `${lead}${UNEXPRESSED_NOTE} ${unexpressed.join('; ')}.`;
+}
+
+/** The message given to `.refine(fn, message)`; zod keeps it as an error map of no arguments. */
+function refinementMessage(error: unknown): string | undefined {
+  try {
+    const message: unknown = typeof error === 'function' ? error({}) : undefined;
+    return typeof message === 'string' ? message : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** One content descriptor per param, each with the JSON Schema of its zod field. */

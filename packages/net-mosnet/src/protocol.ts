@@ -11,12 +11,15 @@ export type JsonRpcId = z.infer<typeof jsonRpcIdSchema>;
 /** Params by name (mosnet's convention) or by position (valid JSON-RPC, rejected by our server). */
 export const jsonRpcParamsSchema = z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]);
 
-/** A request; without `id` it is a notification, which gets no response. */
+/**
+ * A request. Without an `id` member it is a notification, which gets no response; `id: null` is a request (the
+ * spec discourages it but allows it) and is answered with `id: null`.
+ */
 export const jsonRpcRequestSchema = z.object({
   jsonrpc: z.literal(JSON_RPC_VERSION),
   method: z.string().min(1),
   params: jsonRpcParamsSchema.optional(),
-  id: jsonRpcIdSchema.optional(),
+  id: jsonRpcIdSchema.nullable().optional(),
 });
 export type JsonRpcRequest = z.infer<typeof jsonRpcRequestSchema>;
 
@@ -31,7 +34,8 @@ export type JsonRpcErrorObject = z.infer<typeof jsonRpcErrorObjectSchema>;
 export const jsonRpcSuccessResponseSchema = z
   .object({
     jsonrpc: z.literal(JSON_RPC_VERSION),
-    id: jsonRpcIdSchema,
+    // null answers a request sent with `id: null`.
+    id: jsonRpcIdSchema.nullable(),
     result: z.unknown(),
   })
   // `z.unknown()` also accepts a missing key; a success response must carry `result`, even if null.

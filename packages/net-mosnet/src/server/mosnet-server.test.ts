@@ -179,6 +179,39 @@ describe('createMosnetServer: the protocol', () => {
     expect(ops.bridges.has('br0')).toBe(true);
   });
 
+  it('serves a request with id null and answers it with id null; only a missing id is a notification', async () => {
+    const client = await connect();
+    const nullId = (method: string, params?: unknown) =>
+      `${JSON.stringify({ jsonrpc: '2.0', id: null, method, params })}\n`;
+    client.send(nullId(mosnetMethods.deleteTap, { name: 'tap0' }));
+    expect(await client.next()).toEqual({
+      jsonrpc: '2.0',
+      id: null,
+      result: { name: 'tap0', existed: false },
+    });
+    expect(ops.calls.map((call) => call.op)).toEqual(['deleteTap']);
+    client.send(nullId('mosnet.nope'));
+    expect(await client.next()).toMatchObject({ id: null, error: { code: -32601 } });
+    client.send(nullId(mosnetMethods.deleteTap, { name: 'bad name' }));
+    expect(await client.next()).toMatchObject({ id: null, error: { code: -32602, data: { field: 'name' } } });
+    ops.failNext = new NetOpsError('PERMISSION_DENIED', 'no');
+    client.send(nullId(mosnetMethods.deleteTap, { name: 'tap0' }));
+    expect(await client.next()).toMatchObject({ id: null, error: { code: -32013 } });
+    // In a batch the answers keep their order: the notification (no id member) gets none, id null does.
+    client.send(
+      `${JSON.stringify([
+        { jsonrpc: '2.0', method: mosnetMethods.deleteTap, params: { name: 'a' } },
+        { jsonrpc: '2.0', id: null, method: mosnetMethods.deleteTap, params: { name: 'b' } },
+        { jsonrpc: '2.0', method: 'mosnet.nope' },
+        { jsonrpc: '2.0', id: null, method: 'mosnet.nope' },
+      ])}\n`,
+    );
+    expect(await client.next()).toEqual([
+      { jsonrpc: '2.0', id: null, result: { name: 'b', existed: false } },
+      { jsonrpc: '2.0', id: null, error: { code: -32601, message: 'Method not found: mosnet.nope' } },
+    ]);
+  });
+
   it('answers a batch with an array, leaving notifications out; an empty batch is -32600', async () => {
     const client = await connect();
     client.send(

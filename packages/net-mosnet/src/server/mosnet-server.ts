@@ -281,6 +281,7 @@ class RpcServer {
         errorResponse(id, mosnetErrorCodes.INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 request'),
       );
     }
+    // `id` undefined (no member) is a notification; `id: null` is a request, answered with `id: null`.
     const { id, method, params } = parsed.data;
     const handler = this.#handlerFor(method);
     let early: JsonRpcResponse | undefined;
