@@ -104,7 +104,12 @@ export function createProgram(invoke: Invoke): Command {
     .argument('<name>', 'the VM')
     .option('--vmm', "the VMM's own log instead of the serial console")
     .option('-n, --tail <lines>', 'only the last lines')
-    .option('-F, --follow', 'keep printing new lines until interrupted');
+    .option(
+      '-f, --follow',
+      'keep printing new lines until interrupted, or the VM is removed (exit 0); -F works too',
+    )
+    // -F was the short flag before docker's -f; it keeps working, without a second line in the help.
+    .addOption(new Option('-F').hideHelp().implies({ follow: true }));
 
   const forward = program.command('forward').description('port forwards from the host to VMs');
   leaf(forward, 'add', 'forward add', 'forward a host port to a VM (kept across stop/start)')
