@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -75,6 +75,33 @@ if (!realBinaryOnDisk || !noKvm)
   );
 
 describe.each(backends)('ChvProcess with $name', (backend) => {
+  it('makes its socket, pid file, log and event file private (0600) whatever the umask', async () => {
+    await using dir = await tempDir();
+    const socketPath = join(dir.path, 'api.sock');
+    const files = {
+      pidFile: join(dir.path, 'vmm.pid'),
+      logFile: join(dir.path, 'vmm.log'),
+      eventFile: join(dir.path, 'events.json'),
+    };
+    const umask = process.umask(0);
+    let vmm: ChvProcess;
+    try {
+      vmm = await ChvProcess.spawn({
+        ...backend.options(),
+        socketPath,
+        ...files,
+        detached: true,
+        eventMonitor: true,
+        readyTimeoutMs: READY_MS,
+      });
+    } finally {
+      process.umask(umask);
+    }
+    await using _vmm = vmm;
+    for (const path of [socketPath, ...Object.values(files)])
+      expect([path, (statSync(path).mode & 0o777).toString(8)]).toEqual([path, '600']);
+  });
+
   it('spawns, is ready when ping answers, streams events, and stops through the ladder', async () => {
     await using dir = await tempDir();
     const socketPath = join(dir.path, 'api.sock');

@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, open, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -180,7 +181,9 @@ export class ChvProcess implements AsyncDisposable {
     const command = buildVmmCommand(options);
     throwIfAborted(signal, 'spawning the VMM');
     await removeStaleSocket(command.socketPath);
-    if (command.eventFile) await rm(command.eventFile, { force: true });
+    // Made here, private, rather than by the VMM under its umask (an event stream and a log say what the guest does).
+    if (command.eventFile) await createPrivateFile(command.eventFile);
+    if (options.logFile) await createPrivateFile(options.logFile);
     const launched = await launchVmm(command, options);
     const { child, pid, exited } = launched;
     const stopFollowing = new AbortController();
@@ -194,13 +197,15 @@ export class ChvProcess implements AsyncDisposable {
     const client = new ChvClient({ ...options.clientOptions, socketPath: command.socketPath });
     const release = () => stopFollowing.abort();
     try {
-      if (options.pidFile) await writeFileAtomic(options.pidFile, `${pid}\n`, 0o644);
+      if (options.pidFile) await writeFileAtomic(options.pidFile, `${pid}\n`, 0o600);
       const ping = await waitForApiReady(command.socketPath, {
         client,
         exited,
         timeoutMs: options.readyTimeoutMs ?? 10_000,
         ...(signal ? { signal } : {}),
       });
+      // Whoever can connect to the API socket controls the VM: only its owner.
+      await chmod(command.socketPath, 0o600);
       if (command.detached) child.unref();
       return new ChvProcess({
         pid,
@@ -469,4 +474,19 @@ function pollExit(pid: number, startTime: number, stop: AbortSignal): Promise<Ch
 
 function emptyEvents(): ChvEventStream {
   return parseEventStream((async function* () {})());
+}
+
+/** Creates (or empties) `path` as a private regular file: never through a symlink, mode 0600 whatever the umask. */
+async function createPrivateFile(path: string): Promise<void> {
+  await rm(path, { force: true });
+  const handle = await open(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    await handle.chmod(0o600);
+  } finally {
+    await handle.close();
+  }
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, openSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OutputTail, readFileTail } from '@my-hypervisor/host-utils';
@@ -24,7 +24,8 @@ export async function launchVmm(
   options: { readonly env?: Readonly<Record<string, string>>; readonly eventMonitor?: boolean },
 ): Promise<LaunchedVmm> {
   const { file, argv, detached } = command;
-  const stderrFd = command.stderrFile ? openSync(command.stderrFile, 'a') : undefined;
+  // 0600: a VMM's stderr may quote its configuration; no file of ours is readable by others, whatever the umask.
+  const stderrFd = command.stderrFile ? openPrivate(command.stderrFile) : undefined;
   let child: ChildProcess;
   try {
     child = spawn(file, argv, {
@@ -55,6 +56,22 @@ export async function launchVmm(
     child.once('exit', (code, exitSignal) => resolve({ code, signal: exitSignal }));
   });
   return { child, pid: child.pid!, exited, stderrTail, stderrClosed };
+}
+
+/** Opens `path` for appending, created 0600 (or made 0600 if it exists), without following a link. */
+function openPrivate(path: string): number {
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    fchmodSync(fd, 0o600);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  return fd;
 }
 
 /**

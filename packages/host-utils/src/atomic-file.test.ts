@@ -21,11 +21,19 @@ describe('writeFileAtomic', () => {
     expect(await readdir(dir)).toEqual(['state.json']);
   });
 
-  it('creates the file with the mode asked for (0600 by default)', async () => {
-    await writeFileAtomic(join(dir, 'private'), 'x');
-    await writeFileAtomic(join(dir, 'shared'), 'x', 0o644);
+  it('creates the file with exactly the mode asked for (0600 by default), whatever the umask', async () => {
+    const old = process.umask(0o077);
+    try {
+      await writeFileAtomic(join(dir, 'private'), 'x');
+      await writeFileAtomic(join(dir, 'shared'), 'x', 0o644);
+      process.umask(0);
+      await writeFileAtomic(join(dir, 'open-umask'), 'x');
+    } finally {
+      process.umask(old);
+    }
     expect((await stat(join(dir, 'private'))).mode & 0o777).toBe(0o600);
-    expect((await stat(join(dir, 'shared'))).mode & 0o777 & ~process.umask()).toBe(0o644 & ~process.umask());
+    expect((await stat(join(dir, 'shared'))).mode & 0o777).toBe(0o644);
+    expect((await stat(join(dir, 'open-umask'))).mode & 0o777).toBe(0o600);
   });
 
   it('fails without leaving a temp file when the target cannot be replaced', async () => {

@@ -5,14 +5,16 @@ import { dirname, join } from 'node:path';
 /**
  * Writes `data` to `path` so that a reader (or a crash at any instant) sees either the old content or the new,
  * never a mix: temp file in the same directory, fsync, rename, fsync the directory. The temp file is named so
- * that `isTempFile` recognises one left by a writer that died between create and rename. `mode` applies to the new
- * file (before the umask).
+ * that `isTempFile` recognises one left by a writer that died between create and rename. The new file gets exactly
+ * `mode`, whatever the umask.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
   try {
+    // open's mode is masked by the umask; the file must end up with the mode the caller chose.
+    await handle.chmod(mode);
     await handle.writeFile(data);
     await handle.sync();
   } catch (error) {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isProcessAlive } from '@my-hypervisor/host-utils';
@@ -113,6 +113,30 @@ describe('VirtioFsStorage with fake daemons', () => {
       killed: false,
       socketRemoved: true,
     });
+  });
+
+  it('makes the socket, pid file and log 0600 and the run directory 0700, whatever the umask', async () => {
+    const storage = await storageWith({ flavour: 'rust', behaviour: 'listen' });
+    const old = process.umask(0);
+    let prepared: Awaited<ReturnType<VirtioFsStorage['prepare']>>;
+    try {
+      prepared = await storage.prepare(share({ id: 'vm1-umask' }));
+    } finally {
+      process.umask(old);
+    }
+    const modes = await Promise.all(
+      (await readdir(storage.runDir)).sort().map(async (name) => {
+        const st = await stat(join(storage.runDir, name));
+        return [name, st.isSocket() ? 'socket' : 'file', st.mode & 0o777];
+      }),
+    );
+    expect(modes).toEqual([
+      ['vm1-umask.log', 'file', 0o600],
+      ['vm1-umask.pid', 'file', 0o600],
+      ['vm1-umask.sock', 'socket', 0o600],
+    ]);
+    expect((await stat(storage.runDir)).mode & 0o777).toBe(0o700);
+    await storage.release(prepared.record);
   });
 
   it('UNSUPPORTED for read-only on the C flavour, before starting anything', async () => {

@@ -1,4 +1,4 @@
-import { open, readdir, stat, unlink } from 'node:fs/promises';
+import { chmod, open, readdir, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import {
   isProcessAlive,
@@ -370,6 +370,16 @@ export class VirtioFsStorage implements StorageBackend, AsyncDisposable {
     }
 
     if (outcome.kind === 'ready') {
+      try {
+        // virtiofsd made its socket under its umask (in our 0700 run directory, out of others' reach meanwhile).
+        await chmod(paths.socketPath, 0o600);
+      } catch (error) {
+        await this.#abandon(spec.id, pid, exited, paths);
+        throw new StorageError('START_FAILED', `cannot make ${paths.socketPath} private (mode 600)`, {
+          cause: error,
+          details: { id: spec.id, command, pid },
+        });
+      }
       // The ChildProcess must not keep this process alive: detached daemons outlive us, attached ones die with us.
       child.unref();
       return toPrepared(record);

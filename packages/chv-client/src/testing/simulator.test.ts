@@ -252,6 +252,8 @@ describe('simulator request bodies', () => {
       expect(rejected).toBeGreaterThan(200);
       expect(accepted).toBeGreaterThan(40);
     },
+    // Hundreds of sequential requests: ~2 s alone, but far longer while every package's suite runs at once.
+    120_000,
   );
 });
 
