@@ -43,7 +43,7 @@ describe('bundled myhv binary', () => {
         env: { PATH: '/usr/bin:/bin' },
       },
     );
-    expect(JSON.parse(listed.stdout)).toEqual({ vms: [] });
+    expect(JSON.parse(listed.stdout)).toEqual({ vms: [], unreadable: [] });
   });
 
   it('runs as an ES module too, should a copy land in a "type": "module" package', async () => {

@@ -71,7 +71,7 @@ describe
       });
       const again = await run('net', 'ensure');
       expect(again.code).toBe(0);
-      expect(again.stdout).toMatch(/myhvbr0 \(10\.62\.0\.1\/24\) already there/);
+      expect(again.stdout).toMatch(/myhvbr0 \(10\.62\.0\.1\/24, network default\) already there/);
     });
 
     it('vm create from flags: VMM named first, progress on stderr, running', async () => {
@@ -198,20 +198,21 @@ describe
         forward: { protocol: 'tcp', hostPort: 6432, hostIp: '127.0.0.1' },
       });
       expect((await run('forward', 'rm', 'db', '6432')).code).toBe(0);
+      // web forwards 8080: found while validating, before any work, so bad input (exit 2).
       const conflict = await run('--json', 'forward', 'add', 'db', '8080:80');
-      expect(conflict.code).toBe(1);
-      expect(JSON.parse(conflict.stderr)).toMatchObject({ error: { code: 'CONFLICT', exitCode: 1 } });
+      expect(conflict.code).toBe(2);
+      expect(JSON.parse(conflict.stderr)).toMatchObject({ error: { code: 'CONFLICT', exitCode: 2 } });
     });
 
-    it('net ls: the bridge ports and forwards, each with its VM', async () => {
+    it('net inspect: the bridge ports and forwards, each with its VM', async () => {
       const data = json<{
         bridge: { exists: boolean; ports: { name: string; vm: string | null }[] };
         forwards: { hostPort: number; vm: string | null }[];
-      }>(await run('--json', 'net', 'ls'));
+      }>(await run('--json', 'net', 'inspect'));
       expect(data.bridge.exists).toBe(true);
       expect(data.bridge.ports.map((p) => p.vm).sort()).toEqual(['db', 'web']);
       expect(data.forwards.map((f) => `${f.hostPort}:${f.vm}`).sort()).toEqual(['5432:db', '8080:web']);
-      const human = await run('net', 'ls');
+      const human = await run('net', 'inspect');
       expect(human.stdout).toMatch(
         /^bridge myhvbr0 \(10\.62\.0\.0\/24, local backend in netns .*\): present$/m,
       );
@@ -286,7 +287,7 @@ describe
       expect(json<{ vms: unknown[] }>(await run('--json', 'vm', 'ls')).vms).toEqual([]);
       expect(box.processes()).toEqual([]);
       const ports = json<{ bridge: { ports: unknown[] }; forwards: unknown[] }>(
-        await run('--json', 'net', 'ls'),
+        await run('--json', 'net', 'inspect'),
       );
       expect(ports.bridge.ports).toEqual([]);
       expect(ports.forwards).toEqual([]);
@@ -317,7 +318,7 @@ describe
       expect(stderr).toMatch(/create slow: forwards undone/);
       expect(stderr).toMatch(/interrupted by SIGINT; the steps done so far were undone/);
       expect(json<{ vms: unknown[] }>(await run('--json', 'vm', 'ls')).vms).toEqual([]);
-      expect(json<{ forwards: unknown[] }>(await run('--json', 'net', 'ls')).forwards).toEqual([]);
+      expect(json<{ forwards: unknown[] }>(await run('--json', 'net', 'inspect')).forwards).toEqual([]);
       expect(box.processes()).toEqual([]);
     });
   });

@@ -7,8 +7,9 @@ import {
   type TapOps,
 } from '@my-hypervisor/net-ops';
 import type { StorageBackend } from '@my-hypervisor/storage';
-import { VmManager } from '@my-hypervisor/vm-manager';
+import { DEFAULT_NETWORK, VmManager } from '@my-hypervisor/vm-manager';
 import type { CliConfig } from './config.js';
+import { recordDefaultNetwork, resolveNetworks } from './networks.js';
 import type { VmmChoice } from './vmm-choice.js';
 
 /** The three ops contracts in one object, as LocalOps and MosnetOps provide them. */
@@ -31,7 +32,7 @@ export async function openNetOps(
 /** `TapNetwork` over the ops: the per-VM attach/detach and forwards the manager uses. */
 export async function openNetwork(
   ops: HostNetOps,
-  config: Pick<CliConfig, 'bridge' | 'subnet'>,
+  config: { readonly bridge: string; readonly subnet: string },
 ): Promise<NetworkBackend> {
   return new TapNetwork({
     bridge: ops,
@@ -50,6 +51,10 @@ export async function openStorage(runDir: string): Promise<StorageBackend> {
 
 export interface ManagerParts {
   readonly manager: VmManager;
+  /** The settings with the default network's record applied (what the manager was built with). */
+  readonly config: CliConfig;
+  /** After a failed create: drops the default network's record if this invocation made it and no VM uses it. */
+  forgetUnusedNetwork?(): Promise<void>;
   readonly ops?: HostNetOps;
   readonly network?: NetworkBackend;
   close(): Promise<void>;
@@ -57,29 +62,48 @@ export interface ManagerParts {
 
 /**
  * A VmManager. `read` only reads records (ls, inspect, logs): no backend is built, nothing is spawned. `full` wires
- * the network, storage, the chosen VMM and the inventory reconcile sweeps.
+ * the network, storage, the chosen VMM and the inventory reconcile sweeps; commands that spawn no VMM (stop, rm,
+ * forward, gc) may have none.
  */
 export async function openManager(
-  config: CliConfig,
-  mode: { kind: 'read' } | { kind: 'full'; vmm: VmmChoice },
+  settingsConfig: CliConfig,
+  mode:
+    | { kind: 'read' }
+    | {
+        kind: 'full';
+        vmm: VmmChoice | undefined /** Record the default network if new (vm create). */;
+        recordNetwork?: boolean;
+      },
 ): Promise<ManagerParts> {
   if (mode.kind === 'read') {
     return {
-      manager: new VmManager({ stateDir: config.stateDir, runDir: config.runDir }),
+      manager: new VmManager({ stateDir: settingsConfig.stateDir, runDir: settingsConfig.runDir }),
+      config: settingsConfig,
       close: async () => {},
     };
   }
+  // The recorded networks decide bridge, subnet, backend and namespace; a conflicting setting is refused here.
+  let resolved = await resolveNetworks(settingsConfig);
+  const recordedBefore = resolved.defaultNetwork !== undefined;
+  if (mode.recordNetwork) resolved = await recordDefaultNetwork(resolved);
+  const { store } = resolved;
+  const recordedNow = !recordedBefore && resolved.defaultNetwork !== undefined;
+  const config = resolved.config;
   const ops = await openNetOps(config);
   const network = await openNetwork(ops, config);
+  const networks: Record<string, NetworkBackend> = {};
+  for (const named of resolved.named) networks[named.name] = await openNetwork(ops, named);
   const storage = await openStorage(config.runDir);
   const manager = new VmManager({
     stateDir: config.stateDir,
     runDir: config.runDir,
     network,
+    networks,
     storage,
     vmm: {
-      command: mode.vmm.command,
-      commandArgs: mode.vmm.commandArgs,
+      ...(mode.vmm ? { command: mode.vmm.command, commandArgs: mode.vmm.commandArgs } : {}),
+      // What a spec's (or a stored record's) vmm.binary may name: the chosen VMM, and what root's config allows.
+      allowedBinaries: [...(mode.vmm?.path ? [mode.vmm.path] : []), ...config.allowedVmmBinaries],
       detached: true,
       ...(config.netns ? { netns: config.netns } : {}),
     },
@@ -87,8 +111,14 @@ export async function openManager(
   });
   return {
     manager,
+    config,
     ops,
     network,
+    async forgetUnusedNetwork() {
+      if (!recordedNow) return;
+      const used = (await manager.list()).some((vm) => vm.spec.network.enabled && !vm.spec.network.name);
+      if (!used) await store.remove(DEFAULT_NETWORK);
+    },
     close: async () => {
       await ops.close?.();
       await (storage as Partial<AsyncDisposable>)[Symbol.asyncDispose]?.();

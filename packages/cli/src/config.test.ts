@@ -3,7 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../test/temp-dir.js';
-import { DEFAULT_CONFIG_FILE, resolveConfig } from './config.js';
+import { billionLaughs } from '../test/yaml-bomb.js';
+import { DEFAULT_CONFIG_FILE, parseYamlDocument, resolveConfig } from './config.js';
 import { CliError } from './errors.js';
 
 async function configFile(text: string): Promise<string> {
@@ -123,9 +124,90 @@ describe('resolveConfig', () => {
     expect(error.code).toBe('USAGE');
   });
 
+  it('reads allowedVmmBinaries from the config file: a list, or one comma-separated string', async () => {
+    const list = await configFile('allowedVmmBinaries:\n  - /opt/ch/cloud-hypervisor\n  - /usr/bin/ch2\n');
+    expect((await resolveConfig({ flags: { config: list }, env: {} })).allowedVmmBinaries).toEqual([
+      '/opt/ch/cloud-hypervisor',
+      '/usr/bin/ch2',
+    ]);
+    const text = await configFile('allowedVmmBinaries: "/opt/ch/cloud-hypervisor, /usr/bin/ch2"\n');
+    expect((await resolveConfig({ flags: { config: text }, env: {} })).allowedVmmBinaries).toEqual([
+      '/opt/ch/cloud-hypervisor',
+      '/usr/bin/ch2',
+    ]);
+    for (const bad of ['allowedVmmBinaries: [relative/ch]\n', 'allowedVmmBinaries: [1]\n']) {
+      const file = await configFile(bad);
+      expect(await rejection(resolveConfig({ flags: { config: file }, env: {} }))).toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        details: { field: `${file}: allowedVmmBinaries` },
+      });
+    }
+  });
+
   it('accepts "simulator" as the VMM binary', async () => {
     const config = await resolveConfig({ flags: {}, env: { MYHV_CLOUD_HYPERVISOR: 'simulator' } });
     expect(config.vmmBinary).toBe('simulator');
     expect(config.sources.vmmBinary).toBe('env');
+  });
+
+  it('refuses a config file that is an alias bomb or over 1 MiB, naming it', async () => {
+    const bomb = await configFile(billionLaughs(10, 'stateDir'));
+    const started = performance.now();
+    const error = await rejection(resolveConfig({ flags: { config: bomb }, env: {} }));
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: `config ${bomb}` } });
+    // Valid YAML (a comment and one setting), only too big.
+    const big = await configFile(`#${'x'.repeat(1024 * 1024)}\nstateDir: /x\n`);
+    expect(await rejection(resolveConfig({ flags: {}, env: { MYHV_CONFIG: big } }))).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { field: `config ${big}` },
+    });
+    // /dev/zero reports size 0: only a bounded read stops.
+    expect(await rejection(resolveConfig({ flags: { config: '/dev/zero' }, env: {} }))).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { field: 'config /dev/zero' },
+    });
+  });
+});
+
+describe('parseYamlDocument: nesting a parser would choke on is refused first', () => {
+  const deep: [string, string][] = [
+    ['flow sequences', '['.repeat(20_000)],
+    ['flow mappings', '{a: '.repeat(20_000)],
+    ['block sequences on one line', `${'- '.repeat(20_000)}x`],
+    [
+      'block mappings by indentation',
+      Array.from({ length: 2_000 }, (_, i) => `${' '.repeat(i)}a:`).join('\n'),
+    ],
+    ['brackets after a stray apostrophe', `cmdline: don't\nx: ${'['.repeat(20_000)}`],
+  ];
+  for (const [what, text] of deep) {
+    it(`${what}: INVALID_ARGUMENT naming the file, at once`, async () => {
+      const started = performance.now();
+      const error = await parseYamlDocument(text, '--file deep.yaml').catch((e: unknown) => e);
+      expect(performance.now() - started).toBeLessThan(1_000);
+      expect(error).toBeInstanceOf(CliError);
+      expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: '--file deep.yaml' } });
+      expect((error as Error).message).toMatch(/nests deeper than 64 levels/);
+    });
+  }
+
+  it('ordinary specs with brackets, quotes and comments in values still parse', async () => {
+    const text = [
+      'name: web # the [main] one',
+      'cmdline: "console=ttyS0 [quiet] \\"x\\""',
+      "note: don't [panic]",
+      'disks: [{ path: /a }, { path: /b }]',
+      'network:',
+      '  forwards:',
+      '    - { hostPort: 8080, guestPort: 80 }',
+    ].join('\n');
+    expect(await parseYamlDocument(text, 'spec')).toEqual({
+      name: 'web',
+      cmdline: 'console=ttyS0 [quiet] "x"',
+      note: "don't [panic]",
+      disks: [{ path: '/a' }, { path: '/b' }],
+      network: { forwards: [{ hostPort: 8080, guestPort: 80 }] },
+    });
   });
 });

@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { NetOpsError, parseVmSubnet, validateInterfaceName } from '@my-hypervisor/net-ops';
+import { MAX_INPUT_FILE_BYTES, readFileUpTo } from './bounded-read.js';
 import { CliError, invalidValue, usageError } from './errors.js';
-import { flagName, type SettingKey, settings } from './settings.js';
+import { configFileSettings, flagName, type SettingKey, settings } from './settings.js';
 
 /** Where a resolved setting came from: a flag, the environment, the config file, the default, or nowhere. */
 export type SettingSource = 'flag' | 'env' | 'config' | 'default' | 'unset';
@@ -17,8 +18,13 @@ export interface CliConfig {
   readonly netns?: string;
   readonly bridge: string;
   readonly subnet: string;
-  /** An absolute path or `simulator`; unset: look on PATH, else the simulator. */
+  /** An absolute path or `simulator`; unset: look on PATH (see `chooseVmm`). */
   readonly vmmBinary?: string;
+  /**
+   * Config file only (`allowedVmmBinaries`): absolute paths a spec's `vmm.binary` may name, besides the chosen
+   * VMM. Empty when unset.
+   */
+  readonly allowedVmmBinaries: readonly string[];
   /** Where each setting came from. */
   readonly sources: Readonly<Record<SettingKey, SettingSource>>;
   /** The config file that was read, if any. */
@@ -90,6 +96,7 @@ export async function resolveConfig({ flags, env }: ResolveConfigInput): Promise
     bridge: bridgeName(get('bridge')),
     subnet: subnet(get('subnet')),
     ...(vmm ? { vmmBinary: vmm.value === 'simulator' ? 'simulator' : absolutePath(vmm) } : {}),
+    allowedVmmBinaries: fromFile?.allowedVmmBinaries ?? [],
     sources,
     ...(fromFile ? { configFile: file!.path } : {}),
   };
@@ -109,11 +116,17 @@ function configFilePath(
   return existsSync(DEFAULT_CONFIG_FILE) ? { path: DEFAULT_CONFIG_FILE, explicit: false } : undefined;
 }
 
-/** A flat YAML (or JSON) mapping of setting keys to strings. Unknown keys are errors, so typos never pass. */
-async function readConfigFile(path: string, explicit: boolean): Promise<Partial<Record<SettingKey, string>>> {
-  let text: string;
+/** What a config file sets: settings as strings, and the config-file-only ones. */
+type ConfigFileValues = Partial<Record<SettingKey, string>> & { allowedVmmBinaries?: readonly string[] };
+
+/**
+ * A flat YAML (or JSON) mapping of setting keys to strings (`allowedVmmBinaries` may be a list). Unknown keys are
+ * errors, so typos never pass.
+ */
+async function readConfigFile(path: string, explicit: boolean): Promise<ConfigFileValues> {
+  let text: string | undefined;
   try {
-    text = readFileSync(path, 'utf8');
+    text = await readFileUpTo(path, MAX_INPUT_FILE_BYTES);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (!explicit && code === 'ENOENT') return {};
@@ -124,14 +137,25 @@ async function readConfigFile(path: string, explicit: boolean): Promise<Partial<
       error,
     );
   }
+  if (text === undefined) {
+    throw invalidValue(
+      `config ${path}`,
+      'is larger than 1 MiB',
+      `a config file is a few lines: ${configHint()}`,
+    );
+  }
   const data = await parseYamlDocument(text, `config ${path}`);
   if (data === null || data === undefined) return {};
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw invalidValue(`config ${path}`, 'must be a mapping of settings', configHint());
   }
   const known = new Set<string>(settings.map((s) => s.key));
-  const out: Partial<Record<SettingKey, string>> = {};
+  const out: ConfigFileValues = {};
   for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
+    if (key === 'allowedVmmBinaries') {
+      out.allowedVmmBinaries = allowedBinaries(value, `${path}: ${key}`);
+      continue;
+    }
     if (!known.has(key)) throw invalidValue(`${path}: ${key}`, 'unknown setting', configHint());
     if (typeof value !== 'string') throw invalidValue(`${path}: ${key}`, 'must be a string', configHint());
     out[key as SettingKey] = value;
@@ -140,11 +164,89 @@ async function readConfigFile(path: string, explicit: boolean): Promise<Partial<
 }
 
 function configHint(): string {
-  return `valid keys: ${settings.map((s) => s.key).join(', ')} (see docs/cli.md)`;
+  const keys = [...settings, ...configFileSettings].map((s) => s.key);
+  return `valid keys: ${keys.join(', ')} (see docs/cli.md)`;
 }
 
-/** Parses YAML 1.2 (JSON included) strictly: duplicate keys are errors. */
+/** `allowedVmmBinaries`: a list of absolute paths, or one comma-separated string of them. */
+function allowedBinaries(value: unknown, field: string): string[] {
+  const hint =
+    'a list of absolute paths (allowedVmmBinaries: [/usr/local/bin/cloud-hypervisor]), or one string of them separated by commas';
+  const items =
+    typeof value === 'string'
+      ? value.split(',').map((item) => item.trim())
+      : Array.isArray(value) && value.every((item) => typeof item === 'string')
+        ? (value as string[])
+        : undefined;
+  if (!items) throw invalidValue(field, 'must be a list of paths or a string', hint);
+  return items
+    .filter((item) => item !== '')
+    .map((item) => absolutePath({ value: item, source: 'config', field }));
+}
+
+/** Alias uses a document may expand to (yaml's own default, stated): a "billion laughs" file stops at this. */
+const MAX_YAML_ALIAS_COUNT = 100;
+
+/** Deeper than any spec or config needs; far below what exhausts the YAML parser's stack. */
+const MAX_YAML_NESTING = 64;
+
+/**
+ * Deep nesting is refused before the YAML parser sees it: `[[[[…` or `- - - - …` a few thousand levels deep makes
+ * it recurse for tens of seconds or run out of memory. Counts flow brackets outside quotes and comments, and per
+ * line the indentation and the `- `/`? ` indicators that open a block level each.
+ */
+function nestingProblem(text: string): string | undefined {
+  let depth = 0;
+  let quote: string | undefined;
+  let comment = false;
+  let lineStart = true;
+  let blockLevels = 0;
+  let indent = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\n') {
+      // Quoted scalars rarely span lines; ending them here keeps a stray quote from hiding the rest of the file.
+      quote = undefined;
+      comment = false;
+      lineStart = true;
+      blockLevels = 0;
+      indent = 0;
+      continue;
+    }
+    if (comment) continue;
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+      continue;
+    }
+    if (lineStart) {
+      if (c === ' ') {
+        if (++indent > MAX_YAML_NESTING * 4)
+          return `nests deeper than ${MAX_YAML_NESTING} levels (indentation)`;
+        continue;
+      }
+      if ((c === '-' || c === '?') && (text[i + 1] === ' ' || text[i + 1] === '\n')) {
+        if (++blockLevels > MAX_YAML_NESTING) return `nests deeper than ${MAX_YAML_NESTING} levels`;
+        continue;
+      }
+      lineStart = false;
+    }
+    if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) comment = true;
+    else if ((c === '"' || c === "'") && (i === 0 || /[\s:,[{]/.test(text[i - 1]!))) quote = c;
+    else if (c === '[' || c === '{') {
+      if (++depth > MAX_YAML_NESTING) return `nests deeper than ${MAX_YAML_NESTING} levels`;
+    } else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return undefined;
+}
+
+/**
+ * Parses YAML 1.2 (JSON included) strictly: duplicate keys are errors, and so are aliases that expand past
+ * `MAX_YAML_ALIAS_COUNT` (an alias bomb): INVALID_ARGUMENT naming `what`.
+ */
 export async function parseYamlDocument(text: string, what: string): Promise<unknown> {
+  const tooDeep = nestingProblem(text);
+  if (tooDeep) throw invalidValue(what, tooDeep, 'a VM spec or config nests a few levels, not hundreds');
   // Loaded on demand: only commands that read a file pay for the YAML parser.
   const { parseDocument } = await import('yaml');
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
@@ -160,7 +262,20 @@ export async function parseYamlDocument(text: string, what: string): Promise<unk
       first,
     );
   }
-  return doc.toJS();
+  try {
+    return doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
+  } catch (error) {
+    // yaml throws a ReferenceError for an alias bomb and for an alias whose anchor comes later.
+    const bomb = /excessive alias count/i.test((error as Error).message);
+    throw invalidValue(
+      what,
+      bomb
+        ? 'its *aliases would expand too far (a YAML alias bomb?)'
+        : `not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`,
+      bomb ? 'write repeated values out, or use fewer *aliases' : undefined,
+      error,
+    );
+  }
 }
 
 function absolutePath(raw: Raw): string {

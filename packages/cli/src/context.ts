@@ -2,7 +2,13 @@ import type { CliIo } from './cli-io.js';
 import type { CliConfig } from './config.js';
 import type { Output } from './output.js';
 import type { SettingKey } from './settings.js';
-import { chooseVmm, type SimulatorCommand, type VmmChoice } from './vmm-choice.js';
+import {
+  type ChooseVmmOptions,
+  chooseVmm,
+  findVmm,
+  type SimulatorCommand,
+  type VmmChoice,
+} from './vmm-choice.js';
 
 /** The global flags as commander parsed them (settings only when given on the command line). */
 export type GlobalFlags = Partial<Record<SettingKey | 'config', string>> & {
@@ -19,7 +25,7 @@ export class CommandContext {
   /** The leaf command's own options. */
   readonly options: Readonly<Record<string, unknown>>;
   #config: Promise<CliConfig> | undefined;
-  #vmm: Promise<VmmChoice> | undefined;
+  #vmm: Promise<VmmChoice | undefined> | undefined;
   readonly #cleanups: (() => Promise<void>)[] = [];
 
   constructor(init: {
@@ -44,9 +50,19 @@ export class CommandContext {
     return this.#config;
   }
 
-  /** The VMM this invocation uses (see `chooseVmm`). */
-  vmm(): Promise<VmmChoice> {
-    this.#vmm ??= (async () => chooseVmm(await this.config(), this.env, await this.simulator()))();
+  /**
+   * The VMM this invocation spawns (see `chooseVmm`): VMM_NOT_FOUND when none is configured and none is on PATH,
+   * so call it before any work. Only `myhv demo` passes `fallbackToSimulator`.
+   */
+  async vmm(options: ChooseVmmOptions = {}): Promise<VmmChoice> {
+    const found = await this.configuredVmm();
+    // Nothing configured or on PATH: chooseVmm throws VMM_NOT_FOUND, or falls back when asked to.
+    return found ?? chooseVmm(await this.config(), this.env, await this.simulator(), options);
+  }
+
+  /** For commands that spawn no VMM (stop, rm, gc, doctor): the configured or found VMM, or undefined. */
+  configuredVmm(): Promise<VmmChoice | undefined> {
+    this.#vmm ??= (async () => findVmm(await this.config(), this.env, await this.simulator()))();
     return this.#vmm;
   }
 

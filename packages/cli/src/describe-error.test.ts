@@ -18,6 +18,21 @@ describe('exitCodeFor', () => {
     ['VmManagerError NOT_FOUND', new VmManagerError('NOT_FOUND', 'x'), ExitCode.FAILED],
     ['VmManagerError ALREADY_EXISTS', new VmManagerError('ALREADY_EXISTS', 'x'), ExitCode.FAILED],
     ['VmManagerError VMM_FAILED', new VmManagerError('VMM_FAILED', 'x'), ExitCode.FAILED],
+    [
+      'VmManagerError CONFLICT naming a field (found while validating)',
+      new VmManagerError('CONFLICT', 'x', { details: { field: 'network.forwards[0].hostPort' } }),
+      ExitCode.USAGE,
+    ],
+    [
+      'VmManagerError CONFLICT of a backend step',
+      new VmManagerError('CONFLICT', 'x', { details: { vm: 'web', step: 'forwards' } }),
+      ExitCode.FAILED,
+    ],
+    [
+      'NetOpsError CONFLICT',
+      new NetOpsError('CONFLICT', 'x', { details: { field: 'rule' } }),
+      ExitCode.FAILED,
+    ],
     ['NetOpsError INVALID_ARGUMENT', new NetOpsError('INVALID_ARGUMENT', 'x'), ExitCode.USAGE],
     ['NetOpsError PERMISSION_DENIED', new NetOpsError('PERMISSION_DENIED', 'x'), ExitCode.FAILED],
     ['StorageError INVALID_ARGUMENT', new StorageError('INVALID_ARGUMENT', 'x'), ExitCode.USAGE],

@@ -27,6 +27,7 @@ interface CodedError {
     readonly hint?: unknown;
     readonly vm?: unknown;
     readonly reason?: unknown;
+    readonly fix?: unknown;
   };
 }
 
@@ -53,13 +54,18 @@ function isZodError(error: unknown): error is { issues: { path: PropertyKey[]; m
 }
 
 /**
- * The exit code for an error: 2 for bad input (usage, INVALID_ARGUMENT of any of our packages, zod), 130 for an
+ * The exit code for an error: 2 for bad input (usage, INVALID_ARGUMENT of any of our packages, zod, and a
+ * vm-manager CONFLICT that names a field: a collision found while validating, before any work), 130 for an
  * interruption, 1 for everything else — NOT_FOUND included: the input was well-formed, the thing is missing.
  */
 export function exitCodeFor(error: unknown): ExitCodeValue {
   const c = coded(error);
   if (c) {
     if (c.code === 'USAGE' || c.code === 'INVALID_ARGUMENT') return ExitCode.USAGE;
+    // A CONFLICT without a field is a backend's, found while changing the host: the operation failed.
+    if (c.source === 'VmManagerError' && c.code === 'CONFLICT' && typeof c.details.field === 'string') {
+      return ExitCode.USAGE;
+    }
     if (c.code === 'INTERRUPTED') return ExitCode.INTERRUPTED;
     return ExitCode.FAILED;
   }
@@ -97,6 +103,10 @@ function hintFor(c: CodedError | undefined): string | null {
   if (typeof c.details.hint === 'string') return c.details.hint;
   if (c.source === 'VmManagerError' && c.code === 'VMM_FAILED' && c.details.reason === 'KVM_UNAVAILABLE') {
     return KVM_HINT;
+  }
+  // Bad host state, not bad input (exit 1): the command that makes the path safe, then doctor to see the rest.
+  if (c.source === 'VmManagerError' && c.code === 'UNSAFE_PERMISSIONS' && typeof c.details.fix === 'string') {
+    return `${c.details.fix}; \`myhv doctor\` lists every such path`;
   }
   if (c.source === 'VmManagerError') return vmHints[c.code] ?? null;
   if (c.source === 'NetOpsError') return netHints[c.code] ?? null;

@@ -8,6 +8,8 @@ export type CliErrorCode =
   | 'INVALID_ARGUMENT'
   /** The command needs root. Exit 1. */
   | 'NOT_ROOT'
+  /** The command starts a VMM and none is chosen: no cloud-hypervisor on PATH, nothing configured. Exit 1. */
+  | 'VMM_NOT_FOUND'
   /** The operation ran and failed (the demo could not make its namespace or clean up). Exit 1. */
   | 'FAILED'
   /** SIGINT or SIGTERM stopped the command; it cleaned up first. Exit 130. */
@@ -18,6 +20,7 @@ export const cliErrorCodes: readonly CliErrorCode[] = [
   'USAGE',
   'INVALID_ARGUMENT',
   'NOT_ROOT',
+  'VMM_NOT_FOUND',
   'FAILED',
   'INTERRUPTED',
 ];

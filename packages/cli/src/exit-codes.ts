@@ -4,7 +4,7 @@ export const ExitCode = {
   OK: 0,
   /** The operation ran and failed, or what it acts on does not exist (NOT_FOUND). */
   FAILED: 1,
-  /** Bad input: usage, a flag, a variable, a config or spec file. Nothing was changed. */
+  /** Bad input: usage, a flag, a variable, a config or spec file, a host port already taken. Nothing was changed. */
   USAGE: 2,
   /** Interrupted by SIGINT or SIGTERM, after cleaning up (128 + SIGINT). */
   INTERRUPTED: 130,

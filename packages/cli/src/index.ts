@@ -14,4 +14,9 @@ export { renderCliReference } from './reference.js';
 export { run, SIMULATOR_COMMAND } from './run.js';
 export { type SettingDefinition, type SettingKey, settings } from './settings.js';
 export { VERSION } from './version.js';
-export { chooseVmm, type SimulatorCommand, type VmmChoice } from './vmm-choice.js';
+export {
+  type ChooseVmmOptions,
+  chooseVmm,
+  type SimulatorCommand,
+  type VmmChoice,
+} from './vmm-choice.js';

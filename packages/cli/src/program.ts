@@ -18,9 +18,13 @@ export type CommandId =
   | 'forward rm'
   | 'forward ls'
   | 'net ls'
+  | 'net inspect'
+  | 'net create'
+  | 'net rm'
   | 'net ensure'
   | 'doctor'
   | 'gc'
+  | 'autostart'
   | 'demo'
   | 'version';
 
@@ -71,10 +75,14 @@ export function createProgram(invoke: Invoke): Command {
     .option('--cmdline <text>', 'kernel command line; the VM address is appended')
     .option('--cpus <n>', 'vCPUs (1–254)')
     .option('--memory <size>', 'memory, e.g. 512M, 2G (at least 64M)')
-    .option('--disk <path[:ro]>', 'a disk image; repeat for more', collect)
+    .option(
+      '--disk <path[:ro]>',
+      'a disk image, read-only with :ro (:rw, the default, may be written); repeat',
+      collect,
+    )
     .option(
       '--share <dir:tag[:ro]>',
-      'share a host directory over virtio-fs under a tag; repeat for more',
+      'share a host directory over virtio-fs under a tag, read-only with :ro (or :rw); repeat for more',
       collect,
     )
     .option(
@@ -83,7 +91,9 @@ export function createProgram(invoke: Invoke): Command {
       collect,
     )
     .option('--queues <n>', 'network queue pairs (1–16, at most --cpus)')
+    .option('--network <name>', 'the network to join (see `myhv net create`); default: the default network')
     .option('--no-network', 'no network interface (no address, no forwards)')
+    .option('--restart <policy>', 'no (default), or on-boot: `myhv autostart` starts it after a host reboot')
     .option('--vmm-arg <arg>', 'an extra cloud-hypervisor argument; repeat for more', collect);
   leaf(vm, 'start', 'vm start', 'boot a stopped VM').argument('<name>', 'the VM');
   leaf(vm, 'stop', 'vm stop', 'stop a VM (power button, then harder); its address and forwards stay')
@@ -123,14 +133,27 @@ export function createProgram(invoke: Invoke): Command {
     .alias('list')
     .argument('[vm]', 'only this VM');
 
-  const net = program.command('net').description('the host network VMs join');
+  const net = program.command('net').description('the networks VMs join (a bridge and a subnet each)');
+  leaf(net, 'ls', 'net ls', 'list the networks: bridge, subnet, gateway, backend, VMs').alias('list');
   leaf(
     net,
-    'ls',
-    'net ls',
-    'show the bridge, its ports and the installed forwards, with the VMs owning them',
-  ).alias('list');
-  leaf(net, 'ensure', 'net ensure', 'create the bridge with its gateway address if missing (idempotent)');
+    'inspect',
+    'net inspect',
+    "show a network: its record, its bridge's ports and forwards, with the VMs owning them",
+  ).argument('[name]', 'the network (default: default)');
+  leaf(net, 'create', 'net create', 'make a named network (vm create --network NAME joins it)')
+    .argument('<name>', 'the network name (1–15 lowercase letters, digits, -)')
+    .option('--subnet <cidr>', 'its IPv4 subnet, e.g. 10.63.0.0/24 (must not overlap another network)')
+    .option('--bridge <name>', 'its bridge (default: myhv-NAME)');
+  leaf(net, 'rm', 'net rm', 'forget a network no VM uses (its bridge stays)')
+    .alias('remove')
+    .argument('<name>', 'the network');
+  leaf(
+    net,
+    'ensure',
+    'net ensure',
+    "create every network's bridge with its gateway address if missing (idempotent)",
+  );
 
   leaf(
     program,
@@ -139,6 +162,12 @@ export function createProgram(invoke: Invoke): Command {
     'check the host: KVM, cloud-hypervisor, a probe guest boot, virtiofsd, nft/iptables, …',
   );
   leaf(program, 'gc', 'gc', 'repair drift: finish or roll back interrupted work, remove what no VM owns');
+  leaf(
+    program,
+    'autostart',
+    'autostart',
+    'after a host reboot: repair (as gc), then start every VM with --restart on-boot (the systemd unit runs it)',
+  );
   leaf(program, 'demo', 'demo', 'run a whole VM lifecycle in a throwaway network namespace, then clean up')
     .option('--kernel <path>', 'kernel to boot (default: the probe guest, a tiny kernel the demo writes)')
     .option('--initramfs <path>', 'initramfs to boot with --kernel');

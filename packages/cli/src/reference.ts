@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { DEFAULT_CONFIG_FILE } from './config.js';
 import { cliErrorCodes } from './errors.js';
 import { createProgram } from './program.js';
-import { settings } from './settings.js';
+import { configFileSettings, settings } from './settings.js';
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const table = (head: readonly string[], rows: readonly (readonly string[])[]) =>
@@ -103,11 +103,15 @@ printed. Fields are only ever added, never renamed or removed, within a major ve
 error }\` for each finished (\`done\`), \`failed\` or \`undone\` step, \`ms\` rounded to 0.01.
 
 \`\`\`ts
+// source 'fallback': only myhv demo, with no VMM configured or on PATH
 type Vmm = { kind: 'cloud-hypervisor' | 'simulator'; path: string | null; source: 'flag' | 'env' | 'config' | 'path' | 'fallback' };
 type Forward = { protocol: 'tcp' | 'udp'; hostPort: number; guestIp: string; guestPort: number; hostIp: string | null };
 type VmSummary = { name: string; id: string; status: 'creating' | 'stopped' | 'running' | 'paused' | 'deleting';
   vmmAlive: boolean; ip: string | null; cpus: number; memory: number; forwards: Forward[]; shares: string[]; createdAt: string };
 type Step = { vm: string; op: string; step: string; phase: 'done' | 'failed' | 'undone'; ms: number | null; error: string | null };
+// a VM whose record cannot be used: CORRUPT_STATE (missing, unreadable, not a record) or UNSAFE_PERMISSIONS
+// (another user owns it or group/others could write it); path: the file or directory at fault
+type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_PERMISSIONS'; reason: string };
 
 // myhv version
 { name: 'myhv'; version: string; node: string }
@@ -117,8 +121,8 @@ type Step = { vm: string; op: string; step: string; phase: 'done' | 'failed' | '
 { vm: VmInfo; steps: Step[] }
 // myhv vm rm
 { removed: { name: string; id: string }[]; steps: Step[] }
-// myhv vm ls
-{ vms: VmSummary[] }
+// myhv vm ls (the table shows unreadable ones too, with status unreadable)
+{ vms: VmSummary[]; unreadable: Unreadable[] }
 // myhv vm inspect
 { vm: VmInfo }
 // myhv vm logs (not with --follow)
@@ -129,19 +133,33 @@ type Step = { vm: string; op: string; step: string; phase: 'done' | 'failed' | '
 { vm: string; protocol: 'tcp' | 'udp'; hostPort: number; removed: boolean }
 // myhv forward ls
 { forwards: (Forward & { vm: string })[] }
-// myhv net ensure
-{ backend: 'local' | 'mosnet'; netns: string | null; bridge: { name: string; address: string; subnet: string; created: boolean } }
-// myhv net ls (ports / forwards are null when the backend cannot list them, named in unsupported)
-{ backend: 'local' | 'mosnet'; netns: string | null;
+// myhv net ensure (bridge: the default network's; networks: every network's)
+{ backend: 'local' | 'mosnet'; netns: string | null; bridge: EnsuredBridge; networks: EnsuredBridge[] }
+// where EnsuredBridge = { name: string; address: string; subnet: string; network: string; created: boolean }
+// myhv net ls (recorded: false for the default network before its first VM or net ensure)
+{ networks: (Network & { vms: number })[] }
+// where Network = { name: string; bridge: string; subnet: string; gateway: string; backend: string;
+//                   nat: string | null; netns: string | null; recorded: boolean; createdAt: string | null }
+// myhv net inspect (ports / forwards are null when the backend cannot list them, named in unsupported)
+{ network: Network; backend: 'local' | 'mosnet'; netns: string | null;
   bridge: { name: string; subnet: string; exists: boolean; ports: { name: string; vm: string | null }[] | null };
-  forwards: (Forward & { owner: string | null; vm: string | null })[] | null; unsupported: string[] }
-// myhv doctor (exit 1 when a required check fails)
-{ ok: boolean; vmm: Vmm; config: CliConfig;
+  forwards: (Forward & { owner: string | null; vm: string | null })[] | null; vms: string[]; unsupported: string[] }
+// myhv net create
+{ network: Network }
+// myhv net rm
+{ removed: Network }
+// myhv doctor (exit 1 when a required check fails; vmm is null when none is configured or on PATH)
+{ ok: boolean; vmm: Vmm | null; config: CliConfig;
   checks: { id: string; title: string; ok: boolean; required: boolean; skipped: boolean; detail: string; fix: string | null }[] }
-// myhv gc (exit 1 when errors is not empty); kind: vm, vmm, virtiofsd, tap, forward, ip, run-dir, temp-file,
-// and for abandoned demos: process, netns, demo-dir
+// myhv gc (exit 1 when errors or unreadable is not empty); kind: vm, vmm, virtiofsd, bridge, tap, forward, ip,
+// run-dir, temp-file, and for abandoned demos: process, netns, demo-dir. A bridge, TAP or forward a record names
+// but the host lacks (after a reboot) is made again, with action 'restored (...)'
 { changes: { kind: string; target: string; action: string; vm?: string }[];
-  skipped: { target: string; reason: string }[]; errors: { target: string; message: string }[] }
+  skipped: { target: string; reason: string }[]; errors: { target: string; message: string }[];
+  unreadable: Unreadable[] }
+// myhv autostart (exit 1 when a repair or a start failed; repairs is gc's report)
+{ vmm: Vmm; repairs: { changes: unknown[]; skipped: unknown[]; errors: unknown[] };
+  vms: { vm: string; result: 'started' | 'running' | 'failed'; status: string; error?: { code: string; message: string } }[] }
 // myhv demo
 { vmm: Vmm; netns: string; dir: string; kernel: { path: string | null; probeGuest: boolean };
   guest: { vm: string; cmdline: string | null } | null; vms: VmSummary[];
@@ -176,8 +194,11 @@ export function renderCliReference(): string {
      Do not edit by hand: packages/cli/src/reference.test.ts fails when this file and the command tree differ. -->
 
 \`myhv\` runs Cloud Hypervisor microVMs on this host. Every command takes the global options below and \`--json\`.
-Commands that start VMs say which VMM they use in their first line of output (\`vmm\` in JSON): \`cloud-hypervisor\`
-when one is configured or on \`PATH\`, else the bundled simulator (it speaks the Cloud Hypervisor API; no guest runs).
+Commands that start VMs say which VMM they use in their first line of output (\`vmm\` in JSON): the one
+\`--vmm-binary\` (\`MYHV_CLOUD_HYPERVISOR\`, config key \`vmmBinary\`) names — a cloud-hypervisor binary, or
+\`simulator\` for the bundled simulator (it speaks the Cloud Hypervisor API; no guest runs) — else
+\`cloud-hypervisor\` on \`PATH\`. With neither, \`vm create\`, \`vm start\` and \`vm restart\` change nothing and exit 1
+(\`VMM_NOT_FOUND\`, with a hint); \`myhv demo\` alone falls back to the simulator and says so on its first line.
 
 ## Global options
 
@@ -202,7 +223,15 @@ ${table(['flag', 'environment', 'config key', 'default', 'description'], setting
 
 \`NO_COLOR\` (any non-empty value) turns colour off; colour is also off whenever stdout is not a terminal.
 
-The config file is YAML (or JSON): one mapping of config keys to strings. Unknown keys are errors.
+The config file is YAML (or JSON): one mapping of config keys to strings. Unknown keys are errors, and so are a
+file over 1 MiB and YAML aliases that would expand too far (an alias bomb): exit 2, naming the file.
+
+Set only in the config file (no flag or variable: root's policy, not one invocation's choice):
+
+${table(
+  ['config key', 'description'],
+  configFileSettings.map((s) => [`\`${s.key}\``, s.description]),
+)}
 
 \`\`\`yaml
 # ${DEFAULT_CONFIG_FILE}
@@ -211,7 +240,15 @@ netBackend: local
 nat: nft
 bridge: myhvbr0
 subnet: 10.62.0.0/24
+allowedVmmBinaries: [/opt/cloud-hypervisor/v53/cloud-hypervisor]
 \`\`\`
+
+The state and run directories, every directory on the way to them and every file in them must be owned by root
+(by you, when not root) and not writable by group or others — a directory on the way may be when sticky, like
+\`/tmp\`. A VM record names the VMM binary, its arguments and the kernel root runs, so myhv refuses anything else:
+\`UNSAFE_PERMISSIONS\`, exit 1, naming the path and the fix, such as
+\`chown root: /var/lib/myhv && chmod 700 /var/lib/myhv\`. \`myhv doctor\` lists every such path. myhv makes its own
+directories 0700 and its files and sockets 0600, whatever the umask.
 
 ## Output
 
@@ -229,7 +266,7 @@ subnet: 10.62.0.0/24
 | code | meaning |
 | --- | --- |
 | 0 | success |
-| 1 | the operation ran and failed; or what it acts on does not exist (\`NOT_FOUND\`, e.g. \`myhv vm start nosuch\`): the input was well-formed, the thing is missing; \`doctor\` with a failing required check; \`gc\` with a failed repair |
+| 1 | the operation ran and failed; or what it acts on does not exist (\`NOT_FOUND\`, e.g. \`myhv vm start nosuch\`): the input was well-formed, the thing is missing; no VMM for a command that starts one (\`VMM_NOT_FOUND\`); bad host state: a state or run directory (or a file in one) another user owns or group or others could write (\`UNSAFE_PERMISSIONS\`, nothing read from it); \`doctor\` with a failing required check; \`gc\` with a failed repair or a VM record it cannot read |
 | 2 | bad input: usage (unknown command or option, missing or conflicting arguments), an invalid flag, variable, config file or spec file (\`INVALID_ARGUMENT\` of any package, checked before anything is changed) |
 | 130 | interrupted by Ctrl-C (SIGINT) or SIGTERM, after undoing or removing what the command had made |
 
@@ -244,7 +281,8 @@ ${commandSections.join('\n\n')}
 
 \`myhv vm create -f spec.yaml\` (or \`-f -\` for stdin) reads one VmSpec in YAML or JSON — the same schema the flags
 fill in (\`vmSpecSchema\` of \`@my-hypervisor/vm-manager\`). Unknown fields and wrong types are errors naming the field
-(exit 2). \`--file\` is not combined with the spec flags or a NAME argument.
+(exit 2), and so are a file (or stdin) over 1 MiB, of which no more is read, and YAML aliases that would expand too
+far (an alias bomb). \`--file\` is not combined with the spec flags or a NAME argument.
 
 \`\`\`yaml
 name: web
@@ -274,7 +312,8 @@ ${jsonShapes}
 
 Runs as root, in a fresh network namespace \`myhv-demo-<pid>\` with its own directory \`/run/myhv-demo-<pid>\` (state,
 sockets, a shared folder, and unless \`--kernel\` is given the probe guest: a 600-byte PVH kernel that prints
-three lines on the serial port and halts, so a real cloud-hypervisor boots a real guest): checks first that the VMM
+three lines on the serial port and halts, so a real cloud-hypervisor boots a real guest). With no VMM configured or
+on \`PATH\` it falls back to the simulator, and its first line says so. It checks first that the VMM
 answers like cloud-hypervisor (exit 2 otherwise, nothing made), then creates the bridge
 \`myhvbr0\` (10.62.0.1/24) and two VMs, each with a port forward (8080 and 8081 to port 80) and the shared folder,
 shows \`vm ls\`, \`vm inspect\` and (with the probe guest) the first VM's serial log, where the guest printed the

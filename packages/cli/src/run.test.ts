@@ -61,7 +61,7 @@ describe('run: argv parsing and exit codes', () => {
     const piped = await runCaptured(['vm', 'ls'], { env });
     expect(piped.stdout).toBe('');
     const json = await runCaptured(['vm', 'ls', '--json'], { env });
-    expect(JSON.parse(json.stdout)).toEqual({ vms: [] });
+    expect(JSON.parse(json.stdout)).toEqual({ vms: [], unreadable: [] });
     const forwards = await runCaptured(['--json', 'forward', 'ls'], { env });
     expect(JSON.parse(forwards.stdout)).toEqual({ forwards: [] });
     await expect(readdir(join(env.MYHV_STATE_DIR!, '..'))).resolves.toEqual([]);

@@ -28,8 +28,12 @@ const handlers: Record<CommandId, () => Promise<CommandHandler>> = {
   'forward ls': async () => (await import('./commands/forward.js')).forwardLs,
   'net ls': async () => (await import('./commands/net.js')).netLs,
   'net ensure': async () => (await import('./commands/net.js')).netEnsure,
+  'net inspect': async () => (await import('./commands/net.js')).netInspect,
+  'net create': async () => (await import('./commands/net.js')).netCreate,
+  'net rm': async () => (await import('./commands/net.js')).netRm,
   doctor: async () => (await import('./commands/doctor.js')).doctor,
   gc: async () => (await import('./commands/gc.js')).gc,
+  autostart: async () => (await import('./commands/autostart.js')).autostart,
   demo: async () => (await import('./commands/demo.js')).demo,
   version: async () => (await import('./commands/version.js')).version,
 };

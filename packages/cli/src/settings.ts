@@ -87,7 +87,26 @@ export const settings: readonly SettingDefinition[] = [
     flag: '--vmm-binary <path>',
     env: 'MYHV_CLOUD_HYPERVISOR',
     description:
-      'the cloud-hypervisor binary, or "simulator"; default: cloud-hypervisor on PATH, else the bundled simulator',
+      'the cloud-hypervisor binary, or "simulator" (the bundled simulator: it speaks the API, no guest runs); default: cloud-hypervisor on PATH, else commands that start a VMM fail (exit 1)',
+  },
+];
+
+/** The name of a setting only the config file sets (`allowedVmmBinaries`). */
+export type ConfigFileSettingKey = 'allowedVmmBinaries';
+
+/**
+ * Settings only the config file sets, with no flag or variable: root's policy for every invocation, not a choice
+ * of one (a record naming a binary is data, and whoever could write it should not pick what root runs).
+ */
+export const configFileSettings: readonly {
+  readonly key: ConfigFileSettingKey;
+  readonly description: string;
+}[] = [
+  {
+    key: 'allowedVmmBinaries',
+    description:
+      'the binaries a spec file (or a stored VM record) may name as `vmm.binary`, besides the chosen VMM: ' +
+      'a YAML list of absolute paths, or one comma-separated string; default none',
   },
 ];
 

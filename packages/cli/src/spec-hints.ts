@@ -42,6 +42,8 @@ export function flagHint(field: string): string {
     return 'pass --queues with a whole number from 1 to 16, at most --cpus (one queue pair per vCPU at most)';
   if (field === 'network.enabled') return '--no-network cannot be combined with --forward';
   if (field === 'vmm.binary') return 'point vmm.binary at a cloud-hypervisor binary';
+  if (field.startsWith('vmm.extraArgs['))
+    return 'drop that --vmm-arg: myhv sets it itself (from --kernel, --cpus, --forward, …)';
   if (field.startsWith('vmm')) return 'fix --vmm-arg (at most 32 arguments)';
   return 'see `myhv vm create --help`';
 }

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { parseVmSpec } from '@my-hypervisor/vm-manager';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../test/temp-dir.js';
+import { billionLaughs } from '../test/yaml-bomb.js';
 import { CliError } from './errors.js';
 import { createSpecInput } from './spec-input.js';
 
@@ -112,6 +113,52 @@ describe('createSpecInput', () => {
     const dup = await specFile('dup.yaml', 'name: a\nname: b\nkernel: /k\n');
     expect(await codeOf(createSpecInput(undefined, { file: dup }, undefined))).toBe('INVALID_ARGUMENT');
     expect(await codeOf(createSpecInput(undefined, { file: '/nonexistent.yaml' }, undefined))).toBe(
+      'INVALID_ARGUMENT',
+    );
+  });
+
+  it('refuses a YAML alias bomb quickly, naming the file', async () => {
+    const bomb = await specFile('bomb.yaml', billionLaughs(10));
+    const started = performance.now();
+    const error = await createSpecInput(undefined, { file: bomb }, undefined).catch((e: unknown) => e);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: `--file ${bomb}` } });
+    // An alias before its anchor is bad input too, not an unexpected error.
+    const early = await specFile('early.yaml', 'name: *n\nkernel: &n /k\n');
+    expect(
+      await createSpecInput(undefined, { file: early }, undefined).catch((e: unknown) => e),
+    ).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { field: `--file ${early}` },
+    });
+  });
+
+  it('refuses a spec over 1 MiB, and stops reading stdin there', async () => {
+    const big = await specFile('big.yaml', `name: a\nkernel: /k\n#${'x'.repeat(1024 * 1024)}\n`);
+    expect(await createSpecInput(undefined, { file: big }, undefined).catch((e: unknown) => e)).toMatchObject(
+      {
+        code: 'INVALID_ARGUMENT',
+        details: { field: '--file' },
+      },
+    );
+    let pulled = 0;
+    function* endless() {
+      // 64 MiB of comment lines; reading stops after about 1 MiB of them.
+      for (let i = 0; i < 1024; i++) {
+        pulled += 1;
+        yield `#${'x'.repeat(64 * 1024 - 2)}\n`;
+      }
+    }
+    const fromStdin = await createSpecInput(undefined, { file: '-' }, Readable.from(endless())).catch(
+      (e: unknown) => e,
+    );
+    expect(fromStdin).toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: '--file' } });
+    expect(pulled).toBeLessThanOrEqual(18);
+  });
+
+  it('reads no more than the limit of a file without end', async () => {
+    // /dev/zero reports size 0: only a bounded read stops (an unbounded one would fill the memory).
+    expect(await codeOf(createSpecInput(undefined, { file: '/dev/zero' }, undefined))).toBe(
       'INVALID_ARGUMENT',
     );
   });

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { MAX_INPUT_FILE_BYTES, readFileUpTo, readStreamUpTo } from './bounded-read.js';
 import { parseYamlDocument } from './config.js';
 import { invalidValue, usageError } from './errors.js';
 import { parseForwardArg } from './forward-arg.js';
@@ -16,8 +16,9 @@ export interface CreateFlags {
   readonly share?: readonly string[];
   readonly forward?: readonly string[];
   readonly queues?: string;
-  /** False with --no-network. */
-  readonly network?: boolean;
+  /** A network name with --network NAME; false with --no-network. */
+  readonly network?: string | false;
+  readonly restart?: string;
   readonly vmmArg?: readonly string[];
 }
 
@@ -32,6 +33,7 @@ const specFlags: readonly [keyof CreateFlags, string][] = [
   ['forward', '--forward'],
   ['queues', '--queues'],
   ['vmmArg', '--vmm-arg'],
+  ['restart', '--restart'],
 ];
 
 function wholeNumber(value: string, flag: string, hint: string): number {
@@ -40,32 +42,36 @@ function wholeNumber(value: string, flag: string, hint: string): number {
   return Number(value);
 }
 
-/** `path[:ro]`. */
+/** `path[:ro|:rw]`. A path may contain colons, so any other suffix stays part of it (and must exist). */
 function diskArg(value: string): { path: string; readOnly?: boolean } {
-  return value.endsWith(':ro') ? { path: value.slice(0, -3), readOnly: true } : { path: value };
+  if (value.endsWith(':ro')) return { path: value.slice(0, -3), readOnly: true };
+  if (value.endsWith(':rw')) return { path: value.slice(0, -3), readOnly: false };
+  return { path: value };
 }
 
-/** `dir:tag[:ro]`: the tag is after the last colon (after dropping `:ro`/`:rw`), so directories may contain colons. */
+const SHARE_HINT =
+  'e.g. --share /srv/data:data or --share /srv/data:data:ro; a directory with a colon needs the mode (dir:tag:rw)';
+
+/**
+ * `dir:tag` or `dir:tag:MODE` with MODE `ro` or `rw`. With three or more fields the last is the mode, so
+ * `/srv/data:data:yes` is refused rather than read as a tag; a directory containing colons needs the mode.
+ */
 function shareArg(value: string): { hostPath: string; tag: string; readOnly?: boolean } {
-  let rest = value;
-  let readOnly: boolean | undefined;
-  if (rest.endsWith(':ro') || rest.endsWith(':rw')) {
-    readOnly = rest.endsWith(':ro');
-    rest = rest.slice(0, -3);
+  const fields = value.split(':');
+  const mode = fields.length >= 3 ? fields.pop() : undefined;
+  const tag = fields.pop() ?? '';
+  const hostPath = fields.join(':');
+  if (hostPath === '' || tag === '' || mode === '') {
+    throw invalidValue('--share', `${JSON.stringify(value)} is not dir:tag[:ro|:rw]`, SHARE_HINT);
   }
-  const colon = rest.lastIndexOf(':');
-  if (colon <= 0 || colon === rest.length - 1) {
+  if (mode !== undefined && mode !== 'ro' && mode !== 'rw') {
     throw invalidValue(
       '--share',
-      `${JSON.stringify(value)} is not dir:tag[:ro]`,
-      'e.g. --share /srv/data:data or --share /srv/data:data:ro',
+      `${JSON.stringify(value)}: the mode ${JSON.stringify(mode)} is not ro or rw`,
+      SHARE_HINT,
     );
   }
-  return {
-    hostPath: rest.slice(0, colon),
-    tag: rest.slice(colon + 1),
-    ...(readOnly === undefined ? {} : { readOnly }),
-  };
+  return { hostPath, tag, ...(mode === undefined ? {} : { readOnly: mode === 'ro' }) };
 }
 
 /**
@@ -80,6 +86,7 @@ export async function createSpecInput(
   if (flags.file !== undefined) {
     const conflicting = specFlags.filter(([key]) => flags[key] !== undefined).map(([, flag]) => flag);
     if (flags.network === false) conflicting.push('--no-network');
+    if (typeof flags.network === 'string') conflicting.push('--network');
     if (name !== undefined) conflicting.push('the NAME argument');
     if (conflicting.length > 0) {
       throw usageError(
@@ -102,6 +109,7 @@ export async function createSpecInput(
     throw usageError('--queues cannot be combined with --no-network', 'drop one of them');
   }
   const network: Record<string, unknown> = { enabled: flags.network !== false };
+  if (typeof flags.network === 'string') network.name = flags.network;
   if (flags.queues !== undefined)
     network.queues = wholeNumber(flags.queues, '--queues', 'pass --queues 1 to 16');
   if (flags.forward?.length) network.forwards = flags.forward.map((f) => parseForwardArg(f));
@@ -114,26 +122,21 @@ export async function createSpecInput(
   if (flags.disk?.length) input.disks = flags.disk.map(diskArg);
   if (flags.share?.length) input.shares = flags.share.map(shareArg);
   if (flags.vmmArg?.length) input.vmm = { extraArgs: [...flags.vmmArg] };
+  if (flags.restart !== undefined) input.restart = flags.restart;
   return { input, source: { kind: 'flags' } };
 }
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream)
-    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-const MAX_SPEC_BYTES = 1024 * 1024;
-
-/** A YAML or JSON spec file (`-`: stdin) holding one mapping. */
+/** A YAML or JSON spec file (`-`: stdin) holding one mapping, of at most 1 MiB: reading stops past that. */
 export async function readSpecFile(
   path: string,
   stdin: NodeJS.ReadableStream | undefined,
 ): Promise<Record<string, unknown>> {
-  let text: string;
+  let text: string | undefined;
   try {
-    text = path === '-' ? await readAll(stdin ?? process.stdin) : await readFile(path, 'utf8');
+    text =
+      path === '-'
+        ? await readStreamUpTo(stdin ?? process.stdin, MAX_INPUT_FILE_BYTES)
+        : await readFileUpTo(path, MAX_INPUT_FILE_BYTES);
   } catch (error) {
     throw invalidValue(
       '--file',
@@ -142,7 +145,13 @@ export async function readSpecFile(
       error,
     );
   }
-  if (Buffer.byteLength(text) > MAX_SPEC_BYTES) throw invalidValue('--file', `${path} is larger than 1 MiB`);
+  if (text === undefined) {
+    throw invalidValue(
+      '--file',
+      `${path === '-' ? 'stdin' : path} is larger than 1 MiB`,
+      'a spec file holds one VmSpec: a few hundred bytes (see "Spec files" in docs/cli.md)',
+    );
+  }
   const data = await parseYamlDocument(text, `--file ${path}`);
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw invalidValue(

@@ -1,5 +1,5 @@
 import type { PortForwardRule } from '@my-hypervisor/net-ops';
-import type { StepEvent, VmInfo } from '@my-hypervisor/vm-manager';
+import type { StepEvent, UnreadableRecord, VmInfo } from '@my-hypervisor/vm-manager';
 import { formatDuration, formatForward, formatMemory } from './format.js';
 
 /** One VM in `vm ls --json`. */
@@ -51,6 +51,34 @@ export function vmSummary(info: VmInfo): VmSummaryJson {
     shares: info.shares.map((s) => s.tag),
     createdAt: info.createdAt,
   };
+}
+
+/** A VM whose record cannot be used, in `vm ls --json` and `gc --json` (`unreadable`). */
+export interface UnreadableJson {
+  readonly name: string;
+  /** The file or directory at fault. */
+  readonly path: string;
+  /** CORRUPT_STATE (missing, unreadable, not a record) or UNSAFE_PERMISSIONS (others own it or could write it). */
+  readonly code: UnreadableRecord['code'];
+  readonly reason: string;
+}
+
+export function unreadableJson(record: UnreadableRecord): UnreadableJson {
+  return { name: record.name, path: record.path, code: record.code, reason: record.reason };
+}
+
+/** A `vm ls` row for a VM whose record cannot be used: status `unreadable`, nothing else known. */
+export function unreadableRow(record: UnreadableRecord): string[] {
+  return [record.name, 'unreadable', '-', '-', '-', '-'];
+}
+
+/** One line for people: which VM, the path at fault, why, and what to do. */
+export function unreadableLine(record: UnreadableRecord): string {
+  const what =
+    record.code === 'UNSAFE_PERMISSIONS'
+      ? record.reason
+      : `${record.path}: ${record.reason}; fix or remove it (rm -r ${record.path.replace(/\/state\.json$/, '')}), then run \`myhv gc\``;
+  return `VM ${record.name} is unreadable: ${what}`;
 }
 
 /** The status people see: the record's, flagged when the VMM behind a running VM is gone. */

@@ -14,7 +14,10 @@ export interface VmmChoice {
   readonly kind: 'cloud-hypervisor' | 'simulator';
   /** The binary for cloud-hypervisor; null for the simulator. */
   readonly path: string | null;
-  /** flag/env/config: `--vmm-binary`, MYHV_CLOUD_HYPERVISOR or the config file; path: found on PATH; fallback: none found. */
+  /**
+   * flag/env/config: `--vmm-binary`, MYHV_CLOUD_HYPERVISOR or the config file; path: found on PATH; fallback: none
+   * configured or found, and the command (only `myhv demo`) asked for the simulator then.
+   */
   readonly source: 'flag' | 'env' | 'config' | 'path' | 'fallback';
   /** What the manager spawns. */
   readonly command: string;
@@ -37,25 +40,40 @@ export function findOnPath(name: string, pathEnv: string | undefined): string | 
   return undefined;
 }
 
+/** What `chooseVmm` does when no VMM is configured and none is on PATH. */
+export interface ChooseVmmOptions {
+  /**
+   * Use the bundled simulator (source `fallback`) instead of failing with VMM_NOT_FOUND. Only `myhv demo` does,
+   * and says so first: everything else must not report `running` with no guest.
+   */
+  readonly fallbackToSimulator?: boolean;
+}
+
 /**
  * `--vmm-binary` / MYHV_CLOUD_HYPERVISOR / config `vmmBinary` (a path, or `simulator`), else `cloud-hypervisor`
- * on PATH, else the bundled simulator.
+ * on PATH; with neither, VMM_NOT_FOUND (exit 1, with a hint), or the simulator when `fallbackToSimulator`.
  */
 export function chooseVmm(
   config: Pick<CliConfig, 'vmmBinary' | 'sources'>,
   env: Readonly<Record<string, string | undefined>>,
   simulator: SimulatorCommand,
+  options: ChooseVmmOptions = {},
 ): VmmChoice {
+  return findVmm(config, env, simulator) ?? missingVmm(simulator, options);
+}
+
+/**
+ * The VMM the settings name (a bad path is INVALID_ARGUMENT), else `cloud-hypervisor` on PATH, else undefined.
+ * For commands that spawn no VMM (stop, rm, gc, doctor): they work without one.
+ */
+export function findVmm(
+  config: Pick<CliConfig, 'vmmBinary' | 'sources'>,
+  env: Readonly<Record<string, string | undefined>>,
+  simulator: SimulatorCommand,
+): VmmChoice | undefined {
   const source = config.sources.vmmBinary;
   const explicit = source === 'flag' || source === 'env' || source === 'config' ? source : undefined;
-  const sim = (from: VmmChoice['source']): VmmChoice => ({
-    kind: 'simulator',
-    path: null,
-    source: from,
-    command: simulator.command,
-    commandArgs: [...simulator.args],
-  });
-  if (explicit && config.vmmBinary === 'simulator') return sim(explicit);
+  if (explicit && config.vmmBinary === 'simulator') return simulatorChoice(simulator, explicit);
   if (explicit && config.vmmBinary) {
     const path = config.vmmBinary;
     const field = { flag: '--vmm-binary', env: 'MYHV_CLOUD_HYPERVISOR', config: 'config: vmmBinary' }[
@@ -77,7 +95,30 @@ export function chooseVmm(
   const found = findOnPath(VMM_BINARY_NAME, env.PATH);
   if (found)
     return { kind: 'cloud-hypervisor', path: found, source: 'path', command: found, commandArgs: [] };
-  return sim('fallback');
+  return undefined;
+}
+
+/** How to get a VMM: the hint of VMM_NOT_FOUND and of doctor's failing `vmm` check. */
+export const NO_VMM_HINT =
+  'install Cloud Hypervisor (github.com/cloud-hypervisor/cloud-hypervisor/releases) as cloud-hypervisor on PATH ' +
+  'or point --vmm-binary (MYHV_CLOUD_HYPERVISOR) at it; or choose the bundled simulator, which runs no guest: ' +
+  '--vmm-binary simulator, MYHV_CLOUD_HYPERVISOR=simulator, or vmmBinary: simulator in the config file';
+
+function missingVmm(simulator: SimulatorCommand, options: ChooseVmmOptions): VmmChoice {
+  if (options.fallbackToSimulator) return simulatorChoice(simulator, 'fallback');
+  throw new CliError('VMM_NOT_FOUND', 'no VMM: cloud-hypervisor is not on PATH and none is configured', {
+    details: { field: '--vmm-binary', hint: NO_VMM_HINT },
+  });
+}
+
+function simulatorChoice(simulator: SimulatorCommand, source: VmmChoice['source']): VmmChoice {
+  return {
+    kind: 'simulator',
+    path: null,
+    source,
+    command: simulator.command,
+    commandArgs: [...simulator.args],
+  };
 }
 
 /** One line for people: which VMM, and why. */
@@ -85,7 +126,7 @@ export function describeVmm(choice: VmmChoice): string {
   if (choice.kind === 'simulator') {
     const why =
       choice.source === 'fallback'
-        ? 'no cloud-hypervisor on PATH'
+        ? 'a fallback: no cloud-hypervisor on PATH and none configured'
         : `chosen by ${{ flag: '--vmm-binary', env: 'MYHV_CLOUD_HYPERVISOR', config: 'the config file', path: '', fallback: '' }[choice.source]}`;
     return `VMM: the bundled simulator (${why}; it speaks the Cloud Hypervisor API, no guest runs)`;
   }

@@ -86,6 +86,8 @@ export interface MemoryNetOps extends BridgeOps, TapOps, NatOps {
   readonly capabilities: NetOpsCapabilities;
   /** What the host holds now. */
   snapshot(): MemoryNetOpsSnapshot;
+  /** Forgets every bridge, TAP and forward, as a host reboot does (calls are kept). For tests of recovery. */
+  reboot(): void;
   /** Every call made so far, in order, including those that failed. */
   readonly calls: readonly MemoryNetOpsCall[];
 }
@@ -201,6 +203,11 @@ export function createMemoryNetOps(options: MemoryNetOpsOptions = {}): MemoryNet
       return calls.slice();
     },
 
+    reboot() {
+      bridges.clear();
+      taps.clear();
+      forwards.clear();
+    },
     snapshot() {
       return {
         bridges: [...bridges.values()].map((b) => ({ ...b, ports: portsOf(b.name) })),

@@ -127,6 +127,20 @@ describe('TapNetwork.attach', () => {
     expect(ops.calls.filter((c) => c.operation === 'ensureBridge')).toHaveLength(1);
   });
 
+  for (const atomicTap of [false, true]) {
+    it(`makes the bridge again when it vanished after the first attach (atomicTap ${atomicTap})`, async () => {
+      const { ops, network } = setup({ atomicTap });
+      await network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10' });
+      ops.reboot();
+      const again = await network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10' });
+      expect(again.created).toBe(true);
+      expect(ops.snapshot().bridges).toEqual([
+        expect.objectContaining({ name: 'kitbr0', ports: [again.tap] }),
+      ]);
+      expect(ops.calls.filter((c) => c.operation === 'ensureBridge')).toHaveLength(2);
+    });
+  }
+
   it('with atomicTap, creates the TAP attached in one call', async () => {
     const { ops, network } = setup({ atomicTap: true }, { mtu: 1400 });
     const attachment = await network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10' });

@@ -154,6 +154,25 @@ export class TapNetwork implements NetworkBackend {
     }
   }
 
+  /** Creates (or adopts) the TAP on the bridge, up; undoes its own partial work. True when it created it. */
+  async #plugTap(tap: string, multiQueue: boolean, options: OperationOptions | undefined): Promise<boolean> {
+    const mtu = this.mtu === undefined ? {} : { mtu: this.mtu };
+    if (this.ops.tap.capabilities.atomicTap) {
+      // The backend creates, attaches and brings up as one step, and undoes its own partial work.
+      return (await this.ops.tap.createTap({ name: tap, multiQueue, bridge: this.bridge, ...mtu }, options))
+        .created;
+    }
+    const { created } = await this.ops.tap.createTap({ name: tap, multiQueue, ...mtu }, options);
+    try {
+      await this.ops.tap.addToBridge(tap, this.bridge, options);
+      await this.ops.tap.bringUp(tap, options);
+    } catch (error) {
+      if (created) await this.#undo(`deleteTap ${tap}`, () => this.ops.tap.deleteTap(tap));
+      throw error;
+    }
+    return created;
+  }
+
   async attach(vm: VmNetworkRequest, options?: OperationOptions): Promise<VmNetworkAttachment> {
     const signal = options?.signal;
     throwIfAborted(signal);
@@ -176,23 +195,15 @@ export class TapNetwork implements NetworkBackend {
     });
 
     await this.ensureBridge(options);
-    const mtu = this.mtu === undefined ? {} : { mtu: this.mtu };
     let created: boolean;
-    if (this.ops.tap.capabilities.atomicTap) {
-      // The backend creates, attaches and brings up as one step, and undoes its own partial work.
-      ({ created } = await this.ops.tap.createTap(
-        { name: tap, multiQueue, bridge: this.bridge, ...mtu },
-        options,
-      ));
-    } else {
-      ({ created } = await this.ops.tap.createTap({ name: tap, multiQueue, ...mtu }, options));
-      try {
-        await this.ops.tap.addToBridge(tap, this.bridge, options);
-        await this.ops.tap.bringUp(tap, options);
-      } catch (error) {
-        if (created) await this.#undo(`deleteTap ${tap}`, () => this.ops.tap.deleteTap(tap));
-        throw error;
-      }
+    try {
+      created = await this.#plugTap(tap, multiQueue, options);
+    } catch (error) {
+      // The bridge this instance made earlier is gone (a reboot, someone deleting it): make it again, once.
+      if (!(NetOpsError.isInstance(error) && error.code === 'NOT_FOUND')) throw error;
+      this.#bridgeReady = undefined;
+      await this.ensureBridge(options);
+      created = await this.#plugTap(tap, multiQueue, options);
     }
     const added: PortForwardRule[] = [];
     try {

@@ -22,6 +22,12 @@ export type VmManagerErrorCode =
   | 'VMM_FAILED'
   /** A state file could not be read. */
   | 'CORRUPT_STATE'
+  /**
+   * A state or run directory, an ancestor of one, or a file in one (record, lock, IP reservation) is owned by
+   * another user or writable by group or others, so whoever can write it could make this process run their
+   * programs. `details`: `path`, `uid`, `mode`, `problem`, `fix`. Nothing was read from it or changed.
+   */
+  | 'UNSAFE_PERMISSIONS'
   | 'TIMEOUT'
   | 'ABORTED';
 

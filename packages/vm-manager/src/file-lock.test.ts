@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +10,24 @@ async function lockPath() {
 }
 
 describe('FileLock', () => {
+  it('refuses a lock file others could write, or a link, instead of trusting what it says', async () => {
+    const path = await lockPath();
+    // A pid that is alive (ours): trusted, it would make the lock look held.
+    await writeFile(path, JSON.stringify({ pid: process.pid, start: null, nonce: 'x' }), { mode: 0o600 });
+    await chmod(path, 0o666);
+    await expect(FileLock.acquire(path, { timeoutMs: 50 })).rejects.toMatchObject({
+      code: 'UNSAFE_PERMISSIONS',
+      details: { path, mode: 0o666 },
+    });
+    await expect(isLockHeld(path)).rejects.toMatchObject({ code: 'UNSAFE_PERMISSIONS' });
+    const link = await lockPath();
+    await symlink(path, link);
+    await expect(FileLock.acquire(link, { timeoutMs: 50 })).rejects.toMatchObject({
+      code: 'UNSAFE_PERMISSIONS',
+      details: { path: link },
+    });
+  });
+
   it('excludes a second holder until released', async () => {
     const path = await lockPath();
     const first = await FileLock.acquire(path);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isProcessAlive, processStartTime } from '@my-hypervisor/host-utils';
+import { unsafePermission, unsafePermissionsError } from './dir-trust.js';
 import { throwIfAborted, VmManagerError } from './errors.js';
 
 /** This process's start time: with the pid, it tells a lock holder that died from one whose pid was reused. */
@@ -34,19 +35,37 @@ async function tryCreate(path: string, content: string): Promise<boolean> {
   return true;
 }
 
+/** The lock's content and age; UNSAFE_PERMISSIONS for a lock file another user owns or could write (or a link). */
 async function readOwner(
   path: string,
 ): Promise<{ raw: string; owner?: LockOwner; mtimeMs: number } | undefined> {
+  let handle: fs.FileHandle;
   try {
-    const [raw, stat] = await Promise.all([fs.readFile(path, 'utf8'), fs.stat(path)]);
+    handle = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') {
+      const stat = await fs.lstat(path);
+      throw unsafePermissionsError(
+        { path, uid: stat.uid, mode: stat.mode & 0o7777, problem: 'a symbolic link', fix: `rm ${path}` },
+        'the lock file',
+      );
+    }
+    throw error;
+  }
+  try {
+    const stat = await handle.stat();
+    const problem = unsafePermission(path, stat);
+    if (problem) throw unsafePermissionsError(problem, 'the lock file');
+    const raw = await handle.readFile('utf8');
     try {
       return { raw, owner: JSON.parse(raw) as LockOwner, mtimeMs: stat.mtimeMs };
     } catch {
       return { raw, mtimeMs: stat.mtimeMs };
     }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
+  } finally {
+    await handle.close();
   }
 }
 

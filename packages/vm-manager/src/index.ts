@@ -1,18 +1,36 @@
+export { findUnsafePermissions, type UnsafePermission } from './dir-trust.js';
 export { VmManagerError, type VmManagerErrorCode, type VmManagerErrorDetails } from './errors.js';
 export type { StatusEvent, StepEvent, VmEvent } from './events.js';
 export { vmIdOfForwardOwner } from './forward-owner.js';
+export type { HostProbe } from './host-probe.js';
 export { VmManager } from './manager.js';
 export type { OperationOptions, VmManagerOptions } from './manager-options.js';
+export type { NetworkDrift } from './network-drift.js';
+export {
+  DEFAULT_NETWORK,
+  type NetworkRecord,
+  NetworkStore,
+  validateNetworkName,
+} from './network-store.js';
 export type { ReconcileChange, ReconcileKind, ReconcileReport } from './reconcile.js';
 export {
   type ForwardSpec,
+  networkName,
   parseForwardSpec,
   parseVmSpec,
   type VmSpec,
   type VmSpecInput,
   vmSpecSchema,
 } from './spec.js';
-export type { ShareState, VmmRecord, VmOperation, VmRecord, VmResources, VmStatus } from './state-store.js';
+export type {
+  ShareState,
+  UnreadableRecord,
+  VmmRecord,
+  VmOperation,
+  VmRecord,
+  VmResources,
+  VmStatus,
+} from './state-store.js';
 export { VERSION } from './version.js';
 export type { VmInfo } from './vm-info.js';
 export type { VmmOptions } from './vmm.js';

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,39 @@ async function tempDir() {
 }
 
 describe('IpAllocator', () => {
+  it('writes every file 0600 and directory 0700 whatever the umask', async () => {
+    const dir = join(await tempDir(), 'ipam');
+    const ipam = new IpAllocator({ dir, subnet: '10.62.0.0/24' });
+    const old = process.umask(0);
+    try {
+      await ipam.allocate('a');
+    } finally {
+      process.umask(old);
+    }
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    expect((await stat(ipam.dir)).mode & 0o777).toBe(0o700);
+    for (const name of await readdir(ipam.dir))
+      expect([name, (await stat(join(ipam.dir, name))).mode & 0o777]).toEqual([name, 0o600]);
+  });
+
+  it('refuses reservations others could write: they could take addresses or hand theirs out', async () => {
+    const dir = await tempDir();
+    const ipam = new IpAllocator({ dir, subnet: '10.62.0.0/24' });
+    await ipam.allocate('a');
+    await chmod(ipam.dir, 0o777);
+    await expect(ipam.allocate('b')).rejects.toMatchObject({
+      code: 'UNSAFE_PERMISSIONS',
+      details: { path: ipam.dir },
+    });
+    await expect(ipam.list()).rejects.toMatchObject({ code: 'UNSAFE_PERMISSIONS' });
+    await chmod(ipam.dir, 0o700);
+    await chmod(dir, 0o777);
+    await expect(ipam.release('a')).rejects.toMatchObject({
+      code: 'UNSAFE_PERMISSIONS',
+      details: { path: dir },
+    });
+  });
+
   it('hands out network+2 first, never network, gateway or broadcast, and one file per address', async () => {
     const dir = await tempDir();
     const ipam = new IpAllocator({ dir, subnet: '10.62.0.0/30' });

@@ -1,15 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import {
-  promises as fs,
-  linkSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { promises as fs, linkSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Ipv4Cidr, ipv4ToNumber, isIPv4, numberToIPv4, parseVmSubnet } from '@my-hypervisor/net-ops';
+import { assertTrustedDir, ensurePrivateDir } from './dir-trust.js';
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
 
 const LAST_RESERVED = 'last_reserved_ip';
@@ -28,6 +21,8 @@ export interface IpReservation {
 export class IpAllocator {
   readonly dir: string;
   readonly subnet: Ipv4Cidr;
+  /** The directory of all subnets' reservations (`<stateDir>/ipam`). */
+  readonly #base: string;
   /**
    * Allocations in this process run one at a time: concurrent ones would all start from the same hint and race
    * for the same addresses (link(2) keeps that correct, but O(n²)). Other processes still race safely.
@@ -36,6 +31,7 @@ export class IpAllocator {
 
   constructor({ dir, subnet }: { dir: string; subnet: string }) {
     this.subnet = parseVmSubnet(subnet, 'subnet');
+    this.#base = dir;
     this.dir = join(dir, `${this.subnet.network}_${this.subnet.prefixLength}`);
   }
 
@@ -49,6 +45,9 @@ export class IpAllocator {
    * same reads as promises queue behind every fsync in libuv's four-thread pool when many VMs are created at once.
    */
   #listSync(): IpReservation[] {
+    // Whoever could write here could take addresses from VMs, or hand theirs to ours.
+    assertTrustedDir(this.#base, 'the IP reservations directory');
+    assertTrustedDir(this.dir, 'the IP reservations directory');
     let names: string[];
     try {
       names = readdirSync(this.dir);
@@ -83,7 +82,8 @@ export class IpAllocator {
 
   async #allocate(owner: string, signal: AbortSignal | undefined): Promise<string> {
     throwIfAborted(signal);
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(this.#base, 'the IP reservations directory');
+    ensurePrivateDir(this.dir, 'the IP reservations directory');
     const existing = this.#listSync();
     const mine = existing.find((r) => r.owner === owner);
     if (mine) return mine.address;
@@ -104,7 +104,7 @@ export class IpAllocator {
       if (this.#claim(address, owner)) {
         // Only a hint for where the next search starts: a torn write is ignored on read, so no fsync.
         try {
-          writeFileSync(join(this.dir, LAST_RESERVED), address);
+          writeFileSync(join(this.dir, LAST_RESERVED), address, { mode: 0o600 });
         } catch {}
         return address;
       }

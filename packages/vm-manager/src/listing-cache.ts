@@ -1,4 +1,15 @@
-import { readFileSync, renameSync, rmSync, type Stats, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  type Stats,
+  writeFileSync,
+} from 'node:fs';
+import { unsafePermission } from './dir-trust.js';
 
 /**
  * The listing cache: one file beside the VM directories holding, for each VM, its last parsed state record and the
@@ -73,8 +84,9 @@ export class FileStamps {
 }
 
 /**
- * The entries of the cache at `path` by VM name; empty when the file is missing, unreadable, corrupt or from
- * another version. Entries are checked for shape by `isRecord` so a damaged file can never yield a bad record.
+ * The entries of the cache at `path` by VM name; empty when the file is missing, unreadable, corrupt, from
+ * another version, or not safe to trust (a link, another user's, writable by others: it holds records). Entries
+ * are checked for shape by `isRecord` so a damaged file can never yield a bad record.
  */
 export function readListingCache<R>(
   path: string,
@@ -82,11 +94,16 @@ export function readListingCache<R>(
 ): Map<string, ListingEntry<R>> {
   const entries = new Map<string, ListingEntry<R>>();
   let data: unknown;
+  let fd: number | undefined;
   try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    if (unsafePermission(path, fstatSync(fd))) return entries;
     // latin1: the writer keeps the file ASCII, and one byte per character is the cheapest string to make.
-    data = JSON.parse(readFileSync(path, 'latin1'));
+    data = JSON.parse(readFileSync(fd, 'latin1'));
   } catch {
     return entries;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   if (typeof data !== 'object' || data === null) return entries;
   const { format, entries: list } = data as { format?: unknown; entries?: unknown };

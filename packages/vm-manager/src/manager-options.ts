@@ -1,6 +1,7 @@
 import type { BridgeOps, NatOps, NetworkBackend } from '@my-hypervisor/net-ops';
 import type { StorageBackend } from '@my-hypervisor/storage';
 import type { StepEvent } from './events.js';
+import type { HostProbe } from './host-probe.js';
 import type { VmmOptions } from './vmm.js';
 
 /** Where a `VmManager` keeps its state and which network, storage and VMM it drives. */
@@ -9,8 +10,13 @@ export interface VmManagerOptions {
   readonly stateDir: string;
   /** Where sockets live: keep it short (socket paths are limited to 108 bytes), e.g. /run/myhv. */
   readonly runDir: string;
-  /** The network VMs join; required for VMs with `network.enabled`. */
+  /** The default network VMs join; required for VMs with `network.enabled` and no `network.name`. */
   readonly network?: NetworkBackend;
+  /**
+   * Named networks, for VMs whose spec says `network.name` (see `NetworkStore` for their records). Each has its
+   * own bridge and subnet, so its own IP reservations.
+   */
+  readonly networks?: Readonly<Record<string, NetworkBackend>>;
   /**
    * The network for VMs whose spec asks for `network.mycelium`: a `MyceliumNetwork` over the same bridge and
    * subnet as `network`, so both kinds of VM share addresses and forwards.
@@ -26,6 +32,12 @@ export interface VmManagerOptions {
   readonly inventory?: { readonly bridge?: BridgeOps; readonly nat?: NatOps };
   /** How long an operation waits for another process's lock on the same VM. Default 30 s. */
   readonly lockTimeoutMs?: number;
+  /**
+   * How `create` and `addForward` learn the host's addresses and listening ports, to refuse a forward's foreign
+   * host IP or taken port before any work. Default: reads the namespace of `vmm.netns` (via `ip`), else this
+   * process's (os.networkInterfaces(), /proc/net).
+   */
+  readonly hostProbe?: HostProbe;
 }
 
 /** Options every `VmManager` operation takes: cancellation and progress. */

@@ -1,19 +1,29 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { type NetworkBackend, parseVmSubnet, samePortForward } from '@my-hypervisor/net-ops';
 import type { StorageBackend } from '@my-hypervisor/storage';
+import { assertTrustedDir, ensurePrivateDir } from './dir-trust.js';
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
 import { type VmEvent, VmEventHub } from './events.js';
 import { FileLock } from './file-lock.js';
+import { ForwardChecks } from './forward-checks.js';
 import { assertSpecOnHost } from './host-checks.js';
 import { IpAllocator } from './ip-allocator.js';
 import type { OperationOptions, VmManagerOptions } from './manager-options.js';
+import { bridgeDrift, driftOf, type NetworkDrift, takeNetworkSnapshot } from './network-drift.js';
+import { DEFAULT_NETWORK, NetworkStore, validateNetworkName } from './network-store.js';
 import { type PipelineContext, type PipelineStep, runPipeline, stepError, undoSteps } from './pipeline.js';
-import { bootSteps, finalStep, haltSteps, networkSteps } from './pipeline-steps.js';
-import { type ReconcileReport, reconcile } from './reconcile.js';
-import { parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
-import { StateStore, type VmOperation, type VmRecord, type VmStatus } from './state-store.js';
+import { bootSteps, finalStep, haltSteps, networkSteps, reassertSteps } from './pipeline-steps.js';
+import { type ManagedNetwork, type ReconcileReport, reconcile } from './reconcile.js';
+import { networkName, parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
+import {
+  StateStore,
+  type UnreadableRecord,
+  type VmOperation,
+  type VmRecord,
+  type VmStatus,
+} from './state-store.js';
 import { type VmInfo, vmInfo } from './vm-info.js';
 import { forwardRule, releaseShares, removeForwards, type VmHost, vmPaths } from './vm-resources.js';
 import { assertVmmBinary, loadChvClient, stopVmm, vmmAlive } from './vmm.js';
@@ -27,7 +37,9 @@ export class VmManager {
   readonly #store: StateStore;
   readonly #options: VmManagerOptions;
   readonly #hub = new VmEventHub();
-  readonly #ipam?: IpAllocator;
+  /** IP allocators by network name, made on first use. */
+  readonly #ipams = new Map<string, IpAllocator>();
+  readonly #networkStore: NetworkStore;
   readonly #runDir: string;
   readonly #host: VmHost;
 
@@ -51,12 +63,17 @@ export class VmManager {
       runDir: this.#runDir,
       vmm: options.vmm ?? {},
       network: (record) => this.#network(record),
-      ipam: () => this.#ipamOrThrow(),
+      nat: (record) => this.#nat(record),
+      ipam: (record) => this.#ipamOf(networkName(record.spec)),
       storage: () => this.#storage(),
     };
-    if (options.network) {
-      parseVmSubnet(options.network.subnet, 'network.subnet');
-      this.#ipam = new IpAllocator({ dir: join(options.stateDir, 'ipam'), subnet: options.network.subnet });
+    this.#networkStore = new NetworkStore(options.stateDir);
+    if (options.network) parseVmSubnet(options.network.subnet, 'network.subnet');
+    for (const [name, network] of Object.entries(options.networks ?? {})) {
+      validateNetworkName(name, 'networks');
+      if (name === DEFAULT_NETWORK)
+        throw new TypeError(`VmManager: networks.${name}: pass the default as network`);
+      parseVmSubnet(network.subnet, `networks.${name}.subnet`);
     }
   }
 
@@ -72,15 +89,45 @@ export class VmManager {
 
   // ---- queries ----------------------------------------------------------------------------------------------
 
+  /** The VM. NOT_FOUND; CORRUPT_STATE or UNSAFE_PERMISSIONS when its record (or the state directory) cannot be used. */
   async get(name: string): Promise<VmInfo> {
+    this.#store.assertTrusted();
     const record = await this.#store.read(name);
     if (!record) throw notFound(name);
     return vmInfo(record, this.#store.vmDir(record.name));
   }
 
-  /** Every VM, sorted by name. Unreadable state files are skipped (and reported by `reconcile`). */
+  /**
+   * Every VM whose record can be read, sorted by name. Records that cannot be read are left out: `listAll()`
+   * names them. UNSAFE_PERMISSIONS when the state directory is not safe to read from.
+   */
   async list(): Promise<VmInfo[]> {
-    return this.#store.list().records.map((r) => vmInfo(r, this.#store.vmDir(r.name)));
+    return (await this.listAll()).vms;
+  }
+
+  /**
+   * Every VM, sorted by name, and every VM directory whose record cannot be used (`unreadable`: missing, not a
+   * record, or owned by another user or writable by others), with the path at fault and why. UNSAFE_PERMISSIONS
+   * when the state directory itself is not safe to read from.
+   */
+  async listAll(): Promise<{ vms: VmInfo[]; unreadable: UnreadableRecord[] }> {
+    const { records, unreadable } = this.#store.list();
+    return { vms: records.map((r) => vmInfo(r, this.#store.vmDir(r.name))), unreadable };
+  }
+
+  /**
+   * How the host differs from the records: a missing bridge, TAPs, forwards (after a reboot, or someone deleting
+   * them). Read-only; `reconcile()` and `start()` put them back. Empty without a network or an `inventory`.
+   */
+  async drift(options: { signal?: AbortSignal } = {}): Promise<NetworkDrift[]> {
+    const records = this.#store.list().records;
+    const drift: NetworkDrift[] = [];
+    for (const { name, backend } of this.#networkList()) {
+      const snapshot = await takeNetworkSnapshot(backend, this.#options.inventory ?? {}, options.signal);
+      const members = records.filter((r) => networkName(r.spec) === name);
+      drift.push(...bridgeDrift(members, snapshot), ...members.flatMap((r) => driftOf(r, snapshot)));
+    }
+    return drift;
   }
 
   // ---- lifecycle --------------------------------------------------------------------------------------------
@@ -125,30 +172,56 @@ export class VmManager {
     return vmInfo(record, this.#store.vmDir(record.name));
   }
 
-  /** Boots a stopped VM: shares are prepared afresh (virtiofsd exits when its VMM disconnects). */
+  /**
+   * Boots a stopped VM. Its network (bridge, TAP) and recorded forwards are re-asserted first, so a VM comes back
+   * after a host reboot; shares are prepared afresh (virtiofsd exits when its VMM disconnects).
+   */
   async start(name: string, options: OperationOptions = {}): Promise<VmInfo> {
     await using _lock = await this.#lock(name, options.signal);
-    const record = await this.#read(name);
-    if (record.status === 'running' || record.status === 'paused') {
-      if (vmmAlive(record.resources.vmm)) throw wrongState(record, 'start', 'it is already running');
-    } else if (record.status !== 'stopped') {
-      throw wrongState(record, 'start', 'run `myhv gc` to repair it first');
-    }
-    await this.#checkSpec(record.spec, options.signal);
-    await this.#cleanupRuntime(record);
-    await this.#run(
-      record,
-      'start',
-      [...bootSteps(this.#host, record), finalStep(this.#host, record, 'running')],
-      options,
-    );
-    return vmInfo(record, this.#store.vmDir(record.name));
+    // `return await`: a bare `return` would release the lock before the operation ends.
+    return await this.#start(await this.#read(name), 'start', options);
   }
 
   /** Stops the VM (bounded ladder) and its shares; network, forwards and IP stay reserved. */
   async stop(name: string, options: OperationOptions & { gracefulMs?: number } = {}): Promise<VmInfo> {
     await using _lock = await this.#lock(name, options.signal);
+    return await this.#stop(await this.#read(name), 'stop', options);
+  }
+
+  /** Stop then start under one lock, so no other process can act on the VM in between. */
+  async restart(name: string, options: OperationOptions & { gracefulMs?: number } = {}): Promise<VmInfo> {
+    await using _lock = await this.#lock(name, options.signal);
     const record = await this.#read(name);
+    await this.#stop(record, 'restart', options);
+    return await this.#start(record, 'restart', options);
+  }
+
+  async #start(record: VmRecord, op: VmOperation, options: OperationOptions): Promise<VmInfo> {
+    if (record.status === 'running' || record.status === 'paused') {
+      if (vmmAlive(record.resources.vmm)) throw wrongState(record, 'start', 'it is already running');
+    } else if (record.status !== 'stopped') {
+      throw wrongState(record, 'start', 'run `myhv gc` to repair it first');
+    }
+    await this.#checkSpec(record.spec, options.signal, record);
+    await this.#cleanupRuntime(record);
+    await this.#run(
+      record,
+      op,
+      [
+        ...reassertSteps(this.#host, record),
+        ...bootSteps(this.#host, record),
+        finalStep(this.#host, record, 'running'),
+      ],
+      options,
+    );
+    return vmInfo(record, this.#store.vmDir(record.name));
+  }
+
+  async #stop(
+    record: VmRecord,
+    op: VmOperation,
+    options: OperationOptions & { gracefulMs?: number },
+  ): Promise<VmInfo> {
     if (record.status === 'stopped') return vmInfo(record, this.#store.vmDir(record.name));
     if (record.status !== 'running' && record.status !== 'paused') {
       throw wrongState(record, 'stop', 'run `myhv gc` to repair it first');
@@ -156,16 +229,11 @@ export class VmManager {
     const gracefulMs = options.gracefulMs ?? this.#options.vmm?.stopGracefulMs ?? 5_000;
     await this.#run(
       record,
-      'stop',
+      op,
       [...haltSteps(this.#host, record, gracefulMs), finalStep(this.#host, record, 'stopped')],
       options,
     );
     return vmInfo(record, this.#store.vmDir(record.name));
-  }
-
-  async restart(name: string, options: OperationOptions & { gracefulMs?: number } = {}): Promise<VmInfo> {
-    await this.stop(name, options);
-    return this.start(name, options);
   }
 
   /**
@@ -199,9 +267,11 @@ export class VmManager {
 
   /** Adds a port forward to the VM (installed now, kept across stop/start, removed on delete). */
   async addForward(name: string, input: unknown, options: OperationOptions = {}): Promise<VmInfo> {
+    // Bad input is refused before the lock file (or anything else) is written.
+    const forward = parseForwardSpec(input);
+    await new ForwardChecks(this.#options).assertAddable(name, forward, options.signal);
     await using _lock = await this.#lock(name, options.signal);
     const record = await this.#read(name);
-    const forward = parseForwardSpec(input);
     if (!record.spec.network.enabled || !record.resources.ip) {
       throw invalidSpec('network.enabled', `${name} has no network to forward to`);
     }
@@ -214,19 +284,32 @@ export class VmManager {
         details: { vm: name, field: 'hostPort' },
       });
     }
-    if (!existing) {
-      record.resources.forwards.push(rule);
-      record.spec.network.forwards.push(forward);
-      await this.#store.write(record);
+    if (existing) {
+      // Already recorded: make sure it is installed too (it may not be, after a reboot).
+      try {
+        await this.#nat(record).addForward(existing, options.signal ? { signal: options.signal } : {});
+      } catch (error) {
+        throw stepError(error, name, 'forward-add');
+      }
+      return vmInfo(record, this.#store.vmDir(record.name));
     }
+    // Recorded (with the operation pending) before it is installed: a crash in between leaves a record that
+    // reconcile finishes by installing the rule, never a rule no record names.
+    record.resources.forwards.push(rule);
+    record.spec.network.forwards.push(forward);
+    record.pending = { op: 'forward-add', step: 'forward-add', since: now() };
+    await this.#store.write(record);
     try {
-      await this.#network().addForward(rule, options.signal ? { signal: options.signal } : {});
+      await this.#nat(record).addForward(rule, options.signal ? { signal: options.signal } : {});
     } catch (error) {
       record.resources.forwards = record.resources.forwards.filter((f) => f !== rule);
       record.spec.network.forwards = record.spec.network.forwards.filter((f) => f !== forward);
+      delete record.pending;
       await this.#store.write(record);
-      throw stepError(error, name, 'forwards');
+      throw stepError(error, name, 'forward-add');
     }
+    delete record.pending;
+    await this.#store.write(record);
     return vmInfo(record, this.#store.vmDir(record.name));
   }
 
@@ -242,15 +325,20 @@ export class VmManager {
       (f) => f.protocol === protocol && f.hostPort === input.hostPort,
     );
     if (!rule) return { removed: false, vm: vmInfo(record, this.#store.vmDir(record.name)) };
+    record.pending = { op: 'forward-rm', step: `forward-rm ${protocol}/${input.hostPort}`, since: now() };
+    await this.#store.write(record);
     try {
-      await this.#network().removeForward(rule, options.signal ? { signal: options.signal } : {});
+      await this.#nat(record).removeForward(rule, options.signal ? { signal: options.signal } : {});
     } catch (error) {
+      delete record.pending;
+      await this.#store.write(record);
       throw stepError(error, name, 'forwards');
     }
     record.resources.forwards = record.resources.forwards.filter((f) => f !== rule);
     record.spec.network.forwards = record.spec.network.forwards.filter(
       (f) => !(f.protocol === protocol && f.hostPort === input.hostPort),
     );
+    delete record.pending;
     await this.#store.write(record);
     return { removed: true, vm: vmInfo(record, this.#store.vmDir(record.name)) };
   }
@@ -269,9 +357,29 @@ export class VmManager {
         undoCreate: (record, ctxOptions) => this.#undoCreate(record, ctxOptions),
         finishDelete: (record, ctxOptions) => this.#delete(record, ctxOptions),
         cleanupRuntime: (record) => this.#cleanupRuntime(record),
+        reassertNetwork: async (record) => {
+          for (const step of reassertSteps(this.#host, record)) await step.run(options.signal);
+          await this.#store.write(record);
+        },
+        finishForwardRemoval: async (record, protocol, hostPort) => {
+          const rule = record.resources.forwards.find(
+            (f) => f.protocol === protocol && f.hostPort === hostPort,
+          );
+          if (rule) await this.#nat(record).removeForward(rule);
+          record.resources.forwards = record.resources.forwards.filter((f) => f !== rule);
+          record.spec.network.forwards = record.spec.network.forwards.filter(
+            (f) => !(f.protocol === protocol && f.hostPort === hostPort),
+          );
+        },
+        vmmState: async (record) => {
+          const { ChvClient } = await loadChvClient();
+          await using client = new ChvClient({ socketPath: record.resources.vmm!.socketPath });
+          const info = await client.vmInfo({ signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+          return info?.state === 'Paused' ? 'paused' : info?.state === 'Running' ? 'running' : undefined;
+        },
         emit: (event) => this.#hub.emit(event),
         store: this.#store,
-        ipam: this.#ipam,
+        networks: this.#networkList(),
       },
     });
   }
@@ -296,7 +404,7 @@ export class VmManager {
       {
         name: 'ip-release',
         run: async () => {
-          await this.#ipam?.release(record.id);
+          if (record.spec.network.enabled) await this.#ipamOf(networkName(record.spec)).release(record.id);
           delete record.resources.ip;
           await this.#store.write(record);
         },
@@ -351,13 +459,19 @@ export class VmManager {
     }
     const { ChvClient } = await loadChvClient();
     await using client = new ChvClient({ socketPath: record.resources.vmm!.socketPath });
+    // Recorded first: after a crash in between, reconcile asks the VMM which state it is really in.
+    record.pending = { op: action, step: `vm.${action}`, since: now() };
+    await this.#store.write(record);
     try {
       if (action === 'pause') await client.vmPause(options.signal ? { signal: options.signal } : {});
       else await client.vmResume(options.signal ? { signal: options.signal } : {});
     } catch (error) {
+      delete record.pending;
+      await this.#recordError(record, error).catch(() => undefined);
       throw stepError(error, name, action);
     }
     record.status = to;
+    delete record.pending;
     await this.#store.write(record);
     this.#hub.emit({ type: 'status', vm: name, status: to });
     return vmInfo(record, this.#store.vmDir(record.name));
@@ -414,39 +528,47 @@ export class VmManager {
    * Host checks that need no lock: files exist (the kernel bootable), the VMM binary answers like
    * cloud-hypervisor, the network and storage the spec needs are configured.
    */
-  async #checkSpec(spec: VmSpec, signal: AbortSignal | undefined): Promise<void> {
+  async #checkSpec(spec: VmSpec, signal: AbortSignal | undefined, self?: VmRecord): Promise<void> {
     await assertSpecOnHost(spec);
     if (spec.network.enabled) {
-      const network = this.#options.network;
-      if (!network) throw invalidSpec('network.enabled', 'this manager has no network configured');
-      if (spec.network.mycelium && !this.#options.mycelium) {
-        throw invalidSpec('network.mycelium', 'this manager has no mycelium network configured');
+      const name = networkName(spec);
+      if (name === DEFAULT_NETWORK && !this.#options.network)
+        throw invalidSpec('network.enabled', 'this manager has no network configured');
+      const network = this.#networkNamed(name);
+      if (spec.network.mycelium && (name !== DEFAULT_NETWORK || !this.#options.mycelium)) {
+        throw invalidSpec('network.mycelium', `the ${name} network has no mycelium configured`);
       }
       if (spec.network.bridge && spec.network.bridge !== network.bridge) {
         throw invalidSpec(
           'network.bridge',
-          `this manager's network uses bridge ${network.bridge}, not ${spec.network.bridge}`,
+          `the ${name} network uses bridge ${network.bridge}, not ${spec.network.bridge}`,
         );
       }
     }
     if (spec.shares.length > 0 && !this.#options.storage)
       throw invalidSpec('shares', 'this manager has no storage configured');
+    // Create only: a VM being started already owns its forwards.
+    if (!self)
+      await new ForwardChecks(this.#options).assertCreatable(spec.name, spec.network.forwards, signal);
     await assertVmmBinary(this.#options.vmm ?? {}, spec.vmm.binary, signal, spec.name);
   }
 
+  /** Creates the state and run directories (0700); UNSAFE_PERMISSIONS when others own or could write them. */
   async #ensureDirs(): Promise<void> {
     await this.#store.init();
-    await fs.mkdir(this.#options.runDir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(this.#runDir, 'the run directory');
   }
 
+  /** Every operation on a VM starts here, so none reads a record or runs a VMM from a directory others can write. */
   #lock(name: string, signal: AbortSignal | undefined, timeoutMs = this.#options.lockTimeoutMs ?? 30_000) {
-    return this.#store.init().then(() =>
-      FileLock.acquire(this.#store.lockPath(name), {
+    return this.#store.init().then(() => {
+      assertTrustedDir(this.#runDir, 'the run directory');
+      return FileLock.acquire(this.#store.lockPath(name), {
         ...(signal ? { signal } : {}),
         timeoutMs,
         what: `VM ${name}`,
-      }),
-    );
+      });
+    });
   }
 
   async #read(name: string): Promise<VmRecord> {
@@ -455,20 +577,46 @@ export class VmManager {
     return record;
   }
 
-  /** The backend a VM's network steps use: the mycelium one for VMs that asked for it. */
-  #network(record?: VmRecord): NetworkBackend {
-    if (record?.spec.network.mycelium) {
+  /** The backend a VM attaches through: its named network's, or the default (the mycelium one if it asked). */
+  #network(record: VmRecord): NetworkBackend {
+    if (record.spec.network.mycelium) {
       if (!this.#options.mycelium)
         throw invalidSpec('network.mycelium', 'this manager has no mycelium network configured');
       return this.#options.mycelium;
     }
-    if (!this.#options.network) throw invalidSpec('network', 'this manager has no network configured');
-    return this.#options.network;
+    return this.#nat(record);
   }
 
-  #ipamOrThrow(): IpAllocator {
-    if (!this.#ipam) throw invalidSpec('network', 'this manager has no network configured');
-    return this.#ipam;
+  /** The backend a VM's forwards go through: its network's (mycelium VMs share the default's forwards). */
+  #nat(record: VmRecord): NetworkBackend {
+    return this.#networkNamed(networkName(record.spec));
+  }
+
+  #networkNamed(name: string): NetworkBackend {
+    const network = name === DEFAULT_NETWORK ? this.#options.network : this.#options.networks?.[name];
+    if (network) return network;
+    if (name === DEFAULT_NETWORK) throw invalidSpec('network', 'this manager has no network configured');
+    const known = [DEFAULT_NETWORK, ...Object.keys(this.#options.networks ?? {})].join(', ');
+    throw invalidSpec('network.name', `there is no network named ${name} (networks: ${known})`);
+  }
+
+  #ipamOf(name: string): IpAllocator {
+    let ipam = this.#ipams.get(name);
+    if (!ipam) {
+      const network = this.#networkNamed(name);
+      ipam = new IpAllocator({ dir: this.#networkStore.ipamDir(), subnet: network.subnet });
+      this.#ipams.set(name, ipam);
+    }
+    return ipam;
+  }
+
+  /** Every network this manager drives, with its allocator: what reconcile sweeps. */
+  #networkList(): ManagedNetwork[] {
+    const names = [
+      ...(this.#options.network ? [DEFAULT_NETWORK] : []),
+      ...Object.keys(this.#options.networks ?? {}),
+    ];
+    return names.map((name) => ({ name, backend: this.#networkNamed(name), ipam: this.#ipamOf(name) }));
   }
 
   #storage(): StorageBackend {
@@ -476,6 +624,8 @@ export class VmManager {
     return this.#options.storage;
   }
 }
+
+const now = (): string => new Date().toISOString();
 
 function notFound(name: string): VmManagerError {
   return new VmManagerError('NOT_FOUND', `no VM named ${name}`, { details: { vm: name } });

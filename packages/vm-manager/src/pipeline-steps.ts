@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import type { ChvClient } from '@my-hypervisor/chv-client';
 import { deriveTapName } from '@my-hypervisor/net-ops';
+import { ensurePrivateDir } from './dir-trust.js';
 import { VmManagerError } from './errors.js';
 import type { PipelineStep } from './pipeline.js';
 import type { VmRecord, VmStatus } from './state-store.js';
@@ -20,10 +21,10 @@ export function networkSteps(host: VmHost, record: VmRecord): PipelineStep[] {
       // Reservations are keyed by the VM id, which the record already holds: nothing more to write first.
       recordBefore: false,
       run: async (signal) => {
-        record.resources.ip = await host.ipam().allocate(record.id, signal ? { signal } : {});
+        record.resources.ip = await host.ipam(record).allocate(record.id, signal ? { signal } : {});
       },
       undo: async () => {
-        await host.ipam().release(record.id);
+        await host.ipam(record).release(record.id);
         delete record.resources.ip;
       },
     },
@@ -69,13 +70,52 @@ export function networkSteps(host: VmHost, record: VmRecord): PipelineStep[] {
       run: async (signal) => {
         if (record.resources.forwards.length === 0) return;
         const results = await Promise.allSettled(
-          record.resources.forwards.map((rule) => host.network().addForward(rule, signal ? { signal } : {})),
+          record.resources.forwards.map((rule) =>
+            host.nat(record).addForward(rule, signal ? { signal } : {}),
+          ),
         );
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) throw failed.reason;
       },
       undo: async () => {
         await removeForwards(host, record);
+      },
+    },
+  ];
+}
+
+/**
+ * network-ensure → forwards-ensure: what `start` does first. The record is the desired state: after a reboot (or
+ * anyone deleting them) the bridge, the TAP and the forwards are gone while the record still names them, so they
+ * are made again, idempotently — an existing TAP is adopted, an existing forward left as it is.
+ */
+export function reassertSteps(host: VmHost, record: VmRecord): PipelineStep[] {
+  if (!record.spec.network.enabled || !record.resources.ip) return [];
+  return [
+    {
+      name: 'network-ensure',
+      // Adopting or re-making the recorded TAP creates nothing the record does not already name.
+      recordBefore: false,
+      run: async (signal) => {
+        record.resources.tap ??= deriveTapName(record.id);
+        record.resources.network = await host.network(record).attach(
+          {
+            vmId: record.id,
+            ipv4: record.resources.ip!,
+            tap: record.resources.tap,
+            multiQueue: record.spec.network.queues > 1,
+            hostname: record.name,
+          },
+          signal ? { signal } : {},
+        );
+      },
+    },
+    {
+      name: 'forwards-ensure',
+      recordBefore: false,
+      run: async (signal) => {
+        for (const rule of record.resources.forwards)
+          await host.nat(record).addForward(rule, signal ? { signal } : {});
       },
     },
   ];
@@ -122,13 +162,14 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
         record.resources.vmm = { socketPath: paths.socket, pidFile: paths.pidFile, logFile: paths.vmmLog };
       },
       run: async (signal) => {
-        await fs.mkdir(paths.runDir, { recursive: true, mode: 0o700 });
+        ensurePrivateDir(paths.runDir, 'the run directory');
         const spawned = await spawnVmm(
           host.vmm,
           { socketPath: paths.socket, pidFile: paths.pidFile, logFile: paths.vmmLog },
           {
             ...(record.spec.vmm.binary ? { binary: record.spec.vmm.binary } : {}),
             extraArgs: record.spec.vmm.extraArgs,
+            privateFiles: [paths.serialLog],
           },
           signal,
         ).catch((error: unknown) => {

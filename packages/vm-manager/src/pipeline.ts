@@ -36,6 +36,9 @@ const stepCodes: Record<string, VmManagerErrorCode> = {
   ip: 'NETWORK_FAILED',
   network: 'NETWORK_FAILED',
   forwards: 'NETWORK_FAILED',
+  'network-ensure': 'NETWORK_FAILED',
+  'forwards-ensure': 'NETWORK_FAILED',
+  'forward-add': 'NETWORK_FAILED',
   shares: 'STORAGE_FAILED',
 };
 

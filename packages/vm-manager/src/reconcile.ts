@@ -1,18 +1,29 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { isTempFile, listPids, processStartTime, readCmdline } from '@my-hypervisor/host-utils';
-import { DEFAULT_TAP_PREFIX, NetOpsError } from '@my-hypervisor/net-ops';
+import { DEFAULT_TAP_PREFIX, NetOpsError, type NetworkBackend } from '@my-hypervisor/net-ops';
 import { VmManagerError } from './errors.js';
 import type { VmEvent } from './events.js';
 import type { FileLock } from './file-lock.js';
 import { vmIdOfForwardOwner } from './forward-owner.js';
 import type { IpAllocator } from './ip-allocator.js';
 import type { OperationOptions, VmManagerOptions } from './manager-options.js';
+import { bridgeDrift, driftOf, type NetworkSnapshot, takeNetworkSnapshot } from './network-drift.js';
+import { networkName } from './spec.js';
 import type { StateStore, VmRecord } from './state-store.js';
 import { killProcess, vmmAlive } from './vmm.js';
 
 /** What kind of host resource a reconcile change acted on. */
-export type ReconcileKind = 'vm' | 'vmm' | 'virtiofsd' | 'tap' | 'forward' | 'ip' | 'run-dir' | 'temp-file';
+export type ReconcileKind =
+  | 'vm'
+  | 'vmm'
+  | 'virtiofsd'
+  | 'bridge'
+  | 'tap'
+  | 'forward'
+  | 'ip'
+  | 'run-dir'
+  | 'temp-file';
 
 /** One thing reconcile changed. */
 export interface ReconcileChange {
@@ -38,9 +49,23 @@ export interface ReconcileInternals {
   undoCreate(record: VmRecord, options: OperationOptions): Promise<Error[]>;
   finishDelete(record: VmRecord, options: OperationOptions): Promise<void>;
   cleanupRuntime(record: VmRecord): Promise<void>;
+  /** Makes the VM's recorded network (bridge, TAP, forwards) exist again, idempotently. */
+  reassertNetwork(record: VmRecord): Promise<void>;
+  /** Removes one recorded forward from the host and the record (an interrupted `removeForward`). */
+  finishForwardRemoval(record: VmRecord, protocol: 'tcp' | 'udp', hostPort: number): Promise<void>;
+  /** What the live VMM reports: running or paused (undefined when it cannot tell). */
+  vmmState(record: VmRecord): Promise<'running' | 'paused' | undefined>;
   emit(event: VmEvent): void;
   readonly store: StateStore;
-  readonly ipam: IpAllocator | undefined;
+  /** Every network the manager drives: the default first, then the named ones. */
+  readonly networks: readonly ManagedNetwork[];
+}
+
+/** One network a manager drives: its name, backend and IP allocator. */
+export interface ManagedNetwork {
+  readonly name: string;
+  readonly backend: NetworkBackend;
+  readonly ipam: IpAllocator;
 }
 
 export async function reconcile(
@@ -49,11 +74,24 @@ export async function reconcile(
 ): Promise<ReconcileReport> {
   const { internals, signal } = options;
   const report: ReconcileReport = { changes: [], skipped: [], errors: [] };
-  const { store, ipam } = internals;
+  const { store, networks } = internals;
   const runDir = managerOptions.runDir;
   const inner: OperationOptions = options.onProgress ? { onProgress: options.onProgress } : {};
   const fail = (target: string, error: unknown) =>
     report.errors.push({ target, message: error instanceof Error ? error.message : String(error) });
+
+  // What the host has (bridge ports, forwards), listed once per network and compared with each record below.
+  const snapshots = new Map<string, NetworkSnapshot>();
+  for (const network of networks) {
+    try {
+      snapshots.set(
+        network.name,
+        await takeNetworkSnapshot(network.backend, managerOptions.inventory ?? {}, signal),
+      );
+    } catch (error) {
+      fail(`network ${network.name}`, error);
+    }
+  }
 
   for (const path of await store.sweepTempFiles())
     report.changes.push({ kind: 'temp-file', target: path, action: 'removed' });
@@ -122,7 +160,8 @@ export async function reconcile(
           });
           continue;
         }
-        const interrupted = record.pending && (record.pending.op === 'start' || record.pending.op === 'stop');
+        const pendingOp = record.pending?.op;
+        const interrupted = pendingOp === 'start' || pendingOp === 'stop' || pendingOp === 'restart';
         const dead =
           (record.status === 'running' || record.status === 'paused') && !vmmAlive(record.resources.vmm);
         if (interrupted || dead) {
@@ -141,6 +180,26 @@ export async function reconcile(
           await internals.cleanupRuntime(record);
           report.changes.push({ kind: 'vm', target: name, vm: name, action: `marked stopped: ${why}` });
           internals.emit({ type: 'status', vm: name, status: 'stopped' });
+        }
+        await settlePending(record, internals, report);
+        const snapshot = snapshots.get(networkName(record.spec));
+        if (snapshot) {
+          const drift = [...bridgeDrift([record], snapshot), ...driftOf(record, snapshot)];
+          if (drift.length > 0) {
+            await internals.reassertNetwork(record);
+            const running = record.status !== 'stopped';
+            // The first VM's repair made the bridge again; later VMs compare against the rest of the snapshot.
+            if (snapshot.ports === undefined)
+              snapshots.set(networkName(record.spec), { ...snapshot, ports: new Set() });
+            for (const d of drift) {
+              report.changes.push({
+                kind: d.kind,
+                target: d.target,
+                ...(d.vm ? { vm: d.vm } : {}),
+                action: `restored (${d.problem})${running && d.kind === 'tap' ? '; restart the VM to reconnect it' : ''}`,
+              });
+            }
+          }
         }
         live.set(record.id, record);
       } catch (error) {
@@ -168,8 +227,8 @@ export async function reconcile(
     return report;
   }
 
-  // 2. IP reservations nobody owns.
-  if (ipam) {
+  // 2. IP reservations nobody owns, in every network.
+  for (const { ipam } of networks) {
     for (const r of await ipam.list()) {
       if (ids.has(r.owner)) continue;
       await fs.rm(join(ipam.dir, r.address), { force: true });
@@ -230,27 +289,29 @@ export async function reconcile(
     report.changes.push({ kind: 'run-dir', target: join(runDir, entry), action: 'removed' });
   }
 
-  // 5. TAPs on our bridge and forwards with our owner tag that no VM owns.
-  const network = managerOptions.network;
+  // 5. TAPs on our bridges and forwards with our owner tag that no VM owns.
   const { bridge, nat } = managerOptions.inventory ?? {};
-  if (network && bridge?.capabilities.listBridgePorts) {
-    try {
-      for (const port of await bridge.listBridgePorts(network.bridge)) {
-        if (!port.name.startsWith(DEFAULT_TAP_PREFIX) || ownedTaps.has(port.name)) continue;
-        await network.detach({ vmId: 'orphan', tap: port.name });
-        report.changes.push({ kind: 'tap', target: port.name, action: 'deleted (no VM owns it)' });
+  if (bridge?.capabilities.listBridgePorts) {
+    for (const { backend: network } of networks) {
+      try {
+        for (const port of await bridge.listBridgePorts(network.bridge)) {
+          if (!port.name.startsWith(DEFAULT_TAP_PREFIX) || ownedTaps.has(port.name)) continue;
+          await network.detach({ vmId: 'orphan', tap: port.name });
+          report.changes.push({ kind: 'tap', target: port.name, action: 'deleted (no VM owns it)' });
+        }
+      } catch (error) {
+        if (!(NetOpsError.isInstance(error) && error.code === 'NOT_FOUND'))
+          fail(`bridge ${network.bridge}`, error);
       }
-    } catch (error) {
-      if (!(NetOpsError.isInstance(error) && error.code === 'NOT_FOUND'))
-        fail(`bridge ${network.bridge}`, error);
     }
   }
-  if (network && nat?.capabilities.listPortForwards) {
+  if (networks.length > 0 && nat?.capabilities.listPortForwards) {
     try {
       for (const rule of await nat.listPortForwards()) {
         const vmId = vmIdOfForwardOwner(rule.owner);
         if (vmId === undefined || ids.has(vmId)) continue;
-        await network.removeForward(rule);
+        // Removed through the ops themselves: the rule may point into a network this manager no longer has.
+        await nat.removePortForward(rule);
         report.changes.push({
           kind: 'forward',
           target: `${rule.protocol}/${rule.hostPort}`,
@@ -262,4 +323,48 @@ export async function reconcile(
     }
   }
   return report;
+}
+
+/** Finishes what a crash interrupted outside the pipelines: a forward add or removal, a pause or resume. */
+async function settlePending(
+  record: VmRecord,
+  internals: ReconcileInternals,
+  report: ReconcileReport,
+): Promise<void> {
+  const pending = record.pending;
+  if (!pending) return;
+  const name = record.name;
+  if (pending.op === 'forward-rm') {
+    const match = /^forward-rm (tcp|udp)\/(\d+)$/.exec(pending.step);
+    if (match) await internals.finishForwardRemoval(record, match[1] as 'tcp' | 'udp', Number(match[2]));
+    delete record.pending;
+    await internals.store.write(record);
+    report.changes.push({
+      kind: 'forward',
+      target: match ? `${match[1]}/${match[2]}` : pending.step,
+      vm: name,
+      action: 'finished an interrupted forward removal',
+    });
+  } else if (pending.op === 'forward-add') {
+    // The rule is recorded; the drift check that follows installs it if it is missing.
+    delete record.pending;
+    await internals.store.write(record);
+    report.changes.push({
+      kind: 'vm',
+      target: name,
+      vm: name,
+      action: 'finished an interrupted forward add',
+    });
+  } else if (pending.op === 'pause' || pending.op === 'resume') {
+    const state = vmmAlive(record.resources.vmm) ? await internals.vmmState(record) : undefined;
+    if (state) record.status = state;
+    delete record.pending;
+    await internals.store.write(record);
+    report.changes.push({
+      kind: 'vm',
+      target: name,
+      vm: name,
+      action: `settled an interrupted ${pending.op}: ${record.status}`,
+    });
+  }
 }

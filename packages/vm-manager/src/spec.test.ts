@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { VmManagerError } from './errors.js';
-import { parseForwardSpec, parseMemorySize, parseVmSpec, vmSpecSchema } from './spec.js';
+import { MANAGED_VMM_OPTIONS, parseForwardSpec, parseMemorySize, parseVmSpec, vmSpecSchema } from './spec.js';
 
 const base = { name: 'web', kernel: '/boot/vmlinux' };
 
@@ -113,6 +113,43 @@ describe('parseVmSpec', () => {
     ['cmdline with newline', { ...base, cmdline: 'a\nb' }, 'cmdline'],
     ['more queue pairs than vCPUs', { ...base, cpus: 1, network: { queues: 2 } }, 'network.queues'],
     ['more queue pairs than vCPUs (4 > 2)', { ...base, cpus: 2, network: { queues: 4 } }, 'network.queues'],
+    ['memory 1e300 (MiB, from a spec file)', { ...base, memory: 1e300 }, 'memory'],
+    ['memory 99999999T', { ...base, memory: '99999999T' }, 'memory'],
+    ['memory over 64T', { ...base, memory: '65T' }, 'memory'],
+    [
+      'the same disk twice',
+      {
+        ...base,
+        disks: [{ path: '/img/a.raw' }, { path: '/img/b.raw' }, { path: '/img/a.raw', readOnly: true }],
+      },
+      'disks[2].path',
+    ],
+    [
+      'the same disk twice, spelt differently',
+      { ...base, disks: [{ path: '/img/a.raw' }, { path: '/img/./a.raw' }] },
+      'disks[1].path',
+    ],
+    [
+      '--api-socket in extraArgs',
+      { ...base, vmm: { extraArgs: ['-v', '--api-socket=/tmp/x.sock'] } },
+      'vmm.extraArgs[1]',
+    ],
+    [
+      '--api-socket as two extraArgs',
+      { ...base, vmm: { extraArgs: ['--api-socket', '/tmp/x.sock'] } },
+      'vmm.extraArgs[0]',
+    ],
+    [
+      '--kernel in extraArgs',
+      { ...base, vmm: { extraArgs: ['--kernel', '/boot/other'] } },
+      'vmm.extraArgs[0]',
+    ],
+    ['--memory= in extraArgs', { ...base, vmm: { extraArgs: ['--memory=size=1G'] } }, 'vmm.extraArgs[0]'],
+    [
+      '--restore in extraArgs',
+      { ...base, vmm: { extraArgs: ['--restore', 'source_url=file:///x'] } },
+      'vmm.extraArgs[0]',
+    ],
   ])('rejects %s naming the field', (_title, input, field) => {
     expect(fieldOf(input)).toBe(field);
   });
@@ -124,6 +161,28 @@ describe('parseVmSpec', () => {
     );
     // No network device, no queues to check.
     expect(parseVmSpec({ ...base, network: { enabled: false, queues: 2 } }).network.enabled).toBe(false);
+  });
+
+  it('refuses every option the manager sets, in extraArgs, and allows the rest', () => {
+    for (const option of MANAGED_VMM_OPTIONS) {
+      for (const arg of [option, `${option}=x`, ` ${option} x`]) {
+        expect(fieldOf({ ...base, vmm: { extraArgs: [arg] } }), arg).toBe('vmm.extraArgs[0]');
+      }
+    }
+    const extraArgs = ['-v', '--seccomp=log', '--landlock', '--api-socketx', '--kernels'];
+    expect(parseVmSpec({ ...base, vmm: { extraArgs } }).vmm.extraArgs).toEqual(extraArgs);
+  });
+
+  it('says a huge memory size is too large, not that it is no size', () => {
+    expect(() => parseVmSpec({ ...base, memory: '99999999T' })).toThrow(/more than any host has/);
+    expect(() => parseVmSpec({ ...base, memory: 1e300 })).toThrow(/more than any host has/);
+    expect(parseMemorySize(1e300)).toBeUndefined();
+    expect(parseVmSpec({ ...base, memory: '64T' }).memory).toBe(64 * 1024 ** 4);
+  });
+
+  it('allows distinct disks, read-only or not', () => {
+    const disks = [{ path: '/img/a.raw' }, { path: '/img/b.raw', readOnly: true }];
+    expect(parseVmSpec({ ...base, disks }).disks).toHaveLength(2);
   });
 
   it('parses a single forward with its own field names', () => {

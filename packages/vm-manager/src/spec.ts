@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { isIPv4 } from '@my-hypervisor/net-ops';
 import { z } from 'zod';
 import { invalidSpec } from './errors.js';
@@ -5,17 +6,52 @@ import { invalidSpec } from './errors.js';
 const MiB = 1024 * 1024;
 const units: Record<string, number> = { '': MiB, k: 1024, m: MiB, g: 1024 * MiB, t: 1024 * 1024 * MiB };
 
-/** `512M`, `1G`, `2GiB`, `1536` (MiB): bytes. Undefined when it is not a size. */
-export function parseMemorySize(value: string | number): number | undefined {
-  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value * MiB : undefined;
+/** The bytes a size stands for, unchecked (may be 0 or beyond a safe integer); undefined when it is no size. */
+function sizeBytes(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value * MiB : undefined;
   const match = /^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$/i.exec(value);
-  if (!match) return undefined;
-  const bytes = Number(match[1]) * units[match[2]!.toLowerCase()]!;
-  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
+  return match ? Number(match[1]) * units[match[2]!.toLowerCase()]! : undefined;
+}
+
+/** `512M`, `1G`, `2GiB`, `1536` (MiB): bytes. Undefined when it is not a size (or not a safe integer of bytes). */
+export function parseMemorySize(value: string | number): number | undefined {
+  // `1e300` is an integer to JavaScript, but no number of bytes.
+  const bytes = sizeBytes(value);
+  return bytes !== undefined && Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
 }
 
 /** The smallest guest Cloud Hypervisor boots a minimal kernel in without trouble. */
 export const MIN_MEMORY_BYTES = 64 * MiB;
+/** More than any x86-64 host addresses (46 physical address bits); the host's own RAM is checked later. */
+export const MAX_MEMORY_BYTES = 64 * 1024 * 1024 * MiB;
+
+/**
+ * Cloud Hypervisor options the manager sets itself (on the command line or in `vm.create`): set again in
+ * `vmm.extraArgs` they would make a second VM, or move the API socket where the manager never looks.
+ */
+export const MANAGED_VMM_OPTIONS: readonly string[] = [
+  '--api-socket',
+  '--kernel',
+  '--firmware',
+  '--initramfs',
+  '--cmdline',
+  '--net',
+  '--fs',
+  '--disk',
+  '--serial',
+  '--console',
+  '--event-monitor',
+  '--log-file',
+  '--cpus',
+  '--memory',
+  '--restore',
+];
+
+/** The managed option `arg` sets (`--api-socket`, `--api-socket=/x`, `--api-socket /x`), or undefined. */
+export function managedVmmOption(arg: string): string | undefined {
+  const name = /^\s*(--[^=\s]+)/.exec(arg)?.[1];
+  return name !== undefined && MANAGED_VMM_OPTIONS.includes(name) ? name : undefined;
+}
 
 /**
  * Builds the schemas. Deferred until first use: constructing them takes milliseconds that commands which never
@@ -79,6 +115,14 @@ function buildSchemas() {
       .union([z.string(), z.number()])
       .default('512M')
       .transform((value, ctx) => {
+        const raw = sizeBytes(value);
+        if (raw !== undefined && raw > MAX_MEMORY_BYTES) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `${JSON.stringify(value)} is more than any host has (at most 64T)`,
+          });
+          return z.NEVER;
+        }
         const bytes = parseMemorySize(value);
         if (bytes === undefined) {
           ctx.addIssue({
@@ -108,6 +152,14 @@ function buildSchemas() {
       .strictObject({
         /** Attach the VM to the manager's network (a TAP on its bridge). */
         enabled: z.boolean().default(true),
+        /** The network to join (`myhv net create`); the default network when omitted. */
+        name: z
+          .string()
+          .regex(
+            /^[a-z][a-z0-9-]{0,14}$/,
+            "must be a network name: 1–15 lowercase letters, digits and '-', starting with a letter",
+          )
+          .optional(),
         /** The bridge the caller expects; must match the manager's. */
         bridge: z.string().optional(),
         /** Queue pairs; more than 1 needs a multi-queue TAP, and at most `cpus`. */
@@ -117,6 +169,8 @@ function buildSchemas() {
         mycelium: z.boolean().default(false),
       })
       .default({ enabled: true, queues: 1, forwards: [], mycelium: false }),
+    /** Like docker's restart policy: `on-boot` VMs are started again by `myhv autostart` after a host reboot. */
+    restart: z.enum(['no', 'on-boot']).default('no'),
     vmm: z
       .strictObject({
         /** cloud-hypervisor binary for this VM; the manager's default when omitted. */
@@ -210,6 +264,23 @@ export function parseVmSpec(input: unknown): VmSpec {
     }
     ports.set(key, i);
   });
+  const disks = new Map<string, number>();
+  spec.disks.forEach((d, i) => {
+    // Two disk devices on one file corrupt it; `/a//b` and `/a/./b` are the same file as `/a/b`.
+    const path = posix.normalize(d.path);
+    const first = disks.get(path);
+    if (first !== undefined) throw invalidSpec(`disks[${i}].path`, `${d.path} is already disks[${first}]`);
+    disks.set(path, i);
+  });
+  spec.vmm.extraArgs.forEach((arg, i) => {
+    const option = managedVmmOption(arg);
+    if (option !== undefined) {
+      throw invalidSpec(
+        `vmm.extraArgs[${i}]`,
+        `${option} is set by the manager; extra VMM arguments may not set it`,
+      );
+    }
+  });
   const tags = new Map<string, number>();
   spec.shares.forEach((s, i) => {
     const first = tags.get(s.tag);
@@ -228,4 +299,9 @@ export function parseVmSpec(input: unknown): VmSpec {
     );
   }
   return spec;
+}
+
+/** The network a VM joins: its spec's `network.name`, or `default`. */
+export function networkName(spec: Pick<VmSpec, 'network'>): string {
+  return spec.network.name ?? 'default';
 }

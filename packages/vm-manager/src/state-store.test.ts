@@ -1,10 +1,13 @@
 import {
+  chmodSync,
+  chownSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -12,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { vmRecord } from '../test/fixtures/vm-record.js';
+import { VmManagerError } from './errors.js';
 import { LISTING_CACHE_FILE } from './listing-cache.js';
 import { StateStore, type StateStoreOptions, type VmRecord } from './state-store.js';
 
@@ -179,12 +183,18 @@ describe('StateStore.list and its listing cache', () => {
     mkdirSync(store.vmDir('ghost'));
     mkdirSync(store.vmDir('broken'));
     writeFileSync(stateFile(store, 'broken'), '{"schema":1,');
-    expect(store.list()).toMatchObject({ records: [{ name: 'ok' }], unreadable: ['broken', 'ghost'] });
+    expect(store.list()).toMatchObject({
+      records: [{ name: 'ok' }],
+      unreadable: [
+        { name: 'broken', code: 'CORRUPT_STATE', path: stateFile(store, 'broken') },
+        { name: 'ghost', code: 'CORRUPT_STATE', path: stateFile(store, 'ghost') },
+      ],
+    });
     expect(cacheEntries(store).map((e) => e[0])).toEqual(['ok']);
     await store.write(vmRecord('broken', 3));
     expect(store.list()).toMatchObject({
       records: [{ name: 'broken' }, { name: 'ok' }],
-      unreadable: ['ghost'],
+      unreadable: [{ name: 'ghost' }],
     });
   });
 
@@ -200,5 +210,88 @@ describe('StateStore.list and its listing cache', () => {
     writeFileSync(leftover, '{');
     expect(await store.sweepTempFiles()).toEqual([leftover]);
     expect(readdirSync(store.root)).not.toContain(leftover.split('/').at(-1));
+  });
+});
+
+async function unsafeRead(store: StateStore, name: string): Promise<VmManagerError> {
+  const error = await store.read(name).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(VmManagerError.isInstance(error), `${name}: ${String(error)}`).toBe(true);
+  return error as VmManagerError;
+}
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.warn('skipped: a record another user owns, because this is not root (chown needs it)');
+
+describe('StateStore: records others own or could write are never used', () => {
+  it('lists them as unreadable (UNSAFE_PERMISSIONS, with the path) and read() refuses them', async () => {
+    const store = await storeWith(['ok', 'open', 'open-dir', 'link']);
+    // Cached first: a change of mode alone must not let a cached record through.
+    store.list();
+    chmodSync(stateFile(store, 'open'), 0o666);
+    chmodSync(store.vmDir('open-dir'), 0o777);
+    const elsewhere = join(store.root, '..', 'link.json');
+    writeFileSync(elsewhere, JSON.stringify(vmRecord('link')), { mode: 0o600 });
+    rmSync(stateFile(store, 'link'));
+    symlinkSync(elsewhere, stateFile(store, 'link'));
+    const expected = {
+      records: [{ name: 'ok' }],
+      unreadable: [
+        { name: 'link', code: 'UNSAFE_PERMISSIONS', path: stateFile(store, 'link') },
+        { name: 'open', code: 'UNSAFE_PERMISSIONS', path: stateFile(store, 'open') },
+        { name: 'open-dir', code: 'UNSAFE_PERMISSIONS', path: store.vmDir('open-dir') },
+      ],
+    };
+    expect(store.list()).toMatchObject(expected);
+    expect(new StateStore(join(store.root, '..'), { listingCache: false }).list()).toMatchObject(expected);
+    expect(store.list().unreadable[1]!.reason).toMatch(/writable by group or others .*mode 666/);
+    for (const name of ['open', 'open-dir', 'link']) {
+      expect((await unsafeRead(store, name)).code).toBe('UNSAFE_PERMISSIONS');
+    }
+    expect(await store.read('ok')).toMatchObject({ name: 'ok' });
+  });
+
+  it.skipIf(!isRoot)('treats a record another user owns the same way', async () => {
+    const store = await storeWith(['ok', 'theirs']);
+    chownSync(stateFile(store, 'theirs'), 65534, 65534);
+    expect(store.list()).toMatchObject({
+      records: [{ name: 'ok' }],
+      unreadable: [{ name: 'theirs', code: 'UNSAFE_PERMISSIONS', path: stateFile(store, 'theirs') }],
+    });
+    expect((await unsafeRead(store, 'theirs')).details).toMatchObject({ uid: 65534 });
+  });
+
+  it('refuses to list from, or create in, a state directory others could write', async () => {
+    const store = await storeWith(['a']);
+    for (const path of [store.root, join(store.root, '..')]) {
+      chmodSync(path, 0o777);
+      const errors = [() => store.list(), () => store.assertTrusted()].map((fn) => {
+        try {
+          fn();
+          return undefined;
+        } catch (error) {
+          return error;
+        }
+      });
+      errors.push(await store.init().catch((error: unknown) => error));
+      for (const error of errors) {
+        expect(VmManagerError.isInstance(error) && error.code).toBe('UNSAFE_PERMISSIONS');
+        expect((error as VmManagerError).details.path).toBe(path);
+      }
+      chmodSync(path, 0o700);
+    }
+    expect(statuses(store)).toEqual({ a: 'stopped' });
+  });
+
+  it('ignores a listing cache others could write: it holds records', async () => {
+    const store = await storeWith(['a']);
+    store.list();
+    // The stamps stay valid; only the record is forged. Served while the cache is ours and private:
+    writeFileSync(cacheFile(store), readFileSync(cacheFile(store), 'utf8').replace('"stopped"', '"running"'));
+    expect(statuses(store)).toEqual({ a: 'running' });
+    chmodSync(cacheFile(store), 0o666);
+    expect(statuses(store)).toEqual({ a: 'stopped' });
   });
 });

@@ -1,7 +1,14 @@
-import { promises as fs, readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
+import { constants, promises as fs, lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isTempFile, syncDirectory, writeFileAtomic } from '@my-hypervisor/host-utils';
 import type { PortForwardRule, VmNetworkAttachment } from '@my-hypervisor/net-ops';
+import {
+  assertTrustedDir,
+  ensurePrivateDir,
+  type UnsafePermission,
+  unsafePermission,
+  unsafePermissionsError,
+} from './dir-trust.js';
 import { VmManagerError } from './errors.js';
 import {
   DEFAULT_SETTLE_MS,
@@ -17,7 +24,16 @@ import type { VmSpec } from './spec.js';
 /** The lifecycle status recorded for a VM. */
 export type VmStatus = 'creating' | 'stopped' | 'running' | 'paused' | 'deleting';
 /** The operation a VM record is in the middle of (or last ran). */
-export type VmOperation = 'create' | 'start' | 'stop' | 'delete';
+export type VmOperation =
+  | 'create'
+  | 'start'
+  | 'stop'
+  | 'restart'
+  | 'delete'
+  | 'pause'
+  | 'resume'
+  | 'forward-add'
+  | 'forward-rm';
 
 /** What the VMM process is, so a later process can find it again (and never mistake a recycled pid for it). */
 export interface VmmRecord {
@@ -64,6 +80,17 @@ export interface VmRecord {
 
 const STATE_FILE = 'state.json';
 
+/** A VM directory whose record cannot be used: never hidden, so that `myhv vm ls` and `gc` can name it. */
+export interface UnreadableRecord {
+  /** The VM directory's name. */
+  readonly name: string;
+  /** The file or directory at fault. */
+  readonly path: string;
+  /** CORRUPT_STATE: missing, unreadable or not a record; UNSAFE_PERMISSIONS: others own it or could write it. */
+  readonly code: 'CORRUPT_STATE' | 'UNSAFE_PERMISSIONS';
+  readonly reason: string;
+}
+
 /** How a `StateStore` lists VMs (listing cache on or off, settle time). */
 export interface StateStoreOptions {
   /**
@@ -83,11 +110,13 @@ export interface StateStoreOptions {
  * pid files. Sockets live elsewhere, in a short run directory, because of the 108-byte limit.
  */
 export class StateStore {
+  readonly stateDir: string;
   readonly root: string;
   readonly #listingCache: boolean;
   readonly #settleMs: number;
 
   constructor(stateDir: string, options: StateStoreOptions = {}) {
+    this.stateDir = resolve(stateDir);
     this.root = resolve(stateDir, 'vms');
     this.#listingCache = options.listingCache ?? true;
     this.#settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
@@ -103,8 +132,16 @@ export class StateStore {
     return `${this.root}/${name}.lock`;
   }
 
+  /** Creates the state directory and `vms/` (0700); UNSAFE_PERMISSIONS when others own or could write them. */
   async init(): Promise<void> {
-    await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(this.stateDir, 'the state directory');
+    ensurePrivateDir(this.root, 'the VM records directory');
+  }
+
+  /** UNSAFE_PERMISSIONS when the state directory, `vms/` or a directory on the way is not safe to read from. */
+  assertTrusted(): void {
+    assertTrustedDir(this.stateDir, 'the state directory');
+    assertTrustedDir(this.root, 'the VM records directory');
   }
 
   /** Claims the name: mkdir is atomic, so of two processes creating the same VM exactly one wins. */
@@ -128,17 +165,34 @@ export class StateStore {
     await writeFileAtomic(join(this.vmDir(record.name), STATE_FILE), `${JSON.stringify(record, null, 2)}\n`);
   }
 
-  /** The record, or undefined when the VM does not exist (or has no state file yet). */
+  /**
+   * The record, or undefined when the VM does not exist (or has no state file yet). UNSAFE_PERMISSIONS when the
+   * VM's directory or state file is owned by another user or writable by others (or the file is a symbolic link);
+   * CORRUPT_STATE when it is no record. (The state directory itself is checked by `init`/`assertTrusted`.)
+   */
   async read(name: string): Promise<VmRecord | undefined> {
-    let raw: string;
-    try {
-      raw = await fs.readFile(join(this.vmDir(name), STATE_FILE), 'utf8');
-    } catch (error) {
+    const dir = this.vmDir(name);
+    const path = join(dir, STATE_FILE);
+    const missing = (error: unknown) => {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      if (code === 'ELOOP') throw unsafePermissionsError(symlinkProblem(path), `the record of VM ${name}`);
       throw error;
+    };
+    const dirStat = await fs.stat(dir).catch(missing);
+    if (!dirStat) return undefined;
+    const dirProblem = unsafePermission(dir, dirStat);
+    if (dirProblem) throw unsafePermissionsError(dirProblem, `the record of VM ${name}`, path);
+    // O_NOFOLLOW, then fstat: what is checked is what is read.
+    const handle = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch(missing);
+    if (!handle) return undefined;
+    try {
+      const problem = unsafePermission(path, await handle.stat());
+      if (problem) throw unsafePermissionsError(problem, `the record of VM ${name}`);
+      return parseRecord(await handle.readFile('utf8'), name);
+    } finally {
+      await handle.close();
     }
-    return parseRecord(raw, name);
   }
 
   /** Names of VM directories, including ones without a state file (a create that died right after claiming). */
@@ -155,20 +209,25 @@ export class StateStore {
   }
 
   /**
-   * Every readable record, sorted by name. Synchronous on purpose: for a thousand small files sync calls are
-   * several times faster than a thousand promises, and `myhv vm ls` is all about start-up latency. With the
-   * listing cache a VM whose state file has the stamp (inode, size, mtime, ctime) recorded in the cache is not
-   * read again; any other is read, and the cache is rewritten when what it should hold changed.
+   * Every readable record, sorted by name, and every VM directory whose record cannot be used (`unreadable`: no
+   * state file, not a record, or others own or could write it). UNSAFE_PERMISSIONS when the state directory is not
+   * safe. Synchronous on purpose: for a thousand small files sync calls are several times faster than a thousand
+   * promises, and `myhv vm ls` is all about start-up latency. With the listing cache a VM whose state file has the
+   * stamp (inode, size, mtime, ctime) recorded in the cache is not read again; any other is read, and the cache is
+   * rewritten when what it should hold changed.
    */
-  list(): { records: VmRecord[]; unreadable: string[] } {
+  list(): { records: VmRecord[]; unreadable: UnreadableRecord[] } {
+    this.assertTrusted();
     const names = this.names();
     const records: VmRecord[] = [];
-    const unreadable: string[] = [];
+    const unreadable: UnreadableRecord[] = [];
     if (!this.#listingCache) {
       for (const name of names) {
-        const record = readRecord(`${this.root}/${name}/${STATE_FILE}`, name);
-        if (record) records.push(record);
-        else unreadable.push(name);
+        const checked = this.#check(name);
+        if (checked === undefined) continue;
+        const record = 'unreadable' in checked ? checked.unreadable : readRecord(this.#statePath(name), name);
+        if ('code' in record) unreadable.push(record);
+        else records.push(record);
       }
       return { records, unreadable };
     }
@@ -179,9 +238,13 @@ export class StateStore {
     // Stat, then read: should a file be replaced in between, the stamp kept is older than the record, and the next
     // list sees a newer stamp and reads again. (Read, then stat, could pair an old record with a new stamp.)
     const stamps = new FileStamps(names.length);
+    // Directories that vanished since readdir (removed meanwhile) are skipped; unsafe ones are never read.
+    const skip: (UnreadableRecord | null | undefined)[] = new Array(names.length);
     for (let i = 0; i < names.length; i++) {
-      const stat = statOrUndefined(`${this.root}/${names[i]}/${STATE_FILE}`);
-      if (stat) stamps.set(i, stat);
+      const checked = this.#check(names[i]!);
+      if (checked === undefined) skip[i] = null;
+      else if ('unreadable' in checked) skip[i] = checked.unreadable;
+      else stamps.set(i, checked.stat);
     }
     const cached = readListingCache(cachePath, isRecordShape);
     const next: ListingEntry<VmRecord>[] = [];
@@ -189,6 +252,12 @@ export class StateStore {
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
       const entry = cached.get(name);
+      const skipped = skip[i];
+      if (skipped !== undefined) {
+        if (entry) changed = true;
+        if (skipped) unreadable.push(skipped);
+        continue;
+      }
       if (entry) {
         if (stamps.matches(i, entry)) {
           records.push(entry[5]);
@@ -197,9 +266,9 @@ export class StateStore {
         }
         changed = true;
       }
-      const record = readRecord(`${this.root}/${name}/${STATE_FILE}`, name);
-      if (!record) {
-        unreadable.push(name);
+      const record = readRecord(this.#statePath(name), name);
+      if ('code' in record) {
+        unreadable.push(record);
         continue;
       }
       records.push(record);
@@ -211,6 +280,31 @@ export class StateStore {
     // Entries of VMs that are gone are dropped too.
     if (changed || next.length !== cached.size) writeListingCache(cachePath, next);
     return { records, unreadable };
+  }
+
+  #statePath(name: string): string {
+    return `${this.root}/${name}/${STATE_FILE}`;
+  }
+
+  /**
+   * The stat of a VM's state file when the VM directory and the file are safe to read (one lstat each);
+   * `unreadable` when not (or the file is missing); undefined when the directory itself is gone.
+   */
+  #check(name: string): { stat: Stats } | { unreadable: UnreadableRecord } | undefined {
+    const dir = this.vmDir(name);
+    const dirStat = lstatOrUndefined(dir);
+    if (!dirStat) return undefined;
+    const dirProblem = unsafePermission(dir, dirStat);
+    if (dirProblem) return { unreadable: unsafeRecord(name, dirProblem) };
+    const path = this.#statePath(name);
+    const stat = lstatOrUndefined(path);
+    if (!stat)
+      return { unreadable: corruptRecord(name, path, 'no state file (a create that stopped early?)') };
+    if (stat.isSymbolicLink()) return { unreadable: unsafeRecord(name, symlinkProblem(path)) };
+    const problem = unsafePermission(path, stat);
+    if (problem) return { unreadable: unsafeRecord(name, problem) };
+    if (!stat.isFile()) return { unreadable: corruptRecord(name, path, 'not a regular file') };
+    return { stat };
   }
 
   /** Removes the VM's directory (logs included) and its lock's leftovers. */
@@ -239,21 +333,52 @@ export class StateStore {
   }
 }
 
-/** The record in a state file, or undefined when it cannot be read or parsed. */
-function readRecord(path: string, name: string): VmRecord | undefined {
+/** The record in a state file (checked by `#check` first), or why it cannot be read or parsed. */
+function readRecord(path: string, name: string): VmRecord | UnreadableRecord {
+  let raw: string;
   try {
-    return parseRecord(readFileSync(path, 'utf8'), name);
+    raw = readFileSync(path, 'utf8');
+  } catch (error) {
+    return corruptRecord(name, path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`);
+  }
+  try {
+    return parseRecord(raw, name);
+  } catch (error) {
+    return corruptRecord(name, path, String((error as VmManagerError).details.reason));
+  }
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
   } catch {
     return undefined;
   }
 }
 
-function statOrUndefined(path: string): Stats | undefined {
-  try {
-    return statSync(path, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
-  }
+function corruptRecord(name: string, path: string, reason: string): UnreadableRecord {
+  return { name, path, code: 'CORRUPT_STATE', reason };
+}
+
+function unsafeRecord(name: string, problem: UnsafePermission): UnreadableRecord {
+  return {
+    name,
+    path: problem.path,
+    code: 'UNSAFE_PERMISSIONS',
+    reason: unsafePermissionsError(problem, `the record of VM ${name}`).message,
+  };
+}
+
+/** Records are written by rename, never as links: a link could point anywhere. */
+function symlinkProblem(path: string): UnsafePermission {
+  const stat = lstatOrUndefined(path);
+  return {
+    path,
+    uid: stat?.uid ?? -1,
+    mode: (stat?.mode ?? 0) & 0o7777,
+    problem: 'a symbolic link, not a file the manager wrote',
+    fix: `rm ${path}, or replace it with the file it points to`,
+  };
 }
 
 function isRecordShape(value: unknown, name: string): value is VmRecord {
@@ -268,14 +393,19 @@ function isRecordShape(value: unknown, name: string): value is VmRecord {
 }
 
 function parseRecord(raw: string, name: string): VmRecord {
+  let record: unknown;
   try {
-    const record: unknown = JSON.parse(raw);
-    if (!isRecordShape(record, name)) throw new Error('bad shape');
-    return record;
+    record = JSON.parse(raw);
   } catch (error) {
-    throw new VmManagerError('CORRUPT_STATE', `the state file of ${name} cannot be read`, {
-      cause: error,
-      details: { vm: name },
-    });
+    throw corruptState(name, `not valid JSON (${(error as Error).message})`, error);
   }
+  if (!isRecordShape(record, name)) throw corruptState(name, `not a VM record named ${name}`);
+  return record;
+}
+
+function corruptState(name: string, reason: string, cause?: unknown): VmManagerError {
+  return new VmManagerError('CORRUPT_STATE', `the state file of ${name} cannot be read: ${reason}`, {
+    ...(cause === undefined ? {} : { cause }),
+    details: { vm: name, reason },
+  });
 }

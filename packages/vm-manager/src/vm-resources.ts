@@ -13,10 +13,15 @@ export interface VmHost {
   /** The manager's run directory, resolved: each VM's sockets live in `<runDir>/<id>`. */
   readonly runDir: string;
   readonly vmm: VmmOptions;
-  /** The network backend a VM's steps use (the mycelium one for VMs that asked for it); throws when absent. */
-  network(record?: VmRecord): NetworkBackend;
-  /** The IP allocator; throws INVALID_ARGUMENT when the manager has no network. */
-  ipam(): IpAllocator;
+  /**
+   * The network backend a VM attaches through: its named network, or the default one (the mycelium one for VMs
+   * that asked for it); throws INVALID_ARGUMENT when absent.
+   */
+  network(record: VmRecord): NetworkBackend;
+  /** The backend a VM's port forwards go through: its network's (mycelium VMs share the default's forwards). */
+  nat(record: VmRecord): NetworkBackend;
+  /** The IP allocator of the VM's network; throws INVALID_ARGUMENT when the manager has no such network. */
+  ipam(record: VmRecord): IpAllocator;
   /** The storage backend; throws INVALID_ARGUMENT when the manager has none. */
   storage(): StorageBackend;
 }
@@ -35,7 +40,7 @@ export async function removeForwards(host: VmHost, record: VmRecord): Promise<vo
   const rules = record.resources.forwards;
   for (const [i, rule] of rules.entries()) {
     try {
-      await host.network().removeForward(rule);
+      await host.nat(record).removeForward(rule);
     } catch (error) {
       // CONFLICT: the host port now forwards somewhere else, so it is not ours to remove.
       if (NetOpsError.isInstance(error) && error.code === 'CONFLICT') continue;

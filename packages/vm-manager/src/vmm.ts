@@ -1,17 +1,25 @@
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChvClient } from '@my-hypervisor/chv-client';
 import { hypervisorDeviceProblem, isProcessAlive, processStartTime } from '@my-hypervisor/host-utils';
-import { throwIfAborted, VmManagerError } from './errors.js';
+import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
 import type { VmmRecord } from './state-store.js';
 
 /** How the manager runs Cloud Hypervisor. */
 export interface VmmOptions {
   /**
-   * The cloud-hypervisor binary; `cloud-hypervisor` from PATH when omitted. A spec's `vmm.binary` overrides it.
-   * Checked before any work (`checkVmmBinary`): errors about it name the field `options.vmm.command`.
+   * The cloud-hypervisor binary; `cloud-hypervisor` from PATH when omitted. A spec's `vmm.binary` overrides it
+   * when `allowedBinaries` lists it. Checked before any work (`checkVmmBinary`): errors about it name the field
+   * `options.vmm.command`.
    */
   readonly command?: string;
+  /**
+   * The binaries a spec's (or a stored record's) `vmm.binary` may name, as absolute paths; any other is refused
+   * (INVALID_ARGUMENT, field `vmm.binary`) before it is run at all. Default none: a record is data anyone with
+   * write access to the state directory could have written, and the VMM runs with this process's privileges.
+   */
+  readonly allowedBinaries?: readonly string[];
   /** Arguments placed before ours (e.g. to run the simulator through node). */
   readonly commandArgs?: readonly string[];
   /** Run each VMM inside this network namespace (where the TAPs are). */
@@ -58,6 +66,18 @@ export function vmmCommand(
   };
 }
 
+/** A spec's `vmm.binary` must be one of `allowedBinaries` (compared as normalised absolute paths). */
+export function assertAllowedBinary(options: VmmOptions, binary: string | undefined): void {
+  if (binary === undefined) return;
+  const wanted = resolve(binary);
+  if ((options.allowedBinaries ?? []).some((allowed) => resolve(allowed) === wanted)) return;
+  throw invalidSpec(
+    'vmm.binary',
+    `${binary} is not in allowedVmmBinaries of the config (the manager's vmm.allowedBinaries); ` +
+      'only binaries root allowed may run as a VMM',
+  );
+}
+
 /**
  * Before any work: the VMM a VM would run is an executable that answers `--version` like cloud-hypervisor (or
  * the simulator). Otherwise INVALID_ARGUMENT naming `vmm.binary` or `options.vmm.command`. Cached per file.
@@ -68,6 +88,7 @@ export async function assertVmmBinary(
   signal: AbortSignal | undefined,
   vm?: string,
 ): Promise<void> {
+  assertAllowedBinary(options, binary);
   const { command, commandArgs, field } = vmmCommand(options, binary);
   const { ChvApiError, checkVmmBinary } = await loadChvClient();
   let kind: 'cloud-hypervisor' | 'simulator';
@@ -133,18 +154,28 @@ export function explainVmmExit(error: unknown, vm: string): unknown {
 export async function spawnVmm(
   options: VmmOptions,
   paths: { socketPath: string; pidFile: string; logFile: string },
-  extra: { binary?: string; extraArgs?: readonly string[] },
+  extra: { binary?: string; extraArgs?: readonly string[]; privateFiles?: readonly string[] },
   signal: AbortSignal | undefined,
 ): Promise<{ record: VmmRecord; client: ChvClient }> {
+  // Checked again right before spawning: the record may have changed since the check before any work.
+  assertAllowedBinary(options, extra.binary);
   const { command, commandArgs } = vmmCommand(options, extra.binary);
   const { ChvClient, ChvProcess } = await loadChvClient();
+  const detached = options.detached ?? true;
+  // The VMM would create its logs (and the serial log, `serial file=`) under its umask: they are made 0600 first.
+  const logs = [
+    paths.logFile,
+    ...(detached ? [`${paths.logFile}.stderr`] : []),
+    ...(extra.privateFiles ?? []),
+  ];
+  for (const file of logs) await createPrivateFile(file);
   const vmm = await ChvProcess.spawn({
     command,
     ...(commandArgs.length > 0 ? { commandArgs: [...commandArgs] } : {}),
     socketPath: paths.socketPath,
     logFile: paths.logFile,
     pidFile: paths.pidFile,
-    detached: options.detached ?? true,
+    detached,
     ...(options.netns ? { netns: options.netns } : {}),
     ...(extra.extraArgs?.length ? { extraArgs: [...extra.extraArgs] } : {}),
     ...(options.env ? { env: { ...options.env } } : {}),
@@ -152,6 +183,15 @@ export async function spawnVmm(
     ...(signal ? { signal } : {}),
   });
   const pid = vmm.pid;
+  try {
+    // The VMM made its API socket under its umask (in a 0700 directory, so nobody else could reach it meanwhile).
+    await fs.chmod(paths.socketPath, 0o600);
+    await fs.chmod(paths.pidFile, 0o600);
+  } catch (error) {
+    // Not disowned yet: closing the handle stops the process.
+    await vmm.close().catch(() => undefined);
+    throw error;
+  }
   const startTime = processStartTime(pid);
   // The process is detached and owned by the record from now on; this handle only talks to it.
   vmm.disown();
@@ -159,6 +199,20 @@ export async function spawnVmm(
     record: { ...paths, pid, ...(startTime !== undefined ? { startTime } : {}) },
     client: new ChvClient({ socketPath: paths.socketPath }),
   };
+}
+
+/** Creates `path` 0600 if missing, or makes an existing one 0600, without following a link or truncating it. */
+async function createPrivateFile(path: string): Promise<void> {
+  const handle = await fs.open(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    await handle.chmod(0o600);
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

@@ -100,11 +100,17 @@ describe('bad input the host reveals: refused before any work, naming the field'
       expect(error.message).toMatch(message);
       expect(ChvApiError.isInstance(error.cause)).toBe(true);
 
+      // Allowed (only allowed binaries are run at all: test/trust.test.ts), then checked like the manager's own.
+      const allowing = new VmManager({
+        ...h.manager.options,
+        vmm: { ...h.manager.options.vmm, allowedBinaries: [command] },
+      });
       const fromSpec = await refusal(
-        h.manager.create({ name: 'x', kernel: h.kernel, vmm: { binary: command } }),
+        allowing.create({ name: 'x', kernel: h.kernel, vmm: { binary: command } }),
       );
       expect(fromSpec.details.field).toBe('vmm.binary');
       expect(fromSpec.message).toMatch(/^vmm\.binary: /);
+      expect(fromSpec.message).toMatch(message);
     }
     expect(h.memory!.calls).toEqual([]);
     await expectNothingLeft(h);

@@ -24,7 +24,7 @@ import {
   type TapOps,
 } from '@my-hypervisor/net-ops';
 import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '@my-hypervisor/storage-virtiofs';
-import type { VmmOptions } from '../src/index.js';
+import type { HostProbe, VmmOptions } from '../src/index.js';
 import { VmManager } from '../src/index.js';
 import { IpAllocator } from '../src/ip-allocator.js';
 import { StateStore } from '../src/state-store.js';
@@ -81,6 +81,12 @@ export interface Harness extends AsyncDisposable {
 
 let netnsCounter = 0;
 
+/** The host of an in-memory network: loopback only, nothing listening. */
+const memoryHostProbe: HostProbe = {
+  localAddresses: async () => ['127.0.0.1'],
+  listening: async () => new Set<number>(),
+};
+
 export async function makeHarness(config: HarnessConfig): Promise<Harness> {
   const root = await mkdtemp(join(tmpdir(), 'myhv-vmm-'));
   // Sockets need a short path: /tmp/mh-XXXXXX.
@@ -135,6 +141,8 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
       ...(storage ? { storage } : {}),
       vmm,
       inventory: { bridge: ops, nat: ops },
+      // An in-memory network has no host sockets: the machine's own listeners (8080 on a dev box) must not count.
+      ...(netns ? {} : { hostProbe: memoryHostProbe }),
     });
   const manager = newManager();
   return {

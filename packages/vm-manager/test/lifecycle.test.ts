@@ -125,21 +125,23 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
     expect(await listTree(join(h.stateDir, 'vms'))).toEqual([]);
   });
 
-  it('rolls back a create whose forward conflicts with another VM, keeping the other intact', async () => {
+  it('rolls back a create whose forward the host refuses at the forwards step, keeping the other VM intact', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     await h.manager.create({
       name: 'one',
       kernel: h.kernel,
       network: { forwards: [{ hostPort: 8080, guestPort: 80 }] },
     });
+    // A forward no VM record names (another tool's): only the network step can find it.
+    await h.ops.addPortForward({ protocol: 'tcp', hostPort: 8081, guestIp: '10.62.0.200', guestPort: 80 });
     const error = await h.manager
-      .create({ name: 'two', kernel: h.kernel, network: { forwards: [{ hostPort: 8080, guestPort: 81 }] } })
+      .create({ name: 'two', kernel: h.kernel, network: { forwards: [{ hostPort: 8081, guestPort: 81 }] } })
       .catch((e: unknown) => e);
     expect((error as VmManagerError).code).toBe('CONFLICT');
     expect(NetOpsError.isInstance((error as Error).cause)).toBe(true);
     expect((await h.manager.list()).map((v) => v.name)).toEqual(['one']);
     expect(h.memory!.snapshot().taps).toHaveLength(1);
-    expect(h.memory!.snapshot().forwards).toHaveLength(1);
+    expect(h.memory!.snapshot().forwards).toHaveLength(2);
     expect((await h.ipam.list()).length).toBe(1);
   });
 

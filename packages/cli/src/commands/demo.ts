@@ -45,7 +45,8 @@ export const demo: CommandHandler = async (ctx) => {
     );
   }
   const config = await ctx.config();
-  const vmm = await ctx.vmm();
+  // The demo alone may fall back to the simulator; its first line says so.
+  const vmm = await ctx.vmm({ fallbackToSimulator: true });
   const kernelFlag = ctx.options.kernel as string | undefined;
   const initramfs = ctx.options.initramfs as string | undefined;
   if (initramfs !== undefined && kernelFlag === undefined) {

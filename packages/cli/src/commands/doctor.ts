@@ -1,11 +1,18 @@
 import { constants, existsSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import {
+  findUnsafePermissions,
+  type UnreadableRecord,
+  VmManager,
+  VmManagerError,
+} from '@my-hypervisor/vm-manager';
+import { openManager } from '../backends.js';
 import type { CliConfig } from '../config.js';
 import { ExitCode } from '../exit-codes.js';
 import { runProgram } from '../host-process.js';
 import type { CommandHandler } from '../run.js';
-import { describeVmm, type VmmChoice, vmmJson } from '../vmm-choice.js';
+import { describeVmm, NO_VMM_HINT, type VmmChoice, vmmJson } from '../vmm-choice.js';
 
 /** One doctor check in `--json` output. */
 export interface DoctorCheck {
@@ -48,24 +55,32 @@ async function programVersion(file: string, args: readonly string[], pkg: string
   return pass(firstLine(out.stdout) || firstLine(out.stderr));
 }
 
+/**
+ * The directory, each directory and link on the way to it, and everything in it: owned by root (or us) and not
+ * writable by group or others (on the way, sticky ones may be). vm-manager refuses anything else
+ * (UNSAFE_PERMISSIONS): whoever can write a record there can make myhv run their program as root.
+ */
 async function dirCheck(path: string, what: string): Promise<Probe> {
-  const uid = process.getuid?.() ?? 0;
   let stat: Stats | undefined;
   try {
     stat = statSync(path);
   } catch {}
+  if (stat && !stat.isDirectory())
+    return fail(`${path} is not a directory`, `remove it, or choose another ${what}`);
+  const unsafe = findUnsafePermissions(path);
+  const first = unsafe[0];
+  if (first) {
+    const others = unsafe.slice(1).map((u) => u.path);
+    const more = others.length === 0 ? '' : ` (and ${others.length} more under it, e.g. ${others[0]})`;
+    const owner = process.geteuid?.() === 0 ? 'root:' : String(process.geteuid?.());
+    return fail(
+      `${first.path} is ${first.problem} (owner uid ${first.uid}, mode ${first.mode.toString(8).padStart(3, '0')})${more}: ` +
+        'whoever can write there could make myhv run their programs, so myhv refuses to use it',
+      others.length === 0 ? first.fix : `chown -R ${owner} ${path} && chmod -R go-w ${path}`,
+    );
+  }
   if (stat) {
-    if (!stat.isDirectory())
-      return fail(`${path} is not a directory`, `remove it, or choose another ${what}`);
-    if (stat.uid !== uid)
-      return fail(`${path} is owned by uid ${stat.uid}, not ${uid}`, `chown ${uid} ${path}`);
-    if ((stat.mode & 0o022) !== 0) {
-      return fail(
-        `${path} is writable by group or others (mode ${(stat.mode & 0o777).toString(8)})`,
-        `chmod 700 ${path}`,
-      );
-    }
-    return pass(`${path} (mode ${(stat.mode & 0o777).toString(8)})`);
+    return pass(`${path} (mode ${(stat.mode & 0o777).toString(8)}; nothing in it others own or could write)`);
   }
   let parent = dirname(path);
   while (!existsSync(parent) && parent !== '/') parent = dirname(parent);
@@ -77,6 +92,49 @@ async function dirCheck(path: string, what: string): Promise<Probe> {
       `${path} does not exist and ${parent} is not writable`,
       `run as root, or choose another ${what}`,
     );
+  }
+}
+
+/** Every VM record can be read: `gc` sweeps no leftovers while one cannot, and `vm ls` can only name it. */
+async function recordsCheck(config: CliConfig): Promise<Probe> {
+  let listed: Awaited<ReturnType<VmManager['listAll']>>;
+  try {
+    listed = await new VmManager({ stateDir: config.stateDir, runDir: config.runDir }).listAll();
+  } catch (error) {
+    if (VmManagerError.isInstance(error) && error.code === 'UNSAFE_PERMISSIONS')
+      return skip('not read: the state directory is not safe (see above)');
+    throw error;
+  }
+  const { vms, unreadable } = listed;
+  if (unreadable.length === 0) return pass(`${vms.length} VM record(s), every one readable`);
+  const why = (u: UnreadableRecord) =>
+    u.code === 'UNSAFE_PERMISSIONS'
+      ? `${u.path} is not safe (others own it or could write it)`
+      : `${u.path}: ${u.reason}`;
+  return fail(
+    `${unreadable.length} VM record(s) cannot be read: ${unreadable.map((u) => `${u.name} (${why(u)})`).join('; ')}`,
+    'fix or remove each VM directory named, then run `myhv gc`: until then it sweeps no leftovers',
+  );
+}
+
+/**
+ * Every bridge, TAP and forward the records name exists on the host. After a reboot none does: `vm start` and
+ * `myhv gc` (or `myhv autostart`) make them again.
+ */
+async function driftCheck(config: CliConfig): Promise<Probe> {
+  const parts = await openManager(config, { kind: 'full', vmm: undefined });
+  try {
+    const vms = await parts.manager.list();
+    if (!vms.some((vm) => vm.spec.network.enabled)) return pass('no VM with a network to compare');
+    const drift = await parts.manager.drift();
+    if (drift.length === 0) return pass(`bridges, TAPs and forwards of ${vms.length} VM(s) all present`);
+    const shown = drift.slice(0, 5).map((d) => (d.vm ? `${d.vm}: ${d.problem}` : d.problem));
+    return fail(
+      `${drift.length} missing (after a reboot?): ${shown.join('; ')}${drift.length > 5 ? '; …' : ''}`,
+      '`myhv gc` makes them again (and `myhv autostart` also starts the VMs with --restart on-boot)',
+    );
+  } finally {
+    await parts.close();
   }
 }
 
@@ -94,9 +152,10 @@ async function readSysctl(config: CliConfig, name: string): Promise<string | und
   return out.exitCode === 0 ? out.stdout.trim() : undefined;
 }
 
-async function runChecks(config: CliConfig, vmm: VmmChoice): Promise<DoctorCheck[]> {
+async function runChecks(config: CliConfig, vmm: VmmChoice | undefined): Promise<DoctorCheck[]> {
   const local = config.netBackend === 'local';
-  const real = vmm.kind === 'cloud-hypervisor';
+  // No VMM yet: the one to install needs KVM; only a chosen simulator does not.
+  const real = vmm?.kind !== 'simulator';
   const nsArgs = config.netns ? ['-n', config.netns] : [];
   const checks: [string, string, boolean, () => Promise<Probe>][] = [
     [
@@ -138,13 +197,9 @@ async function runChecks(config: CliConfig, vmm: VmmChoice): Promise<DoctorCheck
       'cloud-hypervisor',
       real,
       async () => {
-        if (!real) {
-          if (vmm.source !== 'fallback') return pass('the simulator, as configured');
-          return fail(
-            'not found on PATH: the bundled simulator stands in (it speaks the API; no guest runs)',
-            'install cloud-hypervisor (github.com/cloud-hypervisor/cloud-hypervisor/releases) on PATH, or set MYHV_CLOUD_HYPERVISOR',
-          );
-        }
+        // vm create, start and restart refuse to run without one.
+        if (!vmm) return fail('not on PATH and none configured', NO_VMM_HINT);
+        if (vmm.kind === 'simulator') return pass('the simulator, as configured');
         const out = await runProgram(vmm.command, ['--version']);
         if (out.exitCode !== 0) {
           return fail(
@@ -160,7 +215,8 @@ async function runChecks(config: CliConfig, vmm: VmmChoice): Promise<DoctorCheck
       'guest boot (probe guest)',
       real,
       async () => {
-        if (!real) return skip('the simulator runs no guest');
+        if (!vmm) return skip('no VMM to boot it with');
+        if (vmm.kind === 'simulator') return skip('the simulator runs no guest');
         const { runProbeGuest } = await import('@my-hypervisor/chv-client/testing');
         try {
           const run = await runProbeGuest({ command: vmm.command, timeoutMs: 10_000 });
@@ -255,6 +311,8 @@ async function runChecks(config: CliConfig, vmm: VmmChoice): Promise<DoctorCheck
       },
     ],
     ['state-dir', 'state directory', true, () => dirCheck(config.stateDir, '--state-dir')],
+    ['records', 'VM records', true, () => recordsCheck(config)],
+    ['drift', 'host network matches the records', true, () => driftCheck(config)],
     ['run-dir', 'run directory', true, () => dirCheck(config.runDir, '--run-dir')],
     [
       'netns',
@@ -310,12 +368,12 @@ async function runChecks(config: CliConfig, vmm: VmmChoice): Promise<DoctorCheck
 /** `myhv doctor`: each check ✓/✗ with a fix; exit 1 when a required check fails. */
 export const doctor: CommandHandler = async (ctx) => {
   const config = await ctx.config();
-  const vmm = await ctx.vmm();
+  const vmm = await ctx.configuredVmm();
   const checks = await runChecks(config, vmm);
   const ok = checks.every((c) => c.ok || !c.required);
   const { out } = ctx;
-  out.result({ ok, vmm: vmmJson(vmm), config: { ...config }, checks }, () => {
-    out.print(describeVmm(vmm));
+  out.result({ ok, vmm: vmm ? vmmJson(vmm) : null, config: { ...config }, checks }, () => {
+    out.print(vmm ? describeVmm(vmm) : 'VMM: none (no cloud-hypervisor on PATH, none configured)');
     const width = Math.max(...checks.map((c) => c.title.length));
     for (const c of checks) {
       const mark = c.skipped

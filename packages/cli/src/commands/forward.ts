@@ -19,7 +19,7 @@ export const forwardAdd: CommandHandler = async (ctx, [rawVm, rawForward]) => {
     throw hinted(error);
   }
   const config = await ctx.config();
-  const parts = await openManager(config, { kind: 'full', vmm: await ctx.vmm() });
+  const parts = await openManager(config, { kind: 'full', vmm: await ctx.configuredVmm() });
   ctx.defer(parts.close);
   await parts.manager.get(name);
   const info = await interruptible(ctx, (signal) => parts.manager.addForward(name, forward, { signal }));
@@ -48,7 +48,7 @@ export const forwardRm: CommandHandler = async (ctx, [rawVm, rawPort]) => {
   const name = parseVmName(rawVm, 'vm');
   const { protocol, hostPort } = parseHostPortArg(String(rawPort));
   const config = await ctx.config();
-  const parts = await openManager(config, { kind: 'full', vmm: await ctx.vmm() });
+  const parts = await openManager(config, { kind: 'full', vmm: await ctx.configuredVmm() });
   ctx.defer(parts.close);
   await parts.manager.get(name);
   const result = await interruptible(ctx, (signal) =>

@@ -23,11 +23,13 @@ export const vmCreate: CommandHandler = async (ctx, [rawName]) => {
   const vmm = await ctx.vmm();
   const { out } = ctx;
   out.print(describeVmm(vmm));
-  const parts = await openManager(config, { kind: 'full', vmm });
+  // The first VM records the default network (bridge, subnet, backend) from the settings.
+  const parts = await openManager(config, { kind: 'full', vmm, recordNetwork: true });
   ctx.defer(parts.close);
   const recorder = recordSteps(out.progress());
   const info = await interruptible(ctx, (signal) =>
-    parts.manager.create(input, { signal, onProgress: recorder.onProgress }).catch((error: unknown) => {
+    parts.manager.create(input, { signal, onProgress: recorder.onProgress }).catch(async (error: unknown) => {
+      await parts.forgetUnusedNetwork?.().catch(() => undefined);
       throw withSpecHint(withVmmHint(error, vmm), source);
     }),
   );

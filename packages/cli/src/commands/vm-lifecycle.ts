@@ -36,13 +36,13 @@ async function lifecycle(ctx: CommandContext, operation: Operation, rawName: unk
   const graceful =
     operation === 'stop' || operation === 'restart' ? gracefulMs(ctx.options.timeout ?? '5') : undefined;
   const config = await ctx.config();
-  // Only booting spawns a VMM; the other operations talk to the one the record names.
+  // Only booting spawns a VMM, so only it needs one chosen; the others talk to the one the record names.
   let vmm: VmmChoice | undefined;
   if (operation === 'start' || operation === 'restart') {
     vmm = await ctx.vmm();
     ctx.out.print(describeVmm(vmm));
   }
-  const parts = await openManager(config, { kind: 'full', vmm: vmm ?? (await ctx.vmm()) });
+  const parts = await openManager(config, { kind: 'full', vmm: vmm ?? (await ctx.configuredVmm()) });
   ctx.defer(parts.close);
   // NOT_FOUND before any lock file is made: a typo changes nothing on disk.
   await parts.manager.get(name);

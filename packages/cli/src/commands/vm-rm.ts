@@ -9,7 +9,7 @@ import { recordSteps } from '../vm-view.js';
 export const vmRm: CommandHandler = async (ctx, [rawNames]) => {
   const names = (rawNames as string[]).map((n) => parseVmName(n));
   const config = await ctx.config();
-  const parts = await openManager(config, { kind: 'full', vmm: await ctx.vmm() });
+  const parts = await openManager(config, { kind: 'full', vmm: await ctx.configuredVmm() });
   ctx.defer(parts.close);
   for (const name of names) await parts.manager.get(name);
   const recorder = recordSteps(ctx.out.progress());

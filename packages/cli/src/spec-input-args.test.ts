@@ -1,0 +1,54 @@
+import { parseVmSpec } from '@my-hypervisor/vm-manager';
+import { describe, expect, it } from 'vitest';
+import { CliError } from './errors.js';
+import { createSpecInput } from './spec-input.js';
+
+// --share and --disk: what each spelling becomes, and what is refused (naming the flag) instead of misread.
+async function flagSpec(flags: { share?: string[]; disk?: string[] }) {
+  const { input } = await createSpecInput('a', { kernel: '/k', ...flags }, undefined);
+  return parseVmSpec(input);
+}
+
+async function refusedField(flags: { share?: string[]; disk?: string[] }): Promise<unknown> {
+  const error = await createSpecInput('a', { kernel: '/k', ...flags }, undefined).catch((e: unknown) => e);
+  expect(CliError.isInstance(error) && error.code, String(error)).toBe('INVALID_ARGUMENT');
+  return (error as CliError).details.field;
+}
+
+describe('--share dir:tag[:ro|:rw]', () => {
+  it.each([
+    ['/srv/www:www', { hostPath: '/srv/www', tag: 'www', readOnly: false }],
+    ['/srv/www:www:ro', { hostPath: '/srv/www', tag: 'www', readOnly: true }],
+    ['/srv/www:www:rw', { hostPath: '/srv/www', tag: 'www', readOnly: false }],
+    ['/srv/a:b:c:ro', { hostPath: '/srv/a:b', tag: 'c', readOnly: true }],
+    ['/srv/a:b:c:rw', { hostPath: '/srv/a:b', tag: 'c', readOnly: false }],
+  ])('%s', async (value, share) => {
+    expect((await flagSpec({ share: [value] })).shares).toEqual([share]);
+  });
+
+  it.each([
+    ['/srv/data:data:yes'],
+    ['/srv/data:data:RO'],
+    ['/srv/data:data:readonly'],
+    ['/srv/data:data:'],
+    ['/srv/data::ro'],
+    [':data'],
+    ['/srv/data:'],
+    ['/srv/data'],
+    ['/srv/a:b:c'],
+  ])('refuses %s naming --share', async (value) => {
+    expect(await refusedField({ share: [value] })).toBe('--share');
+  });
+});
+
+describe('--disk path[:ro|:rw]', () => {
+  it.each([
+    ['/img/a.raw', { path: '/img/a.raw', readOnly: false }],
+    ['/img/a.raw:ro', { path: '/img/a.raw', readOnly: true }],
+    ['/img/a.raw:rw', { path: '/img/a.raw', readOnly: false }],
+    // A path may contain colons: anything but :ro and :rw stays part of it.
+    ['/img/a:b.raw', { path: '/img/a:b.raw', readOnly: false }],
+  ])('%s', async (value, disk) => {
+    expect((await flagSpec({ disk: [value] })).disks).toEqual([disk]);
+  });
+});
