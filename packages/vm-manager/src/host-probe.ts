@@ -14,8 +14,8 @@ export interface HostProbe {
   listening(protocol: 'tcp' | 'udp', options?: { signal?: AbortSignal }): Promise<Set<number>>;
 }
 
-/** A probe should answer at once; a hung `ip` must not hold `vm create` for long. */
-const PROBE_TIMEOUT_MS = 5_000;
+/** A probe answers in milliseconds, but 50 creates at once on two busy cores queue their `ip` processes for seconds. */
+const PROBE_TIMEOUT_MS = 30_000;
 
 const TCP_LISTEN = '0A';
 
