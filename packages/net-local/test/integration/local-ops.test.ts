@@ -117,7 +117,8 @@ describe.skipIf(reason !== undefined)('LocalOps on the kernel', () => {
     expect(ports).not.toContain('vm7');
     expect((await link('vm7')).linkinfo.info_kind).toBe('veth');
     expect((await ops.listPortForwards()).length).toBe(58);
-  });
+    // A few seconds alone; while every package's suite runs at once, two cores make it far slower.
+  }, 120_000);
 
   it('createTap with an owner and multi-queue makes exactly that TAP', async () => {
     await ops.createTap({ name: 'mq0', multiQueue: true, owner: { uid: 1234, gid: 2345 }, mtu: 9000 });
