@@ -14,6 +14,12 @@ export type CommandId =
   | 'vm pause'
   | 'vm resume'
   | 'vm logs'
+  | 'vm resize'
+  | 'vm stats'
+  | 'vm snapshot'
+  | 'vm snapshot ls'
+  | 'vm snapshot rm'
+  | 'vm restore'
   | 'forward add'
   | 'forward rm'
   | 'forward ls'
@@ -22,6 +28,7 @@ export type CommandId =
   | 'net create'
   | 'net rm'
   | 'net ensure'
+  | 'events'
   | 'doctor'
   | 'gc'
   | 'autostart'
@@ -121,6 +128,43 @@ export function createProgram(invoke: Invoke): Command {
     // -F was the short flag before docker's -f; it keeps working, without a second line in the help.
     .addOption(new Option('-F').hideHelp().implies({ follow: true }));
 
+  leaf(vm, 'resize', 'vm resize', "hot-plug vCPUs or memory into a running VM (up to its spec's maximums)")
+    .argument('<name>', 'the VM')
+    .option('--cpus <n>', "vCPUs, at most the spec's cpusMax; fewer need the guest to eject them (ACPI)")
+    .option('--memory <size>', 'memory, e.g. 1G: only more, in 128M steps, up to memory + memoryHotplug');
+  leaf(vm, 'stats', 'vm stats', "a running VM's device counters and the CPU time and RSS of its processes")
+    .argument('<name>', 'the VM')
+    .option('-w, --watch', 'print per-second rates every interval until interrupted or the VM stops')
+    .option('--interval <seconds>', 'seconds between samples with --watch (0.1–3600)', '2');
+
+  // `vm snapshot NAME` takes the snapshot; `vm snapshot ls|rm` manage them (a VM named ls or rm needs the API).
+  const snapshot = leaf(
+    vm,
+    'snapshot',
+    'vm snapshot',
+    'pause a VM, snapshot it to disk, resume it; ls and rm manage snapshots',
+  )
+    .argument('<name>', 'the VM')
+    .option(
+      '--to <dir>',
+      "an absolute directory (only root may write it) instead of the VM's state directory",
+    )
+    .option('--leave-paused', 'leave the VM paused after the snapshot');
+  leaf(snapshot, 'ls', 'vm snapshot ls', "list a VM's snapshots (reads state only)")
+    .alias('list')
+    .argument('<name>', 'the VM');
+  leaf(snapshot, 'rm', 'vm snapshot rm', "delete one of a VM's snapshots")
+    .argument('<name>', 'the VM')
+    .argument('<snapshot>', 'the snapshot id (`myhv vm snapshot ls NAME`)');
+  leaf(
+    vm,
+    'restore',
+    'vm restore',
+    'restore a VM from a snapshot: stops it if running, then resumes the snapshot',
+  )
+    .argument('<name>', 'the VM')
+    .option('--from <snapshot>', 'the snapshot id (default: the latest)');
+
   const forward = program.command('forward').description('port forwards from the host to VMs');
   leaf(forward, 'add', 'forward add', 'forward a host port to a VM (kept across stop/start)')
     .argument('<vm>', 'the VM')
@@ -155,6 +199,14 @@ export function createProgram(invoke: Invoke): Command {
     "create every network's bridge with its gateway address if missing (idempotent)",
   );
 
+  leaf(program, 'events', 'events', 'lifecycle events of every myhv process on this host, oldest first')
+    .option('--vm <name>', 'only this VM')
+    .option(
+      '--since <time>',
+      'only events from then on: an ISO time, Unix seconds, or a duration before now (10m)',
+    )
+    .option('--until <time>', 'only events up to then (ends --follow when it passes)')
+    .option('-f, --follow', 'then keep printing new events until interrupted');
   leaf(
     program,
     'doctor',

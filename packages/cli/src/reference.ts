@@ -24,7 +24,9 @@ function leaves(command: Command): Command[] {
   const help = command.createHelp();
   const subs = help.visibleCommands(command).filter((c) => c.name() !== 'help');
   if (subs.length === 0) return [command];
-  return subs.flatMap(leaves);
+  // A command with an action of its own and subcommands (`vm snapshot`) is documented too.
+  const own = (command as unknown as { _actionHandler?: unknown })._actionHandler ? [command] : [];
+  return [...own, ...subs.flatMap(leaves)];
 }
 
 function commandSection(command: Command, help: Help): string {
@@ -97,7 +99,8 @@ function specRows(node: JsonSchemaNode, prefix: string, required: readonly strin
   }
 }
 
-const jsonShapes = `Every command prints exactly one JSON document on stdout with \`--json\`; progress and notes are not
+const jsonShapes = `Every command prints exactly one JSON document on stdout with \`--json\`, except the streams
+(\`myhv events\`, \`myhv vm stats --watch\`), which print one JSON object per line (NDJSON); progress and notes are not
 printed. Fields are only ever added, never renamed or removed, within a major version. \`VmInfo\` is the
 \`VmInfo\` of \`@my-hypervisor/vm-manager\` (memory in bytes); \`StepEvent\` lines are \`{ vm, op, step, phase, ms,
 error }\` for each finished (\`done\`), \`failed\` or \`undone\` step, \`ms\` rounded to 0.01.
@@ -127,6 +130,23 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { vm: VmInfo }
 // myhv vm logs (not with --follow)
 { vm: string; log: 'serial' | 'vmm'; path: string; lines: string[] }
+// myhv vm resize (vm.spec holds the new cpus, memory and the memoryHotplug left; a stop/start keeps them)
+{ vm: VmInfo }
+// myhv vm stats; with --watch, NDJSON: one such object per line every interval (rates null on the first line)
+{ stats: VmStats; rates: { seconds: number; counters: { [device: string]: { [counter: string]: number } };
+  vmm: { cpuPercent: number }; shares: { tag: string; cpuPercent: number | null }[] } | null }
+// where VmStats = { vm: string; id: string; at: string; status: 'running' | 'paused';
+//   counters: { [device: string]: { [counter: string]: number } }; vmm: Process; shares: { tag: string; process?: Process }[] }
+// and Process = { pid: number; cpuSeconds: number; userSeconds: number; systemSeconds: number; rssBytes: number; threads: number }
+// myhv vm snapshot (status: the VM's, after; Snapshot.status: the VM's when it was taken)
+{ vm: string; status: 'running' | 'paused'; snapshot: Snapshot }
+// where Snapshot = { id: string; path: string; createdAt: string; sizeBytes: number; status: 'running' | 'paused'; spec: VmSpec }
+// myhv vm snapshot ls
+{ vm: string; snapshots: Snapshot[] }
+// myhv vm snapshot rm
+{ vm: string; removed: Snapshot }
+// myhv vm restore
+{ vmm: Vmm; vm: VmInfo; snapshot: Snapshot | null; steps: Step[] }
 // myhv forward add
 { vm: string; forward: Forward }
 // myhv forward rm
@@ -148,6 +168,11 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { network: Network }
 // myhv net rm
 { removed: Network }
+// myhv events: NDJSON, not one document: one line per event, oldest first (with --follow, then as they happen);
+// pid and seq (1, 2, … per process) name the process that wrote it
+{ time: string; pid: number; seq: number; type: 'step'; vm: string; op: string; step: string;
+  phase: 'start' | 'done' | 'failed' | 'undo' | 'undone'; ms?: number; error?: string }
+  | { time: string; pid: number; seq: number; type: 'status'; vm: string; status: string }
 // myhv doctor (exit 1 when a required check fails; vmm is null when none is configured or on PATH)
 { ok: boolean; vmm: Vmm | null; config: CliConfig;
   checks: { id: string; title: string; ok: boolean; required: boolean; skipped: boolean; detail: string; fix: string | null }[] }
@@ -257,7 +282,7 @@ directories 0700 and its files and sockets 0600, whatever the umask.
 - Not on a terminal: tables are tab-separated rows without a header (for \`cut -f\`), like \`gh\`; progress is one
   plain line per finished step with its time, on stderr. No colour.
 - \`--json\`: one JSON document on stdout, nothing else there; no progress. Indented on a terminal, one line
-  otherwise.
+  otherwise. The streams (\`events\`, \`vm stats --watch\`) print one compact JSON object per line instead.
 - Errors go to stderr: \`myhv: error: <message>\` naming the flag, variable, spec field or resource, then
   \`hint: <what to do>\`. With \`--json\` the same as one JSON line.
 

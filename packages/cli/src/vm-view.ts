@@ -113,8 +113,13 @@ export function inspectFields(info: VmInfo): [string, string][] {
       'status',
       `${statusText(info)}${info.pid !== undefined && info.vmmAlive ? ` (VMM pid ${info.pid})` : ''}`,
     ],
-    ['cpus', String(info.spec.cpus)],
-    ['memory', formatMemory(info.spec.memory)],
+    ['cpus', info.spec.cpusMax ? `${info.spec.cpus} (max ${info.spec.cpusMax})` : String(info.spec.cpus)],
+    [
+      'memory',
+      info.spec.memoryHotplug
+        ? `${formatMemory(info.spec.memory)} (up to ${formatMemory(info.spec.memory + info.spec.memoryHotplug)})`
+        : formatMemory(info.spec.memory),
+    ],
     ['kernel', info.spec.kernel],
   ];
   if (info.spec.initramfs) fields.push(['initramfs', info.spec.initramfs]);

@@ -28,6 +28,8 @@ export type VmManagerErrorCode =
    * programs. `details`: `path`, `uid`, `mode`, `problem`, `fix`. Nothing was read from it or changed.
    */
   | 'UNSAFE_PERMISSIONS'
+  /** The file system has no room for what the operation writes (a snapshot). Nothing was changed. */
+  | 'NO_SPACE'
   | 'TIMEOUT'
   | 'ABORTED';
 

@@ -25,8 +25,15 @@ export type VmEvent = StepEvent | StatusEvent;
 /** Fan-out of manager events to listeners and to `events()` iterators. */
 export class VmEventHub {
   readonly #emitter = new EventEmitter({ captureRejections: false });
+  readonly #sink: ((event: VmEvent) => void) | undefined;
+
+  /** `sink` sees every event first (the manager's journal); it must not throw. */
+  constructor(sink?: (event: VmEvent) => void) {
+    this.#sink = sink;
+  }
 
   emit(event: VmEvent): void {
+    this.#sink?.(event);
     this.#emitter.emit('event', event);
   }
 

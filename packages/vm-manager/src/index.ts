@@ -1,5 +1,6 @@
 export { findUnsafePermissions, type UnsafePermission } from './dir-trust.js';
 export { VmManagerError, type VmManagerErrorCode, type VmManagerErrorDetails } from './errors.js';
+export type { JournalEvent, JournalOptions, JournalReadOptions, JournalStats } from './event-journal.js';
 export type { StatusEvent, StepEvent, VmEvent } from './events.js';
 export { vmIdOfForwardOwner } from './forward-owner.js';
 export type { HostProbe } from './host-probe.js';
@@ -13,6 +14,7 @@ export {
   validateNetworkName,
 } from './network-store.js';
 export type { ReconcileChange, ReconcileKind, ReconcileReport } from './reconcile.js';
+export type { ResizeRequest } from './resize.js';
 export {
   type ForwardSpec,
   networkName,
@@ -29,8 +31,10 @@ export type {
   VmOperation,
   VmRecord,
   VmResources,
+  VmSnapshot,
   VmStatus,
 } from './state-store.js';
 export { VERSION } from './version.js';
 export type { VmInfo } from './vm-info.js';
+export type { ProcessStats, VmStats } from './vm-stats.js';
 export type { VmmOptions } from './vmm.js';

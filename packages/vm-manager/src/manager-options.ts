@@ -1,5 +1,6 @@
 import type { BridgeOps, NatOps, NetworkBackend } from '@my-hypervisor/net-ops';
 import type { StorageBackend } from '@my-hypervisor/storage';
+import type { JournalOptions } from './event-journal.js';
 import type { StepEvent } from './events.js';
 import type { HostProbe } from './host-probe.js';
 import type { VmmOptions } from './vmm.js';
@@ -38,6 +39,11 @@ export interface VmManagerOptions {
    * process's (os.networkInterfaces(), /proc/net).
    */
   readonly hostProbe?: HostProbe;
+  /**
+   * The event journal every emitted event is appended to (`<stateDir>/events/journal.ndjson`, read by `journal()`):
+   * its size and rotation, or `false` to write none. Default: on, 4 MiB, 3 rotated files kept.
+   */
+  readonly journal?: JournalOptions | false;
 }
 
 /** Options every `VmManager` operation takes: cancellation and progress. */

@@ -5,6 +5,12 @@ import { type NetworkBackend, parseVmSubnet, samePortForward } from '@my-hypervi
 import type { StorageBackend } from '@my-hypervisor/storage';
 import { assertTrustedDir, ensurePrivateDir } from './dir-trust.js';
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
+import {
+  EventJournal,
+  type JournalEvent,
+  type JournalReadOptions,
+  type JournalStats,
+} from './event-journal.js';
 import { type VmEvent, VmEventHub } from './events.js';
 import { FileLock } from './file-lock.js';
 import { ForwardChecks } from './forward-checks.js';
@@ -16,16 +22,26 @@ import { DEFAULT_NETWORK, NetworkStore, validateNetworkName } from './network-st
 import { type PipelineContext, type PipelineStep, runPipeline, stepError, undoSteps } from './pipeline.js';
 import { bootSteps, finalStep, haltSteps, networkSteps, reassertSteps } from './pipeline-steps.js';
 import { type ManagedNetwork, type ReconcileReport, reconcile } from './reconcile.js';
+import { type ResizeRequest, resizeVm } from './resize.js';
+import {
+  removeAllSnapshots,
+  removeSnapshot,
+  restoreSnapshot,
+  type SnapshotInternals,
+  takeSnapshot,
+} from './snapshots.js';
 import { networkName, parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
 import {
   StateStore,
   type UnreadableRecord,
   type VmOperation,
   type VmRecord,
+  type VmSnapshot,
   type VmStatus,
 } from './state-store.js';
 import { type VmInfo, vmInfo } from './vm-info.js';
 import { forwardRule, releaseShares, removeForwards, type VmHost, vmPaths } from './vm-resources.js';
+import { takeVmStats, type VmStats } from './vm-stats.js';
 import { assertVmmBinary, loadChvClient, stopVmm, vmmAlive } from './vmm.js';
 
 /**
@@ -36,7 +52,8 @@ import { assertVmmBinary, loadChvClient, stopVmm, vmmAlive } from './vmm.js';
 export class VmManager {
   readonly #store: StateStore;
   readonly #options: VmManagerOptions;
-  readonly #hub = new VmEventHub();
+  readonly #hub: VmEventHub;
+  readonly #journal: EventJournal;
   /** IP allocators by network name, made on first use. */
   readonly #ipams = new Map<string, IpAllocator>();
   readonly #networkStore: NetworkStore;
@@ -50,6 +67,9 @@ export class VmManager {
     this.#options = options;
     this.#runDir = resolve(options.runDir);
     this.#store = new StateStore(options.stateDir);
+    this.#journal = new EventJournal(resolve(options.stateDir, 'events'), options.journal || {});
+    const journal = options.journal === false ? undefined : this.#journal;
+    this.#hub = new VmEventHub(journal && ((event) => journal.append(event)));
     if (
       options.mycelium &&
       (!options.network ||
@@ -85,6 +105,19 @@ export class VmManager {
   /** Manager events from now on (steps and status changes of every operation in this process). */
   events(options: { signal?: AbortSignal } = {}): AsyncIterable<VmEvent> {
     return this.#hub.events(options);
+  }
+
+  /**
+   * Events of every process on this host from the journal (`<stateDir>/events/`), oldest first, filtered; with
+   * `follow`, then new ones as they are written, until `signal` aborts (or `until` passes).
+   */
+  journal(options: JournalReadOptions = {}): AsyncIterable<JournalEvent> {
+    return this.#journal.read(options);
+  }
+
+  /** How this manager's journal writes went: a write that failed did not fail its operation, it is counted here. */
+  get journalStats(): JournalStats {
+    return this.#journal.stats;
   }
 
   // ---- queries ----------------------------------------------------------------------------------------------
@@ -265,6 +298,27 @@ export class VmManager {
     return this.#toggle(name, 'resume', options);
   }
 
+  /**
+   * Changes a running or paused VM's vCPUs and/or memory (`resize.ts`): up to `cpusMax` and memory +
+   * `memoryHotplug`, memory only up in 128 MiB steps. The new sizes are kept as the spec's boot values.
+   * Fewer vCPUs take effect once the guest ejects them (ACPI). WRONG_STATE when the VM does not run.
+   */
+  async resize(name: string, request: ResizeRequest, options: OperationOptions = {}): Promise<VmInfo> {
+    await using _lock = await this.#lock(name, options.signal);
+    const record = await this.#read(name);
+    await resizeVm(this.#store, record, request, options.signal);
+    return vmInfo(record, this.#store.vmDir(record.name));
+  }
+
+  /**
+   * The VM's device counters (`vm.counters`) and the CPU time and RSS of its VMM and virtiofsd processes, now
+   * (`vm-stats.ts`). Takes no lock: it only reads. WRONG_STATE when the VM does not run.
+   */
+  async stats(name: string, options: { signal?: AbortSignal } = {}): Promise<VmStats> {
+    this.#store.assertTrusted();
+    return takeVmStats(await this.#read(name), options.signal);
+  }
+
   /** Adds a port forward to the VM (installed now, kept across stop/start, removed on delete). */
   async addForward(name: string, input: unknown, options: OperationOptions = {}): Promise<VmInfo> {
     // Bad input is refused before the lock file (or anything else) is written.
@@ -343,6 +397,56 @@ export class VmManager {
     return { removed: true, vm: vmInfo(record, this.#store.vmDir(record.name)) };
   }
 
+  // ---- snapshots (snapshots.ts) ------------------------------------------------------------------------------
+
+  /**
+   * Pauses the VM, snapshots it into `<stateDir>/vms/<name>/snapshots/<id>/` (or a new directory in `to`, an
+   * absolute existing directory only root or this user can write), resumes it unless `leavePaused`, and records
+   * the snapshot. WRONG_STATE when not running; NO_SPACE when the file system cannot hold the guest's memory.
+   */
+  async snapshot(
+    name: string,
+    options: OperationOptions & { to?: string; leavePaused?: boolean } = {},
+  ): Promise<VmSnapshot> {
+    await using _lock = await this.#lock(name, options.signal);
+    return await takeSnapshot(this.#snapshotInternals(), await this.#read(name), options);
+  }
+
+  /** The VM's snapshots, oldest first. */
+  async listSnapshots(name: string): Promise<VmSnapshot[]> {
+    this.#store.assertTrusted();
+    return (await this.#read(name)).snapshots ?? [];
+  }
+
+  /** Forgets a snapshot and deletes its files. NOT_FOUND when the VM has no such snapshot. */
+  async removeSnapshot(name: string, id: string, options: OperationOptions = {}): Promise<VmSnapshot> {
+    await using _lock = await this.#lock(name, options.signal);
+    return await removeSnapshot(this.#snapshotInternals(), await this.#read(name), id);
+  }
+
+  /**
+   * Restores the VM from snapshot `from` (default: the latest) and resumes it. Refused up front, the VM left as
+   * it was: NOT_FOUND (no such snapshot), CORRUPT_STATE (files missing or changed), CONFLICT (taken with other
+   * cpus, memory, disks, shares or network). A failure after the VM was stopped leaves it stopped.
+   */
+  async restore(name: string, options: OperationOptions & { from?: string } = {}): Promise<VmInfo> {
+    await using _lock = await this.#lock(name, options.signal);
+    const record = await this.#read(name);
+    await restoreSnapshot(this.#snapshotInternals(), record, options);
+    return vmInfo(record, this.#store.vmDir(record.name));
+  }
+
+  #snapshotInternals(): SnapshotInternals {
+    return {
+      host: this.#host,
+      stop: (record, op, options) => this.#stop(record, op, options),
+      run: (record, op, steps, options) => this.#run(record, op, steps, options),
+      checkSpec: (record, signal) => this.#checkSpec(record.spec, signal, record),
+      cleanupRuntime: (record) => this.#cleanupRuntime(record),
+      emit: (event) => this.#hub.emit(event),
+    };
+  }
+
   /**
    * Repairs drift after a crash or reboot: finishes or rolls back interrupted operations, marks VMs whose VMM died
    * as stopped, and removes what no VM owns (VMM and virtiofsd processes, TAPs, forwards, IP reservations,
@@ -409,6 +513,7 @@ export class VmManager {
           await this.#store.write(record);
         },
       },
+      { name: 'snapshots-remove', run: () => removeAllSnapshots(record) },
       // Nothing to record before the record itself goes.
       { name: 'remove', recordBefore: false, run: () => this.#store.remove(record.name) },
     ];

@@ -9,6 +9,7 @@ import { vmIdOfForwardOwner } from './forward-owner.js';
 import type { IpAllocator } from './ip-allocator.js';
 import type { OperationOptions, VmManagerOptions } from './manager-options.js';
 import { bridgeDrift, driftOf, type NetworkSnapshot, takeNetworkSnapshot } from './network-drift.js';
+import { settleInterruptedSnapshot } from './snapshots.js';
 import { networkName } from './spec.js';
 import type { StateStore, VmRecord } from './state-store.js';
 import { killProcess, vmmAlive } from './vmm.js';
@@ -161,7 +162,11 @@ export async function reconcile(
           continue;
         }
         const pendingOp = record.pending?.op;
-        const interrupted = pendingOp === 'start' || pendingOp === 'stop' || pendingOp === 'restart';
+        // An interrupted restore had already stopped the VM: it ends stopped, like an interrupted start.
+        const interrupted =
+          pendingOp === 'start' || pendingOp === 'stop' || pendingOp === 'restart' || pendingOp === 'restore';
+        // First, so the half-written snapshot directory goes even when the VMM is gone too.
+        if (pendingOp === 'snapshot') await settlePending(record, internals, report);
         const dead =
           (record.status === 'running' || record.status === 'paused') && !vmmAlive(record.resources.vmm);
         if (interrupted || dead) {
@@ -365,6 +370,25 @@ async function settlePending(
       target: name,
       vm: name,
       action: `settled an interrupted ${pending.op}: ${record.status}`,
+    });
+  } else if (pending.op === 'resize') {
+    // The VMM may or may not have applied it; the record keeps the sizes it had, which the next boot uses.
+    delete record.pending;
+    await internals.store.write(record);
+    report.changes.push({
+      kind: 'vm',
+      target: name,
+      vm: name,
+      action: 'cleared an interrupted resize (the record keeps the old sizes; resize again to be sure)',
+    });
+  } else if (pending.op === 'snapshot') {
+    const done = await settleInterruptedSnapshot(record, internals.vmmState);
+    await internals.store.write(record);
+    report.changes.push({
+      kind: 'vm',
+      target: name,
+      vm: name,
+      action: `settled an interrupted snapshot: ${done}`,
     });
   }
 }

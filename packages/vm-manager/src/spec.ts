@@ -22,6 +22,8 @@ export function parseMemorySize(value: string | number): number | undefined {
 
 /** The smallest guest Cloud Hypervisor boots a minimal kernel in without trouble. */
 export const MIN_MEMORY_BYTES = 64 * MiB;
+/** Cloud Hypervisor hot-plugs memory (ACPI) in multiples of this; a 64M hotplug_size fails with "not a valid size". */
+export const HOTPLUG_STEP_BYTES = 128 * MiB;
 /** More than any x86-64 host addresses (46 physical address bits); the host's own RAM is checked later. */
 export const MAX_MEMORY_BYTES = 64 * 1024 * 1024 * MiB;
 
@@ -110,6 +112,33 @@ function buildSchemas() {
       .min(1, 'must be at least 1')
       .max(254, 'must be at most 254')
       .default(1),
+    /** Most vCPUs `vm resize` may grow to (the VMM's `cpus.max_vcpus`); `cpus` when omitted. */
+    cpusMax: z
+      .number()
+      .int('must be an integer')
+      .min(1, 'must be at least 1')
+      .max(254, 'must be at most 254')
+      .optional(),
+    /** Memory `vm resize` may add on top of `memory` (ACPI hot-plug, 128 MiB steps); none when omitted. */
+    memoryHotplug: z
+      .union([z.string(), z.number()])
+      .optional()
+      .transform((value, ctx) => {
+        if (value === undefined) return undefined;
+        const bytes = sizeBytes(value);
+        if (bytes === undefined || !Number.isSafeInteger(bytes) || bytes > MAX_MEMORY_BYTES) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `${JSON.stringify(value)} is not a size such as 512M or 2G`,
+          });
+          return z.NEVER;
+        }
+        if (bytes % HOTPLUG_STEP_BYTES !== 0) {
+          ctx.addIssue({ code: 'custom', message: 'must be a multiple of 128M (the hot-plug step)' });
+          return z.NEVER;
+        }
+        return bytes;
+      }),
     /** Guest memory: a size such as `512M` or `1G`, or a number of MiB. */
     memory: z
       .union([z.string(), z.number()])
@@ -290,6 +319,9 @@ export function parseVmSpec(input: unknown): VmSpec {
   });
   if (!spec.network.enabled && (spec.network.forwards.length > 0 || spec.network.mycelium)) {
     throw invalidSpec('network.enabled', 'forwards and mycelium need the network enabled');
+  }
+  if (spec.cpusMax !== undefined && spec.cpusMax < spec.cpus) {
+    throw invalidSpec('cpusMax', `must be at least cpus (${spec.cpus})`);
   }
   // Cloud Hypervisor refuses more queue pairs than boot vCPUs, but only at vm.boot (after the network is set up).
   if (spec.network.enabled && spec.network.queues > spec.cpus) {

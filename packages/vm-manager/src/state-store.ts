@@ -33,7 +33,10 @@ export type VmOperation =
   | 'pause'
   | 'resume'
   | 'forward-add'
-  | 'forward-rm';
+  | 'resize'
+  | 'forward-rm'
+  | 'snapshot'
+  | 'restore';
 
 /** What the VMM process is, so a later process can find it again (and never mistake a recycled pid for it). */
 export interface VmmRecord {
@@ -75,7 +78,22 @@ export interface VmRecord {
   /** The step in progress, recorded before it runs: after a crash, `reconcile` knows where to pick up. */
   pending?: { op: VmOperation; step: string; since: string };
   resources: VmResources;
+  /** Snapshots taken of this VM, oldest first (snapshots.ts). */
+  snapshots?: VmSnapshot[];
   lastError?: { code: string; message: string; step?: string; at: string };
+}
+
+/** A snapshot of a VM: where its files are, and the spec fields it was taken with (checked at restore). */
+export interface VmSnapshot {
+  readonly id: string;
+  /** The snapshot directory (Cloud Hypervisor's `config.json`, `state.json`, memory files). */
+  readonly path: string;
+  readonly createdAt: string;
+  /** Bytes of every file in `path` when it was taken; a different total at restore means it was changed. */
+  readonly sizeBytes: number;
+  /** The VM's status when it was taken. */
+  readonly status: VmStatus;
+  readonly spec: VmSpec;
 }
 
 const STATE_FILE = 'state.json';

@@ -73,6 +73,20 @@ describe('pending work outside the pipelines, and drift (memory network, simulat
     expect(await h.manager.get('web')).toMatchObject({ status: 'running' });
   });
 
+  it('an interrupted resize is cleared, keeping the sizes the record has', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    await h.manager.create({ name: 'web', kernel: h.kernel });
+    const record = (await h.store.read('web'))!;
+    record.pending = { op: 'resize', step: 'vm.resize', since: new Date().toISOString() };
+    await h.store.write(record);
+    const report = await h.manager.reconcile();
+    expect(report.changes.map((c) => c.action)).toEqual([
+      expect.stringMatching(/^cleared an interrupted resize/),
+    ]);
+    expect(await h.manager.get('web')).toMatchObject({ status: 'running', spec: { cpus: 1 } });
+    expect((await h.manager.get('web')).pending).toBeUndefined();
+  });
+
   it('after a "reboot" of the network, start brings back the TAP and the forwards', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const vm = await h.manager.create({

@@ -1,0 +1,108 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bin, e2eSkipReason, myhv, Sandbox } from './myhv.js';
+
+const skip = e2eSkipReason();
+if (skip) console.warn(`skipped: the myhv events e2e tests, because ${skip}`);
+
+interface Event {
+  type: 'step' | 'status';
+  vm: string;
+  op?: string;
+  step?: string;
+  phase?: string;
+  status?: string;
+  time: string;
+  pid: number;
+}
+
+const ndjson = (text: string): Event[] =>
+  text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Event);
+
+/** Starts the bundle without waiting for it; `lines` fills with its stdout lines as they come. */
+function start(args: readonly string[], env: Record<string, string>) {
+  const child: ChildProcess = spawn(process.execPath, [bin, ...args], {
+    cwd: '/',
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+  });
+  const lines: string[] = [];
+  let partial = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const parts = (partial + chunk.toString()).split('\n');
+    partial = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const waitFor = async (match: (line: string) => boolean, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!lines.some(match)) {
+      if (Date.now() > deadline) throw new Error(`not seen; lines:\n${lines.join('\n')}\nstderr:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return { child, lines, exited, waitFor, stderr: () => stderr };
+}
+
+describe.skipIf(skip !== undefined)('myhv events (simulator VMM)', () => {
+  const box = new Sandbox('events');
+  const run = (...args: string[]) => myhv(args, box.env);
+
+  beforeAll(() => {
+    box.create();
+  });
+  afterAll(() => {
+    box.destroy();
+  });
+
+  it('prints nothing (exit 0) before any event, and the steps of a create afterwards', async () => {
+    const empty = await run('--json', 'events');
+    expect(empty.code, empty.stderr).toBe(0);
+    expect(empty.stdout).toBe('');
+
+    const created = await run('vm', 'create', 'one', '--kernel', box.kernel, '--no-network');
+    expect(created.code, created.stderr).toBe(0);
+    const listed = await run('--json', 'events', '--vm', 'one');
+    expect(listed.code, listed.stderr).toBe(0);
+    const events = ndjson(listed.stdout);
+    const described = events.map((e) => (e.type === 'step' ? `${e.op} ${e.step} ${e.phase}` : e.status));
+    expect(described).toEqual(
+      expect.arrayContaining(['create vmm start', 'create vmm done', 'create vm.boot done', 'running']),
+    );
+    expect(described.indexOf('create vmm start')).toBeLessThan(described.indexOf('create vm.boot done'));
+    expect(described.at(-1)).toBe('running');
+
+    const human = await run('events', '--vm', 'one', '--since', '1h');
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/^\S+Z one create vm\.boot done \(\d+ ms\)$/m);
+    expect(human.stdout).toMatch(/^\S+Z one status running$/m);
+
+    const future = await run('--json', 'events', '--since', '2999-01-01');
+    expect(future.stdout).toBe('');
+    const bad = await run('events', '--since', 'yesterday');
+    expect(bad.code).toBe(2);
+  }, 120_000);
+
+  it('-f follows a create made by another process and ends on Ctrl-C with 130', async () => {
+    const follower = start(['--json', 'events', '-f', '--vm', 'two'], box.env);
+    try {
+      await new Promise((r) => setTimeout(r, 1_000));
+      const created = await run('vm', 'create', 'two', '--kernel', box.kernel, '--no-network');
+      expect(created.code, created.stderr).toBe(0);
+      await follower.waitFor((line) => line.includes('"status":"running"'));
+      const events = ndjson(follower.lines.join('\n'));
+      expect(events.every((e) => e.vm === 'two')).toBe(true);
+      expect(events.map((e) => e.step)).toContain('vm.boot');
+      follower.child.kill('SIGINT');
+      expect(await follower.exited).toBe(130);
+    } finally {
+      follower.child.kill('SIGKILL');
+    }
+  }, 120_000);
+});

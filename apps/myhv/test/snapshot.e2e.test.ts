@@ -1,0 +1,76 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { e2eSkipReason, json, myhv, Sandbox } from './myhv.js';
+
+const skip = e2eSkipReason();
+if (skip) console.warn(`skipped: the snapshot e2e tests, because ${skip}`);
+
+interface SnapshotJson {
+  id: string;
+  path: string;
+  sizeBytes: number;
+  status: string;
+}
+
+describe.skipIf(skip !== undefined)('myhv vm snapshot / restore (simulator VMM)', () => {
+  const box = new Sandbox('snap');
+  const run = (...args: string[]) => myhv(args, box.env);
+
+  beforeAll(() => {
+    box.create();
+  });
+  afterAll(() => {
+    box.destroy();
+  });
+
+  it('snapshots, lists, restores, refuses bad input with exit 2, removes, and rm deletes the rest', async () => {
+    expect((await run('vm', 'create', 'web', '--kernel', box.kernel, '--memory', '64M')).code).toBe(0);
+
+    const taken = await run('--json', 'vm', 'snapshot', 'web');
+    expect(taken.code, taken.stderr).toBe(0);
+    const first = json<{ vm: string; status: string; snapshot: SnapshotJson }>(taken);
+    expect(first).toMatchObject({ vm: 'web', status: 'running', snapshot: { status: 'running' } });
+    expect(first.snapshot.path).toBe(join(box.stateDir, 'vms', 'web', 'snapshots', first.snapshot.id));
+
+    const to = join(box.dir, 'snaps');
+    mkdirSync(to, { mode: 0o700 });
+    const paused = await run('--json', 'vm', 'snapshot', 'web', '--to', to, '--leave-paused');
+    expect(paused.code, paused.stderr).toBe(0);
+    const second = json<{ status: string; snapshot: SnapshotJson }>(paused);
+    expect(second.status).toBe('paused');
+    expect(second.snapshot.path.startsWith(`${to}/web-`)).toBe(true);
+
+    const ls = json<{ snapshots: SnapshotJson[] }>(await run('--json', 'vm', 'snapshot', 'ls', 'web'));
+    expect(ls.snapshots.map((s) => s.id)).toEqual([first.snapshot.id, second.snapshot.id]);
+    const table = await run('vm', 'snapshot', 'ls', 'web');
+    expect(table.stdout).toContain(first.snapshot.id);
+
+    const relative = await run('--json', 'vm', 'snapshot', 'web', '--to', 'snaps');
+    expect(relative.code).toBe(2);
+    expect(json<{ error: { code: string } }>({ ...relative, stdout: relative.stderr }).error.code).toBe(
+      'INVALID_ARGUMENT',
+    );
+
+    const restored = await run('--json', 'vm', 'restore', 'web', '--from', first.snapshot.id);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(json<{ vm: { status: string }; snapshot: SnapshotJson }>(restored)).toMatchObject({
+      vm: { status: 'running' },
+      snapshot: { id: first.snapshot.id },
+    });
+
+    const unknown = await run('--json', 'vm', 'restore', 'web', '--from', 'nope');
+    expect(unknown.code).toBe(1);
+    expect(JSON.parse(unknown.stderr).error.code).toBe('NOT_FOUND');
+    expect(json<{ vm: { status: string } }>(await run('--json', 'vm', 'inspect', 'web')).vm.status).toBe(
+      'running',
+    );
+
+    const removed = await run('--json', 'vm', 'snapshot', 'rm', 'web', first.snapshot.id);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(existsSync(first.snapshot.path)).toBe(false);
+
+    expect((await run('vm', 'rm', '--force', 'web')).code).toBe(0);
+    expect(existsSync(second.snapshot.path)).toBe(false);
+  });
+});

@@ -1,0 +1,88 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { JournalEvent } from '../src/index.js';
+import { makeHarness, runManagerChild } from './harness.js';
+
+const describeEvent = (e: JournalEvent) =>
+  e.type === 'step' ? `${e.vm} ${e.op} ${e.step} ${e.phase}` : `${e.vm} status ${e.status}`;
+
+/** Follows `feed` until an event matches `last` (or 30 s pass). */
+async function followUntil(
+  feed: (signal: AbortSignal) => AsyncIterable<JournalEvent>,
+  last: (e: JournalEvent) => boolean,
+): Promise<JournalEvent[]> {
+  const stop = new AbortController();
+  const deadline = setTimeout(() => stop.abort(), 30_000);
+  const out: JournalEvent[] = [];
+  for await (const e of feed(stop.signal)) {
+    out.push(e);
+    if (last(e)) stop.abort();
+  }
+  clearTimeout(deadline);
+  return out;
+}
+
+describe('VmManager event journal (simulator VMM)', () => {
+  it('journals the steps and status changes of create and stop, readable by another manager', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+    await h.manager.create({ name: 'db', kernel: h.kernel, memory: '64M' });
+    await h.manager.stop('web');
+    const other = h.newManager();
+    const events = [];
+    for await (const e of other.journal({ vm: 'web' })) events.push(describeEvent(e));
+    expect(events).toContain('web create vm.boot done');
+    expect(events.indexOf('web create ip start')).toBeLessThan(events.indexOf('web create ip done'));
+    expect(events.indexOf('web status running')).toBeLessThan(events.indexOf('web stop record done'));
+    expect(events.at(-1)).toBe('web status stopped');
+    expect(events.some((e) => e.startsWith('db '))).toBe(false);
+    expect(h.manager.journalStats.failed).toBe(0);
+    expect(h.manager.journalStats.appended).toBeGreaterThan(events.length);
+  }, 60_000);
+
+  it('lets a manager follow a create made by another process', async () => {
+    await using h = await makeHarness({ backend: 'mosnet' });
+    const since = new Date();
+    const followed = followUntil(
+      (signal) => h.manager.journal({ follow: true, since, signal }),
+      (e) => e.type === 'status' && e.status === 'running',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const child = await runManagerChild(h.child, {
+      op: 'create',
+      spec: { name: 'remote', kernel: h.kernel, memory: '64M' },
+    });
+    expect(child.code, child.stderr).toBe(0);
+    const events = await followed;
+    expect(events.map(describeEvent)).toEqual(
+      expect.arrayContaining([
+        'remote create vmm done',
+        'remote create vm.boot done',
+        'remote status running',
+      ]),
+    );
+    expect(events.every((e) => e.pid !== process.pid)).toBe(true);
+  }, 60_000);
+
+  it('still creates the VM when the journal cannot be written, and counts the failures', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    await h.store.init();
+    await writeFile(join(h.stateDir, 'events'), 'in the way');
+    const vm = await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+    expect(vm.status).toBe('running');
+    expect(h.manager.journalStats.appended).toBe(0);
+    expect(h.manager.journalStats.failed).toBeGreaterThan(5);
+  }, 60_000);
+
+  it('writes nothing with journal: false', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const { VmManager } = await import('../src/index.js');
+    const quiet = new VmManager({ ...h.manager.options, journal: false });
+    await quiet.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+    const events = [];
+    for await (const e of quiet.journal()) events.push(e);
+    expect(events).toEqual([]);
+    expect(quiet.journalStats.appended).toBe(0);
+  }, 60_000);
+});

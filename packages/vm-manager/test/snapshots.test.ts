@@ -1,0 +1,207 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { appendFile, chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ChvClient } from '@my-hypervisor/chv-client';
+import { describe, expect, it } from 'vitest';
+import { isRoot, makeHarness } from './harness.js';
+
+const exec = promisify(execFile);
+
+async function vmmState(socketPath: string): Promise<string> {
+  await using client = new ChvClient({ socketPath });
+  return (await client.vmInfo()).state;
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
+  return promise.then(
+    () => undefined,
+    (error: { code?: string }) => error.code,
+  );
+}
+
+describe('snapshot and restore (memory network, simulator VMM)', () => {
+  it('snapshots a running VM, keeps it running, and restores it into a fresh VMM on the same TAP', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const vm = await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+    const snap = await h.manager.snapshot('web');
+
+    expect(snap.path).toBe(join(h.stateDir, 'vms', 'web', 'snapshots', snap.id));
+    expect((await stat(snap.path)).mode & 0o777).toBe(0o700);
+    expect(existsSync(join(snap.path, 'config.json'))).toBe(true);
+    expect(snap.sizeBytes).toBeGreaterThan(0);
+    expect(snap).toMatchObject({ status: 'running', spec: { cpus: 1, memory: 64 * 1024 * 1024 } });
+    expect(await h.manager.get('web')).toMatchObject({ status: 'running' });
+    expect(await vmmState(vm.paths.socket!)).toBe('Running');
+    expect(await h.manager.listSnapshots('web')).toEqual([snap]);
+
+    const restored = await h.manager.restore('web');
+    expect(restored.status).toBe('running');
+    expect(restored.pending).toBeUndefined();
+    const record = (await h.store.read('web'))!;
+    expect(vm.pid).toBeGreaterThan(0);
+    expect(record.resources.vmm!.pid).not.toBe(vm.pid);
+    expect(await vmmState(record.resources.vmm!.socketPath)).toBe('Running');
+    expect(h.memory!.snapshot().taps).toEqual([expect.objectContaining({ name: record.resources.tap })]);
+    // The snapshot stays for another restore.
+    expect(await h.manager.listSnapshots('web')).toEqual([snap]);
+  });
+
+  it('--leave-paused leaves the VM paused; restore of a stopped VM starts it', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const vm = await h.manager.create({ name: 'web', kernel: h.kernel });
+    const snap = await h.manager.snapshot('web', { leavePaused: true });
+    expect(snap.status).toBe('running');
+    expect(await h.manager.get('web')).toMatchObject({ status: 'paused' });
+    expect(await vmmState(vm.paths.socket!)).toBe('Paused');
+
+    await h.manager.stop('web', { gracefulMs: 0 });
+    expect(await h.manager.restore('web', { from: snap.id })).toMatchObject({ status: 'running' });
+  });
+
+  it('lists and removes snapshots; unknown ids are NOT_FOUND', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    await h.manager.create({ name: 'web', kernel: h.kernel });
+    expect(await codeOf(h.manager.restore('web'))).toBe('NOT_FOUND');
+    const first = await h.manager.snapshot('web');
+    const second = await h.manager.snapshot('web');
+    expect((await h.manager.listSnapshots('web')).map((s) => s.id)).toEqual([first.id, second.id]);
+
+    await h.manager.removeSnapshot('web', first.id);
+    expect(existsSync(first.path)).toBe(false);
+    expect((await h.manager.listSnapshots('web')).map((s) => s.id)).toEqual([second.id]);
+    expect(await codeOf(h.manager.removeSnapshot('web', first.id))).toBe('NOT_FOUND');
+    expect(await codeOf(h.manager.restore('web', { from: first.id }))).toBe('NOT_FOUND');
+    expect(await codeOf(h.manager.listSnapshots('nope'))).toBe('NOT_FOUND');
+  });
+
+  it('refuses a corrupt, missing or changed snapshot up front and leaves the running VM running', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const vm = await h.manager.create({ name: 'web', kernel: h.kernel });
+    const pid = vm.pid;
+    expect(pid).toBeGreaterThan(0);
+    const stillRunning = async () => {
+      const now = await h.manager.get('web');
+      expect(now).toMatchObject({ status: 'running' });
+      expect(now.pid).toBe(pid);
+      expect(await vmmState(vm.paths.socket!)).toBe('Running');
+    };
+
+    const damaged = await h.manager.snapshot('web');
+    await appendFile(join(damaged.path, 'state.json'), 'garbage');
+    expect(await codeOf(h.manager.restore('web'))).toBe('CORRUPT_STATE');
+    await stillRunning();
+
+    const truncated = await h.manager.snapshot('web');
+    await rm(join(truncated.path, 'config.json'));
+    expect(await codeOf(h.manager.restore('web'))).toBe('CORRUPT_STATE');
+    await stillRunning();
+
+    const gone = await h.manager.snapshot('web');
+    await rm(gone.path, { recursive: true });
+    expect(await codeOf(h.manager.restore('web'))).toBe('CORRUPT_STATE');
+    await stillRunning();
+  });
+
+  it('refuses a snapshot taken with another config (CONFLICT) and leaves the VM running', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const vm = await h.manager.create({ name: 'web', kernel: h.kernel, cpus: 2 });
+    const snap = await h.manager.snapshot('web');
+    // The spec changed since (as a resize would change it).
+    const record = (await h.store.read('web'))!;
+    record.spec.cpus = 1;
+    record.spec.memory *= 2;
+    await h.store.write(record);
+
+    const error = await h.manager.restore('web', { from: snap.id }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'CONFLICT', details: { fields: ['cpus', 'memory'] } });
+    expect(await h.manager.get('web')).toMatchObject({ status: 'running', pid: vm.pid });
+  });
+
+  it('--to needs an absolute, existing directory nobody else can write', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    await h.manager.create({ name: 'web', kernel: h.kernel });
+    const open = await mkdtemp(join(h.stateDir, '..', 'open-'));
+    await chmod(open, 0o777);
+    expect(await codeOf(h.manager.snapshot('web', { to: 'relative/dir' }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(h.manager.snapshot('web', { to: join(open, 'missing') }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(h.manager.snapshot('web', { to: open }))).toBe('UNSAFE_PERMISSIONS');
+    expect(await h.manager.listSnapshots('web')).toEqual([]);
+    expect(await h.manager.get('web')).toMatchObject({ status: 'running' });
+  });
+
+  it('deleting the VM deletes its snapshots, in the state dir and in --to directories', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    await h.manager.create({ name: 'web', kernel: h.kernel });
+    const to = await mkdtemp(join(h.stateDir, '..', 'snaps-'));
+    const inside = await h.manager.snapshot('web');
+    const outside = await h.manager.snapshot('web', { to });
+    expect(outside.path.startsWith(`${to}/web-`)).toBe(true);
+    expect(existsSync(join(outside.path, 'state.json'))).toBe(true);
+
+    await h.manager.delete('web', { force: true });
+    expect(existsSync(inside.path)).toBe(false);
+    expect(existsSync(outside.path)).toBe(false);
+    expect(existsSync(to)).toBe(true);
+  });
+
+  it.skipIf(!isRoot)('NO_SPACE when the target file system cannot hold the guest memory', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const vm = await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+    const small = await mkdtemp(join(h.stateDir, '..', 'small-'));
+    try {
+      await exec('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', small]);
+    } catch (error) {
+      console.warn(`NO_SPACE test skipped: cannot mount a tmpfs (${(error as Error).message})`);
+      return;
+    }
+    try {
+      expect(await codeOf(h.manager.snapshot('web', { to: small }))).toBe('NO_SPACE');
+      expect(await h.manager.get('web')).toMatchObject({ status: 'running', pid: vm.pid });
+      expect(await vmmState(vm.paths.socket!)).toBe('Running');
+      expect(await h.manager.listSnapshots('web')).toEqual([]);
+    } finally {
+      await exec('umount', [small]);
+    }
+  });
+  if (!isRoot) console.warn('NO_SPACE test skipped: mounting a small tmpfs needs root');
+
+  it('reconcile removes the half-written directory of a crashed snapshot and resumes the VM', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const vm = await h.manager.create({ name: 'web', kernel: h.kernel });
+    // What a crash after pausing and starting to write leaves: pending, a partial directory, a paused VMM.
+    const dir = join(h.stateDir, 'vms', 'web', 'snapshots', '20261206-040000-abcd');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'config.json'), '{"half');
+    await using client = new ChvClient({ socketPath: vm.paths.socket! });
+    await client.vmPause();
+    const record = (await h.store.read('web'))!;
+    record.pending = { op: 'snapshot', step: `vm.snapshot ${dir}`, since: new Date().toISOString() };
+    await h.store.write(record);
+
+    const report = await h.manager.reconcile();
+    expect(report.changes).toEqual([
+      expect.objectContaining({ vm: 'web', action: expect.stringContaining('resumed the VM') }),
+    ]);
+    expect(existsSync(dir)).toBe(false);
+    expect(await h.manager.get('web')).toMatchObject({ status: 'running' });
+    expect((await h.manager.get('web')).pending).toBeUndefined();
+    expect(await vmmState(vm.paths.socket!)).toBe('Running');
+    expect(await h.manager.listSnapshots('web')).toEqual([]);
+  });
+
+  it('reconcile marks a VM whose restore crashed stopped, and it can be restored again', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    await h.manager.create({ name: 'web', kernel: h.kernel });
+    await h.manager.snapshot('web');
+    const record = (await h.store.read('web'))!;
+    record.pending = { op: 'restore', step: 'vmm', since: new Date().toISOString() };
+    await h.store.write(record);
+
+    await h.manager.reconcile();
+    expect(await h.manager.get('web')).toMatchObject({ status: 'stopped' });
+    expect((await h.manager.get('web')).pending).toBeUndefined();
+    expect(await h.manager.restore('web')).toMatchObject({ status: 'running' });
+  });
+});
