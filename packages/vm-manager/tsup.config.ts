@@ -1,7 +1,11 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', testing: 'src/testing/index.ts' },
+  entry: {
+    index: 'src/index.ts',
+    testing: 'src/testing/index.ts',
+    'serial-relay-bin': 'src/serial-relay-bin.ts',
+  },
   format: ['esm'],
   target: 'node20',
   platform: 'node',

@@ -1,4 +1,4 @@
-import { run, SIMULATOR_COMMAND } from '@my-hypervisor/cli';
+import { run, SERIAL_RELAY_COMMAND, SIMULATOR_COMMAND } from '@my-hypervisor/cli';
 
 export { processStdio, type Stdio } from './stdio.js';
 
@@ -15,5 +15,6 @@ export function main(
     stdout: io.stdout,
     stderr: io.stderr,
     simulator: { command: process.execPath, args: [self, SIMULATOR_COMMAND] },
+    serialRelay: { command: process.execPath, args: [self, SERIAL_RELAY_COMMAND] },
   });
 }

@@ -242,7 +242,9 @@ describe.skipIf(skip !== undefined).sequential('myhv under umask 000', () => {
     expect(wrong, lines.join('\n')).toEqual([]);
     expect(lines.join('\n')).toMatch(/vms\/web\/serial\.log file 600/);
     expect(lines.join('\n')).toMatch(/\/api\.sock socket 600/);
-    expect(lines.filter((line) => line.endsWith(' socket 600'))).toHaveLength(2);
+    // The two from before the serial console, plus the VMM's serial.sock and the relay's console.sock.
+    expect(lines.join('\n')).toMatch(/\/console\.sock socket 600/);
+    expect(lines.filter((line) => line.endsWith(' socket 600'))).toHaveLength(4);
     expect((await myhv(['vm', 'rm', '--force', 'web'], box.env)).code).toBe(0);
   });
 });

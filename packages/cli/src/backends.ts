@@ -10,6 +10,7 @@ import type { StorageBackend } from '@my-hypervisor/storage';
 import { DEFAULT_NETWORK, VmManager } from '@my-hypervisor/vm-manager';
 import type { CliConfig } from './config.js';
 import { recordDefaultNetwork, resolveNetworks } from './networks.js';
+import { serialRelay as configuredSerialRelay } from './serial-relay-command.js';
 import type { VmmChoice } from './vmm-choice.js';
 
 /** The three ops contracts in one object, as LocalOps and MosnetOps provide them. */
@@ -94,6 +95,7 @@ export async function openManager(
   const networks: Record<string, NetworkBackend> = {};
   for (const named of resolved.named) networks[named.name] = await openNetwork(ops, named);
   const storage = await openStorage(config.runDir);
+  const serialRelay = configuredSerialRelay();
   const manager = new VmManager({
     stateDir: config.stateDir,
     runDir: config.runDir,
@@ -106,6 +108,7 @@ export async function openManager(
       allowedBinaries: [...(mode.vmm?.path ? [mode.vmm.path] : []), ...config.allowedVmmBinaries],
       detached: true,
       ...(config.netns ? { netns: config.netns } : {}),
+      ...(serialRelay ? { serialRelay } : {}),
     },
     inventory: { bridge: ops, nat: ops },
   });

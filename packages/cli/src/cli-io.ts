@@ -15,6 +15,8 @@ export interface CliIo {
    * chv-client's simulator bin, which works from sources and from an install.
    */
   readonly simulator?: SimulatorCommand;
+  /** How to spawn each VM's serial relay; the bundled app passes itself (`node myhv.js __serial-relay`). */
+  readonly serialRelay?: { readonly command: string; readonly args: readonly string[] };
   /**
    * Interrupts long commands (demo, logs --follow) like Ctrl-C does. Without it they listen to SIGINT and SIGTERM
    * themselves while they run.

@@ -11,7 +11,7 @@ export { CliError, type CliErrorCode, type CliErrorDetails, cliErrorCodes } from
 export { ExitCode, type ExitCodeValue } from './exit-codes.js';
 export { type CommandId, createProgram } from './program.js';
 export { renderCliReference } from './reference.js';
-export { run, SIMULATOR_COMMAND } from './run.js';
+export { run, SERIAL_RELAY_COMMAND, SIMULATOR_COMMAND } from './run.js';
 export { type SettingDefinition, type SettingKey, settings } from './settings.js';
 export { VERSION } from './version.js';
 export {

@@ -14,12 +14,19 @@ export type CommandId =
   | 'vm pause'
   | 'vm resume'
   | 'vm logs'
+  | 'vm console'
   | 'vm resize'
   | 'vm stats'
   | 'vm snapshot'
   | 'vm snapshot ls'
   | 'vm snapshot rm'
   | 'vm restore'
+  | 'vm disk add'
+  | 'vm disk rm'
+  | 'vm disk ls'
+  | 'vm share add'
+  | 'vm share rm'
+  | 'vm share ls'
   | 'forward add'
   | 'forward rm'
   | 'forward ls'
@@ -117,6 +124,10 @@ export function createProgram(invoke: Invoke): Command {
   leaf(vm, 'inspect', 'vm inspect', 'show everything about a VM').argument('<name>', 'the VM');
   leaf(vm, 'pause', 'vm pause', 'pause a running VM').argument('<name>', 'the VM');
   leaf(vm, 'resume', 'vm resume', 'resume a paused VM').argument('<name>', 'the VM');
+  leaf(vm, 'console', 'vm console', "attach to a running VM's serial console (detach: Ctrl-])").argument(
+    '<name>',
+    'the VM',
+  );
   leaf(vm, 'logs', 'vm logs', "print a VM's serial console log (or its VMM log)")
     .argument('<name>', 'the VM')
     .option('--vmm', "the VMM's own log instead of the serial console")
@@ -164,6 +175,30 @@ export function createProgram(invoke: Invoke): Command {
   )
     .argument('<name>', 'the VM')
     .option('--from <snapshot>', 'the snapshot id (default: the latest)');
+
+  // Hot-plug: a running VM gets the device now; the spec keeps it, so every later boot has it.
+  const disk = vm.command('disk').description("add or remove a VM's disks (running or stopped)");
+  leaf(disk, 'add', 'vm disk add', 'add a disk image or block device (hot-plugged when the VM runs)')
+    .argument('<name>', 'the VM')
+    .argument('<disk>', 'PATH[:ro], e.g. /var/lib/images/data.img:ro');
+  leaf(disk, 'rm', 'vm disk rm', 'remove a disk')
+    .alias('remove')
+    .argument('<name>', 'the VM')
+    .argument('<id>', 'the disk id (`myhv vm disk ls NAME`) or its path');
+  leaf(disk, 'ls', 'vm disk ls', "list a VM's disks with their ids (reads state only)")
+    .alias('list')
+    .argument('<name>', 'the VM');
+  const share = vm.command('share').description("add or remove a VM's shared folders (virtiofs)");
+  leaf(share, 'add', 'vm share add', 'share a host folder (hot-plugged if the VM was booted with shares)')
+    .argument('<name>', 'the VM')
+    .argument('<share>', 'DIR:TAG[:ro], e.g. /srv/data:data:ro (the guest mounts TAG)');
+  leaf(share, 'rm', 'vm share rm', 'remove a shared folder and stop its virtiofsd')
+    .alias('remove')
+    .argument('<name>', 'the VM')
+    .argument('<tag>', 'the share tag');
+  leaf(share, 'ls', 'vm share ls', "list a VM's shared folders (reads state only)")
+    .alias('list')
+    .argument('<name>', 'the VM');
 
   const forward = program.command('forward').description('port forwards from the host to VMs');
   leaf(forward, 'add', 'forward add', 'forward a host port to a VM (kept across stop/start)')

@@ -128,6 +128,8 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { vms: VmSummary[]; unreadable: Unreadable[] }
 // myhv vm inspect
 { vm: VmInfo }
+// myhv vm console (printed after detaching; interactive, so --json only changes this line)
+{ vm: string; detached: true }
 // myhv vm logs (not with --follow)
 { vm: string; log: 'serial' | 'vmm'; path: string; lines: string[] }
 // myhv vm resize (vm.spec holds the new cpus, memory and the memoryHotplug left; a stop/start keeps them)
@@ -147,6 +149,14 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { vm: string; removed: Snapshot }
 // myhv vm restore
 { vmm: Vmm; vm: VmInfo; snapshot: Snapshot | null; steps: Step[] }
+// myhv vm disk add | vm disk rm (removed: the id or path given); devices: the VM's disks and shares after
+{ vm: string; disk: Disk; devices: Devices } | { vm: string; removed: string; devices: Devices }
+// myhv vm share add | vm share rm (removed: the tag given)
+{ vm: string; share: Share; devices: Devices } | { vm: string; removed: string; devices: Devices }
+// myhv vm disk ls | vm share ls
+{ vm: string; disks: Disk[] } | { vm: string; shares: Share[] }
+// where Devices = { disks: Disk[]; shares: Share[] }, Disk = { id: string; path: string; readOnly: boolean }
+// and Share = { id: string; tag: string; hostPath: string; readOnly: boolean }
 // myhv forward add
 { vm: string; forward: Forward }
 // myhv forward rm

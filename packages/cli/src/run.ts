@@ -4,9 +4,12 @@ import { CommandContext, type GlobalFlags } from './context.js';
 import { ExitCode } from './exit-codes.js';
 import { Output } from './output.js';
 import { type CommandId, createProgram } from './program.js';
+import { useSerialRelay } from './serial-relay-command.js';
 
 /** The hidden command the bundled app spawns itself with to act as the simulator VMM. */
 export const SIMULATOR_COMMAND = '__chv-simulator';
+/** The hidden command the bundled app runs as each VM's serial relay (`vmm.serialRelay`). */
+export const SERIAL_RELAY_COMMAND = '__serial-relay';
 
 /** A command implementation: resolves to its exit code, throws on failure (the error decides the code). */
 export type CommandHandler = (ctx: CommandContext, args: readonly unknown[]) => Promise<number>;
@@ -23,12 +26,19 @@ const handlers: Record<CommandId, () => Promise<CommandHandler>> = {
   'vm ls': async () => (await import('./commands/vm-ls.js')).vmLs,
   'vm inspect': async () => (await import('./commands/vm-inspect.js')).vmInspect,
   'vm logs': async () => (await import('./commands/vm-logs.js')).vmLogs,
+  'vm console': async () => (await import('./commands/vm-console.js')).vmConsole,
   'vm resize': async () => (await import('./commands/vm-resize.js')).vmResize,
   'vm stats': async () => (await import('./commands/vm-stats.js')).vmStats,
   'vm snapshot': async () => (await import('./commands/vm-snapshot.js')).vmSnapshot,
   'vm snapshot ls': async () => (await import('./commands/vm-snapshot.js')).vmSnapshotLs,
   'vm snapshot rm': async () => (await import('./commands/vm-snapshot.js')).vmSnapshotRm,
   'vm restore': async () => (await import('./commands/vm-snapshot.js')).vmRestore,
+  'vm disk add': async () => (await import('./commands/vm-devices.js')).vmDiskAdd,
+  'vm disk rm': async () => (await import('./commands/vm-devices.js')).vmDiskRm,
+  'vm disk ls': async () => (await import('./commands/vm-devices.js')).vmDiskLs,
+  'vm share add': async () => (await import('./commands/vm-devices.js')).vmShareAdd,
+  'vm share rm': async () => (await import('./commands/vm-devices.js')).vmShareRm,
+  'vm share ls': async () => (await import('./commands/vm-devices.js')).vmShareLs,
   'forward add': async () => (await import('./commands/forward.js')).forwardAdd,
   'forward rm': async () => (await import('./commands/forward.js')).forwardRm,
   'forward ls': async () => (await import('./commands/forward.js')).forwardLs,
@@ -59,6 +69,11 @@ export async function run(argv: readonly string[], io: CliIo = process): Promise
     const { runSimulatorCli } = await import('@my-hypervisor/chv-client/testing');
     return runSimulatorCli(argv.slice(1));
   }
+  if (argv[0] === SERIAL_RELAY_COMMAND) {
+    const { runSerialRelayCli } = await import('@my-hypervisor/vm-manager');
+    return runSerialRelayCli(argv.slice(1));
+  }
+  if (io.serialRelay) useSerialRelay(io.serialRelay);
   const env = io.env ?? process.env;
   const tty = io.isTTY ?? (io.stdout as { isTTY?: boolean }).isTTY === true;
   const color = tty && !env.NO_COLOR;

@@ -24,24 +24,38 @@ export async function assertSpecOnHost(spec: VmSpec, hostMemoryBytes = totalmem(
   }
   const files: [string, string][] = [['kernel', spec.kernel]];
   if (spec.initramfs) files.push(['initramfs', spec.initramfs]);
-  for (const [i, d] of spec.disks.entries()) files.push([`disks[${i}].path`, d.path]);
-  // The schema compared disk paths; a symlink or hard link to the same disk is the same file too.
-  const diskFiles = new Map<string, string>();
-  for (const [field, path] of files) {
-    const stat = await statOrUndefined(path);
-    if (!stat) throw invalidSpec(field, `${path} does not exist`);
-    if (!stat.isFile() && !stat.isBlockDevice()) throw invalidSpec(field, `${path} is not a file`);
-    if (!field.startsWith('disks[')) continue;
-    const first = diskFiles.get(`${stat.dev}:${stat.ino}`);
-    if (first !== undefined) throw invalidSpec(field, `${path} is the same file as ${first}`);
-    diskFiles.set(`${stat.dev}:${stat.ino}`, field);
-  }
+  for (const [field, path] of files) await assertFile(field, path);
+  await assertDisksOnHost(spec.disks);
   const kernel = await checkKernelImage(spec.kernel).catch((error: NodeJS.ErrnoException) => ({
     ok: false as const,
     problem: `cannot be read (${error.code ?? error.message})`,
   }));
   if (!kernel.ok) throw invalidSpec('kernel', `${spec.kernel} ${kernel.problem}`);
-  for (const [i, share] of spec.shares.entries()) {
+  await assertSharesOnHost(spec.shares);
+}
+
+async function assertFile(field: string, path: string) {
+  const stat = await statOrUndefined(path);
+  if (!stat) throw invalidSpec(field, `${path} does not exist`);
+  if (!stat.isFile() && !stat.isBlockDevice()) throw invalidSpec(field, `${path} is not a file`);
+  return stat;
+}
+
+/** Every disk is a file or block device, and no file is there twice (the schema compared paths; links too). */
+export async function assertDisksOnHost(disks: VmSpec['disks']): Promise<void> {
+  const diskFiles = new Map<string, string>();
+  for (const [i, d] of disks.entries()) {
+    const field = `disks[${i}].path`;
+    const stat = await assertFile(field, d.path);
+    const first = diskFiles.get(`${stat.dev}:${stat.ino}`);
+    if (first !== undefined) throw invalidSpec(field, `${d.path} is the same file as ${first}`);
+    diskFiles.set(`${stat.dev}:${stat.ino}`, field);
+  }
+}
+
+/** Every share is a directory (symlinks resolved). */
+export async function assertSharesOnHost(shares: VmSpec['shares']): Promise<void> {
+  for (const [i, share] of shares.entries()) {
     const stat = await statOrUndefined(share.hostPath);
     if (!stat) throw invalidSpec(`shares[${i}].hostPath`, `${share.hostPath} does not exist`);
     if (!stat.isDirectory())

@@ -4,6 +4,7 @@ export type { JournalEvent, JournalOptions, JournalReadOptions, JournalStats } f
 export type { StatusEvent, StepEvent, VmEvent } from './events.js';
 export { vmIdOfForwardOwner } from './forward-owner.js';
 export type { HostProbe } from './host-probe.js';
+export type { DiskRequest, ShareRequest, VmDevices } from './hotplug.js';
 export { VmManager } from './manager.js';
 export type { OperationOptions, VmManagerOptions } from './manager-options.js';
 export type { NetworkDrift } from './network-drift.js';
@@ -15,6 +16,7 @@ export {
 } from './network-store.js';
 export type { ReconcileChange, ReconcileKind, ReconcileReport } from './reconcile.js';
 export type { ResizeRequest } from './resize.js';
+export { runSerialRelayCli } from './serial-console.js';
 export {
   type ForwardSpec,
   networkName,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { type NetworkBackend, parseVmSubnet, samePortForward } from '@my-hypervisor/net-ops';
 import type { StorageBackend } from '@my-hypervisor/storage';
@@ -15,6 +16,18 @@ import { type VmEvent, VmEventHub } from './events.js';
 import { FileLock } from './file-lock.js';
 import { ForwardChecks } from './forward-checks.js';
 import { assertSpecOnHost } from './host-checks.js';
+import {
+  addDisk,
+  addShare,
+  type DiskRequest,
+  type HotplugContext,
+  listDevices,
+  removeDisk,
+  removeShare,
+  type ShareRequest,
+  settleHotplug,
+  type VmDevices,
+} from './hotplug.js';
 import { IpAllocator } from './ip-allocator.js';
 import type { OperationOptions, VmManagerOptions } from './manager-options.js';
 import { bridgeDrift, driftOf, type NetworkDrift, takeNetworkSnapshot } from './network-drift.js';
@@ -23,6 +36,7 @@ import { type PipelineContext, type PipelineStep, runPipeline, stepError, undoSt
 import { bootSteps, finalStep, haltSteps, networkSteps, reassertSteps } from './pipeline-steps.js';
 import { type ManagedNetwork, type ReconcileReport, reconcile } from './reconcile.js';
 import { type ResizeRequest, resizeVm } from './resize.js';
+import { openConsole } from './serial-console.js';
 import {
   removeAllSnapshots,
   removeSnapshot,
@@ -319,6 +333,56 @@ export class VmManager {
     return takeVmStats(await this.#read(name), options.signal);
   }
 
+  /**
+   * Attaches to the running VM's serial console (serial-console.ts): a socket carrying the guest's serial bytes
+   * both ways; closing it detaches. WRONG_STATE when the VM is not running, BUSY when another console is attached.
+   */
+  async console(name: string, options: { signal?: AbortSignal } = {}): Promise<Socket> {
+    this.#store.assertTrusted();
+    const record = await this.#read(name);
+    return openConsole(record.name, record.resources.vmm, vmPaths(this.#host, record).consoleSocket, options);
+  }
+
+  /** The VM's disks and shares with their VMM device ids (what `removeDisk` / `removeShare` take). */
+  async devices(name: string): Promise<VmDevices> {
+    this.#store.assertTrusted();
+    return listDevices(await this.#read(name));
+  }
+
+  /**
+   * Adds a disk (`hotplug.ts`): hot-plugged when the VM runs, and kept in the spec so every boot has it.
+   * INVALID_ARGUMENT (`disks[i].path`) when the path is no file or the VM has that disk already.
+   */
+  async addDisk(name: string, request: DiskRequest, options: OperationOptions = {}): Promise<VmDevices> {
+    await using _lock = await this.#lock(name, options.signal);
+    return await addDisk(this.#hotplug(options), await this.#read(name), request);
+  }
+
+  /** Removes a disk by device id or path, from the running VM and the spec. NOT_FOUND when it has none such. */
+  async removeDisk(name: string, id: string, options: OperationOptions = {}): Promise<VmDevices> {
+    await using _lock = await this.#lock(name, options.signal);
+    return await removeDisk(this.#hotplug(options), await this.#read(name), id);
+  }
+
+  /**
+   * Shares a folder (`hotplug.ts`): a running VM gets a virtiofsd and `vm.add-fs` now (WRONG_STATE when it was
+   * booted without shares: its memory is not shared), and every boot has it. INVALID_ARGUMENT names the field.
+   */
+  async addShare(name: string, request: ShareRequest, options: OperationOptions = {}): Promise<VmDevices> {
+    await using _lock = await this.#lock(name, options.signal);
+    return await addShare(this.#hotplug(options), await this.#read(name), request);
+  }
+
+  /** Removes a share by tag: detached from the running VM, its virtiofsd stopped, gone from the spec. */
+  async removeShare(name: string, tag: string, options: OperationOptions = {}): Promise<VmDevices> {
+    await using _lock = await this.#lock(name, options.signal);
+    return await removeShare(this.#hotplug(options), await this.#read(name), tag);
+  }
+
+  #hotplug(options: OperationOptions): HotplugContext {
+    return { host: this.#host, signal: options.signal };
+  }
+
   /** Adds a port forward to the VM (installed now, kept across stop/start, removed on delete). */
   async addForward(name: string, input: unknown, options: OperationOptions = {}): Promise<VmInfo> {
     // Bad input is refused before the lock file (or anything else) is written.
@@ -481,6 +545,7 @@ export class VmManager {
           const info = await client.vmInfo({ signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
           return info?.state === 'Paused' ? 'paused' : info?.state === 'Running' ? 'running' : undefined;
         },
+        settleHotplug: (record) => settleHotplug(this.#host, record),
         emit: (event) => this.#hub.emit(event),
         store: this.#store,
         networks: this.#networkList(),

@@ -4,6 +4,7 @@ import { deriveTapName } from '@my-hypervisor/net-ops';
 import { ensurePrivateDir } from './dir-trust.js';
 import { VmManagerError } from './errors.js';
 import type { PipelineStep } from './pipeline.js';
+import { spawnSerialRelay, waitForConsole } from './serial-console.js';
 import type { VmRecord, VmStatus } from './state-store.js';
 import { buildVmConfig } from './vm-config.js';
 import { shareSocket } from './vm-info.js';
@@ -178,6 +179,15 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
         client = spawned.client;
         record.resources.vmm = spawned.record;
         await host.store.write(record);
+        // Started now so restore gets it too: it waits for the serial socket that boot (or restore) binds.
+        const serialRelay = spawnSerialRelay(host.vmm, {
+          serialSocket: paths.serialSocket,
+          consoleSocket: paths.consoleSocket,
+          serialLog: paths.serialLog,
+          stderrFile: `${paths.vmmLog}.stderr`,
+        });
+        record.resources.vmm = { ...spawned.record, serialRelay };
+        await host.store.write(record);
       },
       undo: async () => {
         client?.close();
@@ -194,7 +204,7 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
           spec: record.spec,
           ...(record.resources.network ? { network: record.resources.network } : {}),
           shares: record.resources.shares.map((s) => ({ tag: s.tag, socketPath: shareSocket(s) })),
-          serialLog: paths.serialLog,
+          serialSocket: paths.serialSocket,
         });
         await client!.vmCreate(config, signal ? { signal } : {});
       },
@@ -217,6 +227,9 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
             details: { vm: record.name, step: 'confirm' },
           });
         }
+        // Once the relay serves the console, it is also writing serial.log (`vm logs` right after create).
+        const relay = record.resources.vmm?.serialRelay;
+        if (relay) await waitForConsole(relay, paths.consoleSocket, signal ? { signal } : {});
       },
     },
   );

@@ -6,6 +6,7 @@ import { VmManagerError } from './errors.js';
 import type { VmEvent } from './events.js';
 import type { FileLock } from './file-lock.js';
 import { vmIdOfForwardOwner } from './forward-owner.js';
+import { isHotplugOp } from './hotplug.js';
 import type { IpAllocator } from './ip-allocator.js';
 import type { OperationOptions, VmManagerOptions } from './manager-options.js';
 import { bridgeDrift, driftOf, type NetworkSnapshot, takeNetworkSnapshot } from './network-drift.js';
@@ -54,6 +55,8 @@ export interface ReconcileInternals {
   reassertNetwork(record: VmRecord): Promise<void>;
   /** Removes one recorded forward from the host and the record (an interrupted `removeForward`). */
   finishForwardRemoval(record: VmRecord, protocol: 'tcp' | 'udp', hostPort: number): Promise<void>;
+  /** Settles an interrupted disk/share add or remove (hotplug.ts); says what it did. */
+  settleHotplug(record: VmRecord): Promise<string>;
   /** What the live VMM reports: running or paused (undefined when it cannot tell). */
   vmmState(record: VmRecord): Promise<'running' | 'paused' | undefined>;
   emit(event: VmEvent): void;
@@ -381,6 +384,9 @@ async function settlePending(
       vm: name,
       action: 'cleared an interrupted resize (the record keeps the old sizes; resize again to be sure)',
     });
+  } else if (isHotplugOp(pending.op)) {
+    const done = await internals.settleHotplug(record);
+    report.changes.push({ kind: 'vm', target: name, vm: name, action: done });
   } else if (pending.op === 'snapshot') {
     const done = await settleInterruptedSnapshot(record, internals.vmmState);
     await internals.store.write(record);

@@ -36,7 +36,11 @@ export type VmOperation =
   | 'resize'
   | 'forward-rm'
   | 'snapshot'
-  | 'restore';
+  | 'restore'
+  | 'disk-add'
+  | 'disk-rm'
+  | 'share-add'
+  | 'share-rm';
 
 /** What the VMM process is, so a later process can find it again (and never mistake a recycled pid for it). */
 export interface VmmRecord {
@@ -46,6 +50,8 @@ export interface VmmRecord {
   readonly pid?: number;
   /** Kernel start time of `pid` (/proc/<pid>/stat field 22). */
   readonly startTime?: number;
+  /** The VM's serial relay (serial-console.ts): it ends with the VMM's serial socket, and is stopped with it. */
+  readonly serialRelay?: { readonly pid: number; readonly startTime?: number };
 }
 
 /** A share's storage record, as the storage backend returned it (opaque JSON), plus what we asked for. */

@@ -1,12 +1,14 @@
 import type { VmConfig } from '@my-hypervisor/chv-client';
 import type { VmNetworkAttachment } from '@my-hypervisor/net-ops';
+import { diskDeviceId, shareDeviceId } from './device-ids.js';
 import type { VmSpec } from './spec.js';
 
 export interface VmConfigInputs {
   readonly spec: VmSpec;
   readonly network?: VmNetworkAttachment;
   readonly shares: readonly { tag: string; socketPath: string }[];
-  readonly serialLog: string;
+  /** The VMM listens here for the serial relay (serial `Socket` mode). */
+  readonly serialSocket: string;
 }
 
 /** The guest kernel command line: the spec's, plus the guest's own address (Cloud Hypervisor never sets it). */
@@ -24,9 +26,9 @@ export function kernelCmdline(spec: VmSpec, network?: VmNetworkAttachment): stri
 /**
  * The `vm.create` body. The TAP, MAC and queue count go into `net[]`; the guest IP does not (`NetConfig.ip` is
  * the host side of the TAP). `memory.shared` is on whenever a share exists (vhost-user needs it). Serial goes to a
- * file and the console is off, so the VMM never grabs a terminal.
+ * socket the VM's relay serves (it writes serial.log) and the console is off, so the VMM never grabs a terminal.
  */
-export function buildVmConfig({ spec, network, shares, serialLog }: VmConfigInputs): VmConfig {
+export function buildVmConfig({ spec, network, shares, serialSocket }: VmConfigInputs): VmConfig {
   const config: VmConfig = {
     payload: {
       kernel: spec.kernel,
@@ -40,11 +42,12 @@ export function buildVmConfig({ spec, network, shares, serialLog }: VmConfigInpu
       // ACPI: the method whose 128 MiB steps were measured on the real VMM (virtio-mem needs a guest driver).
       ...(spec.memoryHotplug ? { hotplug_size: spec.memoryHotplug, hotplug_method: 'Acpi' } : {}),
     },
-    serial: { mode: 'File', file: serialLog },
+    serial: { mode: 'Socket', socket: serialSocket },
     console: { mode: 'Off' },
     rng: { src: '/dev/urandom' },
   };
-  if (spec.disks.length > 0) config.disks = spec.disks.map((d) => ({ path: d.path, readonly: d.readOnly }));
+  if (spec.disks.length > 0)
+    config.disks = spec.disks.map((d) => ({ path: d.path, readonly: d.readOnly, id: diskDeviceId(d.path) }));
   if (network) {
     config.net = [
       {
@@ -56,7 +59,14 @@ export function buildVmConfig({ spec, network, shares, serialLog }: VmConfigInpu
     ];
   }
   if (shares.length > 0) {
-    config.fs = shares.map((s) => ({ tag: s.tag, socket: s.socketPath, num_queues: 1, queue_size: 1024 }));
+    // Ids the hot-plug code (hotplug.ts) gives the same devices, so `vm disk rm` / `vm share rm` find them.
+    config.fs = shares.map((s) => ({
+      tag: s.tag,
+      socket: s.socketPath,
+      num_queues: 1,
+      queue_size: 1024,
+      id: shareDeviceId(s.tag),
+    }));
   }
   return config;
 }

@@ -34,6 +34,9 @@ export interface VmPaths {
   readonly pidFile: string;
   readonly vmmLog: string;
   readonly serialLog: string;
+  /** The VMM's serial socket (its one client is the relay) and the relay's console socket. */
+  readonly serialSocket: string;
+  readonly consoleSocket: string;
 }
 
 export async function removeForwards(host: VmHost, record: VmRecord): Promise<void> {
@@ -90,5 +93,7 @@ export function vmPaths(host: VmHost, record: VmRecord): VmPaths {
     pidFile: `${dir}/vmm.pid`,
     vmmLog: `${dir}/${VMM_LOG}`,
     serialLog: `${dir}/${SERIAL_LOG}`,
+    serialSocket: `${runDir}/serial.sock`,
+    consoleSocket: `${runDir}/console.sock`,
   };
 }

@@ -31,7 +31,7 @@ export interface VmStats {
   readonly at: string;
   readonly status: 'running' | 'paused';
   /**
-   * `vm.counters`: device id (`_net0`, `_disk0`) → counter → value. Net devices count `rx_bytes`, `rx_frames`,
+   * `vm.counters`: device id (`_net0`, `disk-<hash>`) → counter → value. Net devices count `rx_bytes`, `rx_frames`,
    * `tx_bytes`, `tx_frames`; disks `read_bytes`, `write_bytes`, `read_ops`, `write_ops` and latencies.
    */
   readonly counters: Readonly<Record<string, Readonly<Record<string, number>>>>;

@@ -32,6 +32,11 @@ export interface VmmOptions {
   readonly stopGracefulMs?: number;
   /** Extra environment for the VMM. */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * How to run each VM's serial relay (serial-console.ts); default: this package's `serial-relay-bin.js` under
+   * `process.execPath`. A bundled application passes itself (`node myhv.js __serial-relay`).
+   */
+  readonly serialRelay?: { readonly command: string; readonly args?: readonly string[] };
 }
 
 /**
@@ -240,6 +245,8 @@ export async function stopVmm(
       stopped = await killProcess(vmm.pid, vmm.startTime);
     }
   }
+  // The relay ends by itself when the VMM's serial socket closes; this covers one that did not.
+  if (vmm.serialRelay) await killProcess(vmm.serialRelay.pid, vmm.serialRelay.startTime);
   await fs.rm(vmm.socketPath, { force: true });
   await fs.rm(vmm.pidFile, { force: true });
   return stopped;

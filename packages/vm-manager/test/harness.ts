@@ -27,6 +27,7 @@ import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '@my-hypervisor/storage-virtio
 import type { HostProbe, VmmOptions } from '../src/index.js';
 import { VmManager } from '../src/index.js';
 import { IpAllocator } from '../src/ip-allocator.js';
+import { defaultSerialRelayCommand } from '../src/serial-console.js';
 import { StateStore } from '../src/state-store.js';
 import { bundledFixture } from './child.js';
 
@@ -124,11 +125,14 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
   if (storage) cleanups.push(() => storage.close());
 
   const sim = simulatorCommand();
+  // Explicit, so a manager bundled into a child process (manager-child.ts) finds the relay too.
+  const serialRelay = defaultSerialRelayCommand();
   const vmm: VmmOptions = realVmm
-    ? { command: realVmm, ...(netns ? { netns } : {}) }
+    ? { command: realVmm, serialRelay, ...(netns ? { netns } : {}) }
     : {
         command: sim.command,
         commandArgs: [...sim.args],
+        serialRelay,
         ...(netns ? { netns } : {}),
         env: { MYHV_SIM_STRICT_TAPS: config.backend === 'local' ? '1' : '0', ...config.simEnv },
         stopGracefulMs: 1_000,

@@ -43,7 +43,10 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
     expect(info.config.payload?.cmdline).toContain('ip=10.62.0.2::10.62.0.1:255.255.255.0:web:eth0:off');
     expect(info.config.memory).toMatchObject({ size: 256 * 1024 * 1024, shared: false });
     expect(info.config.console).toMatchObject({ mode: 'Off' });
-    expect(info.config.serial).toMatchObject({ mode: 'File', file: vm.paths.serialLog });
+    expect(info.config.serial).toMatchObject({
+      mode: 'Socket',
+      socket: expect.stringMatching(/\/serial\.sock$/),
+    });
     expect(info.config.cpus).toMatchObject({ boot_vcpus: 2 });
     client.close();
     // What the guest itself received: the probe guest prints its command line on the serial port.

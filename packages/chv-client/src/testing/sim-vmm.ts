@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VmState } from '../schemas/primitives.js';
@@ -62,6 +62,9 @@ export class SimVmm {
   /** The VMM holds a VM object (booted, or built and then failed to start its kernel). */
   #owned = false;
   #fsConnections: net.Socket[] = [];
+  /** Serial `Socket` mode: the listener the VMM binds at boot and the one client it serves. */
+  #serialServer: net.Server | undefined;
+  #serialClient: net.Socket | undefined;
   #deviceCounter = 0;
   #nextSlot = 3;
   readonly #bdfs = new Map<string, string>();
@@ -266,7 +269,7 @@ export class SimVmm {
       );
     }
     this.#state = 'Running';
-    this.#playSerial(this.#config);
+    await this.#playSerial(this.#config);
     this.#o.event('vm', 'booted');
     return noContent;
   }
@@ -276,18 +279,65 @@ export class SimVmm {
    * guest the simulator writes what that guest prints (checked on a real CPU by probe-guest.test.ts), so tests
    * of what reaches a guest (its command line) run on the simulator too.
    */
-  #playSerial(config: Json) {
+  async #playSerial(config: Json) {
     const serial = config.serial as Json | undefined;
+    if (serial?.mode === 'Socket' && typeof serial.socket === 'string') {
+      await this.#listenSerial(serial.socket, this.#guestSerial(config));
+      return;
+    }
     if (serial?.mode !== 'File' || typeof serial.file !== 'string') return;
+    try {
+      fs.writeFileSync(serial.file, this.#guestSerial(config));
+    } catch (error) {
+      this.#o.log.info(`serial file ${serial.file}: ${(error as Error).message}`);
+    }
+  }
+
+  /** What the guest prints on its serial port: the probe guest's lines, nothing for any other kernel. */
+  #guestSerial(config: Json): string {
     const payload = config.payload as Json | undefined;
     const kernel = typeof payload?.kernel === 'string' ? payload.kernel : undefined;
     const cmdline = typeof payload?.cmdline === 'string' ? payload.cmdline : '';
     try {
       const isProbe =
         kernel !== undefined && fs.statSync(kernel).size < 4096 && isProbeGuest(fs.readFileSync(kernel));
-      fs.writeFileSync(serial.file, isProbe ? probeGuestSerial(cmdline) : '');
+      return isProbe ? probeGuestSerial(cmdline) : '';
+    } catch {
+      return '';
+    }
+  }
+
+  /**
+   * Serial `Socket` mode as Cloud Hypervisor does it (vmm/src/serial_manager.rs): the VMM binds the path when the
+   * VM boots and serves one client at a time; a second connection is dropped; input goes to the guest (which
+   * ignores it here). Simplification: the guest's lines are sent to the first client when it attaches, since
+   * the simulator has no guest clock (a real guest's output with nobody attached is lost).
+   */
+  async #listenSerial(socketPath: string, output: string): Promise<void> {
+    let pending = output;
+    const server = net.createServer((client) => {
+      if (this.#serialClient) {
+        client.destroy();
+        return;
+      }
+      this.#serialClient = client;
+      client.on('data', () => undefined);
+      client.on('error', () => undefined);
+      client.on('close', () => {
+        if (this.#serialClient === client) this.#serialClient = undefined;
+      });
+      if (pending) client.write(pending);
+      pending = '';
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => resolve());
+      });
+      fs.chmodSync(socketPath, 0o600);
+      this.#serialServer = server;
     } catch (error) {
-      this.#o.log.info(`serial file ${serial.file}: ${(error as Error).message}`);
+      this.#o.log.info(`serial socket ${socketPath}: ${(error as Error).message}`);
     }
   }
 
@@ -362,6 +412,10 @@ export class SimVmm {
     clearTimeout(this.#powerOffTimer);
     for (const socket of this.#fsConnections) socket.destroy();
     this.#fsConnections = [];
+    this.#serialClient?.destroy();
+    this.#serialClient = undefined;
+    this.#serialServer?.close();
+    this.#serialServer = undefined;
     this.#bdfs.clear();
     this.#state = 'Created';
     this.#owned = false;
@@ -583,6 +637,10 @@ export class SimVmm {
     this.#config = config;
     this.#owned = true;
     this.#state = body.resume === true ? 'Running' : 'Paused';
+    // Restore rebuilds the devices, so a `Socket` serial port is bound again (a restored guest prints nothing new).
+    const serial = config.serial as Json | undefined;
+    if (serial?.mode === 'Socket' && typeof serial.socket === 'string')
+      await this.#listenSerial(serial.socket, '');
     this.#o.event('vm', 'restored');
     return noContent;
   }

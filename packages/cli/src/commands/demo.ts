@@ -12,6 +12,7 @@ import { formatDuration } from '../format.js';
 import { pidsMentioning, runProgram } from '../host-process.js';
 import { listenForInterrupt } from '../interrupt.js';
 import type { CommandHandler } from '../run.js';
+import { serialRelay } from '../serial-relay-command.js';
 import { inspectFields, recordSteps, vmSummary, vmTableHeaders, vmTableRow } from '../vm-view.js';
 import { assertVmmWorks, describeVmm, vmmJson } from '../vmm-choice.js';
 import { gatewayCidr } from './net.js';
@@ -112,7 +113,13 @@ export const demo: CommandHandler = async (ctx) => {
       runDir: dirs.run,
       network,
       storage,
-      vmm: { command: vmm.command, commandArgs: vmm.commandArgs, netns: places.netns, detached: true },
+      vmm: {
+        command: vmm.command,
+        commandArgs: vmm.commandArgs,
+        netns: places.netns,
+        detached: true,
+        ...(serialRelay() ? { serialRelay: serialRelay()! } : {}),
+      },
       inventory: { bridge: netOps, nat: netOps },
     });
     const vmManager = manager;

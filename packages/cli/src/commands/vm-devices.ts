@@ -1,0 +1,118 @@
+import type { VmDevices } from '@my-hypervisor/vm-manager';
+import { openManager } from '../backends.js';
+import type { CommandContext } from '../context.js';
+import { invalidValue } from '../errors.js';
+import { ExitCode } from '../exit-codes.js';
+import { interruptible } from '../interruptible.js';
+import type { CommandHandler } from '../run.js';
+import { parseVmName } from '../vm-name.js';
+
+/** `PATH[:ro]` (`:rw` too): the suffix is split off the end, so a path may hold other colons. */
+export function parseDiskArg(text: string): { path: string; readOnly: boolean } {
+  const match = /^(.*?)(?::(ro|rw))?$/s.exec(text)!;
+  const path = match[1]!;
+  if (path === '') throw invalidValue('disk', 'give a path', 'e.g. /var/lib/images/data.img:ro');
+  return { path, readOnly: match[2] === 'ro' };
+}
+
+/** `DIR:TAG[:ro]`: the tag is what the guest mounts (`mount -t virtiofs TAG /mnt`). */
+export function parseShareArg(text: string): { hostPath: string; tag: string; readOnly: boolean } {
+  const match = /^(.*):([^:]*?)(?::(ro|rw))?$/s.exec(text);
+  if (!match || match[1] === '' || match[2] === '') {
+    throw invalidValue('share', `${JSON.stringify(text)} is not DIR:TAG[:ro]`, 'e.g. /srv/data:data:ro');
+  }
+  return { hostPath: match[1]!, tag: match[2]!, readOnly: match[3] === 'ro' };
+}
+
+async function manager(ctx: CommandContext) {
+  const parts = await openManager(await ctx.config(), { kind: 'full', vmm: await ctx.configuredVmm() });
+  ctx.defer(parts.close);
+  return parts.manager;
+}
+
+function live(status: string): string {
+  return status === 'stopped' ? ' (at its next start)' : '';
+}
+
+/** `myhv vm disk add NAME PATH[:ro]`: hot-plugs into a running VM; kept in the spec, so every boot has it. */
+export const vmDiskAdd: CommandHandler = async (ctx, [rawName, rawDisk]) => {
+  const name = parseVmName(rawName);
+  const request = parseDiskArg(String(rawDisk));
+  const m = await manager(ctx);
+  const { status } = await m.get(name);
+  const devices = await interruptible(ctx, (signal) => m.addDisk(name, request, { signal }));
+  const disk = devices.disks.at(-1)!;
+  ctx.out.result({ vm: name, disk, devices }, () =>
+    ctx.out.print(ctx.out.ok(`${name}: added disk ${disk.id} (${disk.path})${live(status)}`)),
+  );
+  return ExitCode.OK;
+};
+
+/** `myhv vm disk rm NAME ID`: ID is the disk's id (`vm disk ls`) or its path. */
+export const vmDiskRm: CommandHandler = async (ctx, [rawName, rawId]) => {
+  const name = parseVmName(rawName);
+  const m = await manager(ctx);
+  const before = await m.get(name);
+  const devices = await interruptible(ctx, (signal) => m.removeDisk(name, String(rawId), { signal }));
+  const gone = before.spec.disks.find((d) => !devices.disks.some((k) => k.path === d.path));
+  ctx.out.result({ vm: name, removed: String(rawId), devices }, () =>
+    ctx.out.print(ctx.out.ok(`${name}: removed disk ${rawId}${gone ? ` (${gone.path})` : ''}`)),
+  );
+  return ExitCode.OK;
+};
+
+/** `myhv vm share add NAME DIR:TAG[:ro]`: starts a virtiofsd and hot-plugs it; kept in the spec. */
+export const vmShareAdd: CommandHandler = async (ctx, [rawName, rawShare]) => {
+  const name = parseVmName(rawName);
+  const request = parseShareArg(String(rawShare));
+  const m = await manager(ctx);
+  const { status } = await m.get(name);
+  const devices = await interruptible(ctx, (signal) => m.addShare(name, request, { signal }));
+  const share = devices.shares.find((s) => s.tag === request.tag)!;
+  ctx.out.result({ vm: name, share, devices }, () =>
+    ctx.out.print(ctx.out.ok(`${name}: sharing ${share.hostPath} as ${share.tag}${live(status)}`)),
+  );
+  return ExitCode.OK;
+};
+
+/** `myhv vm share rm NAME TAG`: detaches the share and stops its virtiofsd. */
+export const vmShareRm: CommandHandler = async (ctx, [rawName, rawTag]) => {
+  const name = parseVmName(rawName);
+  const m = await manager(ctx);
+  await m.get(name);
+  const devices = await interruptible(ctx, (signal) => m.removeShare(name, String(rawTag), { signal }));
+  ctx.out.result({ vm: name, removed: String(rawTag), devices }, () =>
+    ctx.out.print(ctx.out.ok(`${name}: removed share ${rawTag}`)),
+  );
+  return ExitCode.OK;
+};
+
+async function devicesOf(ctx: CommandContext, rawName: unknown): Promise<[string, VmDevices]> {
+  const name = parseVmName(rawName);
+  const { manager: m } = await openManager(await ctx.config(), { kind: 'read' });
+  return [name, await m.devices(name)];
+}
+
+/** `myhv vm disk ls NAME` (reads state only). */
+export const vmDiskLs: CommandHandler = async (ctx, [rawName]) => {
+  const [name, { disks }] = await devicesOf(ctx, rawName);
+  ctx.out.result({ vm: name, disks }, () =>
+    ctx.out.table(
+      ['id', 'path', 'mode'],
+      disks.map((d) => [d.id, d.path, d.readOnly ? 'ro' : 'rw']),
+    ),
+  );
+  return ExitCode.OK;
+};
+
+/** `myhv vm share ls NAME` (reads state only). */
+export const vmShareLs: CommandHandler = async (ctx, [rawName]) => {
+  const [name, { shares }] = await devicesOf(ctx, rawName);
+  ctx.out.result({ vm: name, shares }, () =>
+    ctx.out.table(
+      ['tag', 'id', 'path', 'mode'],
+      shares.map((s) => [s.tag, s.id, s.hostPath, s.readOnly ? 'ro' : 'rw']),
+    ),
+  );
+  return ExitCode.OK;
+};
