@@ -9,7 +9,7 @@ const docsFile = new URL('../../../docs/cli.md', import.meta.url);
 describe('docs/cli.md', () => {
   const reference = renderCliReference();
 
-  it('is exactly what the command tree generates (run `pnpm --filter @my-hypervisor/cli docs` after a change)', () => {
+  it('is exactly what the command tree generates (run `cd packages/cli && pnpm run docs` after a change)', () => {
     expect(readFileSync(docsFile, 'utf8')).toBe(reference);
   });
 

@@ -225,7 +225,7 @@ export function renderCliReference(): string {
 
   return `# \`myhv\` command line reference
 
-<!-- Generated from packages/cli/src (program.ts, settings.ts, reference.ts) by \`pnpm --filter @my-hypervisor/cli docs\`.
+<!-- Generated from packages/cli/src (program.ts, settings.ts, reference.ts) by \`cd packages/cli && pnpm run docs\`.
      Do not edit by hand: packages/cli/src/reference.test.ts fails when this file and the command tree differ. -->
 
 \`myhv\` runs Cloud Hypervisor microVMs on this host. Every command takes the global options below and \`--json\`.
