@@ -110,6 +110,17 @@ function printRates(ctx: CommandContext, stats: VmStats, rates: VmRates): void {
   ctx.out.print(`${time}  ${parts.join('  |  ')}`);
 }
 
+async function stillRunning(
+  manager: { get(name: string): Promise<{ id: string; status: string; vmmAlive: boolean }> },
+  name: string,
+  id: string,
+): Promise<boolean> {
+  const vm = await manager.get(name).catch(() => undefined);
+  return (
+    vm !== undefined && vm.id === id && vm.vmmAlive && (vm.status === 'running' || vm.status === 'paused')
+  );
+}
+
 const gone = (error: unknown) =>
   VmManagerError.isInstance(error) && (error.code === 'WRONG_STATE' || error.code === 'NOT_FOUND');
 
@@ -143,7 +154,8 @@ export const vmStats: CommandHandler = async (ctx, [rawName]) => {
       current = await manager.stats(name, { signal: interrupt.signal });
     } catch (error) {
       if (interrupt.signal.aborted) break;
-      if (gone(error)) {
+      // A VM stopping mid-sample fails the counters call itself (its VMM went away under it): ask the record.
+      if (gone(error) || !(await stillRunning(manager, name, first.id))) {
         out.note(`${name} stopped; stopped watching`);
         return ExitCode.OK;
       }
