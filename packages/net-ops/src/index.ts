@@ -44,6 +44,15 @@ export type {
   VmNetworkRequest,
 } from './network-backend.js';
 export {
+  type EgressRule,
+  egressRuleSchema,
+  isOpenPolicy,
+  networkPolicySchema,
+  parseNetworkPolicy,
+  type VmNetworkPolicy,
+  type VmPolicyCounters,
+} from './network-policy.js';
+export {
   type AddPortForwardResult,
   type PortForwardRule,
   parsePortForwardRule,
@@ -52,7 +61,7 @@ export {
   type RemovePortForwardResult,
   samePortForward,
 } from './port-forward.js';
-export { TapNetwork, type TapNetworkOptions } from './tap-network.js';
+export { type ParsedVmNetworkRequest, TapNetwork, type TapNetworkOptions } from './tap-network.js';
 export type { CreateTapResult, DeleteTapResult, TapOps, TapSpec } from './tap-ops.js';
 export {
   formatIPv6,

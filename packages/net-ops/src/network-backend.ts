@@ -1,4 +1,5 @@
 import type { OperationOptions } from './capabilities.js';
+import type { VmNetworkPolicy, VmPolicyCounters } from './network-policy.js';
 import type { AddPortForwardResult, PortForwardRule, RemovePortForwardResult } from './port-forward.js';
 
 /** What the VM manager asks for when a VM joins the network. IP allocation happens before, outside. */
@@ -20,6 +21,11 @@ export interface VmNetworkRequest {
    * the forwards it added and the TAP it created before rethrowing.
    */
   readonly forwards?: readonly PortForwardRule[];
+  /**
+   * Isolation and egress. Backends whose `enforcesPolicy` is not true reject anything but the open policy with
+   * UNSUPPORTED, so a VM is never believed isolated when it is not.
+   */
+  readonly policy?: VmNetworkPolicy;
 }
 
 /** A VM's IPv6 address: address, prefix length, gateway and the routes the guest needs. */
@@ -45,6 +51,8 @@ export interface VmNetworkAttachment {
   readonly ipv6?: VmIpv6;
   /** False when the TAP already existed (a repeated attach) and was adopted. */
   readonly created: boolean;
+  /** The network namespace the TAP is in, where the VMM must run; absent: the manager's own. */
+  readonly netns?: string;
 }
 
 /** What `NetworkBackend.detach` removes: the TAP and the forwards given to `attach`. */
@@ -53,6 +61,8 @@ export interface VmNetworkDetachRequest {
   readonly tap?: string;
   /** Port forwards to remove before the TAP (those given to `attach`); missing ones are skipped. */
   readonly forwards?: readonly PortForwardRule[];
+  /** The address `attach` was given; backends that key per-VM state by it look it up when it is absent. */
+  readonly ipv4?: string;
 }
 
 /** What `NetworkBackend.detach` did: the TAP and whether it existed. */
@@ -75,4 +85,13 @@ export interface NetworkBackend {
   detach(vm: VmNetworkDetachRequest, options?: OperationOptions): Promise<VmNetworkDetachResult>;
   addForward(rule: PortForwardRule, options?: OperationOptions): Promise<AddPortForwardResult>;
   removeForward(rule: PortForwardRule, options?: OperationOptions): Promise<RemovePortForwardResult>;
+  /** True when `attach` enforces `policy` (isolation, egress). */
+  readonly enforcesPolicy?: boolean;
+  /** What the policy dropped for a VM so far; where `enforcesPolicy`. A VM without state reads as zeros. */
+  policyCounters?(vmId: string, options?: OperationOptions): Promise<VmPolicyCounters>;
+  /**
+   * The VM ids this backend holds per-VM state for beyond bridge ports (e.g. a network namespace), so a sweep can
+   * detach the ones no record owns.
+   */
+  listAttached?(options?: OperationOptions): Promise<string[]>;
 }

@@ -380,3 +380,32 @@ describe('TapNetwork forwards', () => {
     expect(ops.calls).toEqual([]);
   });
 });
+
+describe('TapNetwork and network policies', () => {
+  it('refuses isolation or a restricted egress it cannot enforce, and accepts the open policy', async () => {
+    const ops = createMemoryNetOps();
+    const network = new TapNetwork({
+      bridge: ops,
+      tap: ops,
+      nat: ops,
+      bridgeName: 'br0',
+      subnet: '10.62.0.0/24',
+    });
+    await expect(
+      network.attach({ vmId: 'a', ipv4: '10.62.0.2', policy: { isolation: 'vm' } }),
+    ).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await expect(
+      network.attach({ vmId: 'a', ipv4: '10.62.0.2', policy: { egress: 'deny-all' } }),
+    ).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await expect(
+      network.attach({ vmId: 'a', ipv4: '10.62.0.2', policy: { egress: [{ cidr: 'nope' }] } }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: 'policy.egress.0.cidr' } });
+    expect(ops.snapshot().taps).toEqual([]);
+    const attached = await network.attach({
+      vmId: 'a',
+      ipv4: '10.62.0.2',
+      policy: { isolation: 'none', egress: 'allow-all' },
+    });
+    expect(attached.netns).toBeUndefined();
+  });
+});

@@ -10,6 +10,7 @@ import type {
   VmNetworkDetachResult,
   VmNetworkRequest,
 } from './network-backend.js';
+import { isOpenPolicy, parseNetworkPolicy } from './network-policy.js';
 import {
   type AddPortForwardResult,
   type PortForwardRule,
@@ -28,6 +29,16 @@ import {
   validateMac,
   validateMtu,
 } from './validation.js';
+
+/** An attach request after `TapNetwork.parseRequest`: validated, with the attachment it will give. */
+export interface ParsedVmNetworkRequest {
+  readonly vmId: string;
+  readonly multiQueue: boolean;
+  /** The request's forwards, parsed, each with the VM's address. */
+  readonly forwards: readonly PortForwardRule[];
+  /** Everything of the attachment but `created` (and a backend's extras). */
+  readonly attachment: Omit<VmNetworkAttachment, 'created'>;
+}
 
 /** The ops, bridge and subnet a `TapNetwork` attaches VMs with. */
 export interface TapNetworkOptions {
@@ -173,18 +184,19 @@ export class TapNetwork implements NetworkBackend {
     return created;
   }
 
-  async attach(vm: VmNetworkRequest, options?: OperationOptions): Promise<VmNetworkAttachment> {
-    const signal = options?.signal;
-    throwIfAborted(signal);
+  /**
+   * Validates an attach request (INVALID_ARGUMENT naming the field; nothing runs) and derives what it leaves
+   * implicit: the TAP name, the MAC, and the attachment the VM will get. For backends built on this one.
+   */
+  parseRequest(vm: VmNetworkRequest): ParsedVmNetworkRequest {
     if (typeof vm !== 'object' || vm === null) throw new TypeError('vm must be an object');
     const vmId = validateVmId(vm.vmId);
-    const ipv4 = this.#validateGuestIp(vm.ipv4, 'ipv4');
+    const ipv4 = this.validateGuestIp(vm.ipv4, 'ipv4');
     const tap =
       vm.tap === undefined ? deriveTapName(vmId, this.tapPrefix) : validateInterfaceName(vm.tap, 'tap');
     const mac = vm.mac === undefined ? deriveMac(vmId) : validateMac(vm.mac, 'mac');
     if (vm.multiQueue !== undefined && typeof vm.multiQueue !== 'boolean')
       throw invalidArgument('multiQueue', 'must be a boolean');
-    const multiQueue = vm.multiQueue ?? false;
     const hostname = vm.hostname === undefined ? undefined : validateHostname(vm.hostname, 'hostname');
     const forwards = this.#validateForwards(vm.forwards, ipv4);
     const kernelIpArg = formatKernelIpArg({
@@ -193,6 +205,36 @@ export class TapNetwork implements NetworkBackend {
       netmask: this.netmask,
       ...(hostname === undefined ? {} : { hostname }),
     });
+    return {
+      vmId,
+      multiQueue: vm.multiQueue ?? false,
+      forwards,
+      attachment: {
+        tap,
+        mac,
+        bridge: this.bridge,
+        ipv4,
+        gateway: this.gateway,
+        prefixLength: this.prefixLength,
+        netmask: this.netmask,
+        kernelIpArg,
+      },
+    };
+  }
+
+  async attach(vm: VmNetworkRequest, options?: OperationOptions): Promise<VmNetworkAttachment> {
+    const signal = options?.signal;
+    throwIfAborted(signal);
+    const { multiQueue, forwards, attachment } = this.parseRequest(vm);
+    const { tap } = attachment;
+    if (vm.policy !== undefined && !isOpenPolicy(parseNetworkPolicy(vm.policy))) {
+      // One bridge for all: nothing here could keep VMs apart or hold the guest to an egress policy.
+      throw new NetOpsError(
+        'UNSUPPORTED',
+        'a TAP on a shared bridge cannot isolate a VM or restrict its egress; use the namespace backend',
+        { details: { field: 'policy' } },
+      );
+    }
 
     await this.ensureBridge(options);
     let created: boolean;
@@ -219,17 +261,7 @@ export class TapNetwork implements NetworkBackend {
       if (created) await this.#undo(`deleteTap ${tap}`, () => this.ops.tap.deleteTap(tap));
       throw error;
     }
-    return {
-      tap,
-      mac,
-      bridge: this.bridge,
-      ipv4,
-      gateway: this.gateway,
-      prefixLength: this.prefixLength,
-      netmask: this.netmask,
-      kernelIpArg,
-      created,
-    };
+    return { ...attachment, created };
   }
 
   async detach(vm: VmNetworkDetachRequest, options?: OperationOptions): Promise<VmNetworkDetachResult> {
@@ -264,7 +296,8 @@ export class TapNetwork implements NetworkBackend {
     );
   }
 
-  #validateGuestIp(value: unknown, field: string): string {
+  /** `value` as a guest address of the subnet (not the network, gateway or broadcast); INVALID_ARGUMENT naming `field`. */
+  validateGuestIp(value: unknown, field: string): string {
     const address = validateIPv4(value, field);
     if (!this.#isHostAddress(address) || address === this.gateway) {
       throw invalidArgument(
@@ -277,7 +310,7 @@ export class TapNetwork implements NetworkBackend {
 
   #parseForward(rule: unknown, field: string, guestIp: string | undefined): PortForwardRule {
     const parsed = parsePortForwardRule(rule, field);
-    this.#validateGuestIp(parsed.guestIp, `${field}.guestIp`);
+    this.validateGuestIp(parsed.guestIp, `${field}.guestIp`);
     if (guestIp !== undefined && parsed.guestIp !== guestIp)
       throw invalidArgument(`${field}.guestIp`, `must be the VM's address ${guestIp}`);
     return parsed;
