@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import {
   type BridgeOps,
   type NatOps,
@@ -7,10 +8,11 @@ import {
   type TapOps,
 } from '@my-hypervisor/net-ops';
 import type { StorageBackend } from '@my-hypervisor/storage';
-import { DEFAULT_NETWORK, VmManager } from '@my-hypervisor/vm-manager';
-import type { CliConfig } from './config.js';
-import { recordDefaultNetwork, resolveNetworks } from './networks.js';
+import { DEFAULT_NETWORK, type NetworkRecord, VmManager } from '@my-hypervisor/vm-manager';
+import { type CliConfig, usesLocalOps } from './config.js';
+import { type ResolvedNetworks, recordDefaultNetwork, resolveNetworks } from './networks.js';
 import { serialRelay as configuredSerialRelay } from './serial-relay-command.js';
+import { settings } from './settings.js';
 import type { VmmChoice } from './vmm-choice.js';
 
 /** The three ops contracts in one object, as LocalOps and MosnetOps provide them. */
@@ -26,22 +28,93 @@ export async function openNetOps(
     // forwards (net ls, gc's sweeps) works where the daemon offers them; an absent daemon fails here, clearly.
     return MosnetOps.connect({ socketPath: config.mosnetSocket });
   }
+  // `local` and `namespace` share the host side: the bridge, NAT and forwards in the host's (or --netns') namespace.
   const { LocalOps } = await import('@my-hypervisor/net-local');
   return new LocalOps({ ...(config.netns ? { netns: config.netns } : {}), nat: config.nat });
 }
 
-/** `TapNetwork` over the ops: the per-VM attach/detach and forwards the manager uses. */
-export async function openNetwork(
-  ops: HostNetOps,
-  config: { readonly bridge: string; readonly subnet: string },
-): Promise<NetworkBackend> {
+/**
+ * The prefix of each VM's network namespace with the namespace backend: `myhv-` (so `myhv-<VM id>`) for the default
+ * state directory, `myhv-<6 hex of the directory>-` for any other. Namespaces are host-wide: with one prefix, the
+ * reconcile of one state directory would take another's VM namespaces for leftovers.
+ */
+export function vmNamespacePrefix(stateDir: string): string {
+  if (resolve(stateDir) === DEFAULT_STATE_DIR) return 'myhv-';
+  return `myhv-${createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 6)}-`;
+}
+
+const DEFAULT_STATE_DIR = settings.find((s) => s.key === 'stateDir')!.defaultValue!;
+
+/** What a network is driven by: its bridge, subnet and backend (a record's `backend` string, or the setting). */
+export interface NetworkTarget {
+  readonly bridge: string;
+  readonly subnet: string;
+  readonly backend: string;
+  readonly netns?: string;
+  /** The namespace backend's per-VM namespace prefix (`vmNamespacePrefix`). */
+  readonly namespacePrefix?: string;
+}
+
+/**
+ * The per-VM attach/detach and forwards the manager uses: `NamespaceNetwork` for the namespace backend, else
+ * `TapNetwork` over the ops.
+ */
+export async function openNetwork(ops: HostNetOps, target: NetworkTarget): Promise<NetworkBackend> {
+  if (target.backend === 'namespace') {
+    const { NamespaceNetwork } = await import('@my-hypervisor/net-local');
+    return new NamespaceNetwork({
+      bridge: ops,
+      nat: ops,
+      bridgeName: target.bridge,
+      subnet: target.subnet,
+      ...(target.namespacePrefix ? { namespacePrefix: target.namespacePrefix } : {}),
+      ...(target.netns ? { netns: target.netns } : {}),
+    });
+  }
   return new TapNetwork({
     bridge: ops,
     tap: ops,
     nat: ops,
-    bridgeName: config.bridge,
-    subnet: config.subnet,
+    bridgeName: target.bridge,
+    subnet: target.subnet,
   });
+}
+
+/**
+ * The backend a named network is driven by. Its record says which; local and namespace networks share the host
+ * ops, so either works beside the other; a record of another family keeps the old behaviour (driven by `ops`).
+ */
+function namedBackend(config: CliConfig, record: NetworkRecord): string {
+  return usesLocalOps(config.netBackend) && usesLocalOps(record.backend) ? record.backend : config.netBackend;
+}
+
+/** The default network's backend and each named network's, over the same host ops. */
+async function openNetworks(
+  ops: HostNetOps,
+  resolved: ResolvedNetworks,
+): Promise<{ network: NetworkBackend; networks: Record<string, NetworkBackend> }> {
+  const { config } = resolved;
+  // NamespaceNetwork's host side is where the ops put the bridge: the same --netns.
+  const netns = {
+    ...(config.netns ? { netns: config.netns } : {}),
+    namespacePrefix: vmNamespacePrefix(config.stateDir),
+  };
+  const network = await openNetwork(ops, {
+    bridge: config.bridge,
+    subnet: config.subnet,
+    backend: config.netBackend,
+    ...netns,
+  });
+  const networks: Record<string, NetworkBackend> = {};
+  for (const named of resolved.named) {
+    networks[named.name] = await openNetwork(ops, {
+      bridge: named.bridge,
+      subnet: named.subnet,
+      backend: namedBackend(config, named),
+      ...netns,
+    });
+  }
+  return { network, networks };
 }
 
 /** Detached virtiofsd daemons (they outlive the CLI, like the VMMs) with sockets under `<runDir>/virtiofs`. */
@@ -62,7 +135,8 @@ export interface ManagerParts {
 }
 
 /**
- * A VmManager. `read` only reads records (ls, inspect, logs): no backend is built, nothing is spawned. `full` wires
+ * A VmManager. `read` only reads records (ls, inspect, logs): no backend is built, nothing is spawned. `counters`
+ * (vm stats) is `read` plus the network backends when one keeps per-VM policy counters (namespace). `full` wires
  * the network, storage, the chosen VMM and the inventory reconcile sweeps; commands that spawn no VMM (stop, rm,
  * forward, gc) may have none.
  */
@@ -70,6 +144,7 @@ export async function openManager(
   settingsConfig: CliConfig,
   mode:
     | { kind: 'read' }
+    | { kind: 'counters' }
     | {
         kind: 'full';
         vmm: VmmChoice | undefined /** Record the default network if new (vm create). */;
@@ -83,6 +158,7 @@ export async function openManager(
       close: async () => {},
     };
   }
+  if (mode.kind === 'counters') return openCountersManager(settingsConfig);
   // The recorded networks decide bridge, subnet, backend and namespace; a conflicting setting is refused here.
   let resolved = await resolveNetworks(settingsConfig);
   const recordedBefore = resolved.defaultNetwork !== undefined;
@@ -91,9 +167,7 @@ export async function openManager(
   const recordedNow = !recordedBefore && resolved.defaultNetwork !== undefined;
   const config = resolved.config;
   const ops = await openNetOps(config);
-  const network = await openNetwork(ops, config);
-  const networks: Record<string, NetworkBackend> = {};
-  for (const named of resolved.named) networks[named.name] = await openNetwork(ops, named);
+  const { network, networks } = await openNetworks(ops, resolved);
   const storage = await openStorage(config.runDir);
   const serialRelay = configuredSerialRelay();
   const manager = new VmManager({
@@ -125,6 +199,27 @@ export async function openManager(
     close: async () => {
       await ops.close?.();
       await (storage as Partial<AsyncDisposable>)[Symbol.asyncDispose]?.();
+    },
+  };
+}
+
+/** Reads records, and asks the namespace backend for the policy counters; nothing else is built. */
+async function openCountersManager(settingsConfig: CliConfig): Promise<ManagerParts> {
+  const resolved = await resolveNetworks(settingsConfig);
+  const { config } = resolved;
+  const dirs = { stateDir: config.stateDir, runDir: config.runDir };
+  const counted =
+    config.netBackend === 'namespace' || resolved.named.some((n) => namedBackend(config, n) === 'namespace');
+  if (!counted) return { manager: new VmManager(dirs), config, close: async () => {} };
+  const ops = await openNetOps(config);
+  const { network, networks } = await openNetworks(ops, resolved);
+  return {
+    manager: new VmManager({ ...dirs, network, networks }),
+    config,
+    ops,
+    network,
+    close: async () => {
+      await ops.close?.();
     },
   };
 }

@@ -117,6 +117,27 @@ describe('resolveConfig', () => {
     expect(missing.details.field).toBe('--config');
   });
 
+  it('takes the namespace backend from a flag, MYHV_NET_BACKEND or the config file, with its NAT driver', async () => {
+    const file = await configFile('netBackend: namespace\nnat: iptables\n');
+    const fromFile = await resolveConfig({ flags: { config: file }, env: {} });
+    expect(fromFile).toMatchObject({ netBackend: 'namespace', nat: 'iptables' });
+    expect(fromFile.sources.netBackend).toBe('config');
+    const fromEnv = await resolveConfig({ flags: {}, env: { MYHV_NET_BACKEND: 'namespace' } });
+    expect(fromEnv.netBackend).toBe('namespace');
+    // --nat drives the namespace backend's forwards (LocalOps), so it is no usage error there.
+    const fromFlag = await resolveConfig({ flags: { netBackend: 'namespace', nat: 'iptables' }, env: {} });
+    expect(fromFlag).toMatchObject({ netBackend: 'namespace', nat: 'iptables' });
+    expect(fromFlag.sources.netBackend).toBe('flag');
+  });
+
+  it('refuses an unknown --net-backend, naming where it came from', async () => {
+    const flag = await rejection(resolveConfig({ flags: { netBackend: 'netns' }, env: {} }));
+    expect(flag.code).toBe('INVALID_ARGUMENT');
+    expect(flag.details.field).toBe('--net-backend');
+    const env = await rejection(resolveConfig({ flags: {}, env: { MYHV_NET_BACKEND: 'Namespace' } }));
+    expect(env.details.field).toBe('MYHV_NET_BACKEND');
+  });
+
   it('refuses --nat with --net-backend mosnet as a usage error', async () => {
     const error = await rejection(
       resolveConfig({ flags: { nat: 'iptables', netBackend: 'mosnet' }, env: {} }),

@@ -5,6 +5,15 @@ import { MAX_INPUT_FILE_BYTES, readFileUpTo } from './bounded-read.js';
 import { CliError, invalidValue, usageError } from './errors.js';
 import { configFileSettings, flagName, type SettingKey, settings } from './settings.js';
 
+/** The network backends `--net-backend` chooses from. */
+export const netBackends = ['local', 'mosnet', 'namespace'] as const;
+export type NetBackend = (typeof netBackends)[number];
+
+/** True for the backends whose host side is `LocalOps` (ip, nft/iptables): they share one NAT driver. */
+export function usesLocalOps(backend: string): boolean {
+  return backend === 'local' || backend === 'namespace';
+}
+
 /** Where a resolved setting came from: a flag, the environment, the config file, the default, or nowhere. */
 export type SettingSource = 'flag' | 'env' | 'config' | 'default' | 'unset';
 
@@ -12,7 +21,8 @@ export type SettingSource = 'flag' | 'env' | 'config' | 'default' | 'unset';
 export interface CliConfig {
   readonly stateDir: string;
   readonly runDir: string;
-  readonly netBackend: 'local' | 'mosnet';
+  /** `namespace`: LocalOps on the host side, each VM in its own network namespace (`NamespaceNetwork`). */
+  readonly netBackend: 'local' | 'mosnet' | 'namespace';
   readonly nat: 'nft' | 'iptables';
   readonly mosnetSocket: string;
   readonly netns?: string;
@@ -68,12 +78,12 @@ export async function resolveConfig({ flags, env }: ResolveConfigInput): Promise
     sources[def.key] = entry?.source ?? 'unset';
   }
   const get = (key: SettingKey): Raw => raw[key]!;
-  const netBackend = oneOf(get('netBackend'), ['local', 'mosnet'] as const);
+  const netBackend = oneOf(get('netBackend'), netBackends);
   const nat = oneOf(get('nat'), ['nft', 'iptables'] as const);
   if (netBackend === 'mosnet' && sources.nat === 'flag' && sources.netBackend === 'flag') {
     throw usageError(
-      '--nat applies to the local network backend only',
-      'drop --nat, or use --net-backend local',
+      '--nat applies to the local and namespace network backends only',
+      'drop --nat, or use --net-backend local (or namespace)',
     );
   }
   const runDir = absolutePath(get('runDir'));

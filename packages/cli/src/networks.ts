@@ -1,6 +1,6 @@
 import { parseVmSubnet } from '@my-hypervisor/net-ops';
 import { DEFAULT_NETWORK, type NetworkRecord, NetworkStore, VmManagerError } from '@my-hypervisor/vm-manager';
-import type { CliConfig } from './config.js';
+import { type CliConfig, usesLocalOps } from './config.js';
 import { invalidValue } from './errors.js';
 import { flagName, type SettingKey, settings } from './settings.js';
 
@@ -23,7 +23,7 @@ function recordedValue(record: NetworkRecord, key: (typeof pinned)[number]): str
     case 'netBackend':
       return record.backend;
     case 'nat':
-      return record.backend === 'local' ? record.nat : undefined;
+      return usesLocalOps(record.backend) ? record.nat : undefined;
     case 'netns':
       return record.netns;
     case 'bridge':
@@ -50,7 +50,7 @@ function applyRecord(config: CliConfig, record: NetworkRecord, path: string): Cl
   const effective: Record<string, unknown> = { ...config };
   for (const key of pinned) {
     const recorded = recordedValue(record, key);
-    if (key === 'nat' && record.backend !== 'local') continue;
+    if (key === 'nat' && !usesLocalOps(record.backend)) continue;
     const current = config[key];
     const explicit =
       config.sources[key] === 'flag' || config.sources[key] === 'env' || config.sources[key] === 'config';
@@ -94,7 +94,7 @@ export async function recordDefaultNetwork(resolved: ResolvedNetworks): Promise<
       bridge: config.bridge,
       subnet: config.subnet,
       backend: config.netBackend,
-      ...(config.netBackend === 'local' ? { nat: config.nat } : {}),
+      ...(usesLocalOps(config.netBackend) ? { nat: config.nat } : {}),
       ...(config.netns ? { netns: config.netns } : {}),
     });
     return { ...resolved, defaultNetwork: record };

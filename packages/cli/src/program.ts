@@ -107,6 +107,15 @@ export function createProgram(invoke: Invoke): Command {
     .option('--queues <n>', 'network queue pairs (1–16, at most --cpus)')
     .option('--network <name>', 'the network to join (see `myhv net create`); default: the default network')
     .option('--no-network', 'no network interface (no address, no forwards)')
+    .option(
+      '--isolation <mode>',
+      'vm or none. vm: the VM reaches no other VM and no host address but its gateway (DNS, ping); none: a plain bridge. Default: vm on the namespace backend; other backends take only none',
+    )
+    .option(
+      '--egress <policy>',
+      'where the VM may send traffic beyond its subnet: allow-all (default), deny-all, or rules CIDR[:tcp|udp|icmp][:PORT[+PORT…]] separated by commas (a bare address is a /32; ports without a protocol: tcp and udp), e.g. 10.0.0.0/8,192.0.2.10:tcp:80+443; repeat to add rules. Needs the namespace backend',
+      collect,
+    )
     .option('--restart <policy>', 'no (default), or on-boot: `myhv autostart` starts it after a host reboot')
     .option('--vmm-arg <arg>', 'an extra cloud-hypervisor argument; repeat for more', collect);
   leaf(vm, 'start', 'vm start', 'boot a stopped VM').argument('<name>', 'the VM');

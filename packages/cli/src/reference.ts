@@ -61,6 +61,7 @@ interface JsonSchemaNode {
   type?: string | string[];
   properties?: Record<string, JsonSchemaNode>;
   items?: JsonSchemaNode;
+  anyOf?: JsonSchemaNode[];
   required?: string[];
   default?: unknown;
   enum?: unknown[];
@@ -72,29 +73,60 @@ interface JsonSchemaNode {
   pattern?: string;
 }
 
+/** The limits of a scalar or array field: allowed values, ranges, lengths, counts, pattern. */
+function limitsOf(node: JsonSchemaNode): string[] {
+  const limits: string[] = [];
+  if (node.enum) limits.push(`one of ${node.enum.join(', ')}`);
+  if (node.minimum !== undefined || node.maximum !== undefined)
+    limits.push(`${node.minimum ?? ''}–${node.maximum ?? ''}`);
+  if (node.maxLength !== undefined) limits.push(`≤ ${node.maxLength} chars`);
+  if (node.maxItems !== undefined) limits.push(`≤ ${node.maxItems} items`);
+  if (node.pattern) limits.push(`\`${node.pattern}\``);
+  const items = node.type === 'array' ? node.items : undefined;
+  if (items && !items.properties && (items.minimum !== undefined || items.maximum !== undefined))
+    limits.push(`each ${items.minimum ?? ''}–${items.maximum ?? ''}`);
+  return limits;
+}
+
+/** A scalar or array type as a reader writes it: `string`, `array of integer`, `array of objects`. */
+function typeText(node: JsonSchemaNode): string {
+  if (node.type === 'array')
+    return node.items?.properties ? 'array of objects' : `array of ${node.items?.type ?? 'any'}`;
+  return Array.isArray(node.type) ? node.type.join(' or ') : (node.type ?? 'any');
+}
+
 /** One row per field of the VmSpec, generated from the schema itself (vm-manager's `vmSpecSchema`). */
 function specRows(node: JsonSchemaNode, prefix: string, required: readonly string[], rows: string[][]): void {
   for (const [key, child] of Object.entries(node.properties ?? {})) {
     const path = prefix ? `${prefix}.${key}` : key;
-    const type = Array.isArray(child.type) ? child.type.join(' or ') : (child.type ?? 'any');
-    const limits: string[] = [];
-    if (child.enum) limits.push(`one of ${child.enum.join(', ')}`);
-    if (child.minimum !== undefined || child.maximum !== undefined)
-      limits.push(`${child.minimum ?? ''}–${child.maximum ?? ''}`);
-    if (child.maxLength !== undefined) limits.push(`≤ ${child.maxLength} chars`);
-    if (child.maxItems !== undefined) limits.push(`≤ ${child.maxItems} items`);
-    if (child.pattern) limits.push(`\`${child.pattern}\``);
     const isRequired = required.includes(key);
     const dflt = child.default === undefined ? '' : `\`${JSON.stringify(child.default)}\``;
-    if (child.type === 'object' && child.properties) {
+    if (child.anyOf) {
+      // A union such as `allow-all | deny-all | rule[]`: each alternative's values or type, then the fields of
+      // an alternative that is a list of objects.
+      const alternatives = child.anyOf.map((alt) =>
+        alt.enum ? alt.enum.map((v) => `\`${String(v)}\``).join(' | ') : typeText(alt),
+      );
+      const limits = child.anyOf.flatMap((alt) => (alt.enum ? [] : limitsOf(alt)));
+      rows.push([`\`${path}\``, alternatives.join(' | '), isRequired ? 'yes' : '', dflt, limits.join(', ')]);
+      for (const alt of child.anyOf) {
+        if (alt.type === 'array' && alt.items?.properties)
+          specRows(alt.items, `${path}[]`, alt.items.required ?? [], rows);
+      }
+    } else if (child.type === 'object' && child.properties) {
       rows.push([`\`${path}\``, 'object', isRequired ? 'yes' : '', dflt, '']);
       specRows(child, path, child.required ?? [], rows);
     } else if (child.type === 'array' && child.items?.properties) {
-      rows.push([`\`${path}[]\``, 'array of objects', isRequired ? 'yes' : '', dflt, limits.join(', ')]);
+      rows.push([
+        `\`${path}[]\``,
+        'array of objects',
+        isRequired ? 'yes' : '',
+        dflt,
+        limitsOf(child).join(', '),
+      ]);
       specRows(child.items, `${path}[]`, child.items.required ?? [], rows);
     } else {
-      const itemType = child.type === 'array' ? `array of ${child.items?.type ?? 'any'}` : type;
-      rows.push([`\`${path}\``, itemType, isRequired ? 'yes' : '', dflt, limits.join(', ')]);
+      rows.push([`\`${path}\``, typeText(child), isRequired ? 'yes' : '', dflt, limitsOf(child).join(', ')]);
     }
   }
 }
@@ -138,7 +170,8 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { stats: VmStats; rates: { seconds: number; counters: { [device: string]: { [counter: string]: number } };
   vmm: { cpuPercent: number }; shares: { tag: string; cpuPercent: number | null }[] } | null }
 // where VmStats = { vm: string; id: string; at: string; status: 'running' | 'paused';
-//   counters: { [device: string]: { [counter: string]: number } }; vmm: Process; shares: { tag: string; process?: Process }[] }
+//   counters: { [device: string]: { [counter: string]: number } }; vmm: Process; shares: { tag: string; process?: Process }[];
+//   network?: { egressDenied: number; isolationDenied: number } }  (network: packets its policy dropped, namespace backend)
 // and Process = { pid: number; cpuSeconds: number; userSeconds: number; systemSeconds: number; rssBytes: number; threads: number }
 // myhv vm snapshot (status: the VM's, after; Snapshot.status: the VM's when it was taken)
 { vm: string; status: 'running' | 'paused'; snapshot: Snapshot }
@@ -164,14 +197,14 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 // myhv forward ls
 { forwards: (Forward & { vm: string })[] }
 // myhv net ensure (bridge: the default network's; networks: every network's)
-{ backend: 'local' | 'mosnet'; netns: string | null; bridge: EnsuredBridge; networks: EnsuredBridge[] }
+{ backend: 'local' | 'mosnet' | 'namespace'; netns: string | null; bridge: EnsuredBridge; networks: EnsuredBridge[] }
 // where EnsuredBridge = { name: string; address: string; subnet: string; network: string; created: boolean }
 // myhv net ls (recorded: false for the default network before its first VM or net ensure)
 { networks: (Network & { vms: number })[] }
 // where Network = { name: string; bridge: string; subnet: string; gateway: string; backend: string;
 //                   nat: string | null; netns: string | null; recorded: boolean; createdAt: string | null }
 // myhv net inspect (ports / forwards are null when the backend cannot list them, named in unsupported)
-{ network: Network; backend: 'local' | 'mosnet'; netns: string | null;
+{ network: Network; backend: 'local' | 'mosnet' | 'namespace'; netns: string | null;
   bridge: { name: string; subnet: string; exists: boolean; ports: { name: string; vm: string | null }[] | null };
   forwards: (Forward & { owner: string | null; vm: string | null })[] | null; vms: string[]; unsupported: string[] }
 // myhv net create
@@ -187,8 +220,9 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { ok: boolean; vmm: Vmm | null; config: CliConfig;
   checks: { id: string; title: string; ok: boolean; required: boolean; skipped: boolean; detail: string; fix: string | null }[] }
 // myhv gc (exit 1 when errors or unreadable is not empty); kind: vm, vmm, virtiofsd, bridge, tap, forward, ip,
-// run-dir, temp-file, and for abandoned demos: process, netns, demo-dir. A bridge, TAP or forward a record names
-// but the host lacks (after a reboot) is made again, with action 'restored (...)'
+// run-dir, temp-file, netns (namespace backend: a VM's namespace no VM owns, target its VM id; or a VM's namespace
+// restored, target the namespace), and for abandoned demos: process, netns, demo-dir. A bridge, TAP, namespace or
+// forward a record names but the host lacks (after a reboot) is made again, with action 'restored (...)'
 { changes: { kind: string; target: string; action: string; vm?: string }[];
   skipped: { target: string; reason: string }[]; errors: { target: string; message: string }[];
   unreadable: Unreadable[] }
@@ -332,6 +366,23 @@ shares:
 \`\`\`
 
 ${table(['field', 'type', 'required', 'default', 'limits'], specTable)}
+
+The network policy (\`network.isolation\`, \`network.egress\`; flags \`--isolation\`, \`--egress\`) needs the
+\`namespace\` network backend, which puts each VM in its own network namespace \`myhv-<VM id>\` (its VMM runs there)
+and enforces the policy with nft on the host side, out of the guest's reach. There \`isolation\` defaults to \`vm\`
+(no other VM, no host address but the gateway's DNS and ping) and \`egress\` to \`allow-all\`; an egress rule allows
+traffic to \`cidr\`, optionally only \`proto\` and \`ports\` (ports without a protocol: TCP and UDP). On another
+backend, any policy but the open one (\`isolation: none\`, \`egress: allow-all\`) is refused (exit 2) before anything
+is made. \`--egress\` writes rules as \`CIDR[:tcp|udp|icmp][:PORT[+PORT…]]\` separated by commas, e.g.
+\`--egress 10.0.0.0/8,192.0.2.10:tcp:80+443,198.51.100.53:udp:53\` (a bare address is a /32).
+
+\`\`\`yaml
+network:
+  isolation: vm
+  egress:
+    - { cidr: 10.0.0.0/8 }
+    - { cidr: 192.0.2.10/32, proto: tcp, ports: [80, 443] }
+\`\`\`
 
 Memory takes sizes such as \`512M\`, \`2G\`, \`1536MiB\`, or a number of MiB; at least 64M, whole MiB. Paths must be
 absolute; the kernel, initramfs and disks must exist as files, shares as directories; the kernel must be an image

@@ -46,14 +46,15 @@ export const settings: readonly SettingDefinition[] = [
     flag: '--net-backend <backend>',
     env: 'MYHV_NET_BACKEND',
     defaultValue: 'local',
-    description: 'network backend: local (ip, nft/iptables) or mosnet (the mosnet daemon)',
+    description:
+      'network backend: local (ip, nft/iptables), mosnet (the mosnet daemon), or namespace (as local, each VM in its own network namespace, isolated, with an egress policy)',
   },
   {
     key: 'nat',
     flag: '--nat <driver>',
     env: 'MYHV_NAT',
     defaultValue: 'nft',
-    description: 'port-forward driver of the local backend: nft or iptables',
+    description: 'port-forward driver of the local and namespace backends: nft or iptables',
   },
   {
     key: 'mosnetSocket',

@@ -15,6 +15,11 @@ function ordinal(n: number): string {
   return `${n}${suffix}`;
 }
 
+const POLICY_HINT =
+  'isolation and egress rules need the namespace network backend: a network made with ' +
+  '`myhv net create NAME --subnet CIDR --net-backend namespace` (then --network NAME), ' +
+  'or --net-backend namespace before the first VM; see --isolation and --egress in `myhv vm create --help`';
+
 /** The fix for a bad spec field given by flags: which flag, and what it accepts. */
 export function flagHint(field: string): string {
   const index = /\[(\d+)\]/.exec(field);
@@ -40,6 +45,7 @@ export function flagHint(field: string): string {
   }
   if (field === 'network.queues')
     return 'pass --queues with a whole number from 1 to 16, at most --cpus (one queue pair per vCPU at most)';
+  if (field === 'network.isolation' || field.startsWith('network.egress')) return POLICY_HINT;
   if (field === 'network.enabled') return '--no-network cannot be combined with --forward';
   if (field === 'vmm.binary') return 'point vmm.binary at a cloud-hypervisor binary';
   if (field.startsWith('vmm.extraArgs['))
@@ -58,10 +64,11 @@ export function withSpecHint(error: unknown, source: SpecSource): unknown {
     return error;
   const field = typeof e.details?.field === 'string' ? e.details.field : undefined;
   if (!field) return error;
+  const policy = field === 'network.isolation' || field.startsWith('network.egress');
   const hint =
     source.kind === 'flags'
       ? flagHint(field)
-      : `fix \`${field}\` in ${source.path} (VmSpec fields: see docs/cli.md, "Spec files")`;
+      : `fix \`${field}\` in ${source.path} (VmSpec fields: see docs/cli.md, "Spec files")${policy ? `; ${POLICY_HINT}` : ''}`;
   return new CliError('INVALID_ARGUMENT', (error as Error).message, {
     cause: error,
     details: { field, hint },

@@ -1,5 +1,6 @@
 import { MAX_INPUT_FILE_BYTES, readFileUpTo, readStreamUpTo } from './bounded-read.js';
 import { parseYamlDocument } from './config.js';
+import { parseEgressArg, parseIsolationArg } from './egress-arg.js';
 import { invalidValue, usageError } from './errors.js';
 import { parseForwardArg } from './forward-arg.js';
 import type { SpecSource } from './spec-hints.js';
@@ -19,6 +20,10 @@ export interface CreateFlags {
   /** A network name with --network NAME; false with --no-network. */
   readonly network?: string | false;
   readonly restart?: string;
+  /** `vm` or `none`. */
+  readonly isolation?: string;
+  /** Each `--egress` value: `allow-all`, `deny-all`, or comma-separated rules. */
+  readonly egress?: readonly string[];
   readonly vmmArg?: readonly string[];
 }
 
@@ -32,6 +37,8 @@ const specFlags: readonly [keyof CreateFlags, string][] = [
   ['share', '--share'],
   ['forward', '--forward'],
   ['queues', '--queues'],
+  ['isolation', '--isolation'],
+  ['egress', '--egress'],
   ['vmmArg', '--vmm-arg'],
   ['restart', '--restart'],
 ];
@@ -108,11 +115,20 @@ export async function createSpecInput(
   if (flags.network === false && flags.queues !== undefined) {
     throw usageError('--queues cannot be combined with --no-network', 'drop one of them');
   }
+  for (const [key, flag] of [
+    ['isolation', '--isolation'],
+    ['egress', '--egress'],
+  ] as const) {
+    if (flags.network === false && flags[key] !== undefined)
+      throw usageError(`${flag} cannot be combined with --no-network`, 'a network policy needs a network');
+  }
   const network: Record<string, unknown> = { enabled: flags.network !== false };
   if (typeof flags.network === 'string') network.name = flags.network;
   if (flags.queues !== undefined)
     network.queues = wholeNumber(flags.queues, '--queues', 'pass --queues 1 to 16');
   if (flags.forward?.length) network.forwards = flags.forward.map((f) => parseForwardArg(f));
+  if (flags.isolation !== undefined) network.isolation = parseIsolationArg(flags.isolation);
+  if (flags.egress !== undefined) network.egress = parseEgressArg(flags.egress);
   const input: Record<string, unknown> = { name, kernel: flags.kernel, network };
   if (flags.initramfs !== undefined) input.initramfs = flags.initramfs;
   if (flags.cmdline !== undefined) input.cmdline = flags.cmdline;

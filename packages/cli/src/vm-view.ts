@@ -1,5 +1,6 @@
 import type { PortForwardRule } from '@my-hypervisor/net-ops';
 import type { StepEvent, UnreadableRecord, VmInfo } from '@my-hypervisor/vm-manager';
+import { formatEgress } from './egress-arg.js';
 import { formatDuration, formatForward, formatMemory } from './format.js';
 
 /** One VM in `vm ls --json`. */
@@ -126,6 +127,8 @@ export function inspectFields(info: VmInfo): [string, string][] {
   fields.push(['cmdline', info.spec.cmdline]);
   if (info.ip) fields.push(['ip', info.ip]);
   if (info.tap) fields.push(['network', `tap ${info.tap} on ${info.bridge ?? '?'}, mac ${info.mac ?? '?'}`]);
+  if (info.netns) fields.push(['netns', info.netns]);
+  fields.push(...policyFields(info));
   if (info.ipv6) fields.push(['ipv6', info.ipv6]);
   if (!info.spec.network.enabled) fields.push(['network', 'none']);
   for (const f of info.forwards) fields.push(['forward', formatForward(f)]);
@@ -140,6 +143,19 @@ export function inspectFields(info: VmInfo): [string, string][] {
     fields.push(['last error', `${info.lastError.code}: ${info.lastError.message} (${info.lastError.at})`]);
   }
   return fields;
+}
+
+/**
+ * The VM's network policy for people. A VM in its own namespace has the namespace backend's defaults (isolated,
+ * egress open) where its spec sets none; elsewhere only what the spec sets is shown.
+ */
+function policyFields(info: VmInfo): [string, string][] {
+  const { enabled, isolation, egress } = info.spec.network;
+  if (!enabled || (!info.netns && isolation === undefined && egress === undefined)) return [];
+  return [
+    ['isolation', isolation ?? 'vm (default)'],
+    ['egress', egress === undefined ? 'allow-all (default)' : formatEgress(egress)],
+  ];
 }
 
 /** The steps of an operation in JSON output: finished ones with their time. */
@@ -180,4 +196,17 @@ export function recordSteps(print: (event: StepEvent) => void): {
 
 export function totalMs(steps: readonly StepJson[]): string {
   return formatDuration(steps.reduce((sum, s) => sum + (s.ms ?? 0), 0));
+}
+
+/**
+ * A repair's target for people. A VM namespace that reconcile deleted is reported by VM id (`netns`, 12 hex
+ * digits): shown as the namespace `ip netns list` knows (`prefix`: `vmNamespacePrefix(stateDir)`).
+ */
+export function changeTarget(
+  change: { readonly kind: string; readonly target: string },
+  prefix: string,
+): string {
+  return change.kind === 'netns' && /^[0-9a-f]{12}$/.test(change.target)
+    ? `${prefix}${change.target}`
+    : change.target;
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
-import { type NetworkBackend, parseVmSubnet, samePortForward } from '@my-hypervisor/net-ops';
+import { isOpenPolicy, type NetworkBackend, parseVmSubnet, samePortForward } from '@my-hypervisor/net-ops';
 import type { StorageBackend } from '@my-hypervisor/storage';
 import { assertTrustedDir, ensurePrivateDir } from './dir-trust.js';
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
@@ -44,7 +44,7 @@ import {
   type SnapshotInternals,
   takeSnapshot,
 } from './snapshots.js';
-import { networkName, parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
+import { networkName, networkPolicy, parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
 import {
   StateStore,
   type UnreadableRecord,
@@ -54,7 +54,14 @@ import {
   type VmStatus,
 } from './state-store.js';
 import { type VmInfo, vmInfo } from './vm-info.js';
-import { forwardRule, releaseShares, removeForwards, type VmHost, vmPaths } from './vm-resources.js';
+import {
+  detachRequest,
+  forwardRule,
+  releaseShares,
+  removeForwards,
+  type VmHost,
+  vmPaths,
+} from './vm-resources.js';
 import { takeVmStats, type VmStats } from './vm-stats.js';
 import { assertVmmBinary, loadChvClient, stopVmm, vmmAlive } from './vmm.js';
 
@@ -330,7 +337,8 @@ export class VmManager {
    */
   async stats(name: string, options: { signal?: AbortSignal } = {}): Promise<VmStats> {
     this.#store.assertTrusted();
-    return takeVmStats(await this.#read(name), options.signal);
+    const record = await this.#read(name);
+    return takeVmStats(record, options.signal, this.#attachedBackend(record));
   }
 
   /**
@@ -563,8 +571,7 @@ export class VmManager {
       {
         name: 'network-detach',
         run: async () => {
-          if (record.resources.tap)
-            await this.#network(record).detach({ vmId: record.id, tap: record.resources.tap });
+          if (record.resources.tap) await this.#network(record).detach(detachRequest(record));
           delete record.resources.network;
           delete record.resources.tap;
           await this.#store.write(record);
@@ -714,6 +721,15 @@ export class VmManager {
           `the ${name} network uses bridge ${network.bridge}, not ${spec.network.bridge}`,
         );
       }
+      const backend = spec.network.mycelium ? this.#options.mycelium! : network;
+      const policy = networkPolicy(spec);
+      // A backend that cannot enforce a policy would leave the VM believed isolated when it is not.
+      if (!isOpenPolicy(policy) && !backend.enforcesPolicy) {
+        throw invalidSpec(
+          policy?.isolation === 'vm' ? 'network.isolation' : 'network.egress',
+          `the ${name} network cannot isolate VMs or restrict their egress (its backend enforces no policy)`,
+        );
+      }
     }
     if (spec.shares.length > 0 && !this.#options.storage)
       throw invalidSpec('shares', 'this manager has no storage configured');
@@ -755,6 +771,16 @@ export class VmManager {
       return this.#options.mycelium;
     }
     return this.#nat(record);
+  }
+
+  /** The backend the VM is attached through, or undefined when it has no network (or the manager no longer has it). */
+  #attachedBackend(record: VmRecord): NetworkBackend | undefined {
+    if (!record.spec.network.enabled || !record.resources.network) return undefined;
+    try {
+      return this.#network(record);
+    } catch {
+      return undefined;
+    }
   }
 
   /** The backend a VM's forwards go through: its network's (mycelium VMs share the default's forwards). */

@@ -12,9 +12,12 @@ import type { VmRecord } from './state-store.js';
 export interface NetworkDrift {
   /** The VM whose record names what is missing; absent for the bridge, which all VMs share. */
   readonly vm?: string;
-  /** What is missing: the bridge the VM joins, its TAP (or its place on the bridge), or one of its forwards. */
-  readonly kind: 'bridge' | 'tap' | 'forward';
-  /** The bridge or TAP name, or `tcp/8080`. */
+  /**
+   * What is missing: the bridge the VM joins, its TAP (or its place on the bridge), its network namespace (a
+   * backend that keeps one per VM), or one of its forwards.
+   */
+  readonly kind: 'bridge' | 'tap' | 'netns' | 'forward';
+  /** The bridge, TAP or namespace name, or `tcp/8080`. */
   readonly target: string;
   readonly problem: string;
 }
@@ -45,11 +48,13 @@ export interface NetworkSnapshot {
   readonly ports: ReadonlySet<string> | undefined | null;
   /** Null when the ops cannot list forwards. */
   readonly forwards: readonly PortForwardRule[] | null;
+  /** The VM ids the backend holds per-VM state (a namespace) for; null when it keeps none (`listAttached`). */
+  readonly attached?: ReadonlySet<string> | null;
 }
 
 /** Lists the bridge's ports and the installed forwards (one call each). Read-only. */
 export async function takeNetworkSnapshot(
-  network: Pick<NetworkBackend, 'bridge'>,
+  network: Pick<NetworkBackend, 'bridge' | 'listAttached'>,
   inventory: DriftInventory,
   signal?: AbortSignal,
 ): Promise<NetworkSnapshot> {
@@ -72,7 +77,8 @@ export async function takeNetworkSnapshot(
       forwards = [];
     }
   }
-  return { bridge: network.bridge, ports, forwards };
+  const attached = network.listAttached ? new Set(await network.listAttached(options)) : null;
+  return { bridge: network.bridge, ports, forwards, attached };
 }
 
 /** The bridge, when records name TAPs on it but it does not exist. */
@@ -91,7 +97,13 @@ export function driftOf(record: VmRecord, snapshot: NetworkSnapshot): NetworkDri
   const drift: NetworkDrift[] = [];
   const vm = record.name;
   const tap = record.resources.tap!;
-  if (snapshot.ports !== null && !snapshot.ports?.has(tap)) {
+  const netns = record.resources.network?.netns;
+  // A TAP in the VM's own namespace is not on the bridge; the namespace is what the host must still have.
+  if (netns !== undefined) {
+    if (snapshot.attached && !record.spec.network.mycelium && !snapshot.attached.has(record.id)) {
+      drift.push({ vm, kind: 'netns', target: netns, problem: `network namespace ${netns} does not exist` });
+    }
+  } else if (snapshot.ports !== null && !snapshot.ports?.has(tap)) {
     drift.push({ vm, kind: 'tap', target: tap, problem: `TAP ${tap} is not on bridge ${snapshot.bridge}` });
   }
   if (snapshot.forwards !== null) {

@@ -8,7 +8,16 @@ import { spawnSerialRelay, waitForConsole } from './serial-console.js';
 import type { VmRecord, VmStatus } from './state-store.js';
 import { buildVmConfig } from './vm-config.js';
 import { shareSocket } from './vm-info.js';
-import { forwardRule, releaseShares, removeForwards, type VmHost, vmPaths } from './vm-resources.js';
+import {
+  attachRequest,
+  detachRequest,
+  forwardRule,
+  releaseShares,
+  removeForwards,
+  type VmHost,
+  vmmOptionsFor,
+  vmPaths,
+} from './vm-resources.js';
 import { explainVmmExit, spawnVmm, stopVmm } from './vmm.js';
 
 // The steps of VmManager's pipelines, each recorded before it runs and undone in reverse on failure (pipeline.ts).
@@ -35,16 +44,7 @@ export function networkSteps(host: VmHost, record: VmRecord): PipelineStep[] {
         record.resources.tap = deriveTapName(record.id);
       },
       run: async (signal) => {
-        const attachment = await host.network(record).attach(
-          {
-            vmId: record.id,
-            ipv4: record.resources.ip!,
-            tap: record.resources.tap,
-            multiQueue: record.spec.network.queues > 1,
-            hostname: record.name,
-          },
-          signal ? { signal } : {},
-        );
+        const attachment = await host.network(record).attach(attachRequest(record), signal ? { signal } : {});
         record.resources.network = attachment;
         if (record.spec.network.mycelium && !attachment.ipv6) {
           throw new VmManagerError(
@@ -58,7 +58,7 @@ export function networkSteps(host: VmHost, record: VmRecord): PipelineStep[] {
       },
       undo: async () => {
         if (!record.resources.tap) return;
-        await host.network(record).detach({ vmId: record.id, tap: record.resources.tap });
+        await host.network(record).detach(detachRequest(record));
         delete record.resources.network;
         delete record.resources.tap;
       },
@@ -99,16 +99,9 @@ export function reassertSteps(host: VmHost, record: VmRecord): PipelineStep[] {
       recordBefore: false,
       run: async (signal) => {
         record.resources.tap ??= deriveTapName(record.id);
-        record.resources.network = await host.network(record).attach(
-          {
-            vmId: record.id,
-            ipv4: record.resources.ip!,
-            tap: record.resources.tap,
-            multiQueue: record.spec.network.queues > 1,
-            hostname: record.name,
-          },
-          signal ? { signal } : {},
-        );
+        record.resources.network = await host
+          .network(record)
+          .attach(attachRequest(record), signal ? { signal } : {});
       },
     },
     {
@@ -165,7 +158,7 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
       run: async (signal) => {
         ensurePrivateDir(paths.runDir, 'the run directory');
         const spawned = await spawnVmm(
-          host.vmm,
+          vmmOptionsFor(host, record),
           { socketPath: paths.socket, pidFile: paths.pidFile, logFile: paths.vmmLog },
           {
             ...(record.spec.vmm.binary ? { binary: record.spec.vmm.binary } : {}),

@@ -22,6 +22,7 @@ export type ReconcileKind =
   | 'virtiofsd'
   | 'bridge'
   | 'tap'
+  | 'netns'
   | 'forward'
   | 'ip'
   | 'run-dir'
@@ -30,7 +31,7 @@ export type ReconcileKind =
 /** One thing reconcile changed. */
 export interface ReconcileChange {
   readonly kind: ReconcileKind;
-  /** What it acted on: a VM name, a pid, a TAP name, `tcp/8080`, an address, a path. */
+  /** What it acted on: a VM name, a pid, a TAP name, a VM id (`netns`), `tcp/8080`, an address, a path. */
   readonly target: string;
   readonly action: string;
   readonly vm?: string;
@@ -204,7 +205,7 @@ export async function reconcile(
                 kind: d.kind,
                 target: d.target,
                 ...(d.vm ? { vm: d.vm } : {}),
-                action: `restored (${d.problem})${running && d.kind === 'tap' ? '; restart the VM to reconnect it' : ''}`,
+                action: `restored (${d.problem})${running && (d.kind === 'tap' || d.kind === 'netns') ? '; restart the VM to reconnect it' : ''}`,
               });
             }
           }
@@ -297,7 +298,35 @@ export async function reconcile(
     report.changes.push({ kind: 'run-dir', target: join(runDir, entry), action: 'removed' });
   }
 
-  // 5. TAPs on our bridges and forwards with our owner tag that no VM owns.
+  // 5. Per-VM state a backend keeps beyond bridge ports (a namespace, with its TAP and rules) that no VM owns;
+  // first, so what the backend put on the bridge for it goes with it.
+  const backends = new Set([
+    ...networks.map((n) => n.backend),
+    ...(managerOptions.mycelium ? [managerOptions.mycelium] : []),
+  ]);
+  for (const backend of backends) {
+    if (!backend.listAttached) continue;
+    let attached: string[];
+    try {
+      attached = await backend.listAttached(signal ? { signal } : {});
+    } catch (error) {
+      fail(`network on bridge ${backend.bridge}`, error);
+      continue;
+    }
+    for (const vmId of attached) {
+      // Only what looks like one of our VM ids: a namespace that merely shares the prefix (`myhv-demo-<pid>`, a
+      // user's own) is not ours to delete.
+      if (ids.has(vmId) || !/^[0-9a-f]{12}$/.test(vmId)) continue;
+      try {
+        await backend.detach({ vmId });
+        report.changes.push({ kind: 'netns', target: vmId, action: 'deleted (no VM owns it)' });
+      } catch (error) {
+        fail(vmId, error);
+      }
+    }
+  }
+
+  // 6. TAPs on our bridges and forwards with our owner tag that no VM owns.
   const { bridge, nat } = managerOptions.inventory ?? {};
   if (bridge?.capabilities.listBridgePorts) {
     for (const { backend: network } of networks) {

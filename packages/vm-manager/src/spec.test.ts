@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { VmManagerError } from './errors.js';
-import { MANAGED_VMM_OPTIONS, parseForwardSpec, parseMemorySize, parseVmSpec, vmSpecSchema } from './spec.js';
+import {
+  MANAGED_VMM_OPTIONS,
+  networkPolicy,
+  parseForwardSpec,
+  parseMemorySize,
+  parseVmSpec,
+  vmSpecSchema,
+} from './spec.js';
 
 const base = { name: 'web', kernel: '/boot/vmlinux' };
 
@@ -110,6 +117,33 @@ describe('parseVmSpec', () => {
       { ...base, network: { enabled: false, forwards: [{ hostPort: 1, guestPort: 1 }] } },
       'network.enabled',
     ],
+    [
+      'isolation without network',
+      { ...base, network: { enabled: false, isolation: 'vm' } },
+      'network.isolation',
+    ],
+    [
+      'egress without network',
+      { ...base, network: { enabled: false, egress: 'deny-all' } },
+      'network.egress',
+    ],
+    ['unknown isolation', { ...base, network: { isolation: 'host' } }, 'network.isolation'],
+    ['unknown egress', { ...base, network: { egress: 'some' } }, 'network.egress'],
+    [
+      'egress rule with a bad CIDR',
+      { ...base, network: { egress: [{ cidr: '10.0.0.0/8' }, { cidr: '10.0.0/8' }] } },
+      'network.egress[1].cidr',
+    ],
+    [
+      'egress rule with an unknown field',
+      { ...base, network: { egress: [{ cidr: '10.0.0.0/8', port: 53 }] } },
+      'network.egress[0]',
+    ],
+    [
+      'egress rule with ICMP ports',
+      { ...base, network: { egress: [{ cidr: '10.0.0.0/8', proto: 'icmp', ports: [1] }] } },
+      'network.egress[0].ports',
+    ],
     ['cmdline with newline', { ...base, cmdline: 'a\nb' }, 'cmdline'],
     ['more queue pairs than vCPUs', { ...base, cpus: 1, network: { queues: 2 } }, 'network.queues'],
     ['more queue pairs than vCPUs (4 > 2)', { ...base, cpus: 2, network: { queues: 4 } }, 'network.queues'],
@@ -183,6 +217,22 @@ describe('parseVmSpec', () => {
   it('allows distinct disks, read-only or not', () => {
     const disks = [{ path: '/img/a.raw' }, { path: '/img/b.raw', readOnly: true }];
     expect(parseVmSpec({ ...base, disks }).disks).toHaveLength(2);
+  });
+
+  it('keeps a network policy as written and leaves an unset one to the backend', () => {
+    const egress = [{ cidr: '192.0.2.0/24', ports: [443], proto: 'tcp' as const }, { cidr: '10.0.0.0/8' }];
+    const spec = parseVmSpec({ ...base, network: { isolation: 'vm', egress } });
+    expect(spec.network).toMatchObject({ isolation: 'vm', egress });
+    expect(networkPolicy(spec)).toEqual({ isolation: 'vm', egress });
+    expect(networkPolicy(parseVmSpec({ ...base, network: { egress: 'deny-all' } }))).toEqual({
+      egress: 'deny-all',
+    });
+    const open = parseVmSpec(base);
+    expect(open.network).not.toHaveProperty('isolation');
+    expect(open.network).not.toHaveProperty('egress');
+    expect(networkPolicy(open)).toBeUndefined();
+    // No network, no policy: the open one may still be written out.
+    expect(parseVmSpec({ ...base, network: { enabled: false } }).network.enabled).toBe(false);
   });
 
   it('parses a single forward with its own field names', () => {

@@ -1,5 +1,11 @@
 import { posix } from 'node:path';
-import { isIPv4 } from '@my-hypervisor/net-ops';
+import {
+  isIPv4,
+  NetOpsError,
+  networkPolicySchema,
+  parseNetworkPolicy,
+  type VmNetworkPolicy,
+} from '@my-hypervisor/net-ops';
 import { z } from 'zod';
 import { invalidSpec } from './errors.js';
 
@@ -196,6 +202,13 @@ function buildSchemas() {
         forwards: z.array(forward).max(64).default([]),
         /** Give the VM a mycelium IPv6 (the manager's network must be a MyceliumNetwork). */
         mycelium: z.boolean().default(false),
+        /**
+         * `vm`: no other VM's address, no host address but the gateway; `none`: plain bridge. Omitted: the
+         * backend's default (`vm` where it enforces policy). Anything but the open policy needs such a backend.
+         */
+        isolation: networkPolicySchema.shape.isolation,
+        /** `allow-all` (when omitted), `deny-all`, or the `{ cidr, ports?, proto? }` destinations allowed. */
+        egress: networkPolicySchema.shape.egress,
       })
       .default({ enabled: true, queues: 1, forwards: [], mycelium: false }),
     /** Like docker's restart policy: `on-boot` VMs are started again by `myhv autostart` after a host reboot. */
@@ -320,6 +333,11 @@ export function parseVmSpec(input: unknown): VmSpec {
   if (!spec.network.enabled && (spec.network.forwards.length > 0 || spec.network.mycelium)) {
     throw invalidSpec('network.enabled', 'forwards and mycelium need the network enabled');
   }
+  for (const field of ['isolation', 'egress'] as const) {
+    if (!spec.network.enabled && spec.network[field] !== undefined)
+      throw invalidSpec(`network.${field}`, 'a network policy needs the network enabled');
+  }
+  assertPolicyRules(spec);
   if (spec.cpusMax !== undefined && spec.cpusMax < spec.cpus) {
     throw invalidSpec('cpusMax', `must be at least cpus (${spec.cpus})`);
   }
@@ -331,6 +349,29 @@ export function parseVmSpec(input: unknown): VmSpec {
     );
   }
   return spec;
+}
+
+/** The checks net-ops makes beyond its schema (ICMP rules with ports), with the field named as ours are. */
+function assertPolicyRules(spec: VmSpec): void {
+  const policy = networkPolicy(spec);
+  if (!policy) return;
+  try {
+    parseNetworkPolicy(policy, 'network');
+  } catch (error) {
+    if (!NetOpsError.isInstance(error) || error.code !== 'INVALID_ARGUMENT') throw error;
+    const field = String(error.details.field ?? 'network').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
+    throw invalidSpec(field, error.message.replace(/^[^:]*: /, ''), error);
+  }
+}
+
+/**
+ * The policy a spec asks its network backend for: only the fields it sets (undefined when none), so the backend
+ * applies its own defaults.
+ */
+export function networkPolicy(spec: Pick<VmSpec, 'network'>): VmNetworkPolicy | undefined {
+  const { isolation, egress } = spec.network;
+  if (isolation === undefined && egress === undefined) return undefined;
+  return { ...(isolation !== undefined ? { isolation } : {}), ...(egress !== undefined ? { egress } : {}) };
 }
 
 /** The network a VM joins: its spec's `network.name`, or `default`. */

@@ -20,6 +20,8 @@ export interface VmInfo {
   readonly tap?: string;
   readonly mac?: string;
   readonly bridge?: string;
+  /** The network namespace the VM's TAP and VMM are in, when its backend gives each VM its own. */
+  readonly netns?: string;
   readonly ipv6?: string;
   readonly forwards: readonly PortForwardRule[];
   readonly shares: readonly { tag: string; hostPath: string; readOnly: boolean; socketPath?: string }[];
@@ -56,6 +58,7 @@ export function vmInfo(record: VmRecord, dir: string): VmInfo {
     info.tap = net.tap;
     info.mac = net.mac;
     info.bridge = net.bridge;
+    if (net.netns) info.netns = net.netns;
     if (net.ipv6) info.ipv6 = net.ipv6.address;
   }
   info.forwards = resources.forwards;

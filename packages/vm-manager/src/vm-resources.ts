@@ -1,8 +1,14 @@
-import { NetOpsError, type NetworkBackend, type PortForwardRule } from '@my-hypervisor/net-ops';
+import {
+  NetOpsError,
+  type NetworkBackend,
+  type PortForwardRule,
+  type VmNetworkDetachRequest,
+  type VmNetworkRequest,
+} from '@my-hypervisor/net-ops';
 import type { ShareRecord, StorageBackend } from '@my-hypervisor/storage';
 import { forwardOwner } from './forward-owner.js';
 import type { IpAllocator } from './ip-allocator.js';
-import type { ForwardSpec } from './spec.js';
+import { type ForwardSpec, networkPolicy } from './spec.js';
 import type { StateStore, VmRecord } from './state-store.js';
 import { SERIAL_LOG, VMM_LOG } from './vm-info.js';
 import type { VmmOptions } from './vmm.js';
@@ -68,6 +74,34 @@ export async function releaseShares(host: VmHost, record: VmRecord): Promise<voi
     if (shareRecord) await storage.release(shareRecord);
   }
   record.resources.shares = [];
+}
+
+/** What `attach` gets for the VM: its address, TAP, queues and the policy its spec asks for. */
+export function attachRequest(record: VmRecord): VmNetworkRequest {
+  const policy = networkPolicy(record.spec);
+  return {
+    vmId: record.id,
+    ipv4: record.resources.ip!,
+    ...(record.resources.tap ? { tap: record.resources.tap } : {}),
+    multiQueue: record.spec.network.queues > 1,
+    hostname: record.name,
+    ...(policy ? { policy } : {}),
+  };
+}
+
+/** What `detach` gets for the VM: with its address, by which backends find per-VM state (a namespace). */
+export function detachRequest(record: VmRecord): VmNetworkDetachRequest {
+  return {
+    vmId: record.id,
+    ...(record.resources.tap ? { tap: record.resources.tap } : {}),
+    ...(record.resources.ip ? { ipv4: record.resources.ip } : {}),
+  };
+}
+
+/** How the VM's VMM runs: inside its attachment's network namespace when it has one, else the manager's. */
+export function vmmOptionsFor(host: Pick<VmHost, 'vmm'>, record: VmRecord): VmmOptions {
+  const netns = record.resources.network?.netns ?? host.vmm.netns;
+  return netns === host.vmm.netns ? host.vmm : { ...host.vmm, netns };
 }
 
 export function forwardRule(record: VmRecord, f: ForwardSpec): PortForwardRule {

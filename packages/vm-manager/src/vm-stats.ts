@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseProcStat } from '@my-hypervisor/host-utils';
+import type { NetworkBackend } from '@my-hypervisor/net-ops';
 import { throwIfAborted, VmManagerError } from './errors.js';
 import { stepError } from './pipeline.js';
 import type { VmRecord } from './state-store.js';
@@ -38,6 +39,12 @@ export interface VmStats {
   readonly vmm: ProcessStats;
   /** The virtiofsd of each share; `process` is undefined when its daemon is gone. */
   readonly shares: readonly { readonly tag: string; readonly process?: ProcessStats }[];
+  /**
+   * Packets the network policy dropped so far (`egressDenied`: outbound packets egress refused; `isolationDenied`:
+   * to another VM, or to a host address or port not offered). Absent when the backend counts none, or could not
+   * be read.
+   */
+  readonly network?: { readonly egressDenied: number; readonly isolationDenied: number };
 }
 
 /**
@@ -79,7 +86,11 @@ function shareProcess(record: unknown): ProcessStats | undefined {
 }
 
 /** The VM's counters and process numbers now. WRONG_STATE unless it runs (or is paused) with a live VMM. */
-export async function takeVmStats(record: VmRecord, signal: AbortSignal | undefined): Promise<VmStats> {
+export async function takeVmStats(
+  record: VmRecord,
+  signal: AbortSignal | undefined,
+  backend?: Pick<NetworkBackend, 'policyCounters'>,
+): Promise<VmStats> {
   const vmm = record.resources.vmm;
   const alive = vmmAlive(vmm);
   if ((record.status !== 'running' && record.status !== 'paused') || !alive) {
@@ -101,6 +112,11 @@ export async function takeVmStats(record: VmRecord, signal: AbortSignal | undefi
   } catch (error) {
     throw stepError(error, record.name, 'vm.counters');
   }
+  const network = await policyCounters(
+    record,
+    backend,
+    signal ? AbortSignal.any([signal, timeout]) : timeout,
+  );
   const process = readProcessStats(vmm!.pid!, vmm!.startTime);
   if (!process) {
     throw new VmManagerError('WRONG_STATE', `no stats for ${record.name}: its VMM just exited`, {
@@ -118,5 +134,21 @@ export async function takeVmStats(record: VmRecord, signal: AbortSignal | undefi
       const p = shareProcess(s.record);
       return p ? { tag: s.tag, process: p } : { tag: s.tag };
     }),
+    ...(network ? { network } : {}),
   };
+}
+
+/** The backend's policy counters for the VM; undefined when it keeps none or they cannot be read (stats go on). */
+async function policyCounters(
+  record: VmRecord,
+  backend: Pick<NetworkBackend, 'policyCounters'> | undefined,
+  signal: AbortSignal,
+): Promise<VmStats['network']> {
+  if (!backend?.policyCounters) return undefined;
+  try {
+    const { egressDenied, isolationDenied } = await backend.policyCounters(record.id, { signal });
+    return { egressDenied, isolationDenied };
+  } catch {
+    return undefined;
+  }
 }

@@ -1,8 +1,9 @@
-import { openManager } from '../backends.js';
+import { openManager, vmNamespacePrefix } from '../backends.js';
 import { CliError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { interruptible } from '../interruptible.js';
 import type { CommandHandler } from '../run.js';
+import { changeTarget } from '../vm-view.js';
 import { describeVmm, vmmJson, withVmmHint } from '../vmm-choice.js';
 
 /** What autostart did with one VM whose restart policy is `on-boot`. */
@@ -51,7 +52,8 @@ export const autostart: CommandHandler = async (ctx) => {
   const failed = results.filter((r) => r.result === 'failed');
   ctx.out.result({ vmm: vmmJson(vmm), repairs: report, vms: results }, () => {
     const { out } = ctx;
-    for (const c of report.changes) out.print(`repaired ${c.kind} ${c.target}: ${c.action}`);
+    for (const c of report.changes)
+      out.print(`repaired ${c.kind} ${changeTarget(c, vmNamespacePrefix(config.stateDir))}: ${c.action}`);
     for (const e of report.errors) out.print(out.bad(`repair of ${e.target} failed: ${e.message}`));
     if (results.length === 0) out.print(out.ok('no VM has restart policy on-boot'));
     for (const r of results) {

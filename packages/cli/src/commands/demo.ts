@@ -106,7 +106,11 @@ export const demo: CommandHandler = async (ctx) => {
       mosnetSocket: config.mosnetSocket,
     });
     const netOps = ops;
-    const network: NetworkBackend = await openNetwork(netOps, { bridge: BRIDGE, subnet: SUBNET });
+    const network: NetworkBackend = await openNetwork(netOps, {
+      bridge: BRIDGE,
+      subnet: SUBNET,
+      backend: 'local',
+    });
     storage = await openStorage(dirs.run);
     manager = new VmManager({
       stateDir: dirs.state,

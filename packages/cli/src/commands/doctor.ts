@@ -8,9 +8,10 @@ import {
   VmManagerError,
 } from '@my-hypervisor/vm-manager';
 import { openManager } from '../backends.js';
-import type { CliConfig } from '../config.js';
+import { type CliConfig, usesLocalOps } from '../config.js';
 import { ExitCode } from '../exit-codes.js';
 import { runProgram } from '../host-process.js';
+import { resolveNetworks } from '../networks.js';
 import type { CommandHandler } from '../run.js';
 import { describeVmm, NO_VMM_HINT, type VmmChoice, vmmJson } from '../vmm-choice.js';
 
@@ -152,8 +153,61 @@ async function readSysctl(config: CliConfig, name: string): Promise<string | und
   return out.exitCode === 0 ? out.stdout.trim() : undefined;
 }
 
+/**
+ * What the namespace backend needs of the host, tried in a throwaway namespace (the host's ruleset and links are
+ * never touched): `ip netns add`/`del`, a veth pair and a bridge in it, and an nft table of the bridge family.
+ */
+async function namespaceBackendCheck(): Promise<Probe> {
+  const probe = `myhv-doctor-${process.pid}`;
+  const why = (out: { stderr: string; spawnError?: string; exitCode: number | null }) =>
+    firstLine(out.stderr) || out.spawnError || `exit ${out.exitCode}`;
+  const added = await runProgram('ip', ['netns', 'add', probe]);
+  if (added.exitCode !== 0) {
+    return fail(
+      `cannot make a network namespace (ip netns add: ${why(added)})`,
+      added.spawnError === 'ENOENT'
+        ? 'apt-get install iproute2'
+        : 'run as root, with /run/netns writable (each VM gets its own namespace there)',
+    );
+  }
+  try {
+    const missing: string[] = [];
+    const fixes: string[] = [];
+    const ip = (args: string[]) => runProgram('ip', ['-n', probe, ...args]);
+    const veth = await ip(['link', 'add', 'probe0', 'type', 'veth', 'peer', 'name', 'probe1']);
+    const bridge = await ip(['link', 'add', 'probebr', 'type', 'bridge']);
+    if (veth.exitCode !== 0 || bridge.exitCode !== 0) {
+      missing.push(`veth pairs or bridges (${why(veth.exitCode !== 0 ? veth : bridge)})`);
+      fixes.push('modprobe veth bridge');
+    }
+    const nft = async (args: string[]) => runProgram('ip', ['netns', 'exec', probe, 'nft', ...args]);
+    let table = await nft(['add', 'table', 'bridge', 'myhv_probe']);
+    if (table.exitCode === 0)
+      table = await nft(['add chain bridge myhv_probe forward { type filter hook forward priority 0 ; }']);
+    if (table.exitCode === 0)
+      table = await nft(['add rule bridge myhv_probe forward ether type ip counter accept']);
+    if (table.exitCode !== 0) {
+      missing.push(`nft tables of the bridge family (${why(table)})`);
+      fixes.push(
+        /exec of "nft" failed/.test(table.stderr)
+          ? 'apt-get install nftables'
+          : 'a kernel with nf_tables for bridges (CONFIG_NF_TABLES_BRIDGE; modprobe nf_tables)',
+      );
+    }
+    if (missing.length > 0) return fail(`missing: ${missing.join('; ')}`, fixes.join('; '));
+    return pass('network namespaces, veth pairs, bridges and bridge-family nft tables all work');
+  } finally {
+    await runProgram('ip', ['netns', 'del', probe]);
+  }
+}
+
 async function runChecks(config: CliConfig, vmm: VmmChoice | undefined): Promise<DoctorCheck[]> {
-  const local = config.netBackend === 'local';
+  // The default network's record decides the backend once made (a conflicting setting is the drift check's to report).
+  const backend = await resolveNetworks(config)
+    .then((resolved) => resolved.config.netBackend)
+    .catch(() => config.netBackend);
+  const local = usesLocalOps(backend);
+  const namespaced = backend === 'namespace';
   // No VMM yet: the one to install needs KVM; only a chosen simulator does not.
   const real = vmm?.kind !== 'simulator';
   const nsArgs = config.netns ? ['-n', config.netns] : [];
@@ -326,11 +380,17 @@ async function runChecks(config: CliConfig, vmm: VmmChoice | undefined): Promise
       },
     ],
     [
+      'namespaces',
+      'per-VM namespaces (namespace backend)',
+      namespaced,
+      async () => (namespaced ? namespaceBackendCheck() : skip(`not used (net backend ${backend})`)),
+    ],
+    [
       'mosnet',
       'mosnet daemon',
       !local,
       async () => {
-        if (local) return skip('not used (net backend local)');
+        if (local) return skip(`not used (net backend ${backend})`);
         const { MosnetOps } = await import('@my-hypervisor/net-mosnet');
         const ops = new MosnetOps({ socketPath: config.mosnetSocket, timeoutMs: 3_000 });
         try {

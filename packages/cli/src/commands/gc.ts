@@ -1,9 +1,9 @@
-import { openManager } from '../backends.js';
+import { openManager, vmNamespacePrefix } from '../backends.js';
 import { abandonedDemos, type SweepChange, sweepDemo } from '../demo-leftovers.js';
 import { ExitCode } from '../exit-codes.js';
 import { interruptible } from '../interruptible.js';
 import type { CommandHandler } from '../run.js';
-import { unreadableJson, unreadableLine } from '../vm-view.js';
+import { changeTarget, unreadableJson, unreadableLine } from '../vm-view.js';
 
 /**
  * `myhv gc`: VmManager.reconcile (finish or roll back interrupted work, mark dead VMs stopped, remove what no VM
@@ -33,7 +33,7 @@ export const gc: CommandHandler = async (ctx) => {
     else
       out.table(
         ['kind', 'target', 'action'],
-        changes.map((c) => [c.kind, c.target, c.action]),
+        changes.map((c) => [c.kind, changeTarget(c, vmNamespacePrefix(config.stateDir)), c.action]),
       );
     // Said once, below, with the path and the fix.
     for (const s of report.skipped)

@@ -8,7 +8,7 @@ import {
   vmIdOfForwardOwner,
 } from '@my-hypervisor/vm-manager';
 import { type HostNetOps, openManager, openNetOps } from '../backends.js';
-import { type CliConfig, resolveConfig } from '../config.js';
+import { type CliConfig, netBackends, resolveConfig, usesLocalOps } from '../config.js';
 import type { CommandContext } from '../context.js';
 import { CliError, invalidValue } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
@@ -61,7 +61,7 @@ function networksOf(resolved: ResolvedNetworks): NetworkView[] {
     subnet: config.subnet,
     gateway: parseVmSubnet(config.subnet).gateway,
     backend: config.netBackend,
-    nat: config.netBackend === 'local' ? config.nat : null,
+    nat: usesLocalOps(config.netBackend) ? config.nat : null,
     netns: config.netns ?? null,
     recorded: false,
     createdAt: null,
@@ -145,11 +145,29 @@ export const netCreate: CommandHandler = async (ctx, [rawName]) => {
   } catch (error) {
     throw invalidValue('--bridge', (error as Error).message.replace(/^--bridge: /, ''), undefined, error);
   }
+  // --net-backend may differ from the default network's within the family sharing the host side (local and
+  // namespace), so it is checked here rather than against the default network's record.
+  const wanted = ctx.flags.netBackend;
+  if (wanted !== undefined && !(netBackends as readonly string[]).includes(wanted)) {
+    throw invalidValue(
+      '--net-backend',
+      `${JSON.stringify(wanted)} is not one of ${netBackends.join(', ')}`,
+      `use one of: ${netBackends.join(', ')}`,
+    );
+  }
   const settingsOnly = await resolveConfig({
-    flags: { ...ctx.flags, subnet: undefined, bridge: undefined },
+    flags: { ...ctx.flags, subnet: undefined, bridge: undefined, netBackend: undefined },
     env: ctx.env,
   });
   const resolved = await resolveNetworks(settingsOnly);
+  const backend = wanted ?? resolved.config.netBackend;
+  if (usesLocalOps(backend) !== usesLocalOps(resolved.config.netBackend)) {
+    throw invalidValue(
+      '--net-backend',
+      `the default network uses the ${resolved.config.netBackend} backend; a named network shares its host side, so it cannot use ${backend}`,
+      'local and namespace networks can be mixed; mosnet networks only with mosnet',
+    );
+  }
   for (const other of networksOf(resolved)) {
     if (other.name === name)
       throw invalidValue('name', `a network named ${name} already exists`, '`myhv net ls` lists them');
@@ -172,8 +190,8 @@ export const netCreate: CommandHandler = async (ctx, [rawName]) => {
       name,
       bridge,
       subnet,
-      backend: config.netBackend,
-      ...(config.netBackend === 'local' ? { nat: config.nat } : {}),
+      backend,
+      ...(usesLocalOps(backend) ? { nat: config.nat } : {}),
       ...(config.netns ? { netns: config.netns } : {}),
     })
     .catch((error: unknown) => {

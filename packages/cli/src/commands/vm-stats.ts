@@ -90,6 +90,15 @@ function printSnapshot(ctx: CommandContext, stats: VmStats): void {
     ctx.out.print();
     ctx.out.table(['device', 'counter', 'value'], counters);
   }
+  if (stats.network) {
+    ctx.out.print();
+    ctx.out.print(`network policy: ${deniedText(stats.network)}`);
+  }
+}
+
+/** Totals since the VM's network was attached (not rates: a denied packet is an event worth seeing once). */
+function deniedText(network: NonNullable<VmStats['network']>): string {
+  return `${network.egressDenied} egress denied, ${network.isolationDenied} isolation denied (packets)`;
 }
 
 function printRates(ctx: CommandContext, stats: VmStats, rates: VmRates): void {
@@ -107,6 +116,7 @@ function printRates(ctx: CommandContext, stats: VmStats, rates: VmRates): void {
       .join(' ');
     parts.push(`${device} ${text}`);
   }
+  if (stats.network) parts.push(`policy ${deniedText(stats.network)}`);
   ctx.out.print(`${time}  ${parts.join('  |  ')}`);
 }
 
@@ -134,7 +144,10 @@ export const vmStats: CommandHandler = async (ctx, [rawName]) => {
   const { options, out } = ctx;
   const intervalMs = parseInterval(options.interval ?? '2');
   const config = await ctx.config();
-  const { manager } = await openManager(config, { kind: 'read' });
+  // The namespace backend counts what each VM's policy dropped: ask it too (nothing else is built).
+  const parts = await openManager(config, { kind: 'counters' });
+  ctx.defer(parts.close);
+  const { manager } = parts;
   const first = await manager.stats(name);
   if (!options.watch) {
     out.result({ stats: first, rates: null }, () => printSnapshot(ctx, first));
