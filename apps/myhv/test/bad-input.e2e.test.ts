@@ -240,7 +240,7 @@ const table: Row[] = [
   ],
   [
     ['--net-backend', 'mosnet', '--nat', 'iptables', 'vm', 'ls'],
-    /--nat applies to the local network backend only/,
+    /--nat applies to the local and namespace network backends only/,
   ],
   [['vm', 'logs', 'keep', '--follow', '--json'], /--follow cannot be combined with --json/],
   [['vm', 'stop', 'keep', '-t', 'forever'], /--timeout: "forever" is not a number of seconds/],
