@@ -371,59 +371,37 @@ async function settlePending(
   const pending = record.pending;
   if (!pending) return;
   const name = record.name;
+  /** Clears the pending op, writes the record and reports what was done (a VM change unless said otherwise). */
+  const settled = async (
+    action: string,
+    change: { kind: ReconcileKind; target: string } = { kind: 'vm', target: name },
+  ) => {
+    delete record.pending;
+    await internals.store.write(record);
+    report.changes.push({ ...change, vm: name, action });
+  };
   if (pending.op === 'forward-rm') {
     const match = /^forward-rm (tcp|udp)\/(\d+)$/.exec(pending.step);
     if (match) await internals.finishForwardRemoval(record, match[1] as 'tcp' | 'udp', Number(match[2]));
-    delete record.pending;
-    await internals.store.write(record);
-    report.changes.push({
+    await settled('finished an interrupted forward removal', {
       kind: 'forward',
       target: match ? `${match[1]}/${match[2]}` : pending.step,
-      vm: name,
-      action: 'finished an interrupted forward removal',
     });
   } else if (pending.op === 'forward-add') {
     // The rule is recorded; the drift check that follows installs it if it is missing.
-    delete record.pending;
-    await internals.store.write(record);
-    report.changes.push({
-      kind: 'vm',
-      target: name,
-      vm: name,
-      action: 'finished an interrupted forward add',
-    });
+    await settled('finished an interrupted forward add');
   } else if (pending.op === 'pause' || pending.op === 'resume') {
     const state = vmmAlive(record.resources.vmm) ? await internals.vmmState(record) : undefined;
     if (state) record.status = state;
-    delete record.pending;
-    await internals.store.write(record);
-    report.changes.push({
-      kind: 'vm',
-      target: name,
-      vm: name,
-      action: `settled an interrupted ${pending.op}: ${record.status}`,
-    });
+    await settled(`settled an interrupted ${pending.op}: ${record.status}`);
   } else if (pending.op === 'resize') {
     // The VMM may or may not have applied it; the record keeps the sizes it had, which the next boot uses.
-    delete record.pending;
-    await internals.store.write(record);
-    report.changes.push({
-      kind: 'vm',
-      target: name,
-      vm: name,
-      action: 'cleared an interrupted resize (the record keeps the old sizes; resize again to be sure)',
-    });
+    await settled('cleared an interrupted resize (the record keeps the old sizes; resize again to be sure)');
   } else if (isHotplugOp(pending.op)) {
     const done = await internals.settleHotplug(record);
     report.changes.push({ kind: 'vm', target: name, vm: name, action: done });
   } else if (pending.op === 'snapshot') {
     const done = await settleInterruptedSnapshot(record, internals.vmmState);
-    await internals.store.write(record);
-    report.changes.push({
-      kind: 'vm',
-      target: name,
-      vm: name,
-      action: `settled an interrupted snapshot: ${done}`,
-    });
+    await settled(`settled an interrupted snapshot: ${done}`);
   }
 }
