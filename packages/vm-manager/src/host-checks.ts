@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { totalmem } from 'node:os';
+import { checkKernelImage } from '@my-hypervisor/guest-image/core';
 import { invalidSpec } from './errors.js';
-import { checkKernelImage } from './kernel-image.js';
 import type { VmSpec } from './spec.js';
 
 async function statOrUndefined(path: string) {

@@ -57,20 +57,37 @@ describe('checkKernelImage', () => {
   });
 
   it.each([
-    ['an empty file', () => new Uint8Array(0), /^is empty$/],
-    ['text', () => 'not a kernel', /^is not a kernel image Cloud Hypervisor can boot/],
-    ['a shell script', () => '#!/bin/sh\necho hi\n'.repeat(100), /neither an ELF vmlinux .* nor a bzImage/],
-    ['an ELF without the PVH note', withoutPvhNote, /without a PVH entry note.*Kernel lacks PVH header/],
-    ['the probe guest cut inside its ELF header', () => probeGuestImage().slice(0, 40), /is truncated/],
+    ['an empty file', () => new Uint8Array(0), /^is empty$/, 'empty'],
+    ['text', () => 'not a kernel', /^is not a kernel image Cloud Hypervisor can boot/, 'not-a-kernel'],
+    [
+      'a shell script',
+      () => '#!/bin/sh\necho hi\n'.repeat(100),
+      /neither an ELF vmlinux .* nor a bzImage/,
+      'not-a-kernel',
+    ],
+    [
+      'an ELF without the PVH note',
+      withoutPvhNote,
+      /without a PVH entry note.*Kernel lacks PVH header/,
+      'no-pvh-note',
+    ],
+    [
+      'the probe guest cut inside its ELF header',
+      () => probeGuestImage().slice(0, 40),
+      /is truncated/,
+      'truncated',
+    ],
     [
       'the probe guest cut before its notes',
       () => probeGuestImage().slice(0, 130),
       /is truncated: its ELF headers point to byte \d+, past the end of the file \(130 bytes\)/,
+      'truncated',
     ],
     [
       'the probe guest cut inside its PVH note',
       () => probeGuestImage().slice(0, 185),
       /is truncated: its ELF headers point to byte 196/,
+      'truncated',
     ],
     [
       'a 32-bit ELF',
@@ -80,6 +97,7 @@ describe('checkKernelImage', () => {
         return image;
       },
       /is a 32-bit ELF/,
+      'wrong-architecture',
     ],
     [
       'an ELF for another machine',
@@ -89,12 +107,14 @@ describe('checkKernelImage', () => {
         return image;
       },
       /another architecture \(e_machine 183\)/,
+      'wrong-architecture',
     ],
-    ['a zImage (protocol below 2.00)', () => bzImageHeader({ version: 0x1ff }), /old zImage/],
-    ['a kernel not loaded high', () => bzImageHeader({ loadflags: 0 }), /old zImage/],
-  ])('refuses %s, saying why', async (title, bytes, problem) => {
+    ['a zImage (protocol below 2.00)', () => bzImageHeader({ version: 0x1ff }), /old zImage/, 'old-zimage'],
+    ['a kernel not loaded high', () => bzImageHeader({ loadflags: 0 }), /old zImage/, 'old-zimage'],
+  ])('refuses %s, saying why', async (title, bytes, problem, reason) => {
     const result = await check(title.replaceAll(' ', '-'), bytes());
     expect(result.ok).toBe(false);
     expect(result.ok ? '' : result.problem).toMatch(problem);
+    expect(result.ok ? undefined : result.reason).toBe(reason);
   });
 });

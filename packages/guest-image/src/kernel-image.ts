@@ -7,9 +7,20 @@ import { promises as fs } from 'node:fs';
  */
 export type KernelImageFormat = 'pvh-elf' | 'bzimage';
 
+/** Why a kernel was refused, for code that acts on it; `problem` says it in words. */
+export type KernelImageProblem =
+  | 'empty'
+  | 'not-a-kernel'
+  | 'truncated'
+  | 'wrong-architecture'
+  | 'bad-elf'
+  | 'no-pvh-note'
+  | 'old-zimage';
+
+/** The verdict on a kernel: its format, or why Cloud Hypervisor could not boot it. */
 export type KernelImageCheck =
   | { readonly ok: true; readonly format: KernelImageFormat }
-  | { readonly ok: false; readonly problem: string };
+  | { readonly ok: false; readonly reason: KernelImageProblem; readonly problem: string };
 
 /** Reads up to `length` bytes at `offset` (fewer at the end of the file). */
 export type ReadAt = (offset: number, length: number) => Promise<Uint8Array>;
@@ -48,48 +59,59 @@ export async function checkKernelImage(path: string): Promise<KernelImageCheck> 
 /** The same check over any byte source of `size` bytes (undefined when unknown). */
 export async function checkKernelBytes(readAt: ReadAt, size: number | undefined): Promise<KernelImageCheck> {
   const header = await readAt(0, HEADER_BYTES);
-  if (header.length === 0) return fail('is empty');
+  if (header.length === 0) return fail('empty', 'is empty');
   const end = size ?? Number.POSITIVE_INFINITY;
   if (startsWith(header, [0x7f, 0x45, 0x4c, 0x46])) return checkElf(header, readAt, end);
   if (header.length >= 0x206 && view(header).getUint32(0x202, true) === BZIMAGE_MAGIC) {
     return checkBzImage(header);
   }
-  return fail(NOT_A_KERNEL);
+  return fail('not-a-kernel', NOT_A_KERNEL);
 }
 
 async function checkElf(header: Uint8Array, readAt: ReadAt, size: number): Promise<KernelImageCheck> {
-  if (header.length < 64) return fail(`is truncated: ${header.length} bytes, less than an ELF64 header`);
+  if (header.length < 64)
+    return fail('truncated', `is truncated: ${header.length} bytes, less than an ELF64 header`);
   const elfClass = header[4];
   if (elfClass === 1) {
-    return fail('is a 32-bit ELF; Cloud Hypervisor boots 64-bit x86-64 kernels (a PVH vmlinux or a bzImage)');
+    return fail(
+      'wrong-architecture',
+      'is a 32-bit ELF; Cloud Hypervisor boots 64-bit x86-64 kernels (a PVH vmlinux or a bzImage)',
+    );
   }
-  if (elfClass !== 2) return fail(`is not a valid ELF (class ${elfClass})`);
-  if (header[5] !== 1) return fail('is a big-endian ELF; Cloud Hypervisor boots x86-64 kernels');
+  if (elfClass !== 2) return fail('bad-elf', `is not a valid ELF (class ${elfClass})`);
+  if (header[5] !== 1)
+    return fail('wrong-architecture', 'is a big-endian ELF; Cloud Hypervisor boots x86-64 kernels');
   const h = view(header);
   const machine = h.getUint16(18, true);
   if (machine !== EM_X86_64) {
-    return fail(`is an ELF for another architecture (e_machine ${machine}), not x86-64`);
+    return fail(
+      'wrong-architecture',
+      `is an ELF for another architecture (e_machine ${machine}), not x86-64`,
+    );
   }
   const phoff = Number(h.getBigUint64(32, true));
   const phentsize = h.getUint16(54, true);
   const phnum = h.getUint16(56, true);
-  if (phentsize !== PHDR64_SIZE || phnum === 0) return fail('is an ELF without valid program headers');
+  if (phentsize !== PHDR64_SIZE || phnum === 0)
+    return fail('bad-elf', 'is an ELF without valid program headers');
   const phEnd = phoff + phnum * phentsize;
-  if (phEnd > size) return fail(truncated(phEnd, size));
+  if (phEnd > size) return fail('truncated', truncated(phEnd, size));
   const table = await readAt(phoff, phnum * phentsize);
-  if (table.length < phnum * phentsize) return fail(truncated(phEnd, size));
+  if (table.length < phnum * phentsize) return fail('truncated', truncated(phEnd, size));
   const ph = view(table);
   for (let i = 0; i < phnum; i++) {
     const at = i * phentsize;
     if (ph.getUint32(at, true) !== PT_NOTE) continue;
     const offset = Number(ph.getBigUint64(at + 8, true));
     const length = Number(ph.getBigUint64(at + 32, true));
-    if (offset + length > size) return fail(truncated(offset + length, size));
+    if (offset + length > size) return fail('truncated', truncated(offset + length, size));
     const notes = await readAt(offset, length);
-    if (notes.length < Math.min(length, MAX_READ_BYTES)) return fail(truncated(offset + length, size));
+    if (notes.length < Math.min(length, MAX_READ_BYTES))
+      return fail('truncated', truncated(offset + length, size));
     if (hasPvhNote(notes)) return { ok: true, format: 'pvh-elf' };
   }
   return fail(
+    'no-pvh-note',
     'is an ELF kernel without a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY): Cloud Hypervisor would refuse it ' +
       'with "Kernel lacks PVH header"; build it with CONFIG_PVH=y, or boot its bzImage',
   );
@@ -117,6 +139,7 @@ function checkBzImage(header: Uint8Array): KernelImageCheck {
   // linux-loader's BzImage::load refuses protocol < 2.00 and kernels not loaded high (zImage).
   if (version < 0x200 || (loadflags & LOADED_HIGH) === 0) {
     return fail(
+      'old-zimage',
       'is an old zImage (boot protocol below 2.00 or not loaded high); Cloud Hypervisor needs a bzImage',
     );
   }
@@ -128,8 +151,8 @@ function truncated(needed: number, size: number): string {
   return `is truncated: its ELF headers point to byte ${needed}, past the end of the file${has}`;
 }
 
-function fail(problem: string): KernelImageCheck {
-  return { ok: false, problem };
+function fail(reason: KernelImageProblem, problem: string): KernelImageCheck {
+  return { ok: false, reason, problem };
 }
 
 function view(bytes: Uint8Array): DataView {
