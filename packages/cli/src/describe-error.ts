@@ -1,4 +1,5 @@
 import { ChvApiError } from '@my-hypervisor/chv-client';
+import { GuestImageError } from '@my-hypervisor/guest-image/core';
 import { NetOpsError } from '@my-hypervisor/net-ops';
 import { StorageError } from '@my-hypervisor/storage';
 import { VmManagerError } from '@my-hypervisor/vm-manager';
@@ -7,7 +8,7 @@ import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 
 /** An error as the CLI reports it (also the `error` object of `--json` output on stderr). */
 export interface ErrorReport {
-  /** The error class: CliError, VmManagerError, NetOpsError, StorageError, ChvApiError, or Error. */
+  /** The error class: CliError, VmManagerError, NetOpsError, StorageError, ChvApiError, GuestImageError, or Error. */
   readonly source: string;
   /** The stable code of that class (`INVALID_ARGUMENT`, `NOT_FOUND`, …); `UNEXPECTED` for anything else. */
   readonly code: string;
@@ -41,6 +42,8 @@ function coded(error: unknown): CodedError | undefined {
     return { source: 'StorageError', code: error.code, details: error.details };
   if (ChvApiError.isInstance(error))
     return { source: 'ChvApiError', code: error.code, details: error.details };
+  if (GuestImageError.isInstance(error))
+    return { source: 'GuestImageError', code: error.code, details: error.details };
   return undefined;
 }
 
@@ -87,6 +90,13 @@ const vmHints: Record<string, string> = {
   TIMEOUT: 'the host may be overloaded; retry, or run `myhv doctor`',
 };
 
+const imageHints: Record<string, string> = {
+  NOT_FOUND: 'run `myhv image ls` to see the images, or `myhv image build NAME` to make one',
+  CORRUPT_IMAGE: 'rebuild it with `myhv image build NAME --force`, or remove it with `myhv image rm NAME`',
+  FETCH_FAILED: 'check that apt-get can download (`apt-get update`); add --debug for its output',
+  TOOL_MISSING: 'apt-get install --no-install-recommends dpkg xz-utils zstd (or run scripts/setup)',
+};
+
 const netHints: Record<string, string> = {
   PERMISSION_DENIED: 'run myhv as root (network changes need CAP_NET_ADMIN)',
   BACKEND_UNAVAILABLE: 'run `myhv doctor` to see what is missing',
@@ -110,6 +120,7 @@ function hintFor(c: CodedError | undefined): string | null {
   }
   if (c.source === 'VmManagerError') return vmHints[c.code] ?? null;
   if (c.source === 'NetOpsError') return netHints[c.code] ?? null;
+  if (c.source === 'GuestImageError') return imageHints[c.code] ?? null;
   if (c.source === 'StorageError' && c.code === 'BINARY_MISSING') {
     return 'apt-get install --no-install-recommends qemu-system-common (or run scripts/setup)';
   }

@@ -12,6 +12,10 @@ export type CliErrorCode =
   | 'VMM_NOT_FOUND'
   /** The operation ran and failed (the demo could not make its namespace or clean up). Exit 1. */
   | 'FAILED'
+  /** What the command would remove is still used (an image VMs were made from); `--force` overrides. Exit 1. */
+  | 'IN_USE'
+  /** A wait ran out (`--wait-ready`); what was started keeps running. Exit 1. */
+  | 'TIMEOUT'
   /** SIGINT or SIGTERM stopped the command; it cleaned up first. Exit 130. */
   | 'INTERRUPTED';
 
@@ -22,6 +26,8 @@ export const cliErrorCodes: readonly CliErrorCode[] = [
   'NOT_ROOT',
   'VMM_NOT_FOUND',
   'FAILED',
+  'IN_USE',
+  'TIMEOUT',
   'INTERRUPTED',
 ];
 

@@ -30,6 +30,10 @@ export type CommandId =
   | 'forward add'
   | 'forward rm'
   | 'forward ls'
+  | 'image build'
+  | 'image ls'
+  | 'image inspect'
+  | 'image rm'
   | 'net ls'
   | 'net inspect'
   | 'net create'
@@ -46,6 +50,21 @@ export type CommandId =
 export type Invoke = (id: CommandId, args: readonly unknown[], command: Command) => Promise<void>;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** `--wait-ready [--ready-timeout D]` of the commands that boot a VM. */
+function withReadyWait(command: Command): Command {
+  return command
+    .option(
+      '--wait-ready',
+      "then wait until the guest's init says it is ready (a VM made from an image); prints its address and mounted shares",
+    )
+    .addOption(
+      new Option(
+        '--ready-timeout <duration>',
+        'how long --wait-ready waits, e.g. 90s, 2m (default 60s); on timeout exit 1, the VM keeps running',
+      ).implies({ waitReady: true }),
+    );
+}
 
 /**
  * The myhv command tree: names, arguments, options and help, but no behaviour — each leaf calls `invoke`, which
@@ -81,11 +100,22 @@ export function createProgram(invoke: Invoke): Command {
       });
 
   const vm = program.command('vm').description('create and run VMs');
-  leaf(vm, 'create', 'vm create', 'create and boot a VM from flags or a spec file')
+  const create = leaf(vm, 'create', 'vm create', 'create and boot a VM from flags or a spec file')
     .argument('[name]', 'the VM name (letters, digits, _ . -; up to 63); or give it in the spec file')
     .option('-f, --file <path>', 'a VmSpec in YAML or JSON ("-" reads stdin); not combined with spec flags')
-    .option('--kernel <path>', 'kernel image to boot (vmlinux or bzImage)')
+    .option(
+      '--kernel <path>',
+      'kernel image to boot (vmlinux or bzImage); without it and --image, the image default if built',
+    )
     .option('--initramfs <path>', 'initramfs image')
+    .option(
+      '--image <name>',
+      'boot an image from `myhv image build` (its kernel and initramfs); its init sets up the network and shares',
+    )
+    .option(
+      '--command <cmd>',
+      'with --image: what the guest runs (sh -c) once ready; it powers off when the command ends (default: a shell on the console)',
+    )
     .option('--cmdline <text>', 'kernel command line; the VM address is appended')
     .option('--cpus <n>', 'vCPUs (1–254)')
     .option('--memory <size>', 'memory, e.g. 512M, 2G (at least 64M)')
@@ -95,8 +125,8 @@ export function createProgram(invoke: Invoke): Command {
       collect,
     )
     .option(
-      '--share <dir:tag[:ro]>',
-      'share a host directory over virtio-fs under a tag, read-only with :ro (or :rw); repeat for more',
+      '--share <dir:tag[:ro][:/guest/path]>',
+      'share a host directory over virtio-fs under a tag, read-only with :ro (or :rw); a VM made from an image mounts it at /guest/path; repeat for more',
       collect,
     )
     .option(
@@ -118,7 +148,8 @@ export function createProgram(invoke: Invoke): Command {
     )
     .option('--restart <policy>', 'no (default), or on-boot: `myhv autostart` starts it after a host reboot')
     .option('--vmm-arg <arg>', 'an extra cloud-hypervisor argument; repeat for more', collect);
-  leaf(vm, 'start', 'vm start', 'boot a stopped VM').argument('<name>', 'the VM');
+  withReadyWait(create);
+  withReadyWait(leaf(vm, 'start', 'vm start', 'boot a stopped VM').argument('<name>', 'the VM'));
   leaf(vm, 'stop', 'vm stop', 'stop a VM (power button, then harder); its address and forwards stay')
     .argument('<name>', 'the VM')
     .option('-t, --timeout <seconds>', 'how long the guest gets to power off before harder stops', '5');
@@ -208,6 +239,30 @@ export function createProgram(invoke: Invoke): Command {
   leaf(share, 'ls', 'vm share ls', "list a VM's shared folders (reads state only)")
     .alias('list')
     .argument('<name>', 'the VM');
+
+  const image = program
+    .command('image')
+    .description('guest images: a kernel and an initramfs whose init sets up network, shares and a command');
+  leaf(
+    image,
+    'build',
+    'image build',
+    'build an image from the Debian kernel package and busybox (downloads with apt-get; unchanged inputs: no-op)',
+  )
+    .argument('[name]', 'the image name (lowercase letters, digits, -; up to 32)', 'default')
+    .option('--kernel-package <pkg>', 'the Debian kernel package (default: linux-image-amd64)')
+    .option('--force', 'rebuild even when the inputs are unchanged');
+  leaf(image, 'ls', 'image ls', 'list the images (and any broken image directory)').alias('list');
+  leaf(
+    image,
+    'inspect',
+    'image inspect',
+    "show an image's files, manifest and the VMs made from it",
+  ).argument('<name>', 'the image');
+  leaf(image, 'rm', 'image rm', 'delete an image (refused while a VM was made from it)')
+    .alias('remove')
+    .argument('<name>', 'the image')
+    .option('-f, --force', 'delete it even though VMs were made from it (they cannot start again)');
 
   const forward = program.command('forward').description('port forwards from the host to VMs');
   leaf(forward, 'add', 'forward add', 'forward a host port to a VM (kept across stop/start)')

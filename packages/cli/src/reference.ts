@@ -150,8 +150,8 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 
 // myhv version
 { name: 'myhv'; version: string; node: string }
-// myhv vm create | vm start | vm restart
-{ vmm: Vmm; vm: VmInfo; steps: Step[] }
+// myhv vm create | vm start | vm restart; ready: with --wait-ready (vm create, vm start), what the guest's init said
+{ vmm: Vmm; vm: VmInfo; steps: Step[]; ready?: { ip: string | null; shares: string[] } }
 // myhv vm stop | vm pause | vm resume
 { vm: VmInfo; steps: Step[] }
 // myhv vm rm
@@ -190,6 +190,16 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { vm: string; disks: Disk[] } | { vm: string; shares: Share[] }
 // where Devices = { disks: Disk[]; shares: Share[] }, Disk = { id: string; path: string; readOnly: boolean }
 // and Share = { id: string; tag: string; hostPath: string; readOnly: boolean }
+// myhv image build (built: false when the inputs were unchanged and the image was left alone)
+{ built: boolean; image: Image }
+// myhv image ls (broken: directories in the store that are not usable images)
+{ images: Image[]; broken: { name: string; dir: string; problem: string }[] }
+// myhv image inspect (vms: the VMs made from it)
+{ image: Image; vms: string[] }
+// myhv image rm (vms: those made from it, with --force)
+{ removed: string; vms: string[] }
+// where Image = { name: string; dir: string; kernel: string; initramfs: string; manifest: ImageManifest }
+// and ImageManifest is the manifest.json of @my-hypervisor/guest-image
 // myhv forward add
 { vm: string; forward: Forward }
 // myhv forward rm

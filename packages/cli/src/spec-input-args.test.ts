@@ -22,6 +22,10 @@ describe('--share dir:tag[:ro|:rw]', () => {
     ['/srv/www:www:rw', { hostPath: '/srv/www', tag: 'www', readOnly: false }],
     ['/srv/a:b:c:ro', { hostPath: '/srv/a:b', tag: 'c', readOnly: true }],
     ['/srv/a:b:c:rw', { hostPath: '/srv/a:b', tag: 'c', readOnly: false }],
+    // A last field starting with '/' is where a VM made from an image mounts the share.
+    ['/srv/www:www:/var/www', { hostPath: '/srv/www', tag: 'www', readOnly: false, guestPath: '/var/www' }],
+    ['/srv/www:www:ro:/var/www', { hostPath: '/srv/www', tag: 'www', readOnly: true, guestPath: '/var/www' }],
+    ['/srv/a:b:c:rw:/mnt/c', { hostPath: '/srv/a:b', tag: 'c', readOnly: false, guestPath: '/mnt/c' }],
   ])('%s', async (value, share) => {
     expect((await flagSpec({ share: [value] })).shares).toEqual([share]);
   });
@@ -36,6 +40,9 @@ describe('--share dir:tag[:ro|:rw]', () => {
     ['/srv/data:'],
     ['/srv/data'],
     ['/srv/a:b:c'],
+    ['/srv/data:data:yes:/mnt'],
+    ['/srv/a:b:c:/mnt'],
+    [':data:/mnt'],
   ])('refuses %s naming --share', async (value) => {
     expect(await refusedField({ share: [value] })).toBe('--share');
   });

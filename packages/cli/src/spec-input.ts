@@ -10,6 +10,10 @@ export interface CreateFlags {
   readonly file?: string;
   readonly kernel?: string;
   readonly initramfs?: string;
+  /** An image in the store (`myhv image build`): its kernel and initramfs, and the guest runs our init. */
+  readonly image?: string;
+  /** What the image's init runs (`sh -c`). */
+  readonly command?: string;
   readonly cmdline?: string;
   readonly cpus?: string;
   readonly memory?: string;
@@ -30,6 +34,8 @@ export interface CreateFlags {
 const specFlags: readonly [keyof CreateFlags, string][] = [
   ['kernel', '--kernel'],
   ['initramfs', '--initramfs'],
+  ['image', '--image'],
+  ['command', '--command'],
   ['cmdline', '--cmdline'],
   ['cpus', '--cpus'],
   ['memory', '--memory'],
@@ -57,19 +63,31 @@ function diskArg(value: string): { path: string; readOnly?: boolean } {
 }
 
 const SHARE_HINT =
-  'e.g. --share /srv/data:data or --share /srv/data:data:ro; a directory with a colon needs the mode (dir:tag:rw)';
+  'e.g. --share /srv/data:data, /srv/data:data:ro, or /srv/data:data:ro:/data (mounted there by an image guest); a directory with a colon needs the mode (dir:tag:rw)';
 
 /**
- * `dir:tag` or `dir:tag:MODE` with MODE `ro` or `rw`. With three or more fields the last is the mode, so
- * `/srv/data:data:yes` is refused rather than read as a tag; a directory containing colons needs the mode.
+ * `dir:tag[:MODE][:GUESTPATH]` with MODE `ro` or `rw` and GUESTPATH absolute (where a guest made from an image
+ * mounts it). A last field starting with `/` is the guest path (such a value was refused before, as a bad mode);
+ * then with three or more fields the last is the mode, so `/srv/data:data:yes` is refused rather than read as a
+ * tag; a directory containing colons needs the mode.
  */
-function shareArg(value: string): { hostPath: string; tag: string; readOnly?: boolean } {
+export function shareArg(value: string): {
+  hostPath: string;
+  tag: string;
+  readOnly?: boolean;
+  guestPath?: string;
+} {
   const fields = value.split(':');
+  const guestPath = fields.length >= 3 && fields.at(-1)!.startsWith('/') ? fields.pop() : undefined;
   const mode = fields.length >= 3 ? fields.pop() : undefined;
   const tag = fields.pop() ?? '';
   const hostPath = fields.join(':');
   if (hostPath === '' || tag === '' || mode === '') {
-    throw invalidValue('--share', `${JSON.stringify(value)} is not dir:tag[:ro|:rw]`, SHARE_HINT);
+    throw invalidValue(
+      '--share',
+      `${JSON.stringify(value)} is not dir:tag[:ro|:rw][:/guest/path]`,
+      SHARE_HINT,
+    );
   }
   if (mode !== undefined && mode !== 'ro' && mode !== 'rw') {
     throw invalidValue(
@@ -78,7 +96,12 @@ function shareArg(value: string): { hostPath: string; tag: string; readOnly?: bo
       SHARE_HINT,
     );
   }
-  return { hostPath, tag, ...(mode === undefined ? {} : { readOnly: mode === 'ro' }) };
+  return {
+    hostPath,
+    tag,
+    ...(mode === undefined ? {} : { readOnly: mode === 'ro' }),
+    ...(guestPath === undefined ? {} : { guestPath }),
+  };
 }
 
 /**
@@ -105,12 +128,26 @@ export async function createSpecInput(
   }
   if (name === undefined)
     throw usageError('missing the VM name', 'myhv vm create NAME --kernel PATH [options], or -f spec.yaml');
-  if (flags.kernel === undefined) {
+  if (flags.image !== undefined) {
+    for (const [key, flag] of [
+      ['kernel', '--kernel'],
+      ['initramfs', '--initramfs'],
+    ] as const) {
+      if (flags[key] !== undefined)
+        throw usageError(
+          `--image cannot be combined with ${flag}`,
+          'the image brings its kernel and initramfs',
+        );
+    }
+  } else if (flags.kernel === undefined) {
     throw invalidValue(
       '--kernel',
       'missing: every VM boots a kernel image',
-      'pass --kernel /path/to/vmlinux (or a bzImage)',
+      'pass --kernel /path/to/vmlinux (or a bzImage), or --image NAME (`myhv image build`)',
     );
+  }
+  if (flags.command !== undefined && flags.image === undefined) {
+    throw usageError('--command needs --image', 'only the init of a myhv image runs the command');
   }
   if (flags.network === false && flags.queues !== undefined) {
     throw usageError('--queues cannot be combined with --no-network', 'drop one of them');
@@ -129,8 +166,13 @@ export async function createSpecInput(
   if (flags.forward?.length) network.forwards = flags.forward.map((f) => parseForwardArg(f));
   if (flags.isolation !== undefined) network.isolation = parseIsolationArg(flags.isolation);
   if (flags.egress !== undefined) network.egress = parseEgressArg(flags.egress);
-  const input: Record<string, unknown> = { name, kernel: flags.kernel, network };
+  // With --image, the caller fills kernel and initramfs from the store (applyImage).
+  const input: Record<string, unknown> =
+    flags.image === undefined
+      ? { name, kernel: flags.kernel, network }
+      : { name, image: flags.image, network };
   if (flags.initramfs !== undefined) input.initramfs = flags.initramfs;
+  if (flags.command !== undefined) input.command = flags.command;
   if (flags.cmdline !== undefined) input.cmdline = flags.cmdline;
   if (flags.cpus !== undefined)
     input.cpus = wholeNumber(flags.cpus, '--cpus', 'pass --cpus with a whole number from 1 to 254');

@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { GuestImageError, validateGuestArgs } from '@my-hypervisor/guest-image/core';
 import {
   isIPv4,
   NetOpsError,
@@ -8,6 +9,13 @@ import {
 } from '@my-hypervisor/net-ops';
 import { z } from 'zod';
 import { invalidSpec } from './errors.js';
+
+/** What x86 Linux keeps of its command line (COMMAND_LINE_SIZE); the rest is cut off silently. */
+export const KERNEL_CMDLINE_MAX = 2048;
+/** Room left on the command line for what the manager adds at boot (`ip=…`, `myhv.ip=…`, gateway, DNS, IPv6). */
+const NETWORK_ARGS_RESERVE = 320;
+/** A guest path segment the guest init accepts (guest-args.ts checks the same in `formatGuestArgs`). */
+const GUEST_PATH_SEGMENT = /^[A-Za-z0-9_.@+=,-]+$/;
 
 const MiB = 1024 * 1024;
 const units: Record<string, number> = { '': MiB, k: 1024, m: MiB, g: 1024 * MiB, t: 1024 * 1024 * MiB };
@@ -102,6 +110,21 @@ function buildSchemas() {
       .max(36, 'must be at most 36 bytes')
       .regex(/^[A-Za-z0-9_.-]+$/, "may only contain letters, digits, '_', '.', '-'"),
     readOnly: z.boolean().default(false),
+    /** Where a guest running our init (`image`) mounts the share; absolute and normalised. */
+    guestPath: z
+      .string()
+      .max(255, 'must be at most 255 bytes')
+      .refine(
+        (p) =>
+          p.startsWith('/') &&
+          p !== '/' &&
+          p
+            .slice(1)
+            .split('/')
+            .every((s) => s !== '.' && s !== '..' && GUEST_PATH_SEGMENT.test(s)),
+        "must be an absolute, normalised path (no '.', '..', '//' or trailing '/') of letters, digits and _ . @ + = , -",
+      )
+      .optional(),
   });
 
   const disk = z.strictObject({
@@ -175,6 +198,25 @@ function buildSchemas() {
     /** Kernel image for direct boot (vmlinux or bzImage). */
     kernel: absolutePath,
     initramfs: absolutePath.optional(),
+    /**
+     * The image (`myhv image build`) the kernel and initramfs came from: the guest runs our init, so the manager
+     * passes it the network, shares and command as `myhv.*` kernel arguments.
+     */
+    image: z
+      .string()
+      .regex(
+        /^[a-z][a-z0-9-]{0,31}$/,
+        "must be an image name: 1–32 lowercase letters, digits and '-', starting with a letter",
+      )
+      .optional(),
+    /** What our init runs with `sh -c` (needs `image`); without it the guest starts a shell on the console. */
+    command: z
+      .string()
+      .min(1, 'must not be empty')
+      .max(4096, 'must be at most 4096 characters')
+      .refine((c) => !c.includes('\0'), 'must not contain NUL')
+      .refine((c) => Buffer.from(c, 'utf8').toString('utf8') === c, 'must be well-formed text')
+      .optional(),
     /** Kernel command line; the VM's `ip=` argument is appended. */
     cmdline: z
       .string()
@@ -330,6 +372,19 @@ export function parseVmSpec(input: unknown): VmSpec {
       throw invalidSpec(`shares[${i}].tag`, `${s.tag} is already used by shares[${first}]`);
     tags.set(s.tag, i);
   });
+  const guestPaths = new Map<string, number>();
+  spec.shares.forEach((s, i) => {
+    if (s.guestPath === undefined) return;
+    const first = guestPaths.get(s.guestPath);
+    if (first !== undefined) {
+      throw invalidSpec(`shares[${i}].guestPath`, `${s.guestPath} is already used by shares[${first}]`);
+    }
+    guestPaths.set(s.guestPath, i);
+  });
+  if (spec.command !== undefined && spec.image === undefined) {
+    throw invalidSpec('command', 'needs image: only the init of a myhv image runs it');
+  }
+  assertGuestArgs(spec);
   if (!spec.network.enabled && (spec.network.forwards.length > 0 || spec.network.mycelium)) {
     throw invalidSpec('network.enabled', 'forwards and mycelium need the network enabled');
   }
@@ -349,6 +404,57 @@ export function parseVmSpec(input: unknown): VmSpec {
     );
   }
   return spec;
+}
+
+/** The hostname a guest running our init gets: the VM name, made a valid hostname. */
+export function guestHostname(name: string): string {
+  // VM names may hold '_' and empty or '-'-edged labels; a hostname may not.
+  const labels = name.split('.').map((l) => l.replace(/[^A-Za-z0-9-]/g, '-').replace(/^-+|-+$/g, ''));
+  const hostname = labels
+    .filter(Boolean)
+    .join('.')
+    .slice(0, 63)
+    .replace(/[.-]+$/, '');
+  return hostname || 'myhv-guest';
+}
+
+/**
+ * For a VM made from an image: refuses what our init would refuse (guest-args.ts decides, the spec field is named)
+ * and a kernel command line that the guest would cut off (naming `command`, else `cmdline`), before any work.
+ */
+function assertGuestArgs(spec: VmSpec): void {
+  if (spec.image === undefined) return;
+  const mounted = spec.shares.flatMap((s, i) => (s.guestPath ? [{ tag: s.tag, path: s.guestPath, i }] : []));
+  try {
+    validateGuestArgs({
+      hostname: guestHostname(spec.name),
+      shares: mounted.map(({ tag, path }) => ({ tag, path })),
+      ...(spec.command !== undefined ? { command: spec.command } : {}),
+    });
+  } catch (error) {
+    if (!GuestImageError.isInstance(error) || error.code !== 'INVALID_ARGUMENT') throw error;
+    const index = error.details.index;
+    const share = typeof index === 'number' ? mounted[index] : undefined;
+    const field = share ? `shares[${share.i}].guestPath` : String(error.details.field ?? 'image');
+    throw invalidSpec(field, error.message.replace(/^[^:]*: /, ''), error);
+  }
+  const shares = mounted.map((s) => ` myhv.share=${s.tag}:${s.path}`);
+  const command =
+    spec.command === undefined
+      ? 0
+      : ' myhv.cmd='.length + Math.ceil((Buffer.byteLength(spec.command) * 4) / 3);
+  const length =
+    spec.cmdline.trim().length +
+    ` myhv.hostname=${guestHostname(spec.name)}`.length +
+    shares.join('').length +
+    command +
+    NETWORK_ARGS_RESERVE;
+  if (length > KERNEL_CMDLINE_MAX) {
+    throw invalidSpec(
+      spec.command === undefined ? 'cmdline' : 'command',
+      `with the guest's arguments the kernel command line would be about ${length} bytes; the guest kernel keeps ${KERNEL_CMDLINE_MAX}`,
+    );
+  }
 }
 
 /** The checks net-ops makes beyond its schema (ICMP rules with ports), with the field named as ours are. */

@@ -1,7 +1,9 @@
 import type { VmConfig } from '@my-hypervisor/chv-client';
+import { formatGuestArgs, type GuestArgs, GuestImageError } from '@my-hypervisor/guest-image/core';
 import type { VmNetworkAttachment } from '@my-hypervisor/net-ops';
 import { diskDeviceId, shareDeviceId } from './device-ids.js';
-import type { VmSpec } from './spec.js';
+import { invalidSpec } from './errors.js';
+import { guestHostname, type VmSpec } from './spec.js';
 
 export interface VmConfigInputs {
   readonly spec: VmSpec;
@@ -11,7 +13,10 @@ export interface VmConfigInputs {
   readonly serialSocket: string;
 }
 
-/** The guest kernel command line: the spec's, plus the guest's own address (Cloud Hypervisor never sets it). */
+/**
+ * The guest kernel command line: the spec's, plus the guest's own address (Cloud Hypervisor never sets it), and
+ * for a VM made from an image (`spec.image`: the guest runs our init) the `myhv.*` arguments that init reads.
+ */
 export function kernelCmdline(spec: VmSpec, network?: VmNetworkAttachment): string {
   const parts = [spec.cmdline.trim()];
   if (network) parts.push(network.kernelIpArg);
@@ -20,7 +25,37 @@ export function kernelCmdline(spec: VmSpec, network?: VmNetworkAttachment): stri
     const { address, prefixLength, gateway, routes } = network.ipv6;
     parts.push(`myhv.ipv6=${[`${address}/${prefixLength}`, gateway, ...routes].join(',')}`);
   }
+  if (spec.image !== undefined) parts.push(formatSpecGuestArgs(guestArgs(spec, network)));
   return parts.filter(Boolean).join(' ');
+}
+
+/** What our init is told: the VM's IPv4 attachment (its gateway is also its DNS), hostname, mounts, command. */
+export function guestArgs(spec: VmSpec, network?: VmNetworkAttachment): GuestArgs {
+  const shares = spec.shares.flatMap((s) => (s.guestPath ? [{ tag: s.tag, path: s.guestPath }] : []));
+  return {
+    ...(network
+      ? {
+          ip: { address: network.ipv4, prefixLength: network.prefixLength },
+          gateway: network.gateway,
+          dns: [network.gateway],
+        }
+      : {}),
+    hostname: guestHostname(spec.name),
+    ...(shares.length > 0 ? { shares } : {}),
+    ...(spec.command !== undefined ? { command: spec.command } : {}),
+  };
+}
+
+/** formatGuestArgs, its INVALID_ARGUMENT renamed to the spec field at fault (parseVmSpec checks these first). */
+function formatSpecGuestArgs(args: GuestArgs): string {
+  try {
+    return formatGuestArgs(args);
+  } catch (error) {
+    if (!GuestImageError.isInstance(error) || error.code !== 'INVALID_ARGUMENT') throw error;
+    const field =
+      error.details.field === 'command' ? 'command' : error.details.field === 'shares' ? 'shares' : 'network';
+    throw invalidSpec(field, error.message.replace(/^[^:]*: /, ''), error);
+  }
 }
 
 /**

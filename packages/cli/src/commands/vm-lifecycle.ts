@@ -7,6 +7,7 @@ import type { CommandHandler } from '../run.js';
 import { parseVmName } from '../vm-name.js';
 import { recordSteps, statusText, totalMs } from '../vm-view.js';
 import { describeVmm, type VmmChoice, vmmJson, withVmmHint } from '../vmm-choice.js';
+import { readyWait, waitForReadyResult } from '../wait-ready.js';
 
 type Operation = 'start' | 'stop' | 'restart' | 'pause' | 'resume';
 
@@ -35,6 +36,8 @@ async function lifecycle(ctx: CommandContext, operation: Operation, rawName: unk
   const name = parseVmName(rawName);
   const graceful =
     operation === 'stop' || operation === 'restart' ? gracefulMs(ctx.options.timeout ?? '5') : undefined;
+  // Only `vm start` has --wait-ready.
+  const wait = operation === 'start' ? readyWait(ctx.options) : undefined;
   const config = await ctx.config();
   // Only booting spawns a VMM, so only it needs one chosen; the others talk to the one the record names.
   let vmm: VmmChoice | undefined;
@@ -69,10 +72,16 @@ async function lifecycle(ctx: CommandContext, operation: Operation, rawName: unk
   const json = vmm
     ? { vmm: vmmJson(vmm), vm: info, steps: recorder.steps }
     : { vm: info, steps: recorder.steps };
-  ctx.out.result(json, () => {
-    const time = recorder.steps.length > 0 ? ` (${totalMs(recorder.steps)})` : '';
+  const time = recorder.steps.length > 0 ? ` (${totalMs(recorder.steps)})` : '';
+  const done = () =>
     ctx.out.print(ctx.out.ok(`${pastTense[operation]} ${info.name}: ${statusText(info)}${time}`));
-  });
+  if (!wait) {
+    ctx.out.result(json, done);
+    return ExitCode.OK;
+  }
+  done();
+  const ready = await waitForReadyResult(ctx, info, wait);
+  ctx.out.emitJson({ ...json, ready });
   return ExitCode.OK;
 }
 
