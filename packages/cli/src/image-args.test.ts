@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImageStore } from '@my-hypervisor/guest-image';
@@ -143,6 +144,17 @@ describe('--wait-ready / --ready-timeout', () => {
     await mkdir(join(dir, 'empty'));
     const absent = join(dir, 'empty', 'serial.log');
     expect((await rejected(waitForReady(absent, { timeoutMs: 300, vm: 'web' }))).code).toBe('TIMEOUT');
+  });
+
+  it('ends at once with FAILED when the VMM exits before the ready line, not at the timeout', async () => {
+    const dir = await tempDir('myhv-cli-ready-');
+    const vmm = spawn('sleep', ['0.3'], { stdio: 'ignore' });
+    const started = Date.now();
+    const error = await rejected(
+      waitForReady(join(dir, 'serial.log'), { timeoutMs: 20_000, vm: 'web', vmm: { pid: vmm.pid! } }),
+    );
+    expect(error).toMatchObject({ code: 'FAILED', details: { vm: 'web' } });
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('stops waiting on an interrupt (INTERRUPTED, exit 130)', async () => {

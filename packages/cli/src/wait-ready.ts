@@ -1,6 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import { parseReadyLine, type ReadyLine } from '@my-hypervisor/guest-image/core';
-import { followFile } from '@my-hypervisor/host-utils';
+import { followFile, isProcessAlive } from '@my-hypervisor/host-utils';
 import type { VmInfo } from '@my-hypervisor/vm-manager';
 import type { CommandContext } from './context.js';
 import { CliError, invalidValue } from './errors.js';
@@ -32,16 +32,41 @@ export interface WaitForReadyOptions {
   readonly signal?: AbortSignal;
   /** For messages. */
   readonly vm: string;
+  /** The VMM's pid (and start time): when it exits first, the wait ends at once with FAILED, not at the timeout. */
+  readonly vmm?: { readonly pid: number; readonly startTime?: number };
 }
+
+/** How often the VMM is looked at while waiting. */
+const VMM_POLL_MS = 250;
 
 /**
  * Follows a VM's serial log until the guest init prints its ready line (`myhv-guest: ready ip=… shares=…`) and
  * returns what it says. A line that starts like one but does not parse is skipped (console output can interleave).
- * Throws CliError TIMEOUT after `timeoutMs` and INTERRUPTED on `signal`; the VM is left alone either way.
+ * Throws CliError TIMEOUT after `timeoutMs`, INTERRUPTED on `signal` (the VM is left alone either way), and FAILED
+ * as soon as the VMM (`vmm`) is gone.
  */
 export async function waitForReady(serialLog: string, options: WaitForReadyOptions): Promise<ReadyLine> {
   const timeout = AbortSignal.timeout(options.timeoutMs);
-  const stop = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  const vmmGone = new AbortController();
+  const vmm = options.vmm;
+  const watch = vmm
+    ? setInterval(() => {
+        if (!isProcessAlive(vmm.pid, vmm.startTime)) vmmGone.abort();
+      }, VMM_POLL_MS)
+    : undefined;
+  const stop = AbortSignal.any([timeout, vmmGone.signal, ...(options.signal ? [options.signal] : [])]);
+  try {
+    return await followForReady(serialLog, stop, { ...options, vmmGone: vmmGone.signal });
+  } finally {
+    clearInterval(watch);
+  }
+}
+
+async function followForReady(
+  serialLog: string,
+  stop: AbortSignal,
+  options: WaitForReadyOptions & { readonly vmmGone?: AbortSignal },
+): Promise<ReadyLine> {
   const decoder = new StringDecoder('utf8');
   let partial = '';
   for await (const chunk of followFile(serialLog, { signal: stop, pollMs: 200 })) {
@@ -55,6 +80,14 @@ export async function waitForReady(serialLog: string, options: WaitForReadyOptio
   }
   if (options.signal?.aborted) {
     throw new CliError('INTERRUPTED', `stopped waiting for ${options.vm} to be ready; it keeps running`);
+  }
+  if (options.vmmGone?.aborted) {
+    throw new CliError('FAILED', `${options.vm} stopped before it was ready: its VMM exited`, {
+      details: {
+        vm: options.vm,
+        hint: `see why with \`myhv vm logs ${options.vm}\` and \`myhv vm inspect ${options.vm}\``,
+      },
+    });
   }
   throw new CliError(
     'TIMEOUT',
@@ -114,6 +147,7 @@ export async function waitForReadyResult(
     timeoutMs: wait.timeoutMs,
     signal: interrupt.signal,
     vm: vm.name,
+    ...(vm.pid !== undefined ? { vmm: { pid: vm.pid } } : {}),
   });
   ctx.out.print(ctx.out.ok(formatReady(ready)));
   return { ip: ready.ip ?? null, shares: ready.shares };
