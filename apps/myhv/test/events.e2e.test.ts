@@ -1,6 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bin, e2eSkipReason, myhv, Sandbox } from './myhv.js';
+import { e2eSkipReason, myhv, Sandbox, startMyhv } from './myhv.js';
 
 const skip = e2eSkipReason();
 if (skip) console.warn(`skipped: the myhv events e2e tests, because ${skip}`);
@@ -21,34 +20,6 @@ const ndjson = (text: string): Event[] =>
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Event);
-
-/** Starts the bundle without waiting for it; `lines` fills with its stdout lines as they come. */
-function start(args: readonly string[], env: Record<string, string>) {
-  const child: ChildProcess = spawn(process.execPath, [bin, ...args], {
-    cwd: '/',
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
-  });
-  const lines: string[] = [];
-  let partial = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    const parts = (partial + chunk.toString()).split('\n');
-    partial = parts.pop() ?? '';
-    lines.push(...parts);
-  });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const waitFor = async (match: (line: string) => boolean, timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!lines.some(match)) {
-      if (Date.now() > deadline) throw new Error(`not seen; lines:\n${lines.join('\n')}\nstderr:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  return { child, lines, exited, waitFor, stderr: () => stderr };
-}
 
 describe.skipIf(skip !== undefined)('myhv events (simulator VMM)', () => {
   const box = new Sandbox('events');
@@ -90,7 +61,7 @@ describe.skipIf(skip !== undefined)('myhv events (simulator VMM)', () => {
   }, 120_000);
 
   it('-f follows a create made by another process and ends on Ctrl-C with 130', async () => {
-    const follower = start(['--json', 'events', '-f', '--vm', 'two'], box.env);
+    const follower = startMyhv(['--json', 'events', '-f', '--vm', 'two'], box.env);
     try {
       await new Promise((r) => setTimeout(r, 1_000));
       const created = await run('vm', 'create', 'two', '--kernel', box.kernel, '--no-network');

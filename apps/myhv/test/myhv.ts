@@ -1,4 +1,4 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -213,4 +213,44 @@ export function pidsMentioning(needle: string): number[] {
 
 export function netnsExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`);
+}
+
+/**
+ * Starts the bundle without waiting for it (a follower: `events -f`, `vm stats --watch`); `lines` fills with its
+ * stdout lines as they come.
+ */
+export function startMyhv(args: readonly string[], env: Record<string, string>) {
+  const child: ChildProcess = spawn(process.execPath, [bin, ...args], {
+    cwd: '/',
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+  });
+  const lines: string[] = [];
+  let partial = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const parts = (partial + chunk.toString()).split('\n');
+    partial = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  /** Until a line matches (or the time is up: an error with what was seen). */
+  const waitFor = async (match: (line: string) => boolean, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!lines.some(match)) {
+      if (Date.now() > deadline) throw new Error(`not seen; lines:\n${lines.join('\n')}\nstderr:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  /** Until `count` lines came. */
+  const waitForLines = async (count: number, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (lines.length < count) {
+      if (Date.now() > deadline) throw new Error(`only ${lines.length} lines; stderr:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return { child, lines, exited, waitFor, waitForLines, stderr: () => stderr };
 }

@@ -1,41 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bin, e2eSkipReason, json, myhv, Sandbox } from './myhv.js';
+import { e2eSkipReason, json, myhv, Sandbox, startMyhv } from './myhv.js';
 
 const skip = e2eSkipReason();
 if (skip) console.warn(`skipped: the vm resize / vm stats e2e tests, because ${skip}`);
 
 const MiB = 1024 * 1024;
-
-/** Starts the bundle without waiting for it; `lines` fills with its stdout lines as they come. */
-function start(args: readonly string[], env: Record<string, string>) {
-  const child: ChildProcess = spawn(process.execPath, [bin, ...args], {
-    cwd: '/',
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
-  });
-  const lines: string[] = [];
-  let partial = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    const parts = (partial + chunk.toString()).split('\n');
-    partial = parts.pop() ?? '';
-    lines.push(...parts);
-  });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const waitForLines = async (count: number, timeoutMs = 20_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (lines.length < count) {
-      if (Date.now() > deadline) throw new Error(`only ${lines.length} lines; stderr:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  return { child, lines, exited, waitForLines, stderr: () => stderr };
-}
 
 describe.skipIf(skip !== undefined)('myhv vm resize and vm stats (simulator VMM)', () => {
   const box = new Sandbox('resize');
@@ -120,7 +91,7 @@ describe.skipIf(skip !== undefined)('myhv vm resize and vm stats (simulator VMM)
   });
 
   it('--watch --json prints NDJSON with rates until Ctrl-C (exit 130)', async () => {
-    const watch = start(['--json', 'vm', 'stats', 'grow', '--watch', '--interval', '0.2'], box.env);
+    const watch = startMyhv(['--json', 'vm', 'stats', 'grow', '--watch', '--interval', '0.2'], box.env);
     await watch.waitForLines(3);
     watch.child.kill('SIGINT');
     expect(await watch.exited).toBe(130);
@@ -132,7 +103,7 @@ describe.skipIf(skip !== undefined)('myhv vm resize and vm stats (simulator VMM)
   });
 
   it('--watch ends with exit 0 when the VM stops; resize and stats of a stopped VM fail', async () => {
-    const watch = start(['vm', 'stats', 'grow', '--watch', '--interval', '0.2'], box.env);
+    const watch = startMyhv(['vm', 'stats', 'grow', '--watch', '--interval', '0.2'], box.env);
     await watch.waitForLines(3);
     const stopped = await run('vm', 'stop', 'grow');
     expect(stopped.code, stopped.stderr).toBe(0);
