@@ -231,7 +231,10 @@ export function createProgram(invoke: Invoke): Command {
   const share = vm.command('share').description("add or remove a VM's shared folders (virtiofs)");
   leaf(share, 'add', 'vm share add', 'share a host folder (hot-plugged if the VM was booted with shares)')
     .argument('<name>', 'the VM')
-    .argument('<share>', 'DIR:TAG[:ro], e.g. /srv/data:data:ro (the guest mounts TAG)');
+    .argument(
+      '<share>',
+      'DIR:TAG[:ro|rw][:/guest/path], e.g. /srv/data:data:ro (the guest mounts TAG; our init at /guest/path from the next boot)',
+    );
   leaf(share, 'rm', 'vm share rm', 'remove a shared folder and stop its virtiofsd')
     .alias('remove')
     .argument('<name>', 'the VM')

@@ -1,5 +1,6 @@
 import { parseVmSpec } from '@my-hypervisor/vm-manager';
 import { describe, expect, it } from 'vitest';
+import { parseShareArg } from './commands/vm-devices.js';
 import { CliError } from './errors.js';
 import { createSpecInput } from './spec-input.js';
 
@@ -45,6 +46,25 @@ describe('--share dir:tag[:ro|:rw]', () => {
     [':data:/mnt'],
   ])('refuses %s naming --share', async (value) => {
     expect(await refusedField({ share: [value] })).toBe('--share');
+  });
+});
+
+describe('vm share add NAME DIR:TAG[:ro|rw][:/guest/path]', () => {
+  it('takes the syntax of --share, guest path included, and names its own argument when refusing', async () => {
+    expect(parseShareArg('/srv/www:www:ro:/var/www')).toEqual({
+      hostPath: '/srv/www',
+      tag: 'www',
+      readOnly: true,
+      guestPath: '/var/www',
+    });
+    const error = (() => {
+      try {
+        return parseShareArg('/srv/data:data:yes');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(CliError.isInstance(error) && error.details.field).toBe('share');
   });
 });
 

@@ -71,7 +71,10 @@ const SHARE_HINT =
  * then with three or more fields the last is the mode, so `/srv/data:data:yes` is refused rather than read as a
  * tag; a directory containing colons needs the mode.
  */
-export function shareArg(value: string): {
+export function shareArg(
+  value: string,
+  field = '--share',
+): {
   hostPath: string;
   tag: string;
   readOnly?: boolean;
@@ -83,15 +86,11 @@ export function shareArg(value: string): {
   const tag = fields.pop() ?? '';
   const hostPath = fields.join(':');
   if (hostPath === '' || tag === '' || mode === '') {
-    throw invalidValue(
-      '--share',
-      `${JSON.stringify(value)} is not dir:tag[:ro|:rw][:/guest/path]`,
-      SHARE_HINT,
-    );
+    throw invalidValue(field, `${JSON.stringify(value)} is not dir:tag[:ro|:rw][:/guest/path]`, SHARE_HINT);
   }
   if (mode !== undefined && mode !== 'ro' && mode !== 'rw') {
     throw invalidValue(
-      '--share',
+      field,
       `${JSON.stringify(value)}: the mode ${JSON.stringify(mode)} is not ro or rw`,
       SHARE_HINT,
     );
@@ -178,7 +177,7 @@ export async function createSpecInput(
     input.cpus = wholeNumber(flags.cpus, '--cpus', 'pass --cpus with a whole number from 1 to 254');
   if (flags.memory !== undefined) input.memory = flags.memory;
   if (flags.disk?.length) input.disks = flags.disk.map(diskArg);
-  if (flags.share?.length) input.shares = flags.share.map(shareArg);
+  if (flags.share?.length) input.shares = flags.share.map((value) => shareArg(value));
   if (flags.vmmArg?.length) input.vmm = { extraArgs: [...flags.vmmArg] };
   if (flags.restart !== undefined) input.restart = flags.restart;
   return { input, source: { kind: 'flags' } };

@@ -24,6 +24,8 @@ export interface ShareRequest {
   readonly hostPath: string;
   readonly tag: string;
   readonly readOnly?: boolean;
+  /** Where the guest init of a VM made from an image mounts it (at its next boot: the init has run already). */
+  readonly guestPath?: string;
 }
 
 /** A VM's disks and shares with the device ids the VMM knows them by. */
@@ -183,7 +185,12 @@ export async function addShare(
   if (typeof request !== 'object' || request === null) {
     throw new TypeError('addShare needs { hostPath, tag, readOnly? }');
   }
-  const entry = { hostPath: request.hostPath, tag: request.tag, readOnly: request.readOnly ?? false };
+  const entry = {
+    hostPath: request.hostPath,
+    tag: request.tag,
+    readOnly: request.readOnly ?? false,
+    ...(request.guestPath === undefined ? {} : { guestPath: request.guestPath }),
+  };
   const parsed = parseDevices(record.spec, [], [...record.spec.shares, entry]);
   const share = parsed.shares.at(-1)!;
   await assertSharesOnHost(parsed.shares);

@@ -177,7 +177,11 @@ describe.skipIf(shareSkip !== undefined)('share hot-plug (real virtiofsd, simula
     expect((await h.manager.get('plain')).shares).toEqual([]);
 
     await h.manager.stop('plain');
-    await h.manager.addShare('plain', { hostPath: h.shareDir, tag: 'data' });
+    await h.manager.addShare('plain', { hostPath: h.shareDir, tag: 'data', guestPath: '/srv/data' });
+    // Kept in the spec: our init mounts it there at every boot of a VM made from an image.
+    expect((await h.manager.get('plain')).spec.shares).toEqual([
+      { hostPath: h.shareDir, tag: 'data', readOnly: false, guestPath: '/srv/data' },
+    ]);
     const started = await h.manager.start('plain');
     const config = await vmmConfig(started.paths.socket!);
     expect(config.memory?.shared).toBe(true);

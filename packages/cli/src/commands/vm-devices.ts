@@ -5,6 +5,7 @@ import { invalidValue } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { interruptible } from '../interruptible.js';
 import type { CommandHandler } from '../run.js';
+import { shareArg } from '../spec-input.js';
 import { parseVmName } from '../vm-name.js';
 
 /** `PATH[:ro]` (`:rw` too): the suffix is split off the end, so a path may hold other colons. */
@@ -16,12 +17,9 @@ export function parseDiskArg(text: string): { path: string; readOnly: boolean } 
 }
 
 /** `DIR:TAG[:ro]`: the tag is what the guest mounts (`mount -t virtiofs TAG /mnt`). */
-export function parseShareArg(text: string): { hostPath: string; tag: string; readOnly: boolean } {
-  const match = /^(.*):([^:]*?)(?::(ro|rw))?$/s.exec(text);
-  if (!match || match[1] === '' || match[2] === '') {
-    throw invalidValue('share', `${JSON.stringify(text)} is not DIR:TAG[:ro]`, 'e.g. /srv/data:data:ro');
-  }
-  return { hostPath: match[1]!, tag: match[2]!, readOnly: match[3] === 'ro' };
+export function parseShareArg(text: string): ReturnType<typeof shareArg> {
+  // The syntax of `vm create --share`: DIR:TAG[:ro|rw][:/guest/path] (the guest path: where our init mounts it).
+  return shareArg(text, 'share');
 }
 
 async function manager(ctx: CommandContext) {
