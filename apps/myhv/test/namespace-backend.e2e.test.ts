@@ -191,6 +191,11 @@ describe.skipIf(skip !== undefined)(
         backend: 'namespace',
         nat: 'nft',
       });
+      // Inspected without the flag: the network's own record says which backend drives it, not the settings.
+      const inspected = await run('--json', 'net', 'inspect', 'lab');
+      expect(inspected.code, inspected.stderr).toBe(0);
+      expect(json<{ backend: string }>(inspected).backend).toBe('namespace');
+      expect((await run('net', 'inspect', 'lab')).stdout).toMatch(/namespace backend/);
       const mosnet = await run(
         '--net-backend',
         'mosnet',

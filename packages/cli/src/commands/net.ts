@@ -303,7 +303,8 @@ export const netInspect: CommandHandler = async (ctx, [rawName]) => {
   });
   const json = {
     network,
-    backend: config.netBackend,
+    // The network's own record decides (named networks may differ from the settings), as in openManager.
+    backend: network.backend,
     netns: config.netns ?? null,
     bridge: { name: network.bridge, subnet, exists, ports },
     forwards,
@@ -317,7 +318,7 @@ export const netInspect: CommandHandler = async (ctx, [rawName]) => {
       `network ${name}${network.recorded ? '' : ' (not made yet)'}: ${members.length} VM${members.length === 1 ? '' : 's'}`,
     );
     out.print(
-      `bridge ${network.bridge} (${subnet}, ${config.netBackend} backend${where}): ${exists ? 'present' : 'missing (run `myhv net ensure`)'}`,
+      `bridge ${network.bridge} (${subnet}, ${network.backend} backend${where}): ${exists ? 'present' : 'missing (run `myhv net ensure`)'}`,
     );
     const shownPorts = ports as { name: string; vm: string | null }[] | null;
     if (shownPorts === null) out.print('ports: the backend cannot list them');
