@@ -369,9 +369,9 @@ export class NamespaceNetwork implements NetworkBackend, AsyncDisposable {
           return true;
         } catch (error) {
           await this.#undo(`delete namespace ${netns}`, () => this.#unplumb(netns, port, true));
-          // A host port of the same name from a detach a moment ago, its namespace still being torn down: it is
-          // gone now (the undo deleted it), so try once more.
-          if (attempt > 0 || !isCode(error, 'ALREADY_EXISTS')) throw error;
+          // A host port of the same name from a detach a moment ago, its namespace still being torn down: the veth
+          // is EEXIST, the TAP (same name) EBUSY. It is gone now (the undo deleted it), so try once more.
+          if (attempt > 0 || !(isCode(error, 'ALREADY_EXISTS') || isCode(error, 'CONFLICT'))) throw error;
         }
       }
     }
