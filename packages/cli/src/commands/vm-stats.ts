@@ -131,6 +131,21 @@ async function stillRunning(
   );
 }
 
+/** `stillRunning`, asked again every 100 ms for up to `ms` while it says yes. */
+async function stillRunningAfter(
+  manager: Parameters<typeof stillRunning>[0],
+  name: string,
+  id: string,
+  ms: number,
+): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (!(await stillRunning(manager, name, id))) return false;
+    if (Date.now() >= deadline) return true;
+    await sleep(100);
+  }
+}
+
 const gone = (error: unknown) =>
   VmManagerError.isInstance(error) && (error.code === 'WRONG_STATE' || error.code === 'NOT_FOUND');
 
@@ -167,8 +182,9 @@ export const vmStats: CommandHandler = async (ctx, [rawName]) => {
       current = await manager.stats(name, { signal: interrupt.signal });
     } catch (error) {
       if (interrupt.signal.aborted) break;
-      // A VM stopping mid-sample fails the counters call itself (its VMM went away under it): ask the record.
-      if (gone(error) || !(await stillRunning(manager, name, first.id))) {
+      // A VM stopping mid-sample fails the counters call itself (its VMM went away under it): ask the record,
+      // a little while, since `vm stop` writes it only once the VMM has exited.
+      if (gone(error) || !(await stillRunningAfter(manager, name, first.id, 2_000))) {
         out.note(`${name} stopped; stopped watching`);
         return ExitCode.OK;
       }
