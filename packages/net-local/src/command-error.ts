@@ -7,6 +7,7 @@ export const debianPackages = {
   'iptables-save': 'iptables',
   'iptables-restore': 'iptables',
   sysctl: 'procps',
+  cat: 'coreutils',
 } as const;
 
 export type Program = keyof typeof debianPackages;

@@ -26,6 +26,7 @@ describe('LocalOps options', () => {
       atomicTap: false,
       multiQueue: true,
       tapOwner: true,
+      reownsTap: true,
       ipv6: true,
     });
   });
@@ -227,6 +228,36 @@ describe('TAPs', () => {
       ['link show dev tap0'],
       ['link set dev tap0 mtu 1500'],
     ]);
+  });
+
+  it('with an owner, makes an adopted TAP of another owner again, and keeps one of the same owner', async () => {
+    const { host, ops } = setup();
+    host.addLink({ name: 'tap0', kind: 'tun', owner: '1000:1000' });
+    host.addLink({ name: 'tap1', kind: 'tun', owner: '1001:1001' });
+    host.addLink({ name: 'tap2', kind: 'tun' });
+    const owner = { uid: 1001, gid: 1001 };
+    expect(await ops.createTap({ name: 'tap0', owner })).toEqual({ name: 'tap0', created: false });
+    expect(await ops.createTap({ name: 'tap1', owner })).toEqual({ name: 'tap1', created: false });
+    expect(await ops.createTap({ name: 'tap2', owner })).toEqual({ name: 'tap2', created: false });
+    for (const name of ['tap0', 'tap1', 'tap2']) expect(host.links.get(name)!.owner).toBe('1001:1001');
+    const batches = host.callsOf('ip').map(lines);
+    expect(batches).toContainEqual([
+      'link del dev tap0',
+      'tuntap add dev tap0 mode tap user 1001 group 1001',
+    ]);
+    expect(batches).toContainEqual([
+      'link del dev tap2',
+      'tuntap add dev tap2 mode tap user 1001 group 1001',
+    ]);
+    expect(batches.flat()).not.toContain('link del dev tap1');
+  });
+
+  it('without an owner, adopts a TAP of any owner as it is, without reading it', async () => {
+    const { host, ops } = setup();
+    host.addLink({ name: 'tap0', kind: 'tun', owner: '1000:1000' });
+    expect(await ops.createTap({ name: 'tap0' })).toEqual({ name: 'tap0', created: false });
+    expect(host.links.get('tap0')!.owner).toBe('1000:1000');
+    expect(host.callsOf('cat')).toEqual([]);
   });
 
   it('is CONFLICT for a TAP of the other queue mode or a device that is no TAP, and changes nothing', async () => {

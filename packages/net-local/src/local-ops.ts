@@ -31,6 +31,7 @@ import type { NatDriver } from './nat-driver.js';
 import { NftNat } from './nft-nat.js';
 import { type BridgeInput, parseBridgeSpec, parseTapSpec, signalOf, type TapInput } from './ops-input.js';
 import { Sysctl, type SysctlKey } from './sysctl.js';
+import { readTapOwner, sameOwner } from './tap-owner.js';
 
 /** What LocalOps can do: everything but `atomicTap` (a TAP is created, attached and brought up in separate steps). */
 export const localOpsCapabilities: NetOpsCapabilities = Object.freeze({
@@ -39,6 +40,7 @@ export const localOpsCapabilities: NetOpsCapabilities = Object.freeze({
   atomicTap: false,
   multiQueue: true,
   tapOwner: true,
+  reownsTap: true,
   ipv6: true,
 });
 
@@ -206,7 +208,7 @@ export class LocalOps implements BridgeOps, TapOps, NatOps, AsyncDisposable {
 
   /**
    * `ip tuntap add dev NAME mode tap [multi_queue] [user U group G]`. An existing TAP of the same queue mode is
-   * adopted; anything else of that name is CONFLICT. With `mtu` and/or `bridge` it then sets the MTU (the bridge's
+   * adopted (with `owner`, one of another owner is deleted and made again); anything else of that name is CONFLICT. With `mtu` and/or `bridge` it then sets the MTU (the bridge's
    * unless given), enslaves it and brings it up; a TAP it created is deleted again if that fails.
    */
   async createTap(spec: TapSpec, options?: OperationOptions): Promise<CreateTapResult> {
@@ -229,6 +231,12 @@ export class LocalOps implements BridgeOps, TapOps, NatOps, AsyncDisposable {
         if (added.error.code !== 'CONFLICT') throw added.error;
         created = false;
         currentMtu = (await this.#adoptable(input)).mtu;
+        if (input.owner && !sameOwner(await readTapOwner(this.#host, input.name, signal), input.owner)) {
+          // Only TUNSETOWNER changes an owner, and only `ip tuntap add` (exclusive) would call it: make it again.
+          // A VMM is not holding it: the manager attaches before it starts one.
+          orThrow(await this.#ip.run([{ text: `link del dev ${input.name}` }, { text: tuntapAdd(input) }]));
+          currentMtu = DEFAULT_TAP_MTU;
+        }
       }
 
       let mtu = input.mtu ?? knownMtu;

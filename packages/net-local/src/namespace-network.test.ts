@@ -43,6 +43,8 @@ describe('NamespaceNetwork input', () => {
       'policy.egress.0.ports',
     ],
     [{ vmId: 'a', ipv4: '10.62.0.2', policy: { isolation: 'host' } }, 'policy.isolation'],
+    [{ vmId: 'a', ipv4: '10.62.0.2', tapOwner: { uid: 0, gid: 1000 } }, 'tapOwner.uid'],
+    [{ vmId: 'a', ipv4: '10.62.0.2', tapOwner: { uid: 1000, gid: 2 ** 32 - 1 } }, 'tapOwner.gid'],
     [
       {
         vmId: 'a',

@@ -15,6 +15,7 @@ import {
   type RemovePortForwardResult,
   TapNetwork,
   type TapOps,
+  type TapOwner,
   throwIfAborted,
   type VmNetworkAttachment,
   type VmNetworkDetachRequest,
@@ -40,6 +41,7 @@ import {
 } from './namespace-ruleset.js';
 import { NftBatcher } from './nft-batcher.js';
 import { SharedRead } from './shared-read.js';
+import { readTapOwner, sameOwner } from './tap-owner.js';
 
 /** The host side (bridge, forwards), the subnet, and how the per-VM namespaces are named and reached. */
 export interface NamespaceNetworkOptions {
@@ -145,6 +147,7 @@ function parseNsLinks(output: unknown): NsLink[] {
 export class NamespaceNetwork implements NetworkBackend, AsyncDisposable {
   readonly specificationVersion = 'v1' as const;
   readonly enforcesPolicy = true;
+  readonly setsTapOwner = true;
   readonly bridge: string;
   readonly subnet: string;
   readonly gateway: string;
@@ -245,14 +248,14 @@ export class NamespaceNetwork implements NetworkBackend, AsyncDisposable {
     throwIfAborted(signal);
     if (typeof vm !== 'object' || vm === null) throw new TypeError('vm must be an object');
     const netns = this.namespaceOf(vm.vmId);
-    const { vmId, multiQueue, forwards, attachment } = this.#tapNetwork.parseRequest(vm);
+    const { vmId, multiQueue, tapOwner, forwards, attachment } = this.#tapNetwork.parseRequest(vm);
     const { tap: port, mac, ipv4 } = attachment;
     const policy = resolvePolicy(vm.policy);
 
     return this.#locks.run(vmId, async () => {
       await this.#tapNetwork.ensureBridge(options);
       throwIfAborted(signal);
-      const created = await this.#plumb(netns, port, multiQueue, signal);
+      const created = await this.#plumb(netns, port, multiQueue, tapOwner, signal);
       const added: PortForwardRule[] = [];
       try {
         await this.#applyPolicy(
@@ -333,18 +336,22 @@ export class NamespaceNetwork implements NetworkBackend, AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {}
 
   /**
-   * Makes the VM's namespace, TAP, namespace bridge and veth pair, or repairs what is missing of them. True when
-   * the namespace was made now (so a failed attach removes it again).
+   * Makes the VM's namespace, TAP, namespace bridge and veth pair, or repairs what is missing of them (and makes the
+   * TAP again when it has another owner than `tapOwner`). True when the namespace was made now (so a failed attach
+   * removes it again).
    */
   async #plumb(
     netns: string,
     port: string,
     multiQueue: boolean,
+    tapOwner: TapOwner | undefined,
     signal: AbortSignal | undefined,
   ): Promise<boolean> {
     const mtu = this.mtu === undefined ? '' : ` mtu ${this.mtu}`;
+    const owner = tapOwner ? ` user ${tapOwner.uid} group ${tapOwner.gid}` : '';
+    const tuntapAdd = `tuntap add dev ${port} mode tap${multiQueue ? ' multi_queue' : ''}${owner}`;
     const tapLines = (bridgeIndex: number) => [
-      `tuntap add dev ${port} mode tap${multiQueue ? ' multi_queue' : ''}`,
+      tuntapAdd,
       // Moved, enslaved and up in one message: no process has to enter the namespace.
       `link set dev ${port} netns ${netns} master if${bridgeIndex}${mtu} up`,
     ];
@@ -400,7 +407,14 @@ export class NamespaceNetwork implements NetworkBackend, AsyncDisposable {
       bridge = { name: NS_BRIDGE, index, kind: 'bridge', master: undefined };
     }
     const tap = links.find((l) => l.name === port && l.kind === 'tun');
-    if (!tap) hostLines.push(...tapLines(bridge.index));
+    // Only TUNSETOWNER changes an owner, and only `ip tuntap add` (exclusive) would call it: make the TAP again,
+    // inside (the host port has its name). No VMM holds it: the manager attaches before it starts one.
+    const reown =
+      tap !== undefined &&
+      tapOwner !== undefined &&
+      !sameOwner(await readTapOwner(inside, port, signal), tapOwner);
+    if (reown) insideLines.push(`link del dev ${port}`);
+    else if (!tap) hostLines.push(...tapLines(bridge.index));
     else if (tap.master !== NS_BRIDGE) insideLines.push(`link set dev ${port} master ${NS_BRIDGE} up`);
     const veth = links.find((l) => l.name === NS_VETH && l.kind === 'veth');
     if (!veth || !hostPort) {
@@ -410,15 +424,10 @@ export class NamespaceNetwork implements NetworkBackend, AsyncDisposable {
     } else if (hostPort.master !== this.bridge) {
       hostLines.push(`link set dev ${port} master ${this.bridge} up`);
     }
-    if (insideLines.length > 0) {
-      const result = await inside.run('ip', ['-force', '-batch', '-'], {
-        input: `${insideLines.join('\n')}\n`,
-      });
-      if (result.exitCode !== 0) {
-        throw commandError(inside.failure(result));
-      }
-    }
+    await runIpBatch(inside, insideLines);
     if (hostLines.length > 0) orThrow(await this.#hostIp.run(toLines(hostLines)));
+    // After the host lines: they may have made the namespace bridge.
+    if (reown) await runIpBatch(inside, [tuntapAdd, `link set dev ${port} master ${NS_BRIDGE}${mtu} up`]);
     return false;
   }
 
@@ -507,6 +516,13 @@ export class NamespaceNetwork implements NetworkBackend, AsyncDisposable {
       );
     }
   }
+}
+
+/** `ip -force -batch -` of `lines` in `commands`' namespace; nothing when there are none. */
+async function runIpBatch(commands: HostCommands, lines: readonly string[]): Promise<void> {
+  if (lines.length === 0) return;
+  const result = await commands.run('ip', ['-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
+  if (result.exitCode !== 0) throw commandError(commands.failure(result));
 }
 
 function toLines(texts: readonly string[]): IpLine[] {

@@ -91,7 +91,23 @@ export class FakeHost {
     if (program === 'nft') return args[0] === '-f' ? this.#nftScript(FakeHost.lines(call)) : this.#nftList();
     if (program === 'iptables-save') return ok(this.iptablesSave);
     if (program === 'iptables-restore') return ok();
+    if (program === 'cat') return this.#catSysfs(args);
     return { exitCode: 127, stdout: '', stderr: `fake: no ${program}\n` };
+  }
+
+  /** `cat /sys/class/net/NAME/{owner,group}`: a TAP's owner as sysfs shows it, -1 for none. */
+  #catSysfs(paths: string[]): CommandResult {
+    let stdout = '';
+    for (const path of paths) {
+      const [, name, file] = /^\/sys\/class\/net\/([^/]+)\/(owner|group)$/.exec(path) ?? [];
+      const link = name === undefined ? undefined : this.links.get(name);
+      if (link?.kind !== 'tun') {
+        return { exitCode: 1, stdout, stderr: `cat: ${path}: No such file or directory\n` };
+      }
+      const [uid, gid] = link.owner?.split(':') ?? ['-1', '-1'];
+      stdout += `${file === 'owner' ? uid : gid}\n`;
+    }
+    return ok(stdout);
   }
 
   #listMaster(bridge: string): CommandResult {

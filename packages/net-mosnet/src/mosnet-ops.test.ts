@@ -1,3 +1,4 @@
+import { TapNetwork } from '@my-hypervisor/net-ops';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeOps } from '../test/support/fake-ops.js';
 import { ok, type RawRequest, rawPeer, socketDir } from '../test/support/sockets.js';
@@ -180,6 +181,27 @@ describe('MosnetOps: capabilities and discovery', () => {
     await expect(ops.listBridgePorts('br0')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     await expect(ops.listPortForwards()).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     expect(requests).toEqual([]);
+  });
+
+  it('cannot promise a TAP owned by the VMM: a TapNetwork over it refuses tapOwner, sending nothing', async () => {
+    // mosnet can create a TAP with an owner, but nothing says it gives an adopted TAP the owner asked for.
+    await serve();
+    const ops = await MosnetOps.connect({ socketPath: dir.path() });
+    cleanups.push(() => ops.close());
+    const network = new TapNetwork({
+      bridge: ops,
+      tap: ops,
+      nat: ops,
+      bridgeName: 'br0',
+      subnet: '10.62.0.0/24',
+    });
+    expect(network.setsTapOwner).toBe(false);
+    const vm = { vmId: 'vm-1', ipv4: '10.62.0.2', tapOwner: { uid: 4000, gid: 4000 } };
+    await expect(network.attach(vm)).rejects.toMatchObject({
+      code: 'UNSUPPORTED',
+      details: { field: 'tapOwner' },
+    });
+    expect(await ops.listBridgePorts('br0').catch((error: { code: string }) => error.code)).toBe('NOT_FOUND');
   });
 
   it('connect() discovers: a daemon that lists the optional methods enables listing', async () => {

@@ -21,6 +21,11 @@ export interface NetOpsCapabilities {
   readonly multiQueue: boolean;
   /** `createTap({ owner })` works (TAP opened by that uid/gid only). */
   readonly tapOwner: boolean;
+  /**
+   * `createTap({ owner })` also leaves an adopted TAP of another owner with that owner (made again, so it must not
+   * be in use). Without it a TAP is owned as asked only when `createTap` creates it.
+   */
+  readonly reownsTap?: boolean;
   /** `ensureBridge({ ipv6Address })` works. */
   readonly ipv6: boolean;
 }

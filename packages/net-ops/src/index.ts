@@ -79,6 +79,7 @@ export {
   parseIPv6,
   parseIPv6Cidr,
   parseVmSubnet,
+  type TapOwner,
   validateHostname,
   validateInterfaceName,
   validateIPv4,

@@ -32,6 +32,7 @@ describe('createMemoryNetOps specifics', () => {
       atomicTap: false,
       multiQueue: true,
       tapOwner: true,
+      reownsTap: true,
       ipv6: true,
     });
     expect(createMemoryNetOps({ atomicTap: true }).capabilities.atomicTap).toBe(true);

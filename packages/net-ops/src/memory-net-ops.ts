@@ -152,6 +152,7 @@ export function createMemoryNetOps(options: MemoryNetOpsOptions = {}): MemoryNet
     listPortForwards: true,
     multiQueue: true,
     tapOwner: true,
+    reownsTap: true,
     ipv6: true,
     ...options.capabilities,
     atomicTap: options.capabilities?.atomicTap ?? atomicTap,
@@ -279,7 +280,7 @@ export function createMemoryNetOps(options: MemoryNetOpsOptions = {}): MemoryNet
       }
       const tap: Tap = existing ?? { name: input.name, multiQueue: input.multiQueue, up: false };
       if (input.mtu !== undefined) tap.mtu = input.mtu;
-      if (!existing && input.owner) tap.owner = input.owner;
+      if (input.owner && (!existing || capabilities.reownsTap)) tap.owner = input.owner;
       if (!existing) taps.set(tap.name, tap);
       if (bridge) {
         attach(tap, bridge);

@@ -120,6 +120,15 @@ describe('MyceliumNetwork over a local admin API', () => {
     expect(ops.calls).toEqual([]);
   });
 
+  it('sets TAP owners exactly when its IPv4 network does', async () => {
+    expect(setup().mycelium.setsTapOwner).toBe(true);
+    const { ops, mycelium } = setup(undefined, { capabilities: { reownsTap: false } });
+    expect(mycelium.setsTapOwner).toBe(false);
+    const vm = { vmId: 'vm-1', ipv4: '10.231.0.10', tapOwner: { uid: 4000, gid: 4000 } };
+    await expectNetOpsError(mycelium.attach(vm), 'UNSUPPORTED');
+    expect(ops.snapshot().taps).toEqual([]);
+  });
+
   it('an already-aborted signal is ABORTED and calls nothing', async () => {
     const { ops, mycelium } = setup();
     const before = adminRequests;

@@ -103,6 +103,11 @@ export class MyceliumNetwork implements NetworkBackend {
     return this.network.subnet;
   }
 
+  /** As the IPv4 network's: attach goes through it. */
+  get setsTapOwner(): boolean {
+    return this.network.setsTapOwner;
+  }
+
   /**
    * Reads the node subnet and puts `<prefix>::1/64` on the bridge, once per instance (shared by concurrent callers,
    * retried after a failure). Returns the node subnet.

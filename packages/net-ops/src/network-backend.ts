@@ -26,6 +26,12 @@ export interface VmNetworkRequest {
    * UNSUPPORTED, so a VM is never believed isolated when it is not.
    */
   readonly policy?: VmNetworkPolicy;
+  /**
+   * The TAP is created persistent and owned by this uid/gid (an existing one of another owner is made again), so an
+   * unprivileged VMM running as them can attach to it without CAP_NET_ADMIN. Backends whose `setsTapOwner` is not
+   * true reject it with UNSUPPORTED, so a VMM is never started unable to reach its TAP.
+   */
+  readonly tapOwner?: { readonly uid: number; readonly gid: number };
 }
 
 /** A VM's IPv6 address: address, prefix length, gateway and the routes the guest needs. */
@@ -85,6 +91,8 @@ export interface NetworkBackend {
   detach(vm: VmNetworkDetachRequest, options?: OperationOptions): Promise<VmNetworkDetachResult>;
   addForward(rule: PortForwardRule, options?: OperationOptions): Promise<AddPortForwardResult>;
   removeForward(rule: PortForwardRule, options?: OperationOptions): Promise<RemovePortForwardResult>;
+  /** True when `attach` honours `tapOwner`. */
+  readonly setsTapOwner?: boolean;
   /** True when `attach` enforces `policy` (isolation, egress). */
   readonly enforcesPolicy?: boolean;
   /** What the policy dropped for a VM so far; where `enforcesPolicy`. A VM without state reads as zeros. */

@@ -303,6 +303,12 @@ describe('TapNetwork.attach', () => {
       [{ vmId: 'vm-1', ipv4: '10.231.0.10', multiQueue: 'yes' }, 'multiQueue'],
       [{ vmId: 'vm-1', ipv4: '10.231.0.10', forwards: [forward(80, '10.231.0.11')] }, 'forwards.0.guestIp'],
       [{ vmId: 'vm-1', ipv4: '10.231.0.10', forwards: [forward(0)] }, 'forwards.0.hostPort'],
+      [{ vmId: 'vm-1', ipv4: '10.231.0.10', tapOwner: { uid: 0, gid: 1000 } }, 'tapOwner.uid'],
+      [{ vmId: 'vm-1', ipv4: '10.231.0.10', tapOwner: { uid: 1000, gid: 0 } }, 'tapOwner.gid'],
+      [{ vmId: 'vm-1', ipv4: '10.231.0.10', tapOwner: { uid: -1, gid: 1000 } }, 'tapOwner.uid'],
+      [{ vmId: 'vm-1', ipv4: '10.231.0.10', tapOwner: { uid: 1000, gid: 2 ** 32 - 1 } }, 'tapOwner.gid'],
+      [{ vmId: 'vm-1', ipv4: '10.231.0.10', tapOwner: { uid: 1.5, gid: 1000 } }, 'tapOwner.uid'],
+      [{ vmId: 'vm-1', ipv4: '10.231.0.10', tapOwner: { uid: '1000', gid: 1000 } }, 'tapOwner.uid'],
     ])('%o is INVALID_ARGUMENT naming %s', async (vm, field) => {
       const { ops, network } = setup();
       const error = await expectNetOpsError(network.attach(vm as never), 'INVALID_ARGUMENT');
@@ -407,5 +413,38 @@ describe('TapNetwork and network policies', () => {
       policy: { isolation: 'none', egress: 'allow-all' },
     });
     expect(attached.netns).toBeUndefined();
+  });
+});
+
+describe('TapNetwork and TAP owners', () => {
+  const owner = { uid: 4000, gid: 4001 };
+
+  it('creates the TAP with the owner, and gives an adopted TAP of another owner the new one', async () => {
+    const { ops, network } = setup();
+    expect(network.setsTapOwner).toBe(true);
+    await network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10', tapOwner: owner });
+    expect(ops.snapshot().taps).toMatchObject([{ name: deriveTapName('vm-1'), owner }]);
+    const again = await network.attach({
+      vmId: 'vm-1',
+      ipv4: '10.231.0.10',
+      tapOwner: { uid: 4002, gid: 4003 },
+    });
+    expect(again.created).toBe(false);
+    expect(ops.snapshot().taps).toMatchObject([{ owner: { uid: 4002, gid: 4003 } }]);
+  });
+
+  it.each([
+    ['tapOwner', { tapOwner: false }],
+    ['reownsTap', { reownsTap: false }],
+  ])('without capabilities.%s, a tapOwner is UNSUPPORTED and nothing runs', async (_, capabilities) => {
+    const { ops, network } = setup({ capabilities });
+    expect(network.setsTapOwner).toBe(false);
+    const error = await expectNetOpsError(
+      network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10', tapOwner: owner }),
+      'UNSUPPORTED',
+    );
+    expect(error.details.field).toBe('tapOwner');
+    expect(ops.calls).toEqual([]);
+    expect((await network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10' })).created).toBe(true);
   });
 });

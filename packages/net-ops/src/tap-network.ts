@@ -23,17 +23,21 @@ import {
   type Ipv4Cidr,
   ipv4InCidr,
   parseVmSubnet,
+  type TapOwner,
   validateHostname,
   validateInterfaceName,
   validateIPv4,
   validateMac,
   validateMtu,
+  validateTapOwner,
 } from './validation.js';
 
 /** An attach request after `TapNetwork.parseRequest`: validated, with the attachment it will give. */
 export interface ParsedVmNetworkRequest {
   readonly vmId: string;
   readonly multiQueue: boolean;
+  /** Who the TAP must be owned by; undefined: no owner asked for. */
+  readonly tapOwner: TapOwner | undefined;
   /** The request's forwards, parsed, each with the VM's address. */
   readonly forwards: readonly PortForwardRule[];
   /** Everything of the attachment but `created` (and a backend's extras). */
@@ -69,6 +73,16 @@ function requireOps(value: unknown, name: string, methods: readonly string[]): v
   if (!ok) throw new TypeError(`options.${name} must implement ${methods.join(', ')}`);
 }
 
+/** A VMM's uid/gid: 1 to 2³²-2 (root needs no owned TAP, and -1 means "unchanged" to the kernel). */
+function parseTapOwner(value: unknown): TapOwner {
+  const owner = validateTapOwner(value, 'tapOwner');
+  if (owner.uid === 0)
+    throw invalidArgument('tapOwner.uid', 'must not be 0: the TAP is for an unprivileged VMM');
+  if (owner.gid === 0)
+    throw invalidArgument('tapOwner.gid', 'must not be 0: the TAP is for an unprivileged VMM');
+  return owner;
+}
+
 function validateVmId(vmId: unknown): string {
   if (typeof vmId !== 'string' || vmId.length === 0 || vmId.length > maxVmIdLength) {
     throw invalidArgument('vmId', `must be a string of 1 to ${maxVmIdLength} characters`);
@@ -97,6 +111,8 @@ export class TapNetwork implements NetworkBackend {
   readonly tapPrefix: string;
   /** What `ensureBridge` asks the BridgeOps for: the gateway with its prefix, and the MTU. */
   readonly bridgeSpec: BridgeSpec;
+  /** The TAP ops can give a TAP an owner, also an adopted one (`tapOwner` and `reownsTap`). */
+  readonly setsTapOwner: boolean;
   /** The ops this network composes. */
   readonly ops: { readonly bridge: BridgeOps; readonly tap: TapOps; readonly nat: NatOps };
 
@@ -110,6 +126,8 @@ export class TapNetwork implements NetworkBackend {
     requireOps(options.tap, 'tap', ['createTap', 'addToBridge', 'bringUp', 'deleteTap']);
     requireOps(options.nat, 'nat', ['addPortForward', 'removePortForward', 'listPortForwards']);
     this.ops = Object.freeze({ bridge: options.bridge, tap: options.tap, nat: options.nat });
+    const tapCapabilities = options.tap.capabilities;
+    this.setsTapOwner = tapCapabilities?.tapOwner === true && tapCapabilities.reownsTap === true;
     this.bridge = validateInterfaceName(options.bridgeName, 'bridgeName');
     const cidr = parseVmSubnet(options.subnet, 'subnet');
     this.#cidr = cidr;
@@ -166,14 +184,19 @@ export class TapNetwork implements NetworkBackend {
   }
 
   /** Creates (or adopts) the TAP on the bridge, up; undoes its own partial work. True when it created it. */
-  async #plugTap(tap: string, multiQueue: boolean, options: OperationOptions | undefined): Promise<boolean> {
-    const mtu = this.mtu === undefined ? {} : { mtu: this.mtu };
+  async #plugTap(
+    tap: string,
+    multiQueue: boolean,
+    owner: TapOwner | undefined,
+    options: OperationOptions | undefined,
+  ): Promise<boolean> {
+    const extra = { ...(this.mtu === undefined ? {} : { mtu: this.mtu }), ...(owner ? { owner } : {}) };
     if (this.ops.tap.capabilities.atomicTap) {
       // The backend creates, attaches and brings up as one step, and undoes its own partial work.
-      return (await this.ops.tap.createTap({ name: tap, multiQueue, bridge: this.bridge, ...mtu }, options))
+      return (await this.ops.tap.createTap({ name: tap, multiQueue, bridge: this.bridge, ...extra }, options))
         .created;
     }
-    const { created } = await this.ops.tap.createTap({ name: tap, multiQueue, ...mtu }, options);
+    const { created } = await this.ops.tap.createTap({ name: tap, multiQueue, ...extra }, options);
     try {
       await this.ops.tap.addToBridge(tap, this.bridge, options);
       await this.ops.tap.bringUp(tap, options);
@@ -198,6 +221,7 @@ export class TapNetwork implements NetworkBackend {
     if (vm.multiQueue !== undefined && typeof vm.multiQueue !== 'boolean')
       throw invalidArgument('multiQueue', 'must be a boolean');
     const hostname = vm.hostname === undefined ? undefined : validateHostname(vm.hostname, 'hostname');
+    const tapOwner = vm.tapOwner === undefined ? undefined : parseTapOwner(vm.tapOwner);
     const forwards = this.#validateForwards(vm.forwards, ipv4);
     const kernelIpArg = formatKernelIpArg({
       ipv4,
@@ -208,6 +232,7 @@ export class TapNetwork implements NetworkBackend {
     return {
       vmId,
       multiQueue: vm.multiQueue ?? false,
+      tapOwner,
       forwards,
       attachment: {
         tap,
@@ -225,8 +250,15 @@ export class TapNetwork implements NetworkBackend {
   async attach(vm: VmNetworkRequest, options?: OperationOptions): Promise<VmNetworkAttachment> {
     const signal = options?.signal;
     throwIfAborted(signal);
-    const { multiQueue, forwards, attachment } = this.parseRequest(vm);
+    const { multiQueue, tapOwner, forwards, attachment } = this.parseRequest(vm);
     const { tap } = attachment;
+    if (tapOwner && !this.setsTapOwner) {
+      throw new NetOpsError(
+        'UNSUPPORTED',
+        'these TAP ops cannot make sure the TAP is owned by the VMM (capabilities tapOwner and reownsTap)',
+        { details: { field: 'tapOwner' } },
+      );
+    }
     if (vm.policy !== undefined && !isOpenPolicy(parseNetworkPolicy(vm.policy))) {
       // One bridge for all: nothing here could keep VMs apart or hold the guest to an egress policy.
       throw new NetOpsError(
@@ -239,13 +271,13 @@ export class TapNetwork implements NetworkBackend {
     await this.ensureBridge(options);
     let created: boolean;
     try {
-      created = await this.#plugTap(tap, multiQueue, options);
+      created = await this.#plugTap(tap, multiQueue, tapOwner, options);
     } catch (error) {
       // The bridge this instance made earlier is gone (a reboot, someone deleting it): make it again, once.
       if (!(NetOpsError.isInstance(error) && error.code === 'NOT_FOUND')) throw error;
       this.#bridgeReady = undefined;
       await this.ensureBridge(options);
-      created = await this.#plugTap(tap, multiQueue, options);
+      created = await this.#plugTap(tap, multiQueue, tapOwner, options);
     }
     const added: PortForwardRule[] = [];
     try {

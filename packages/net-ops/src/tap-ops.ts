@@ -10,7 +10,10 @@ export interface TapSpec {
    * the TAP must match or the boot fails.
    */
   readonly multiQueue?: boolean;
-  /** Restrict who may open the TAP (where `capabilities.tapOwner`). */
+  /**
+   * Restrict who may open the TAP (where `capabilities.tapOwner`). With `capabilities.reownsTap` an adopted TAP of
+   * another owner is given this one too.
+   */
   readonly owner?: { readonly uid: number; readonly gid: number };
   /**
    * When given, the TAP ends attached to this bridge and up. Backends with `capabilities.atomicTap` do that in one
@@ -23,7 +26,7 @@ export interface TapSpec {
 /** What `TapOps.createTap` did: the TAP name and whether it was created or adopted. */
 export interface CreateTapResult {
   readonly name: string;
-  /** False when a TAP of that name and queue mode existed and was adopted. */
+  /** False when a TAP of that name and queue mode existed and was adopted (also when made again for its owner). */
   readonly created: boolean;
 }
 
