@@ -1,6 +1,15 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { probeGuestImage } from '@my-hypervisor/chv-client/testing';
@@ -105,7 +114,9 @@ export class Sandbox {
     sh(['ip', 'netns', 'add', this.name]);
     sh(['ip', '-n', this.name, 'link', 'set', 'lo', 'up']);
     mkdirSync(this.share, { recursive: true, mode: 0o700 });
-    writeFileSync(this.kernel, probeGuestImage());
+    // As on a real host: a confined VMM (a user of its own) is let through to the kernel it boots.
+    chmodSync(this.dir, 0o711);
+    writeFileSync(this.kernel, probeGuestImage(), { mode: 0o644 });
     writeFileSync(join(this.share, 'hello.txt'), 'hello\n');
     return this;
   }

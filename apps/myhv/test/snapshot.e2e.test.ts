@@ -34,7 +34,8 @@ describe.skipIf(skip !== undefined)('myhv vm snapshot / restore (simulator VMM)'
     expect(first.snapshot.path).toBe(join(box.stateDir, 'vms', 'web', 'snapshots', first.snapshot.id));
 
     const to = join(box.dir, 'snaps');
-    mkdirSync(to, { mode: 0o700 });
+    // A confined VMM (a user of its own) writes the snapshot there: it must be let through.
+    mkdirSync(to, { mode: 0o711 });
     const paused = await run('--json', 'vm', 'snapshot', 'web', '--to', to, '--leave-paused');
     expect(paused.code, paused.stderr).toBe(0);
     const second = json<{ status: string; snapshot: SnapshotJson }>(paused);

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, open, rm } from 'node:fs/promises';
+import { chmod, open, rm, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +19,7 @@ import { waitForApiReady } from './readiness.js';
 import { type ChvServerVersion, parseServerVersion } from './server-version.js';
 import { removeStaleSocket, validateSocketPath } from './socket-path.js';
 import { buildVmmCommand } from './vmm-command.js';
+import type { VmmConfinement } from './vmm-confine.js';
 import { failStartup, launchVmm } from './vmm-launch.js';
 
 /** How to start a cloud-hypervisor process: binary, arguments, socket, logs and readiness. */
@@ -47,6 +48,11 @@ export interface ChvProcessSpawnOptions {
   readonly netns?: string;
   /** Arguments placed after ours. */
   readonly extraArgs?: readonly string[];
+  /**
+   * Run confined (as root only): its own uid/gid, no capabilities, `no_new_privs`, in its cgroups, with a private
+   * `/dev/net/tun` (vmm-confine.ts). The event file and log file made here are given to that uid/gid.
+   */
+  readonly confine?: VmmConfinement;
   /** Added to this process's environment. */
   readonly env?: Readonly<Record<string, string>>;
   /** Budget for the socket to appear and `vmm.ping` to answer. Default 10 s. */
@@ -182,10 +188,25 @@ export class ChvProcess implements AsyncDisposable {
     throwIfAborted(signal, 'spawning the VMM');
     await removeStaleSocket(command.socketPath);
     // Made here, private, rather than by the VMM under its umask (an event stream and a log say what the guest does).
-    if (command.eventFile) await createPrivateFile(command.eventFile);
-    if (options.logFile) await createPrivateFile(options.logFile);
+    const owner = options.confine;
+    if (command.eventFile) await createPrivateFile(command.eventFile, owner);
+    if (options.logFile) await createPrivateFile(options.logFile, owner);
     const launched = await launchVmm(command, options);
     const { child, pid, exited } = launched;
+    // Right away, while it is still in setpriv: writing the pid moves the whole process, threads to come included.
+    for (const procs of command.joinAfterSpawn) {
+      await writeFile(procs, `${pid}\n`).catch(async (error: unknown) => {
+        child.kill('SIGKILL');
+        throw new ChvApiError(
+          'INVALID_ARGUMENT',
+          `cannot put the VMM into its cgroup (${procs}): ${String(error)}`,
+          {
+            cause: error,
+            details: { field: 'confine.cgroupProcs' },
+          },
+        );
+      });
+    }
     const stopFollowing = new AbortController();
     const events = options.eventMonitor
       ? parseEventStream(
@@ -477,7 +498,7 @@ function emptyEvents(): ChvEventStream {
 }
 
 /** Creates (or empties) `path` as a private regular file: never through a symlink, mode 0600 whatever the umask. */
-async function createPrivateFile(path: string): Promise<void> {
+async function createPrivateFile(path: string, owner?: { uid: number; gid: number }): Promise<void> {
   await rm(path, { force: true });
   const handle = await open(
     path,
@@ -486,6 +507,7 @@ async function createPrivateFile(path: string): Promise<void> {
   );
   try {
     await handle.chmod(0o600);
+    if (owner) await handle.chown(owner.uid, owner.gid);
   } finally {
     await handle.close();
   }

@@ -91,3 +91,4 @@ export type {
 export type { ChvErrorGeneration, ChvServerVersion } from './server-version.js';
 export { VERSION } from './version.js';
 export { type CheckVmmBinaryOptions, checkVmmBinary, type VmmBinaryInfo } from './vmm-binary.js';
+export { confineCommand, MAX_CONFINED_ID, type VmmConfinement, validateConfinement } from './vmm-confine.js';

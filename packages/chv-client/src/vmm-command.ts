@@ -1,6 +1,7 @@
 import type { ChvProcessSpawnOptions } from './chv-process.js';
 import { invalidArgument } from './errors.js';
 import { validateSocketPath } from './socket-path.js';
+import { confineCommand } from './vmm-confine.js';
 
 const NETNS_PATTERN = /^[A-Za-z0-9_.-]{1,255}$/;
 
@@ -18,12 +19,16 @@ export type VmmCommandOptions = Pick<
   | 'stderrFile'
   | 'netns'
   | 'extraArgs'
+  | 'confine'
 >;
 
 /** The VMM's command line and the files it writes, decided before anything is spawned. */
 export interface VmmCommand {
   readonly socketPath: string;
-  /** What is executed: the VMM, or `ip` for `ip netns exec <ns> <vmm> …` (which execs: the pid is the VMM's). */
+  /**
+   * What is executed: the VMM, or `ip` for `ip netns exec <ns> <vmm> …`, or `unshare` for a confined one (each
+   * execs the next: the pid is the VMM's).
+   */
   readonly file: string;
   readonly argv: readonly string[];
   readonly detached: boolean;
@@ -31,6 +36,8 @@ export interface VmmCommand {
   readonly eventFile: string | undefined;
   /** Detached only: where the VMM's stderr goes. */
   readonly stderrFile: string | undefined;
+  /** `cgroup.procs` files the spawner writes the new pid into (a confined VMM whose chain joins none itself). */
+  readonly joinAfterSpawn: readonly string[];
 }
 
 /** Validates the options (INVALID_ARGUMENT naming the field) and builds the command line. Spawns nothing. */
@@ -51,11 +58,13 @@ export function buildVmmCommand(options: VmmCommandOptions): VmmCommand {
   if (options.verbose) args.push(`-${'v'.repeat(options.verbose)}`);
   if (options.eventMonitor) args.push('--event-monitor', eventFile ? `path=${eventFile}` : 'fd=3');
   args.push(...(options.extraArgs ?? []));
-  const [file, argv] = options.netns
-    ? ['ip', ['netns', 'exec', options.netns, command, ...args]]
-    : [command, args];
+  const { file, argv, joinAfterSpawn } = options.confine
+    ? confineCommand(command, args, options.confine, options.netns)
+    : options.netns
+      ? { file: 'ip', argv: ['netns', 'exec', options.netns, command, ...args], joinAfterSpawn: [] }
+      : { file: command, argv: args, joinAfterSpawn: [] };
   const stderrFile = detached
     ? (options.stderrFile ?? (options.logFile ? `${options.logFile}.stderr` : undefined))
     : undefined;
-  return { socketPath, file, argv, detached, eventFile, stderrFile };
+  return { socketPath, file, argv, detached, eventFile, stderrFile, joinAfterSpawn };
 }

@@ -185,6 +185,7 @@ export async function openManager(
       ...(serialRelay ? { serialRelay } : {}),
     },
     inventory: { bridge: ops, nat: ops },
+    confinement: { mode: config.confinement },
   });
   return {
     manager,

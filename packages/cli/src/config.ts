@@ -35,6 +35,8 @@ export interface CliConfig {
    * VMM. Empty when unset.
    */
   readonly allowedVmmBinaries: readonly string[];
+  /** Least privilege for VMMs (`VmManagerOptions.confinement.mode`). */
+  readonly confinement: 'auto' | 'on' | 'off';
   /** Where each setting came from. */
   readonly sources: Readonly<Record<SettingKey, SettingSource>>;
   /** The config file that was read, if any. */
@@ -107,6 +109,7 @@ export async function resolveConfig({ flags, env }: ResolveConfigInput): Promise
     subnet: subnet(get('subnet')),
     ...(vmm ? { vmmBinary: vmm.value === 'simulator' ? 'simulator' : absolutePath(vmm) } : {}),
     allowedVmmBinaries: fromFile?.allowedVmmBinaries ?? [],
+    confinement: oneOf(get('confinement'), ['auto', 'on', 'off'] as const),
     sources,
     ...(fromFile ? { configFile: file!.path } : {}),
   };

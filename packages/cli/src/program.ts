@@ -147,6 +147,15 @@ export function createProgram(invoke: Invoke): Command {
       collect,
     )
     .option('--restart <policy>', 'no (default), or on-boot: `myhv autostart` starts it after a host reboot')
+    .option(
+      '--cpu-limit <cpus>',
+      'CPU time its VMM and virtiofsd may use, in CPUs (e.g. 1.5); default its most vCPUs + 1. Enforced by its cgroup when confined (--confinement)',
+    )
+    .option(
+      '--memory-limit <size>',
+      "memory of its VMM and virtiofsd together, above the guest's (e.g. 1G); default the guest's + 256M",
+    )
+    .option('--pids-limit <n>', 'processes and threads of its VMM and virtiofsd; default 512')
     .option('--vmm-arg <arg>', 'an extra cloud-hypervisor argument; repeat for more', collect);
   withReadyWait(create);
   withReadyWait(leaf(vm, 'start', 'vm start', 'boot a stopped VM').argument('<name>', 'the VM'));

@@ -158,7 +158,8 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { removed: { name: string; id: string }[]; steps: Step[] }
 // myhv vm ls (the table shows unreadable ones too, with status unreadable)
 { vms: VmSummary[]; unreadable: Unreadable[] }
-// myhv vm inspect
+// myhv vm inspect (vm.confinement, when the VM runs confined: { uid, gid, cgroup?, limits: { cpus, memoryBytes, pids },
+//   processes: { role: 'vmm' | 'virtiofsd'; tag?; pid; uid; gid; groups; capEff; noNewPrivs; seccomp; cgroups }[] })
 { vm: VmInfo }
 // myhv vm console (printed after detaching; interactive, so --json only changes this line)
 { vm: string; detached: true }
@@ -171,7 +172,9 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
   vmm: { cpuPercent: number }; shares: { tag: string; cpuPercent: number | null }[] } | null }
 // where VmStats = { vm: string; id: string; at: string; status: 'running' | 'paused';
 //   counters: { [device: string]: { [counter: string]: number } }; vmm: Process; shares: { tag: string; process?: Process }[];
-//   network?: { egressDenied: number; isolationDenied: number } }  (network: packets its policy dropped, namespace backend)
+//   network?: { egressDenied: number; isolationDenied: number };  (network: packets its policy dropped, namespace backend)
+//   cgroup?: { path: string; memoryBytes?: number; memoryLimitBytes?: number; cpuSeconds?: number; cpus?: number;
+//     pids?: number; pidsLimit?: number } }  (cgroup: a confined VM's, VMM and virtiofsd together, against its limits)
 // and Process = { pid: number; cpuSeconds: number; userSeconds: number; systemSeconds: number; rssBytes: number; threads: number }
 // myhv vm snapshot (status: the VM's, after; Snapshot.status: the VM's when it was taken)
 { vm: string; status: 'running' | 'paused'; snapshot: Snapshot }

@@ -23,7 +23,8 @@ export type SettingKey =
   | 'netns'
   | 'bridge'
   | 'subnet'
-  | 'vmmBinary';
+  | 'vmmBinary'
+  | 'confinement';
 
 /** Every host setting with its flag, environment variable, config key and default, in help order. */
 export const settings: readonly SettingDefinition[] = [
@@ -89,6 +90,14 @@ export const settings: readonly SettingDefinition[] = [
     env: 'MYHV_CLOUD_HYPERVISOR',
     description:
       'the cloud-hypervisor binary, or "simulator" (the bundled simulator: it speaks the API, no guest runs); default: cloud-hypervisor on PATH, else commands that start a VMM fail (exit 1)',
+  },
+  {
+    key: 'confinement',
+    flag: '--confinement <mode>',
+    env: 'MYHV_CONFINEMENT',
+    defaultValue: 'auto',
+    description:
+      'least privilege for VMMs: auto (as root, each VMM runs as a uid of its own with no capabilities, no_new_privs, Landlock and a cgroup with its limits, where the host can), on (refuse to start a VMM unconfined) or off',
   },
 ];
 

@@ -32,6 +32,11 @@ export function flagHint(field: string): string {
     return 'pass --kernel with a kernel Cloud Hypervisor boots: an x86-64 vmlinux built with CONFIG_PVH=y, or a bzImage';
   }
   if (field === 'initramfs') return 'pass --initramfs with the path of an existing file';
+  if (field === 'limits.cpus') return 'pass --cpu-limit with a number of CPUs such as 1.5 (0.01 to 1024)';
+  if (field === 'limits.memory') {
+    return "pass --memory-limit with a size above the guest's memory, e.g. 1G (the VMM and virtiofsd need their own)";
+  }
+  if (field === 'limits.pids') return 'pass --pids-limit with a whole number of at least 16';
   if (field === 'cmdline') return 'pass --cmdline without newlines (at most 2048 characters)';
   if (field.startsWith('disks'))
     return `fix ${nth}--disk: an absolute path of an existing file, optionally :ro`;

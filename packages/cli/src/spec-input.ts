@@ -29,6 +29,9 @@ export interface CreateFlags {
   /** Each `--egress` value: `allow-all`, `deny-all`, or comma-separated rules. */
   readonly egress?: readonly string[];
   readonly vmmArg?: readonly string[];
+  readonly cpuLimit?: string;
+  readonly memoryLimit?: string;
+  readonly pidsLimit?: string;
 }
 
 const specFlags: readonly [keyof CreateFlags, string][] = [
@@ -47,6 +50,9 @@ const specFlags: readonly [keyof CreateFlags, string][] = [
   ['egress', '--egress'],
   ['vmmArg', '--vmm-arg'],
   ['restart', '--restart'],
+  ['cpuLimit', '--cpu-limit'],
+  ['memoryLimit', '--memory-limit'],
+  ['pidsLimit', '--pids-limit'],
 ];
 
 function wholeNumber(value: string, flag: string, hint: string): number {
@@ -180,6 +186,24 @@ export async function createSpecInput(
   if (flags.share?.length) input.shares = flags.share.map((value) => shareArg(value));
   if (flags.vmmArg?.length) input.vmm = { extraArgs: [...flags.vmmArg] };
   if (flags.restart !== undefined) input.restart = flags.restart;
+  const limits: Record<string, unknown> = {};
+  if (flags.cpuLimit !== undefined) {
+    if (!/^\d{1,4}(\.\d{1,2})?$/.test(flags.cpuLimit))
+      throw invalidValue(
+        '--cpu-limit',
+        `${JSON.stringify(flags.cpuLimit)} is not a number of CPUs`,
+        'e.g. --cpu-limit 1.5',
+      );
+    limits.cpus = Number(flags.cpuLimit);
+  }
+  if (flags.memoryLimit !== undefined) limits.memory = flags.memoryLimit;
+  if (flags.pidsLimit !== undefined)
+    limits.pids = wholeNumber(
+      flags.pidsLimit,
+      '--pids-limit',
+      'pass --pids-limit with a whole number of at least 16',
+    );
+  if (Object.keys(limits).length > 0) input.limits = limits;
   return { input, source: { kind: 'flags' } };
 }
 

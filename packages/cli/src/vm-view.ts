@@ -136,11 +136,33 @@ export function inspectFields(info: VmInfo): [string, string][] {
   for (const s of info.shares) {
     fields.push(['share', `${s.tag} → ${s.hostPath}${s.readOnly ? ' (read-only)' : ''}`]);
   }
+  fields.push(...confinementFields(info));
   fields.push(['serial log', info.paths.serialLog], ['vmm log', info.paths.vmmLog]);
   if (info.paths.socket) fields.push(['api socket', info.paths.socket]);
   fields.push(['created', info.createdAt], ['updated', info.updatedAt]);
   if (info.lastError) {
     fields.push(['last error', `${info.lastError.code}: ${info.lastError.message} (${info.lastError.at})`]);
+  }
+  return fields;
+}
+
+/** How the VM's processes are confined: its uid, cgroup and limits, then each live process as /proc shows it. */
+function confinementFields(info: VmInfo): [string, string][] {
+  const c = info.confinement;
+  if (!c) return [['confinement', 'none (the VMM runs as root)']];
+  const { cpus, memoryBytes, pids } = c.limits;
+  const fields: [string, string][] = [
+    ['confinement', `uid ${c.uid} gid ${c.gid}${c.cgroup ? `, cgroup ${c.cgroup}` : ', no cgroup'}`],
+    ['limits', `${cpus} cpus, ${formatMemory(memoryBytes)} memory, ${pids} pids`],
+  ];
+  for (const p of c.processes ?? []) {
+    const caps = /^0+$/.test(p.capEff) ? 'no capabilities' : `capabilities ${p.capEff}`;
+    const seccomp = ['seccomp off', 'seccomp strict', 'seccomp filter'][p.seccomp] ?? `seccomp ${p.seccomp}`;
+    fields.push([
+      p.role === 'vmm' ? 'vmm process' : `virtiofsd ${p.tag ?? ''}`.trim(),
+      `pid ${p.pid} uid ${p.uid}, ${caps}, ${p.noNewPrivs ? 'no_new_privs' : 'may gain privileges'}, ${seccomp}` +
+        (p.cgroups.length ? `, cgroup ${p.cgroups.join(' ')}` : ''),
+    ]);
   }
   return fields;
 }

@@ -3,7 +3,7 @@
 // recorded VMs against reading them with one promise per file.
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,6 +28,8 @@ async function createBatch(concurrent: boolean, realVmm?: string) {
   const netns = `myhv-bench-${process.pid}-${concurrent ? 'c' : 's'}${realVmm ? 'r' : ''}`;
   await exec('ip', ['netns', 'add', netns]);
   const root = await mkdtemp(join(tmpdir(), 'myhv-bench-'));
+  // A confined VMM (the default as root) is a user of its own: let it through to the kernel.
+  await chmod(root, 0o711);
   const runDir = await mkdtemp('/tmp/mhb-');
   const kernel = await writeProbeGuest(join(root, 'vmlinux'));
   const ops = new LocalOps({ netns });

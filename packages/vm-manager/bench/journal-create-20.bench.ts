@@ -1,7 +1,7 @@
 // pnpm exec tsx --conditions=@my-hypervisor/source bench/journal-create-20.bench.ts (in packages/vm-manager):
 // 20 VMs created one at a time and 20 at once (simulator VMM, in-memory network), with the event journal on and
 // off, to show that journaling every event costs nothing measurable. Prints a table; writes no files.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -14,6 +14,8 @@ const ROUNDS = Number(process.env.ROUNDS ?? 3);
 
 async function createBatch(concurrent: boolean, journal: boolean): Promise<number> {
   const root = await mkdtemp(join(tmpdir(), 'myhv-jbench-'));
+  // A confined VMM (the default as root) is a user of its own: let it through to the kernel.
+  await chmod(root, 0o711);
   const runDir = await mkdtemp('/tmp/mjb-');
   const kernel = await writeProbeGuest(join(root, 'vmlinux'));
   const ops = createMemoryNetOps();

@@ -1,7 +1,7 @@
 // pnpm bench (in packages/vm-manager): one 64 MiB VM restored from its snapshot (stop the VMM, fresh VMM,
 // vm.restore, resume) against the same VM stopped and started (fresh VMM, vm.create, vm.boot), in the same run:
 // simulator VMM, in-memory network, no shares.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -15,6 +15,8 @@ const WARMUP = 3;
 const round = (n: number, digits = 1) => Number(n.toFixed(digits));
 
 const root = await mkdtemp(join(tmpdir(), 'myhv-bench-restore-'));
+// A confined VMM (the default as root) is a user of its own: let it through to the kernel.
+await chmod(root, 0o711);
 const runDir = await mkdtemp('/tmp/mhr-');
 const kernel = await writeProbeGuest(join(root, 'vmlinux'));
 const ops = createMemoryNetOps();

@@ -163,7 +163,17 @@ export function ensurePrivateDir(path: string, what = 'the directory'): void {
  */
 export function findUnsafePermissions(
   dir: string,
-  { limit = 100 }: { limit?: number } = {},
+  {
+    limit = 100,
+    vmmOwned,
+  }: {
+    limit?: number;
+    /**
+     * Uids of confined VMMs (`ownsVmmUid`): what they own under `dir` (a VM's run directory, its sockets) is theirs
+     * by design, so it counts as safe unless group or others could write it.
+     */
+    vmmOwned?: (uid: number) => boolean;
+  } = {},
 ): UnsafePermission[] {
   const first = unsafeOnPath(dir, 'dir');
   if (first) return [first];
@@ -185,7 +195,7 @@ export function findUnsafePermissions(
         continue;
       }
       const bad = unsafePermission(child, stat);
-      if (bad) found.push(bad);
+      if (bad && !(vmmOwned?.(stat.uid) && (stat.mode & 0o022) === 0)) found.push(bad);
       else if (stat.isDirectory()) visit(child);
     }
   };

@@ -110,6 +110,8 @@ export async function addDisk(
   await assertDisksOnHost(parsed.disks);
   const live = isLive(record, 'add a disk');
   throwIfAborted(ctx.signal);
+  // A confined VMM opens it as its own user (refused here, before the spec changes, when it cannot reach it).
+  if (live) await ctx.host.confiner.admitDisk(record, disk.path, 'path', () => ctx.host.store.write(record));
   record.spec.disks.push(disk);
   if (!live) {
     await ctx.host.store.write(record);
@@ -240,6 +242,7 @@ export async function addShare(
   );
   await markPending(ctx, record, 'share-add', `vm.add-fs ${share.tag}`);
   try {
+    await ctx.host.confiner.admitShare(record, prepared);
     await withClient(record, (client) =>
       client.vmAddFs(
         {

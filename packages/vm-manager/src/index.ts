@@ -1,3 +1,15 @@
+export {
+  type ConfinementMode,
+  type ConfinementOptions,
+  type ConfinementState,
+  type ConfinementSupport,
+  confinementSupport,
+  DEFAULT_UID_BASE,
+  DEFAULT_UID_COUNT,
+  ownsVmmUid,
+  type VmLimits,
+  vmLimits,
+} from './confinement.js';
 export { findUnsafePermissions, type UnsafePermission } from './dir-trust.js';
 export { VmManagerError, type VmManagerErrorCode, type VmManagerErrorDetails } from './errors.js';
 export type { JournalEvent, JournalOptions, JournalReadOptions, JournalStats } from './event-journal.js';

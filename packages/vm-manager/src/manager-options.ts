@@ -1,5 +1,6 @@
 import type { BridgeOps, NatOps, NetworkBackend } from '@my-hypervisor/net-ops';
 import type { StorageBackend } from '@my-hypervisor/storage';
+import type { ConfinementOptions } from './confinement.js';
 import type { JournalOptions } from './event-journal.js';
 import type { StepEvent } from './events.js';
 import type { HostProbe } from './host-probe.js';
@@ -44,6 +45,11 @@ export interface VmManagerOptions {
    * its size and rotation, or `false` to write none. Default: on, 4 MiB, 3 rotated files kept.
    */
   readonly journal?: JournalOptions | false;
+  /**
+   * Least privilege for VMMs (confinement.ts): by default (`auto`) each VMM started as root runs as a uid of its
+   * own, with no capabilities, `no_new_privs`, Landlock and a cgroup holding the spec's `limits`.
+   */
+  readonly confinement?: ConfinementOptions;
 }
 
 /** Options every `VmManager` operation takes: cancellation and progress. */

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { isOpenPolicy, type NetworkBackend, parseVmSubnet, samePortForward } from '@my-hypervisor/net-ops';
 import type { StorageBackend } from '@my-hypervisor/storage';
+import { Confiner } from './confinement.js';
 import { assertTrustedDir, ensurePrivateDir } from './dir-trust.js';
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
 import {
@@ -33,7 +34,14 @@ import type { OperationOptions, VmManagerOptions } from './manager-options.js';
 import { bridgeDrift, driftOf, type NetworkDrift, takeNetworkSnapshot } from './network-drift.js';
 import { DEFAULT_NETWORK, NetworkStore, validateNetworkName } from './network-store.js';
 import { type PipelineContext, type PipelineStep, runPipeline, stepError, undoSteps } from './pipeline.js';
-import { bootSteps, finalStep, haltSteps, networkSteps, reassertSteps } from './pipeline-steps.js';
+import {
+  bootSteps,
+  confinementSteps,
+  finalStep,
+  haltSteps,
+  networkSteps,
+  reassertSteps,
+} from './pipeline-steps.js';
 import { type ManagedNetwork, type ReconcileReport, reconcile } from './reconcile.js';
 import { type ResizeRequest, resizeVm } from './resize.js';
 import { openConsole } from './serial-console.js';
@@ -53,7 +61,7 @@ import {
   type VmSnapshot,
   type VmStatus,
 } from './state-store.js';
-import { type VmInfo, vmInfo } from './vm-info.js';
+import { type VmInfo, vmInfo, withProcesses } from './vm-info.js';
 import {
   detachRequest,
   forwardRule,
@@ -107,6 +115,13 @@ export class VmManager {
       nat: (record) => this.#nat(record),
       ipam: (record) => this.#ipamOf(networkName(record.spec)),
       storage: () => this.#storage(),
+      confiner: new Confiner(options.stateDir, options.runDir, options.confinement, (spec) => {
+        if (!spec.network.enabled) return true;
+        return (
+          (spec.network.mycelium ? this.#options.mycelium : this.#networkNamed(networkName(spec)))
+            ?.setsTapOwner === true
+        );
+      }),
     };
     this.#networkStore = new NetworkStore(options.stateDir);
     if (options.network) parseVmSubnet(options.network.subnet, 'network.subnet');
@@ -148,7 +163,7 @@ export class VmManager {
     this.#store.assertTrusted();
     const record = await this.#store.read(name);
     if (!record) throw notFound(name);
-    return vmInfo(record, this.#store.vmDir(record.name));
+    return withProcesses(vmInfo(record, this.#store.vmDir(record.name)), record);
   }
 
   /**
@@ -208,6 +223,7 @@ export class VmManager {
     };
     const ctx = this.#context(record, 'create', options);
     const steps = [
+      ...confinementSteps(this.#host, record, true),
       ...networkSteps(this.#host, record),
       ...bootSteps(this.#host, record),
       finalStep(this.#host, record, 'running'),
@@ -262,6 +278,7 @@ export class VmManager {
       record,
       op,
       [
+        ...confinementSteps(this.#host, record, false),
         ...reassertSteps(this.#host, record),
         ...bootSteps(this.#host, record),
         finalStep(this.#host, record, 'running'),
@@ -338,7 +355,12 @@ export class VmManager {
   async stats(name: string, options: { signal?: AbortSignal } = {}): Promise<VmStats> {
     this.#store.assertTrusted();
     const record = await this.#read(name);
-    return takeVmStats(record, options.signal, this.#attachedBackend(record));
+    return takeVmStats(
+      record,
+      options.signal,
+      this.#attachedBackend(record),
+      this.#host.confiner.cgroupOf(record),
+    );
   }
 
   /**
@@ -557,6 +579,7 @@ export class VmManager {
         emit: (event) => this.#hub.emit(event),
         store: this.#store,
         networks: this.#networkList(),
+        confiner: this.#host.confiner,
       },
     });
   }
@@ -586,6 +609,14 @@ export class VmManager {
         },
       },
       { name: 'snapshots-remove', run: () => removeAllSnapshots(record) },
+      {
+        // After the VMM and the snapshots: the cgroup must be empty, the uid owns nothing of ours any more.
+        name: 'confinement-release',
+        run: async () => {
+          await this.#host.confiner.release(record);
+          await this.#store.write(record);
+        },
+      },
       // Nothing to record before the record itself goes.
       { name: 'remove', recordBefore: false, run: () => this.#store.remove(record.name) },
     ];
@@ -602,7 +633,11 @@ export class VmManager {
   /** Rolls back a create that never finished: every recorded resource, then the record itself. */
   async #undoCreate(record: VmRecord, options: OperationOptions): Promise<Error[]> {
     const ctx = this.#context(record, 'create', options);
-    const steps = [...networkSteps(this.#host, record), ...bootSteps(this.#host, record)].reverse();
+    const steps = [
+      ...confinementSteps(this.#host, record, true),
+      ...networkSteps(this.#host, record),
+      ...bootSteps(this.#host, record),
+    ].reverse();
     const errors = await undoSteps(ctx, steps);
     if (errors.length === 0) await this.#store.remove(record.name);
     return errors;
@@ -736,6 +771,7 @@ export class VmManager {
     // Create only: a VM being started already owns its forwards.
     if (!self)
       await new ForwardChecks(this.#options).assertCreatable(spec.name, spec.network.forwards, signal);
+    await this.#host.confiner.checkSpec(spec);
     await assertVmmBinary(this.#options.vmm ?? {}, spec.vmm.binary, signal, spec.name);
   }
 

@@ -22,6 +22,31 @@ import { explainVmmExit, spawnVmm, stopVmm } from './vmm.js';
 
 // The steps of VmManager's pipelines, each recorded before it runs and undone in reverse on failure (pipeline.ts).
 
+/**
+ * uid: a confined VM's own uid, before its TAP is made for it. Undone (the uid, cgroup and disks given back) only
+ * when the VM is being created: a stopped VM keeps its uid.
+ */
+export function confinementSteps(host: VmHost, record: VmRecord, creating: boolean): PipelineStep[] {
+  if (!host.confiner.enabled(record.spec)) return [];
+  return [
+    {
+      name: 'uid',
+      // assign records the uid before anything is made for it.
+      recordBefore: false,
+      run: async () => {
+        await host.confiner.assign(record, () => host.store.write(record));
+      },
+      ...(creating
+        ? {
+            undo: async () => {
+              await host.confiner.release(record);
+            },
+          }
+        : {}),
+    },
+  ];
+}
+
 /** ip → network → forwards: what `create` does before the VMM exists. */
 export function networkSteps(host: VmHost, record: VmRecord): PipelineStep[] {
   if (!record.spec.network.enabled) return [];
@@ -119,6 +144,7 @@ export function reassertSteps(host: VmHost, record: VmRecord): PipelineStep[] {
 export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
   const paths = vmPaths(host, record);
   let client: ChvClient | undefined;
+  let landlockRules: { path: string; access: 'rw' }[] | undefined;
   const steps: PipelineStep[] = [];
   if (record.spec.shares.length > 0) {
     steps.push({
@@ -157,6 +183,8 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
       },
       run: async (signal) => {
         ensurePrivateDir(paths.runDir, 'the run directory');
+        const confined = await host.confiner.prepare(record, paths, () => host.store.write(record), signal);
+        landlockRules = confined?.landlockRules;
         const spawned = await spawnVmm(
           vmmOptionsFor(host, record),
           { socketPath: paths.socket, pidFile: paths.pidFile, logFile: paths.vmmLog },
@@ -164,6 +192,7 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
             ...(record.spec.vmm.binary ? { binary: record.spec.vmm.binary } : {}),
             extraArgs: record.spec.vmm.extraArgs,
             privateFiles: [paths.serialLog],
+            ...(confined ? { confine: confined.confine } : {}),
           },
           signal,
         ).catch((error: unknown) => {
@@ -198,6 +227,7 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
           ...(record.resources.network ? { network: record.resources.network } : {}),
           shares: record.resources.shares.map((s) => ({ tag: s.tag, socketPath: shareSocket(s) })),
           serialSocket: paths.serialSocket,
+          ...(landlockRules ? { landlockRules } : {}),
         });
         await client!.vmCreate(config, signal ? { signal } : {});
       },

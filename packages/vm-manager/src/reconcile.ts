@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { isTempFile, listPids, processStartTime, readCmdline } from '@my-hypervisor/host-utils';
 import { DEFAULT_TAP_PREFIX, NetOpsError, type NetworkBackend } from '@my-hypervisor/net-ops';
+import type { Confiner } from './confinement.js';
 import { VmManagerError } from './errors.js';
 import type { VmEvent } from './events.js';
 import type { FileLock } from './file-lock.js';
@@ -26,6 +27,8 @@ export type ReconcileKind =
   | 'forward'
   | 'ip'
   | 'run-dir'
+  | 'cgroup'
+  | 'uid'
   | 'temp-file';
 
 /** One thing reconcile changed. */
@@ -64,6 +67,8 @@ export interface ReconcileInternals {
   readonly store: StateStore;
   /** Every network the manager drives: the default first, then the named ones. */
   readonly networks: readonly ManagedNetwork[];
+  /** Confined VMs' uids and cgroups. */
+  readonly confiner: Pick<Confiner, 'sweep'>;
 }
 
 /** One network a manager drives: its name, backend and IP allocator. */
@@ -324,6 +329,17 @@ export async function reconcile(
         fail(vmId, error);
       }
     }
+  }
+
+  // 5b. Cgroups and uid reservations of confined VMs that no longer exist (a crash between release and remove).
+  try {
+    const swept = await internals.confiner.sweep(ids);
+    for (const name of swept.cgroups)
+      report.changes.push({ kind: 'cgroup', target: name, action: 'removed (no VM owns it)' });
+    for (const uid of swept.uids)
+      report.changes.push({ kind: 'uid', target: String(uid), action: 'released (no VM owns it)' });
+  } catch (error) {
+    fail('confinement', error);
   }
 
   // 6. TAPs on our bridges and forwards with our owner tag that no VM owns.

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
-import { basename, isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { syncDirectory } from '@my-hypervisor/host-utils';
+import { SNAPSHOTS_DIR } from './confinement.js';
 import { assertTrustedDir, ensurePrivateDir } from './dir-trust.js';
 import { invalidSpec, VmManagerError } from './errors.js';
 import type { VmEvent } from './events.js';
 import type { OperationOptions } from './manager-options.js';
 import { type PipelineStep, stepError } from './pipeline.js';
-import { bootSteps, finalStep, reassertSteps } from './pipeline-steps.js';
+import { bootSteps, confinementSteps, finalStep, reassertSteps } from './pipeline-steps.js';
 import type { VmSpec } from './spec.js';
 import type { VmOperation, VmRecord, VmSnapshot } from './state-store.js';
 import type { VmHost } from './vm-resources.js';
@@ -35,7 +36,6 @@ export interface SnapshotInternals {
 const SNAPSHOT_FILES = ['config.json', 'state.json'] as const;
 /** Room beyond the guest memory for config.json, state.json and device state. */
 const SNAPSHOT_OVERHEAD = 1024 * 1024;
-const SNAPSHOTS_DIR = 'snapshots';
 const NO_SPACE_HINT = 'free some space, or snapshot to a directory on another file system (--to)';
 
 const io = (signal?: AbortSignal) => (signal ? { signal } : {});
@@ -55,6 +55,8 @@ export async function takeSnapshot(
   const parent = options.to ?? join(host.store.vmDir(record.name), SNAPSHOTS_DIR);
   if (options.to === undefined) ensurePrivateDir(parent, 'the snapshot directory');
   else await assertSnapshotParent(options.to);
+  // A confined VMM writes the snapshot: it must get there (refused here, before anything changes).
+  if (record.resources.confinement) await host.confiner.letThrough(parent, 'to');
   const dir = options.to === undefined ? join(parent, id) : join(parent, `${record.name}-${id}`);
   await assertRoom(parent, record.spec.memory + SNAPSHOT_OVERHEAD, record.name);
 
@@ -68,6 +70,7 @@ export async function takeSnapshot(
   let sizeBytes: number;
   try {
     await fs.mkdir(dir, { mode: 0o700 });
+    await host.confiner.lend(record, dir);
     if (before === 'running') {
       await client.vmPause(io(options.signal));
       paused = true;
@@ -78,6 +81,7 @@ export async function takeSnapshot(
         throw stepError(error, record.name, 'vm.snapshot');
       });
     // What the VMM wrote must be a snapshot restore accepts, and on disk before the record names it.
+    await host.confiner.takeBack(record, dir);
     sizeBytes = await syncSnapshot(dir);
     await checkSnapshotFiles(record, { id, path: dir, sizeBytes, spec: record.spec });
     await syncDirectory(parent);
@@ -169,6 +173,7 @@ export async function restoreSnapshot(
     await internals.cleanupRuntime(record);
   }
   const steps: PipelineStep[] = [
+    ...confinementSteps(internals.host, record, false),
     ...reassertSteps(internals.host, record),
     // Shares and a fresh VMM, as start makes them (with their undo); vm.restore replaces create and boot.
     ...bootSteps(internals.host, record).filter((s) => s.name === 'shares' || s.name === 'vmm'),
@@ -178,6 +183,11 @@ export async function restoreSnapshot(
       run: async (signal) => {
         const { ChvClient } = await loadChvClient();
         await using client = new ChvClient({ socketPath: record.resources.vmm!.socketPath });
+        if (record.resources.confinement) {
+          // A confined VMM reads it through its group, whoever took it.
+          await internals.host.confiner.letThrough(dirname(snapshot.path), 'from');
+          await internals.host.confiner.takeBack(record, snapshot.path);
+        }
         await client.vmRestore({ source_url: pathToFileURL(snapshot.path).href }, io(signal));
         await client.vmResume(io(signal));
         const info = await client.vmInfo(io(signal));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { vmLimits } from './confinement.js';
 import { VmManagerError } from './errors.js';
 import {
   MANAGED_VMM_OPTIONS,
@@ -64,6 +65,20 @@ describe('parseVmSpec', () => {
     ['relative kernel', { ...base, kernel: 'vmlinux' }, 'kernel'],
     ['kernel with comma', { ...base, kernel: '/a,b' }, 'kernel'],
     ['unknown top-level field', { ...base, colour: 'red' }, 'spec'],
+    ['zero cpu limit', { ...base, limits: { cpus: 0 } }, 'limits.cpus'],
+    ['memory limit lots', { ...base, limits: { memory: 'lots' } }, 'limits.memory'],
+    [
+      'memory limit below the guest',
+      { ...base, memory: '512M', limits: { memory: '512M' } },
+      'limits.memory',
+    ],
+    [
+      'memory limit below guest + hot-plug',
+      { ...base, memory: '256M', memoryHotplug: '256M', limits: { memory: '384M' } },
+      'limits.memory',
+    ],
+    ['too few pids', { ...base, limits: { pids: 8 } }, 'limits.pids'],
+    ['unknown limit', { ...base, limits: { disk: 1 } }, 'limits'],
     ['wrong type', { ...base, cpus: '2' }, 'cpus'],
     [
       'port 0',
@@ -261,5 +276,27 @@ describe('vmSpecSchema', () => {
     expect(json.required).toEqual(['name', 'kernel']);
     expect(Object.keys(json.properties ?? {})).toContain('network');
     expect(z.array(vmSpecSchema).parse([base])).toHaveLength(1);
+  });
+});
+
+describe('vmLimits', () => {
+  const base = { name: 'web', kernel: '/boot/vmlinux' };
+  it("defaults from the VM's size: one CPU above its most vCPUs, its memory plus 256 MiB, 512 pids", () => {
+    const MiB = 1024 * 1024;
+    expect(vmLimits(parseVmSpec({ ...base, cpus: 2, memory: '1G' }))).toEqual({
+      cpus: 3,
+      memoryBytes: 1024 * MiB + 256 * MiB,
+      pids: 512,
+    });
+    expect(vmLimits(parseVmSpec({ ...base, cpusMax: 4, memory: '256M', memoryHotplug: '256M' }))).toEqual({
+      cpus: 5,
+      memoryBytes: 768 * MiB,
+      pids: 512,
+    });
+    expect(vmLimits(parseVmSpec({ ...base, limits: { cpus: 0.5, memory: '2G', pids: 64 } }))).toEqual({
+      cpus: 0.5,
+      memoryBytes: 2048 * MiB,
+      pids: 64,
+    });
   });
 });

@@ -253,6 +253,34 @@ function buildSchemas() {
         egress: networkPolicySchema.shape.egress,
       })
       .default({ enabled: true, queues: 1, forwards: [], mycelium: false }),
+    /**
+     * Host resources the VM's processes (its VMM and virtiofsd) may use, enforced by its cgroup where the manager
+     * confines VMMs. Each omitted one defaults from the VM's size (`vmLimits`).
+     */
+    limits: z
+      .strictObject({
+        /** CPU time, in CPUs (`1.5`: one and a half CPUs' worth per period). */
+        cpus: z.number().min(0.01, 'must be at least 0.01').max(1024, 'must be at most 1024').optional(),
+        /** Memory of the VMM and virtiofsd together: the guest's memory plus theirs, e.g. `1G`. */
+        memory: z
+          .union([z.string(), z.number()])
+          .optional()
+          .transform((value, ctx) => {
+            if (value === undefined) return undefined;
+            const bytes = parseMemorySize(value);
+            if (bytes === undefined || bytes > MAX_MEMORY_BYTES) {
+              ctx.addIssue({
+                code: 'custom',
+                message: `${JSON.stringify(value)} is not a size such as 768M or 2G`,
+              });
+              return z.NEVER;
+            }
+            return bytes;
+          }),
+        /** Processes and threads. */
+        pids: z.number().int('must be an integer').min(16, 'must be at least 16').max(4_194_304).optional(),
+      })
+      .optional(),
     /** Like docker's restart policy: `on-boot` VMs are started again by `myhv autostart` after a host reboot. */
     restart: z.enum(['no', 'on-boot']).default('no'),
     vmm: z
@@ -393,6 +421,13 @@ export function parseVmSpec(input: unknown): VmSpec {
       throw invalidSpec(`network.${field}`, 'a network policy needs the network enabled');
   }
   assertPolicyRules(spec);
+  const guestBytes = spec.memory + (spec.memoryHotplug ?? 0);
+  if (spec.limits?.memory !== undefined && spec.limits.memory <= guestBytes) {
+    throw invalidSpec(
+      'limits.memory',
+      `must be more than the guest's memory (${guestBytes / MiB} MiB with hot-plug): the VMM holds it, and needs its own`,
+    );
+  }
   if (spec.cpusMax !== undefined && spec.cpusMax < spec.cpus) {
     throw invalidSpec('cpusMax', `must be at least cpus (${spec.cpus})`);
   }

@@ -2,6 +2,7 @@ import { constants, promises as fs, lstatSync, readdirSync, readFileSync, type S
 import { join, resolve } from 'node:path';
 import { isTempFile, syncDirectory, writeFileAtomic } from '@my-hypervisor/host-utils';
 import type { PortForwardRule, VmNetworkAttachment } from '@my-hypervisor/net-ops';
+import type { ConfinementState } from './confinement.js';
 import {
   assertTrustedDir,
   ensurePrivateDir,
@@ -70,6 +71,8 @@ export interface VmResources {
   forwards: PortForwardRule[];
   shares: ShareState[];
   vmm?: VmmRecord;
+  /** The VM's uid and cgroup when its VMM runs confined (confinement.ts). */
+  confinement?: ConfinementState;
 }
 
 /** A VM's state file: its spec, status, the operation in progress and every host resource it owns. */

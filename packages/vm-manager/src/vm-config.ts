@@ -11,6 +11,11 @@ export interface VmConfigInputs {
   readonly shares: readonly { tag: string; socketPath: string }[];
   /** The VMM listens here for the serial relay (serial `Socket` mode). */
   readonly serialSocket: string;
+  /**
+   * Landlock for a confined VMM: besides the files of its config, it may open only these (its snapshot
+   * directory). Omitted: no Landlock.
+   */
+  readonly landlockRules?: readonly { path: string; access: 'r' | 'rw' }[];
 }
 
 /**
@@ -63,7 +68,13 @@ function formatSpecGuestArgs(args: GuestArgs): string {
  * the host side of the TAP). `memory.shared` is on whenever a share exists (vhost-user needs it). Serial goes to a
  * socket the VM's relay serves (it writes serial.log) and the console is off, so the VMM never grabs a terminal.
  */
-export function buildVmConfig({ spec, network, shares, serialSocket }: VmConfigInputs): VmConfig {
+export function buildVmConfig({
+  spec,
+  network,
+  shares,
+  serialSocket,
+  landlockRules,
+}: VmConfigInputs): VmConfig {
   const config: VmConfig = {
     payload: {
       kernel: spec.kernel,
@@ -102,6 +113,10 @@ export function buildVmConfig({ spec, network, shares, serialSocket }: VmConfigI
       queue_size: 1024,
       id: shareDeviceId(s.tag),
     }));
+  }
+  if (landlockRules) {
+    config.landlock_enable = true;
+    config.landlock_rules = landlockRules.map((rule) => ({ path: rule.path, access: rule.access }));
   }
   return config;
 }

@@ -1,5 +1,7 @@
 import type { PortForwardRule } from '@my-hypervisor/net-ops';
 import type { ShareRecord } from '@my-hypervisor/storage';
+import { type VmLimits, vmLimits } from './confinement.js';
+import { type ProcessConfinement, readProcessConfinement } from './process-confinement.js';
 import type { VmSpec } from './spec.js';
 import type { VmRecord, VmStatus } from './state-store.js';
 import { vmmAlive } from './vmm.js';
@@ -36,6 +38,17 @@ export interface VmInfo {
     readonly vmmLog: string;
     readonly socket?: string;
   };
+  /**
+   * Set when the VM's VMM runs confined (confinement.ts): its uid/gid, its cgroup and the limits it holds, and (from
+   * `get()` only, read from /proc) how each of its processes runs now.
+   */
+  readonly confinement?: {
+    readonly uid: number;
+    readonly gid: number;
+    readonly cgroup?: string;
+    readonly limits: VmLimits;
+    readonly processes?: readonly ProcessConfinement[];
+  };
 }
 
 /**
@@ -68,6 +81,15 @@ export function vmInfo(record: VmRecord, dir: string): VmInfo {
   info.updatedAt = record.updatedAt;
   if (record.pending) info.pending = record.pending;
   if (record.lastError) info.lastError = record.lastError;
+  const confined = resources.confinement;
+  if (confined) {
+    info.confinement = {
+      uid: confined.uid,
+      gid: confined.gid,
+      ...(confined.cgroup ? { cgroup: confined.cgroup } : {}),
+      limits: vmLimits(spec),
+    };
+  }
   info.paths = vmm
     ? { dir, serialLog: `${dir}/${SERIAL_LOG}`, vmmLog: `${dir}/${VMM_LOG}`, socket: vmm.socketPath }
     : { dir, serialLog: `${dir}/${SERIAL_LOG}`, vmmLog: `${dir}/${VMM_LOG}` };
@@ -90,4 +112,18 @@ function shareInfo(
 
 export function shareSocket(share: { record?: unknown }): string {
   return (share.record as ShareRecord | undefined)?.socketPath ?? '';
+}
+
+/** `info` with how each live process of the VM runs now (/proc): its VMM, then each share's virtiofsd. */
+export function withProcesses(info: VmInfo, record: VmRecord): VmInfo {
+  if (!info.confinement || !vmmAlive(record.resources.vmm)) return info;
+  const processes: ProcessConfinement[] = [];
+  const vmm = readProcessConfinement(record.resources.vmm!.pid!, 'vmm');
+  if (vmm) processes.push(vmm);
+  for (const share of record.resources.shares) {
+    const pid = (share.record as { pid?: unknown } | undefined)?.pid;
+    const found = typeof pid === 'number' ? readProcessConfinement(pid, 'virtiofsd', share.tag) : undefined;
+    if (found) processes.push(found);
+  }
+  return { ...info, confinement: { ...info.confinement, processes } };
 }

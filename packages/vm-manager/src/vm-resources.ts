@@ -6,6 +6,7 @@ import {
   type VmNetworkRequest,
 } from '@my-hypervisor/net-ops';
 import type { ShareRecord, StorageBackend } from '@my-hypervisor/storage';
+import type { Confiner } from './confinement.js';
 import { forwardOwner } from './forward-owner.js';
 import type { IpAllocator } from './ip-allocator.js';
 import { type ForwardSpec, networkPolicy } from './spec.js';
@@ -30,6 +31,8 @@ export interface VmHost {
   ipam(record: VmRecord): IpAllocator;
   /** The storage backend; throws INVALID_ARGUMENT when the manager has none. */
   storage(): StorageBackend;
+  /** Decides and prepares each VMM's confinement (uid, cgroup). */
+  readonly confiner: Confiner;
 }
 
 /** Where a VM's files are: its state directory (logs, pid file) and its run directory (API socket). */
@@ -84,6 +87,10 @@ export function attachRequest(record: VmRecord): VmNetworkRequest {
     ipv4: record.resources.ip!,
     ...(record.resources.tap ? { tap: record.resources.tap } : {}),
     multiQueue: record.spec.network.queues > 1,
+    // A confined VMM (its own uid, no capabilities) can open only a TAP made for it.
+    ...(record.resources.confinement
+      ? { tapOwner: { uid: record.resources.confinement.uid, gid: record.resources.confinement.gid } }
+      : {}),
     hostname: record.name,
     ...(policy ? { policy } : {}),
   };

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseProcStat } from '@my-hypervisor/host-utils';
 import type { NetworkBackend } from '@my-hypervisor/net-ops';
+import { type CgroupUsage, readCgroupUsage, type VmCgroup } from './cgroups.js';
 import { throwIfAborted, VmManagerError } from './errors.js';
 import { stepError } from './pipeline.js';
 import type { VmRecord } from './state-store.js';
@@ -45,6 +46,19 @@ export interface VmStats {
    * be read.
    */
   readonly network?: { readonly egressDenied: number; readonly isolationDenied: number };
+  /**
+   * The VM's cgroup (VMM and virtiofsd together) against its limits, where the VM runs confined in one; a field is
+   * absent when the host does not account it (a limit absent: unlimited or not enforced).
+   */
+  readonly cgroup?: {
+    readonly path: string;
+    readonly memoryBytes?: number;
+    readonly memoryLimitBytes?: number;
+    readonly cpuSeconds?: number;
+    readonly cpus?: number;
+    readonly pids?: number;
+    readonly pidsLimit?: number;
+  };
 }
 
 /**
@@ -90,6 +104,7 @@ export async function takeVmStats(
   record: VmRecord,
   signal: AbortSignal | undefined,
   backend?: Pick<NetworkBackend, 'policyCounters'>,
+  cgroup?: VmCgroup,
 ): Promise<VmStats> {
   const vmm = record.resources.vmm;
   const alive = vmmAlive(vmm);
@@ -135,6 +150,20 @@ export async function takeVmStats(
       return p ? { tag: s.tag, process: p } : { tag: s.tag };
     }),
     ...(network ? { network } : {}),
+    ...(cgroup ? { cgroup: await cgroupStats(cgroup) } : {}),
+  };
+}
+
+async function cgroupStats(cgroup: VmCgroup): Promise<NonNullable<VmStats['cgroup']>> {
+  const usage = await readCgroupUsage(cgroup).catch(() => ({}) as CgroupUsage);
+  return {
+    path: cgroup.display,
+    ...(usage.memoryBytes !== undefined ? { memoryBytes: usage.memoryBytes } : {}),
+    ...(usage.memoryLimitBytes !== undefined ? { memoryLimitBytes: usage.memoryLimitBytes } : {}),
+    ...(usage.cpuUsageUsec !== undefined ? { cpuSeconds: usage.cpuUsageUsec / 1e6 } : {}),
+    ...(usage.cpus !== undefined ? { cpus: usage.cpus } : {}),
+    ...(usage.pids !== undefined ? { pids: usage.pids } : {}),
+    ...(usage.pidsLimit !== undefined ? { pidsLimit: usage.pidsLimit } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 import { constants, promises as fs } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ChvClient } from '@my-hypervisor/chv-client';
+import type { ChvClient, VmmConfinement } from '@my-hypervisor/chv-client';
 import { hypervisorDeviceProblem, isProcessAlive, processStartTime } from '@my-hypervisor/host-utils';
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
 import type { VmmRecord } from './state-store.js';
@@ -159,7 +159,13 @@ export function explainVmmExit(error: unknown, vm: string): unknown {
 export async function spawnVmm(
   options: VmmOptions,
   paths: { socketPath: string; pidFile: string; logFile: string },
-  extra: { binary?: string; extraArgs?: readonly string[]; privateFiles?: readonly string[] },
+  extra: {
+    binary?: string;
+    extraArgs?: readonly string[];
+    privateFiles?: readonly string[];
+    /** Run it confined (confinement.ts). Its log then goes to its stderr, a file opened here: it owns no file of ours. */
+    confine?: VmmConfinement;
+  },
   signal: AbortSignal | undefined,
 ): Promise<{ record: VmmRecord; client: ChvClient }> {
   // Checked again right before spawning: the record may have changed since the check before any work.
@@ -168,9 +174,10 @@ export async function spawnVmm(
   const { ChvClient, ChvProcess } = await loadChvClient();
   const detached = options.detached ?? true;
   // The VMM would create its logs (and the serial log, `serial file=`) under its umask: they are made 0600 first.
+  const confine = extra.confine;
   const logs = [
     paths.logFile,
-    ...(detached ? [`${paths.logFile}.stderr`] : []),
+    ...(detached && !confine ? [`${paths.logFile}.stderr`] : []),
     ...(extra.privateFiles ?? []),
   ];
   for (const file of logs) await createPrivateFile(file);
@@ -178,7 +185,7 @@ export async function spawnVmm(
     command,
     ...(commandArgs.length > 0 ? { commandArgs: [...commandArgs] } : {}),
     socketPath: paths.socketPath,
-    logFile: paths.logFile,
+    ...(confine ? { confine, stderrFile: paths.logFile } : { logFile: paths.logFile }),
     pidFile: paths.pidFile,
     detached,
     ...(options.netns ? { netns: options.netns } : {}),

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,8 +24,8 @@ import {
   type TapOps,
 } from '@my-hypervisor/net-ops';
 import { C_VIRTIOFSD_PATH, VirtioFsStorage } from '@my-hypervisor/storage-virtiofs';
-import type { HostProbe, VmmOptions } from '../src/index.js';
-import { VmManager } from '../src/index.js';
+import type { ConfinementOptions, HostProbe, VmmOptions } from '../src/index.js';
+import { confinementSupport, VmManager } from '../src/index.js';
 import { IpAllocator } from '../src/ip-allocator.js';
 import { defaultSerialRelayCommand } from '../src/serial-console.js';
 import { StateStore } from '../src/state-store.js';
@@ -34,6 +34,8 @@ import { bundledFixture } from './child.js';
 const exec = promisify(execFile);
 
 export const isRoot = process.getuid?.() === 0;
+/** VMMs started here run confined (the default `auto` as root on a host that can): each as its own uid. */
+export const confined = confinementSupport().problems.length === 0;
 export const hasVirtiofsd = existsSync(C_VIRTIOFSD_PATH) || existsSync('/usr/libexec/virtiofsd');
 /** Why the manager suites run on the simulator rather than MYHV_CLOUD_HYPERVISOR, or undefined. */
 export const realVmmUnused = realVmmSkipReason();
@@ -49,6 +51,7 @@ export interface HarnessConfig {
   readonly backend: BackendKind;
   readonly shares?: boolean;
   readonly simEnv?: Record<string, string>;
+  readonly confinement?: ConfinementOptions;
 }
 
 /** What a child process needs to build the same manager over the same host state. */
@@ -90,6 +93,8 @@ const memoryHostProbe: HostProbe = {
 
 export async function makeHarness(config: HarnessConfig): Promise<Harness> {
   const root = await mkdtemp(join(tmpdir(), 'myhv-vmm-'));
+  // As on a real host, a confined VMM (a user of its own) must be let through to the kernel and disks.
+  await chmod(root, 0o711);
   // Sockets need a short path: /tmp/mh-XXXXXX.
   const runDir = await mkdtemp('/tmp/mh-');
   const stateDir = join(root, 'state');
@@ -145,6 +150,7 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
       ...(storage ? { storage } : {}),
       vmm,
       inventory: { bridge: ops, nat: ops },
+      ...(config.confinement ? { confinement: config.confinement } : {}),
       // An in-memory network has no host sockets: the machine's own listeners (8080 on a dev box) must not count.
       ...(netns ? {} : { hostProbe: memoryHostProbe }),
     });

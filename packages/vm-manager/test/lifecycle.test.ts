@@ -5,7 +5,7 @@ import { ChvClient } from '@my-hypervisor/chv-client';
 import { NetOpsError } from '@my-hypervisor/net-ops';
 import { describe, expect, it } from 'vitest';
 import { VmManager, VmManagerError } from '../src/index.js';
-import { listTree, makeHarness, pidsMentioning, probeOutput } from './harness.js';
+import { confined, listTree, makeHarness, pidsMentioning, probeOutput } from './harness.js';
 
 // The simulator accepts any kernel path that exists; these tests use the memory network, so TAPs are not real and
 // the simulator runs with MYHV_SIM_STRICT_TAPS=0. The kernel-backed variant is in test/integration/.
@@ -23,7 +23,11 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
       },
       { onProgress: (e) => e.phase === 'done' && steps.push(e.step) },
     );
-    expect(steps).toEqual(['ip', 'network', 'forwards', 'vmm', 'vm.create', 'vm.boot', 'confirm', 'record']);
+    // A confined VM gets its uid first: its TAP is made for that uid.
+    expect(steps).toEqual([
+      ...(confined ? ['uid'] : []),
+      ...['ip', 'network', 'forwards', 'vmm', 'vm.create', 'vm.boot', 'confirm', 'record'],
+    ]);
     expect(vm).toMatchObject({
       name: 'web',
       status: 'running',
@@ -120,7 +124,7 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
       .catch((e: unknown) => e);
     expect(VmManagerError.isInstance(error) && error.code).toBe('VMM_FAILED');
     expect((error as VmManagerError).details).toMatchObject({ vm: 'doomed', step: 'vm.boot' });
-    expect(undone).toEqual(['vmm', 'forwards', 'network', 'ip']);
+    expect(undone).toEqual(['vmm', 'forwards', 'network', 'ip', ...(confined ? ['uid'] : [])]);
     expect(h.memory!.snapshot()).toMatchObject({ taps: [], forwards: [] });
     expect(await h.ipam.list()).toEqual([]);
     expect(await h.manager.list()).toEqual([]);

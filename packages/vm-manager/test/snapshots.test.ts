@@ -28,7 +28,9 @@ describe('snapshot and restore (memory network, simulator VMM)', () => {
     const snap = await h.manager.snapshot('web');
 
     expect(snap.path).toBe(join(h.stateDir, 'vms', 'web', 'snapshots', snap.id));
-    expect((await stat(snap.path)).mode & 0o777).toBe(0o700);
+    // Nobody else may read or change it; a confined VM's group may read it (its VMM restores from it).
+    expect((await stat(snap.path)).mode & 0o027).toBe(0);
+    expect((await stat(snap.path)).uid).toBe(process.getuid?.());
     expect(existsSync(join(snap.path, 'config.json'))).toBe(true);
     expect(snap.sizeBytes).toBeGreaterThan(0);
     expect(snap).toMatchObject({ status: 'running', spec: { cpus: 1, memory: 64 * 1024 * 1024 } });
@@ -135,6 +137,8 @@ describe('snapshot and restore (memory network, simulator VMM)', () => {
     await using h = await makeHarness({ backend: 'memory' });
     await h.manager.create({ name: 'web', kernel: h.kernel });
     const to = await mkdtemp(join(h.stateDir, '..', 'snaps-'));
+    // A confined VMM writes there: it must be let through.
+    await chmod(to, 0o711);
     const inside = await h.manager.snapshot('web');
     const outside = await h.manager.snapshot('web', { to });
     expect(outside.path.startsWith(`${to}/web-`)).toBe(true);
@@ -151,7 +155,7 @@ describe('snapshot and restore (memory network, simulator VMM)', () => {
     const vm = await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
     const small = await mkdtemp(join(h.stateDir, '..', 'small-'));
     try {
-      await exec('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', small]);
+      await exec('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0711', 'tmpfs', small]);
     } catch (error) {
       console.warn(`NO_SPACE test skipped: cannot mount a tmpfs (${(error as Error).message})`);
       return;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NetworkBackend } from '@my-hypervisor/net-ops';
@@ -125,6 +125,7 @@ export const demo: CommandHandler = async (ctx) => {
         ...(serialRelay() ? { serialRelay: serialRelay()! } : {}),
       },
       inventory: { bridge: netOps, nat: netOps },
+      confinement: { mode: config.confinement },
     });
     const vmManager = manager;
     await step(`bridge ${BRIDGE} ${gatewayCidr(SUBNET)}`, () =>
@@ -271,7 +272,9 @@ async function createDirs(places: DemoPlaces): Promise<{ state: string; run: str
     run: join(places.dir, 'run'),
     share: join(places.dir, 'shared'),
   };
-  await mkdir(places.dir, { mode: 0o700 });
+  // 0711: a confined VMM (a user of its own) passes through to the demo's kernel; nobody else lists or writes.
+  await mkdir(places.dir, { mode: 0o711 });
+  await chmod(places.dir, 0o711);
   for (const dir of Object.values(dirs)) await mkdir(dir, { mode: 0o700 });
   await writeFile(join(dirs.share, 'hello.txt'), 'shared with the demo VMs over virtio-fs\n');
   return dirs;

@@ -3,6 +3,7 @@ import { access } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import {
   findUnsafePermissions,
+  ownsVmmUid,
   type UnreadableRecord,
   VmManager,
   VmManagerError,
@@ -68,7 +69,7 @@ async function dirCheck(path: string, what: string): Promise<Probe> {
   } catch {}
   if (stat && !stat.isDirectory())
     return fail(`${path} is not a directory`, `remove it, or choose another ${what}`);
-  const unsafe = findUnsafePermissions(path);
+  const unsafe = findUnsafePermissions(path, { vmmOwned: ownsVmmUid });
   const first = unsafe[0];
   if (first) {
     const others = unsafe.slice(1).map((u) => u.path);
@@ -94,6 +95,33 @@ async function dirCheck(path: string, what: string): Promise<Probe> {
       `run as root, or choose another ${what}`,
     );
   }
+}
+
+/** What least privilege for VMMs can use here, and what will be missing (`--confinement`). */
+async function confinementCheck(mode: CliConfig['confinement']): Promise<Probe> {
+  if (mode === 'off') return skip('off (--confinement off): every VMM runs as root, unconfined');
+  const { confinementSupport } = await import('@my-hypervisor/vm-manager');
+  const support = confinementSupport();
+  if (support.problems.length > 0) {
+    const detail = `VMMs would run as root, unconfined: ${support.problems.join('; ')}`;
+    return mode === 'on'
+      ? fail(detail, 'fix the above (as root, with util-linux), or use --confinement auto/off')
+      : fail(detail, 'run myhv as root on a host with util-linux (setpriv, unshare) to confine VMMs');
+  }
+  const cg = support.cgroups;
+  const cgroups = !cg
+    ? 'no cgroups mounted: limits not enforced'
+    : cg.kind === 'v2'
+      ? `cgroup v2 (${cg.available.length ? cg.available.join(', ') : 'no controller'} enforced)`
+      : `cgroup ${cg.kind} (${(['cpu', 'memory', 'pids'] as const).filter((c) => cg.controllers[c]).join(', ') || 'no controller'} enforced)`;
+  const kvm = support.kvmGid === undefined ? 'no /dev/kvm group' : `/dev/kvm through group ${support.kvmGid}`;
+  const landlock =
+    support.landlock === undefined
+      ? 'Landlock unknown (no /sys/kernel/security/lsm)'
+      : support.landlock
+        ? 'Landlock'
+        : 'no Landlock in the kernel';
+  return pass(`each VMM as a uid of its own, no capabilities, no_new_privs; ${cgroups}; ${kvm}; ${landlock}`);
 }
 
 /** Every VM record can be read: `gc` sweeps no leftovers while one cannot, and `vm ls` can only name it. */
@@ -378,6 +406,12 @@ async function runChecks(config: CliConfig, vmm: VmmChoice | undefined): Promise
           ? pass(`${config.netns} exists`)
           : fail(`${config.netns} does not exist`, `ip netns add ${config.netns}`);
       },
+    ],
+    [
+      'confinement',
+      'confined VMMs (own uid, no capabilities, cgroup)',
+      config.confinement === 'on',
+      async () => confinementCheck(config.confinement),
     ],
     [
       'namespaces',

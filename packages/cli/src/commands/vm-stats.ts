@@ -94,6 +94,21 @@ function printSnapshot(ctx: CommandContext, stats: VmStats): void {
     ctx.out.print();
     ctx.out.print(`network policy: ${deniedText(stats.network)}`);
   }
+  if (stats.cgroup) {
+    ctx.out.print();
+    ctx.out.print(`cgroup ${stats.cgroup.path}: ${cgroupText(stats.cgroup)}`);
+  }
+}
+
+/** Usage against limits; "no limit" where none is enforced, "?" where the host does not account it. */
+function cgroupText(cgroup: NonNullable<VmStats['cgroup']>): string {
+  const of = (used: string | undefined, limit: string | undefined) =>
+    `${used ?? '?'} of ${limit ?? 'no limit'}`;
+  return [
+    `memory ${of(cgroup.memoryBytes === undefined ? undefined : bytesText(cgroup.memoryBytes), cgroup.memoryLimitBytes === undefined ? undefined : bytesText(cgroup.memoryLimitBytes))}`,
+    `cpu ${cgroup.cpuSeconds === undefined ? '?' : `${cgroup.cpuSeconds.toFixed(2)}s`} (limit ${cgroup.cpus === undefined ? 'none' : `${cgroup.cpus} cpus`})`,
+    `pids ${of(cgroup.pids === undefined ? undefined : String(cgroup.pids), cgroup.pidsLimit === undefined ? undefined : String(cgroup.pidsLimit))}`,
+  ].join(', ');
 }
 
 /** Totals since the VM's network was attached (not rates: a denied packet is an event worth seeing once). */

@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs';
+
+/** How one host process of a VM runs: its ids, capabilities, `no_new_privs`, seccomp and cgroups, from /proc. */
+export interface ProcessConfinement {
+  readonly role: 'vmm' | 'virtiofsd';
+  /** The share a virtiofsd serves. */
+  readonly tag?: string;
+  readonly pid: number;
+  /** Effective uid and gid. */
+  readonly uid: number;
+  readonly gid: number;
+  /** Supplementary groups. */
+  readonly groups: readonly number[];
+  /** Effective capabilities as /proc shows them (hex); all zeros when it has none. */
+  readonly capEff: string;
+  readonly noNewPrivs: boolean;
+  /** Seccomp mode: 0 off, 1 strict, 2 filter (Cloud Hypervisor's own). */
+  readonly seccomp: number;
+  /** Its cgroup paths as /proc/PID/cgroup lists them, without duplicates and roots (`/myhv/<id>`). */
+  readonly cgroups: readonly string[];
+}
+
+/** How process `pid` runs, or undefined when it is gone. */
+export function readProcessConfinement(
+  pid: number,
+  role: ProcessConfinement['role'],
+  tag?: string,
+): ProcessConfinement | undefined {
+  let status: string;
+  let cgroup: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
+  const ids = (name: string) => field(name).split(/\s+/).filter(Boolean).map(Number);
+  const cgroups = [
+    ...new Set(
+      cgroup
+        .split('\n')
+        .map((line) => line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1))
+        // The root ("/") of hierarchies it was not put in says nothing.
+        .filter((path) => path.length > 1),
+    ),
+  ];
+  return {
+    role,
+    ...(tag === undefined ? {} : { tag }),
+    pid,
+    uid: ids('Uid')[1] ?? -1,
+    gid: ids('Gid')[1] ?? -1,
+    groups: ids('Groups'),
+    capEff: field('CapEff'),
+    noNewPrivs: field('NoNewPrivs') === '1',
+    seccomp: Number(field('Seccomp') || 0),
+    cgroups,
+  };
+}

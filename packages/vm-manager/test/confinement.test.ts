@@ -1,0 +1,143 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { confinementSupport, DEFAULT_UID_BASE, DEFAULT_UID_COUNT, VmManagerError } from '../src/index.js';
+import { confined, hasVirtiofsd, makeHarness } from './harness.js';
+
+// Least privilege, on the simulator spawned through the same confinement as cloud-hypervisor: what /proc says
+// about the VMM (and virtiofsd), its cgroup and limits, its TAP's owner, and that nothing is left after delete.
+
+const skip = confined ? undefined : `cannot confine here: ${confinementSupport().problems.join('; ')}`;
+if (skip) it.skip(`confinement — skipped: ${skip}`, () => {});
+
+function status(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
+    const at = line.indexOf(':');
+    if (at > 0) out[line.slice(0, at)] = line.slice(at + 1).trim();
+  }
+  return out;
+}
+
+const MiB = 1024 * 1024;
+const cgroups = confinementSupport().cgroups;
+const memoryMount = cgroups?.kind === 'v2' ? cgroups.root : cgroups?.controllers.memory;
+
+describe.skipIf(skip)('confined VMMs (memory network, simulator VMM)', () => {
+  it('runs each VMM as its own uid, with no capabilities, no_new_privs, in its cgroup with its limits', async () => {
+    await using h = await makeHarness({ backend: 'memory', shares: hasVirtiofsd });
+    const disks = join(h.shareDir, '..', 'disks');
+    await mkdir(disks);
+    await chmod(disks, 0o711);
+    const disk = join(disks, 'data.img');
+    await writeFile(disk, Buffer.alloc(4096));
+    const vm = await h.manager.create({
+      name: 'web',
+      kernel: h.kernel,
+      memory: '128M',
+      disks: [{ path: disk }],
+      shares: hasVirtiofsd ? [{ hostPath: h.shareDir, tag: 'data' }] : [],
+      limits: { cpus: 1.5, pids: 300 },
+    });
+    const uid = vm.confinement!.uid;
+    expect(uid).toBeGreaterThanOrEqual(DEFAULT_UID_BASE);
+    expect(uid).toBeLessThan(DEFAULT_UID_BASE + DEFAULT_UID_COUNT);
+    expect(vm.confinement!.limits).toEqual({ cpus: 1.5, memoryBytes: 128 * MiB + 256 * MiB, pids: 300 });
+
+    const fields = status(vm.pid!);
+    expect(fields.Uid!.split(/\s+/)).toEqual([uid, uid, uid, uid].map(String));
+    expect(fields.Gid!.split(/\s+/)[0]).toBe(String(uid));
+    expect(fields.CapEff).toBe('0000000000000000');
+    expect(fields.CapBnd).toBe('0000000000000000');
+    expect(fields.NoNewPrivs).toBe('1');
+    // Its TAP was made for its uid; its disk is its own; its run directory too.
+    expect(h.memory!.snapshot().taps[0]).toMatchObject({ owner: { uid, gid: uid } });
+    expect(statSync(disk).uid).toBe(uid);
+    expect(statSync(vm.paths.socket!).uid).toBe(uid);
+
+    // inspect: how every process runs, from /proc.
+    const inspected = await h.manager.get('web');
+    const processes = inspected.confinement!.processes!;
+    expect(processes[0]).toMatchObject({ role: 'vmm', pid: vm.pid, uid, capEff: '0000000000000000' });
+    expect(processes[0]!.noNewPrivs).toBe(true);
+    if (cgroups) {
+      const cgroup = vm.confinement!.cgroup!;
+      expect(cgroup).toMatch(/^\/myhv-[0-9a-f]{6}\/[0-9a-f]{12}$/);
+      expect(processes[0]!.cgroups).toContain(cgroup);
+      if (hasVirtiofsd) expect(processes[1]).toMatchObject({ role: 'virtiofsd', tag: 'data' });
+      if (hasVirtiofsd) expect(processes[1]!.cgroups).toContain(cgroup);
+      if (cgroups.kind !== 'v2' && memoryMount) {
+        const dir = join(memoryMount, cgroup);
+        expect(Number(readFileSync(join(dir, 'memory.limit_in_bytes'), 'utf8'))).toBe(384 * MiB);
+        expect(readFileSync(join(cgroups.controllers.pids!, cgroup, 'pids.max'), 'utf8').trim()).toBe('300');
+        expect(readFileSync(join(cgroups.controllers.cpu!, cgroup, 'cpu.cfs_quota_us'), 'utf8').trim()).toBe(
+          '150000',
+        );
+      }
+      const stats = await h.manager.stats('web');
+      expect(stats.cgroup).toMatchObject({ path: cgroup, pidsLimit: 300 });
+      expect(stats.cgroup!.pids).toBeGreaterThan(0);
+    }
+
+    // It still pauses, snapshots, restores (a fresh VMM, same uid) and stops.
+    await h.manager.pause('web');
+    await h.manager.resume('web');
+    const snap = await h.manager.snapshot('web');
+    expect(statSync(snap.path).uid).toBe(0);
+    await h.manager.restore('web');
+    const restored = await h.manager.get('web');
+    expect(restored.pid).not.toBe(vm.pid);
+    expect(status(restored.pid!).Uid!.split(/\s+/)[0]).toBe(String(uid));
+    await h.manager.stop('web');
+    const started = await h.manager.start('web');
+    expect(started.confinement!.uid).toBe(uid);
+
+    // A second VM gets another uid.
+    const other = await h.manager.create({ name: 'db', kernel: h.kernel, memory: '64M' });
+    expect(other.confinement!.uid).not.toBe(uid);
+
+    // Delete leaves nothing: cgroup, uid reservation, run directory; the disk goes back to its owner.
+    await h.manager.delete('web', { force: true });
+    expect(statSync(disk).uid).toBe(0);
+    expect(existsSync(join(h.stateDir, 'confinement', 'uids', String(uid)))).toBe(false);
+    expect(existsSync(join(h.runDir, vm.id))).toBe(false);
+    if (memoryMount) expect(existsSync(join(memoryMount, vm.confinement!.cgroup!))).toBe(false);
+    await h.manager.delete('db', { force: true });
+  });
+
+  it('refuses, before any work, a kernel its VMM could not open, naming the field', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const hidden = join(h.shareDir, 'private');
+    await mkdir(hidden, { mode: 0o700 });
+    const kernel = join(hidden, 'vmlinux');
+    await writeFile(kernel, readFileSync(h.kernel));
+    const error = await h.manager.create({ name: 'web', kernel }).catch((e: unknown) => e);
+    expect(VmManagerError.isInstance(error) && error.code).toBe('INVALID_ARGUMENT');
+    expect((error as VmManagerError).details.field).toBe('kernel');
+    expect(await h.manager.list()).toEqual([]);
+    expect(existsSync(join(h.stateDir, 'confinement'))).toBe(false);
+  });
+
+  it('runs the VMM as root when confinement is off', async () => {
+    await using h = await makeHarness({ backend: 'memory', confinement: { mode: 'off' } });
+    const vm = await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+    expect(vm.confinement).toBeUndefined();
+    expect(status(vm.pid!).Uid!.split(/\s+/)[0]).toBe('0');
+  });
+
+  it('reconcile removes the cgroup and uid of a VM whose record is gone', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const vm = await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+    await h.manager.stop('web');
+    // As if a crash hit right after the record went: its uid reservation and cgroup are still there.
+    await h.store.remove('web');
+    await h.ipam.release(vm.id);
+    const report = await h.manager.reconcile();
+    const kinds = report.changes.map((c) => `${c.kind} ${c.target}`);
+    expect(kinds).toContain(`uid ${vm.confinement!.uid}`);
+    if (cgroups) expect(kinds).toContain(`cgroup ${vm.id}`);
+    expect(existsSync(join(h.stateDir, 'confinement', 'uids', String(vm.confinement!.uid)))).toBe(false);
+    if (memoryMount) expect(existsSync(join(memoryMount, vm.confinement!.cgroup!))).toBe(false);
+  });
+});
