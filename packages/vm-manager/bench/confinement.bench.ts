@@ -187,7 +187,8 @@ const body = [
   'Whole creates differ by the simulator’s start-up (a Node process, ±tens of ms here) more than by confinement, so',
   'the target is judged on step times, which the manager measures around exactly the work confinement adds. Every',
   `program run costs ~${round(direct, 1)} ms on this machine (software virtualisation); the tun node needs three more`,
-  '(unshare, mount, mknod) plus sh. A mount namespace made once per host and entered with nsenter would save two.',
+  '(unshare, mount, mknod) plus sh. Where /dev/net/tun is 0666 none of them runs. A mount namespace made once and',
+  'entered with nsenter would save two, but would not see mounts made after it on hosts whose / is not shared.',
 ].join('\n');
 await writeBenchSection('vm-manager-confinement', {
   title: 'vm-manager: confined vs unconfined VMMs (create and delete)',
