@@ -28,7 +28,18 @@ describe.skipIf(skip !== undefined)('myhv vm disk and vm share (simulator VMM)',
   });
 
   it('adds, lists and removes a disk; bad input is exit 2 naming the field', async () => {
-    const image = join(box.dir, 'data.img');
+    // A VMM under Landlock opens new files only in its VM's disk directory; from elsewhere: exit 2, naming it.
+    const { vm } = json<{ vm: { paths: { dir: string }; confinement?: { landlock?: string[] } } }>(
+      await run('--json', 'vm', 'inspect', 'hp'),
+    );
+    if (vm.confinement?.landlock) {
+      const elsewhere = join(box.dir, 'elsewhere.img');
+      writeFileSync(elsewhere, Buffer.alloc(4096));
+      const refused = await run('--json', 'vm', 'disk', 'add', 'hp', elsewhere);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(JSON.parse(refused.stderr).error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'path' });
+    }
+    const image = join(vm.confinement?.landlock ? join(vm.paths.dir, 'disks') : box.dir, 'data.img');
     writeFileSync(image, Buffer.alloc(4096));
     const added = await run('--json', 'vm', 'disk', 'add', 'hp', `${image}:ro`);
     expect(added.code, added.stderr).toBe(0);

@@ -155,6 +155,7 @@ function confinementFields(info: VmInfo): [string, string][] {
     ['confinement', `uid ${c.uid} gid ${c.gid}${c.cgroup ? `, cgroup ${c.cgroup}` : ', no cgroup'}`],
     ['limits', `${cpus} cpus, ${formatMemory(memoryBytes)} memory, ${pids} pids`],
   ];
+  if (c.landlock) fields.push(['landlock', `its config's files and ${c.landlock.join(', ')}`]);
   for (const p of c.processes ?? []) {
     const caps = /^0+$/.test(p.capEff) ? 'no capabilities' : `capabilities ${p.capEff}`;
     const seccomp = ['seccomp off', 'seccomp strict', 'seccomp filter'][p.seccomp] ?? `seccomp ${p.seccomp}`;

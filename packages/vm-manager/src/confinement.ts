@@ -54,6 +54,11 @@ export interface ConfinementState {
   readonly gid: number;
   /** The cgroup as `/proc/PID/cgroup` shows it (`/myhv/<id>`); absent where the host has no cgroup to use. */
   readonly cgroup?: string;
+  /**
+   * The directories its running VMM's Landlock rules open (besides the files of its config): nothing else can be
+   * hot-added or written by it until it restarts. Absent without Landlock.
+   */
+  readonly landlock?: readonly string[];
   /** Disk images given to the VM's uid, with the owner each goes back to when the VM is deleted. */
   readonly disks?: readonly { readonly path: string; readonly uid: number; readonly gid: number }[];
 }
@@ -66,8 +71,10 @@ export interface VmLimits {
 }
 
 /** What a VMM needs besides the guest's memory: its own heap, device threads, virtiofsd. */
-/** Under a VM's state directory: its snapshots (snapshots.ts), the one directory a Landlocked VMM may write. */
+/** Under a VM's state directory: its snapshots (snapshots.ts), where a Landlocked VMM may write. */
 export const SNAPSHOTS_DIR = 'snapshots';
+/** Under a VM's state directory: where disks hot-added to a Landlocked VMM must be. */
+export const DISKS_DIR = 'disks';
 
 export const VMM_MEMORY_OVERHEAD = 256 * 1024 * 1024;
 export const DEFAULT_PIDS_LIMIT = 512;
@@ -370,11 +377,22 @@ export class Confiner {
     let landlockRules: { path: string; access: 'rw' }[] | undefined;
     // Where the kernel says it has no Landlock, the VMM would refuse the config: confined without it.
     if (this.landlock() && host.landlock !== false) {
-      const snapshots = `${paths.dir}/${SNAPSHOTS_DIR}`;
-      ensurePrivateDir(snapshots, 'the snapshot directory');
-      await this.letThrough(snapshots, 'snapshots');
-      landlockRules = [{ path: snapshots, access: 'rw' }];
+      landlockRules = [];
+      for (const [name, what] of [
+        [SNAPSHOTS_DIR, 'the snapshot directory'],
+        [DISKS_DIR, 'the hot-plug disk directory'],
+      ] as const) {
+        const dir = `${paths.dir}/${name}`;
+        ensurePrivateDir(dir, what);
+        await this.letThrough(dir, name);
+        landlockRules.push({ path: dir, access: 'rw' });
+      }
+      state = { ...state, landlock: landlockRules.map((rule) => rule.path) };
+    } else {
+      const { landlock: _none, ...rest } = state;
+      state = rest;
     }
+    record.resources.confinement = state;
     return {
       state,
       ...(landlockRules ? { landlockRules } : {}),
@@ -459,10 +477,31 @@ export class Confiner {
     if (cgroup && share.pid) await joinCgroup(cgroup, share.pid).catch(() => undefined);
   }
 
-  /** A disk hot-added to a running confined VM: its directory must let the VMM through; the image is given to it. */
+  /**
+   * Whether the VM's running VMM may open `path` under its Landlock rules (always, without Landlock): only what
+   * lies in one of its rule directories, besides the files it was booted with.
+   */
+  landlockAllows(record: VmRecord, path: string): boolean {
+    const rules = record.resources.confinement?.landlock;
+    if (!rules) return true;
+    const target = resolve(path);
+    return rules.some((rule) => target === rule || target.startsWith(`${rule}/`));
+  }
+
+  /**
+   * A disk hot-added to a running confined VM: under Landlock it must be in the VM's disk directory; its
+   * directory must let the VMM through; the image is given to it. INVALID_ARGUMENT naming `field` otherwise.
+   */
   async admitDisk(record: VmRecord, path: string, field: string, save: () => Promise<void>): Promise<void> {
     const state = record.resources.confinement;
     if (!state) return;
+    if (!this.landlockAllows(record, path)) {
+      throw invalidSpec(
+        field,
+        `${record.name}'s VMM runs under Landlock and may open no new file outside ${state.landlock!.join(' and ')}: ` +
+          `put the disk in ${state.landlock!.find((rule) => rule.endsWith(`/${DISKS_DIR}`))}, or stop the VM, add it, start it`,
+      );
+    }
     const problem = othersCan(dirname(path), 0o001);
     if (problem)
       throw invalidSpec(field, `the VM's VMM (a user of its own) cannot reach ${path}: ${problem}`);

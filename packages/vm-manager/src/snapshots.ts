@@ -55,33 +55,43 @@ export async function takeSnapshot(
   const parent = options.to ?? join(host.store.vmDir(record.name), SNAPSHOTS_DIR);
   if (options.to === undefined) ensurePrivateDir(parent, 'the snapshot directory');
   else await assertSnapshotParent(options.to);
-  // A confined VMM writes the snapshot: it must get there (refused here, before anything changes).
-  if (record.resources.confinement) await host.confiner.letThrough(parent, 'to');
   const dir = options.to === undefined ? join(parent, id) : join(parent, `${record.name}-${id}`);
+  // A VMM under Landlock writes only into its own snapshot directory: elsewhere, it writes there, and the result
+  // is moved. A confined VMM must get to where it writes (refused here, before anything changes).
+  const own = join(host.store.vmDir(record.name), SNAPSHOTS_DIR);
+  const stage = host.confiner.landlockAllows(record, dir) ? dir : join(own, id);
+  if (record.resources.confinement) await host.confiner.letThrough(dirname(stage), 'to');
   await assertRoom(parent, record.spec.memory + SNAPSHOT_OVERHEAD, record.name);
+  if (stage !== dir) await assertRoom(own, record.spec.memory + SNAPSHOT_OVERHEAD, record.name);
 
   const before = record.status;
   const { ChvClient } = await loadChvClient();
   await using client = new ChvClient({ socketPath: record.resources.vmm!.socketPath });
   // Recorded first: after a crash, reconcile removes the directory (it is in no snapshot) and unpauses the VM.
-  record.pending = { op: 'snapshot', step: `vm.snapshot ${dir}`, since: now() };
+  record.pending = { op: 'snapshot', step: `vm.snapshot ${stage}`, since: now() };
   await host.store.write(record);
   let paused = false;
   let sizeBytes: number;
   try {
-    await fs.mkdir(dir, { mode: 0o700 });
-    await host.confiner.lend(record, dir);
+    await fs.mkdir(stage, { mode: 0o700 });
+    await host.confiner.lend(record, stage);
     if (before === 'running') {
       await client.vmPause(io(options.signal));
       paused = true;
     }
     await client
-      .vmSnapshot({ destination_url: pathToFileURL(dir).href }, io(options.signal))
+      .vmSnapshot({ destination_url: pathToFileURL(stage).href }, io(options.signal))
       .catch((error: unknown) => {
         throw stepError(error, record.name, 'vm.snapshot');
       });
     // What the VMM wrote must be a snapshot restore accepts, and on disk before the record names it.
-    await host.confiner.takeBack(record, dir);
+    await host.confiner.takeBack(record, stage);
+    if (stage !== dir) {
+      record.pending = { op: 'snapshot', step: `vm.snapshot ${dir}`, since: now() };
+      await host.store.write(record);
+      await moveSnapshot(stage, dir);
+      await host.confiner.takeBack(record, dir);
+    }
     sizeBytes = await syncSnapshot(dir);
     await checkSnapshotFiles(record, { id, path: dir, sizeBytes, spec: record.spec });
     await syncDirectory(parent);
@@ -91,6 +101,7 @@ export async function takeSnapshot(
     }
   } catch (error) {
     await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    await fs.rm(stage, { recursive: true, force: true }).catch(() => undefined);
     if (paused) await client.vmResume().catch(() => undefined);
     delete record.pending;
     await host.store.write(record);
@@ -110,6 +121,18 @@ export async function takeSnapshot(
   await host.store.write(record);
   if (record.status !== before) internals.emit({ type: 'status', vm: record.name, status: record.status });
   return snapshot;
+}
+
+/** Moves a snapshot written in the VM's own directory to where it was asked for: renamed, or copied across file systems. */
+async function moveSnapshot(from: string, to: string): Promise<void> {
+  try {
+    await fs.rename(from, to);
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+  }
+  await fs.cp(from, to, { recursive: true, errorOnExist: true, force: false });
+  await fs.rm(from, { recursive: true, force: true });
 }
 
 /** Forgets the snapshot and removes its directory. NOT_FOUND when the VM has no snapshot `id`. */

@@ -47,6 +47,8 @@ export interface VmInfo {
     readonly gid: number;
     readonly cgroup?: string;
     readonly limits: VmLimits;
+    /** The directories its VMM's Landlock rules open besides its config's files; absent without Landlock. */
+    readonly landlock?: readonly string[];
     readonly processes?: readonly ProcessConfinement[];
   };
 }
@@ -88,6 +90,7 @@ export function vmInfo(record: VmRecord, dir: string): VmInfo {
       gid: confined.gid,
       ...(confined.cgroup ? { cgroup: confined.cgroup } : {}),
       limits: vmLimits(spec),
+      ...(confined.landlock ? { landlock: confined.landlock } : {}),
     };
   }
   info.paths = vmm

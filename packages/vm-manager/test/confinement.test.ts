@@ -93,6 +93,34 @@ describe.skipIf(skip)('confined VMMs (memory network, simulator VMM)', () => {
     const started = await h.manager.start('web');
     expect(started.confinement!.uid).toBe(uid);
 
+    // Under Landlock (the VMM's own), a disk hot-added from elsewhere is refused before any change; one put in
+    // the VM's disk directory is given to it and added. (Where the kernel has no Landlock, there are no rules.)
+    const landlock = confinementSupport().landlock !== false;
+    if (landlock)
+      expect(inspected.confinement!.landlock).toEqual([
+        join(vm.paths.dir, 'snapshots'),
+        join(vm.paths.dir, 'disks'),
+      ]);
+    const outside = join(disks, 'late.img');
+    await writeFile(outside, Buffer.alloc(4096));
+    if (landlock) {
+      const refused = await h.manager.addDisk('web', { path: outside }).catch((e: unknown) => e);
+      expect(VmManagerError.isInstance(refused) && refused.details.field).toBe('path');
+      expect((await h.manager.get('web')).spec.disks).toHaveLength(1);
+    }
+    const inside = join(vm.paths.dir, 'disks', 'late.img');
+    await writeFile(inside, Buffer.alloc(4096));
+    await h.manager.addDisk('web', { path: inside });
+    expect(statSync(inside).uid).toBe(uid);
+    // A snapshot asked for elsewhere is written in its own directory and moved there.
+    const to = join(h.shareDir, '..', 'elsewhere');
+    await mkdir(to, { mode: 0o700 });
+    const moved = await h.manager.snapshot('web', { to });
+    expect(moved.path.startsWith(`${to}/`)).toBe(true);
+    expect(existsSync(join(moved.path, 'config.json'))).toBe(true);
+    expect(existsSync(join(vm.paths.dir, 'snapshots', moved.id))).toBe(false);
+    expect((await h.manager.get('web')).status).toBe('running');
+
     // A second VM gets another uid.
     const other = await h.manager.create({ name: 'db', kernel: h.kernel, memory: '64M' });
     expect(other.confinement!.uid).not.toBe(uid);

@@ -20,7 +20,11 @@ describe('disk hot-plug (memory network, simulator VMM)', () => {
     await using h = await makeHarness({ backend: 'memory' });
     const boot = await diskFile(join(h.shareDir, '..'), 'boot.img');
     const vm = await h.manager.create({ name: 'd', kernel: h.kernel, disks: [{ path: boot }] });
-    const data = await diskFile(join(h.shareDir, '..'), 'data.img');
+    // A VMM under Landlock opens new files only in its own disk directory (made when it starts).
+    const data = await diskFile(
+      vm.confinement?.landlock ? join(vm.paths.dir, 'disks') : join(h.shareDir, '..'),
+      'data.img',
+    );
 
     const devices = await h.manager.addDisk('d', { path: data, readOnly: true });
     expect(devices.disks.map((d) => d.path)).toEqual([boot, data]);
