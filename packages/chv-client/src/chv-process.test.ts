@@ -415,7 +415,8 @@ describe('ChvProcess ladder ends and ownership', () => {
     const vmm = await ChvProcess.attach({ pid: simulator.pid, socketPath });
     try {
       expect(vmm.running).toBe(true);
-      expect(timers()).toBe(before);
+      // No timer of its own; another test's may have fired meanwhile (so not `toBe`: that flaked in CI).
+      expect(timers()).toBeLessThanOrEqual(before);
     } finally {
       vmm.disown();
       await vmm.close();

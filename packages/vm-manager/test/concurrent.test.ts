@@ -11,15 +11,20 @@ describe(`50 concurrent creates from 50 processes (${kind} backend)`, () => {
     const names = Array.from({ length: 50 }, (_, i) => `vm${String(i).padStart(2, '0')}`);
     const results = await Promise.all(
       names.map((name, i) =>
-        runManagerChild(h.child, {
-          op: 'create',
-          spec: {
-            name,
-            kernel: h.kernel,
-            memory: '64M',
-            network: { forwards: [{ hostPort: 20_000 + i, guestPort: 80 }] },
+        // 50 VMMs (Node processes here) starting at once on a small machine, each behind its confinement chain:
+        // this test is about shared state under contention, not start-up speed, so readiness gets more time.
+        runManagerChild(
+          { ...h.child, vmm: { ...h.child.vmm, readyTimeoutMs: 60_000 } },
+          {
+            op: 'create',
+            spec: {
+              name,
+              kernel: h.kernel,
+              memory: '64M',
+              network: { forwards: [{ hostPort: 20_000 + i, guestPort: 80 }] },
+            },
           },
-        }),
+        ),
       ),
     );
     for (const r of results) expect(r.code, r.stderr).toBe(0);
