@@ -86,9 +86,20 @@ const bundle = { exports: {} };
 script.runInThisContext()(bundle.exports, createRequire(file), bundle, file, dirname(file));
 // stdout and stderr as plain writes where they are pipes or files (see src/stdio.ts).
 const stdio = bundle.exports.processStdio();
+// A command whose last await waits on nothing that holds the event loop open would end here with exit code 0, its
+// work half-done. Never report that as success.
+let finished = false;
+process.on('exit', (code) => {
+  if (finished || code !== 0) return;
+  process.getBuiltinModule('node:fs').writeSync(2, 'myhv: error: internal: the command ended before it finished; run \`myhv gc\` to tidy up what it left\\n');
+  process.exitCode = 1;
+});
 bundle.exports
   .main(process.argv.slice(2), file, stdio)
-  .then((code) => stdio.flushed().then(() => code))
+  .then((code) => {
+    finished = true;
+    return stdio.flushed().then(() => code);
+  })
   // Exit once the output is out (a large JSON document on a pipe must not be cut short), and not later: a handle a
   // command left open must not keep the CLI alive.
   .then((code) => process.exit(code));

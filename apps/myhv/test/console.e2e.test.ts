@@ -57,7 +57,7 @@ describe.skipIf(skip)('myhv vm console (simulator VMM)', () => {
     const first = await consoleSession(box.env, 'web', /myhv-probe: booted/, '\x1d');
     expect(first.output).toContain('Ctrl-]');
     expect(first.output).toContain('myhv-probe: booted');
-    expect(first.code).toBe(0);
+    expect(first.code, first.output).toBe(0);
 
     // vm logs keeps reading the serial log the relay writes.
     const logs = await run('vm', 'logs', 'web');
@@ -80,7 +80,7 @@ describe.skipIf(skip)('myhv vm console (simulator VMM)', () => {
     expect((await run('vm', 'restart', 'web')).code).toBe(0);
     expect((await holder).code).toBe(0);
     const again = await consoleSession(box.env, 'web', /myhv-probe: booted/, '\x1d');
-    expect(again.code).toBe(0);
+    expect(again.code, again.output).toBe(0);
     expect(again.output).toContain('myhv-probe: booted');
 
     expect((await run('vm', 'stop', 'web')).code).toBe(0);

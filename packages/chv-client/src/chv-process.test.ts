@@ -446,6 +446,28 @@ describe('ChvProcess ladder ends and ownership', () => {
     }
   });
 
+  it('attach(): stop() of a VMM that has just died settles without waiting for the poll', async () => {
+    // The poll's timer does not hold the event loop open: a CLI awaiting `exited` after `running` had turned
+    // false used to end mid-stop with exit code 0 (a restart that stopped the VM and never started it again).
+    await using dir = await tempDir();
+    const socketPath = join(dir.path, 'api.sock');
+    const simulator = await startPlainSimulator(socketPath);
+    // The poll never fires in this test: only `running`'s own check can settle `exited`.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const vmm = await ChvProcess.attach({ pid: simulator.pid, socketPath });
+      await simulator[Symbol.asyncDispose]();
+      const result = await Promise.race([
+        vmm.stop({ gracefulMs: 0 }),
+        new Promise((r) => setTimeout(() => r('still waiting'), 2_000)),
+      ]);
+      expect(result).toMatchObject({ rung: 'already-exited' });
+      await vmm.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('await using stops the VMM', async () => {
     await using dir = await tempDir();
     let pid = 0;

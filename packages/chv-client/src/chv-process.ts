@@ -125,6 +125,8 @@ interface ProcessParts {
   readonly pidFile?: string;
   /** Stops whatever feeds `events` and `exited` (file follower, polling). */
   readonly release: () => void;
+  /** An attached process: settles `exited` now if the process is gone (instead of at the next poll). */
+  readonly checkExit?: () => void;
 }
 
 /**
@@ -150,6 +152,7 @@ export class ChvProcess implements AsyncDisposable {
   readonly #startTime: number | undefined;
   readonly #pidFile: string | undefined;
   readonly #release: () => void;
+  readonly #checkExit: (() => void) | undefined;
   #gone = false;
   #disowned = false;
   #stopping: Promise<StopResult> | undefined;
@@ -166,6 +169,7 @@ export class ChvProcess implements AsyncDisposable {
     this.#startTime = parts.startTime;
     this.#pidFile = parts.pidFile;
     this.#release = parts.release;
+    this.#checkExit = parts.checkExit;
     void this.exited.then(() => {
       this.#gone = true;
     });
@@ -175,7 +179,11 @@ export class ChvProcess implements AsyncDisposable {
   get running(): boolean {
     if (this.#gone) return false;
     if (this.#child) return this.#child.exitCode === null && this.#child.signalCode === null;
-    return isProcessAlive(this.pid, this.#startTime);
+    if (isProcessAlive(this.pid, this.#startTime)) return true;
+    // Seen gone here: `exited` must settle now. The poll's timer does not hold the event loop open, so code that
+    // awaits `exited` after this (stop() does) would otherwise let the process end mid-await.
+    this.#checkExit?.();
+    return false;
   }
 
   /**
@@ -288,7 +296,7 @@ export class ChvProcess implements AsyncDisposable {
       );
     }
     const stopFollowing = new AbortController();
-    const exited = pollExit(pid, startTime, stopFollowing.signal);
+    const { exited, check: checkExit } = pollExit(pid, startTime, stopFollowing.signal);
     const client = new ChvClient({ ...options.clientOptions, socketPath });
     const events = options.eventFile
       ? parseEventStream(followFile(options.eventFile, { until: exited, signal: stopFollowing.signal }))
@@ -308,6 +316,7 @@ export class ChvProcess implements AsyncDisposable {
         serverVersion: parseServerVersion(ping),
         startTime,
         release,
+        checkExit,
       });
     } catch (error) {
       release();
@@ -471,10 +480,15 @@ function rethrowAbort(error: unknown): undefined {
 /**
  * Exit of a process that is not our child: poll /proc (there is no pidfd in Node). Like a detached child, it
  * does not hold the event loop open. The poll ends at exit or on `stop`, after which it settles only if the
- * process is already gone.
+ * process is already gone. `check()` polls once now: whoever sees the process gone settles `exited` at once.
  */
-function pollExit(pid: number, startTime: number, stop: AbortSignal): Promise<ChvProcessExit> {
-  return new Promise((resolve) => {
+function pollExit(
+  pid: number,
+  startTime: number,
+  stop: AbortSignal,
+): { exited: Promise<ChvProcessExit>; check: () => void } {
+  let check = () => {};
+  const exited = new Promise<ChvProcessExit>((resolve) => {
     const poll = () => {
       if (isProcessAlive(pid, startTime)) return;
       end();
@@ -490,7 +504,9 @@ function pollExit(pid: number, startTime: number, stop: AbortSignal): Promise<Ch
     };
     const timer = setInterval(poll, 50).unref();
     stop.addEventListener('abort', onStop, { once: true });
+    check = poll;
   });
+  return { exited, check };
 }
 
 function emptyEvents(): ChvEventStream {
