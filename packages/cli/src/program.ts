@@ -310,7 +310,12 @@ export function createProgram(invoke: Invoke): Command {
     "create every network's bridge with its gateway address if missing (idempotent)",
   );
 
-  leaf(program, 'events', 'events', 'lifecycle events of every myhv process on this host, oldest first')
+  leaf(
+    program,
+    'events',
+    'events',
+    'lifecycle events of every myhv process and VMM on this host, oldest first',
+  )
     .option('--vm <name>', 'only this VM')
     .option(
       '--since <time>',

@@ -225,10 +225,14 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 // myhv net rm
 { removed: Network }
 // myhv events: NDJSON, not one document: one line per event, oldest first (with --follow, then as they happen);
-// pid and seq (1, 2, … per process) name the process that wrote it
+// pid and seq (1, 2, … per process) name the process that wrote it; type 'vmm' is the VMM's own event monitor
+// (source vm: booting, booted, pausing, paused, resuming, resumed, shutdown, deleted, device-removed, …; source vmm:
+// starting, shutdown), copied by the VM's serial relay (its pid)
 { time: string; pid: number; seq: number; type: 'step'; vm: string; op: string; step: string;
   phase: 'start' | 'done' | 'failed' | 'undo' | 'undone'; ms?: number; error?: string }
   | { time: string; pid: number; seq: number; type: 'status'; vm: string; status: string }
+  | { time: string; pid: number; seq: number; type: 'vmm'; vm: string; source: string; event: string;
+      properties?: { [key: string]: string } }
 // myhv doctor (exit 1 when a required check fails; vmm is null when none is configured or on PATH)
 { ok: boolean; vmm: Vmm | null; config: CliConfig;
   checks: { id: string; title: string; ok: boolean; required: boolean; skipped: boolean; detail: string; fix: string | null }[] }

@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { Wakeup } from '@my-hypervisor/host-utils';
 import { assertTrustedDir, ensurePrivateDir, unsafePermission, unsafePermissionsError } from './dir-trust.js';
-import type { VmEvent } from './events.js';
+import type { JournalEntry } from './events.js';
 
-/** A manager event as the journal keeps it: when, and which process (`seq` counts that process's events). */
-export type JournalEvent = VmEvent & {
+/** An event as the journal keeps it: when, and which process (`seq` counts that process's events). */
+export type JournalEvent = JournalEntry & {
   /** ISO time the event was written. */
   readonly time: string;
   readonly pid: number;
@@ -96,7 +96,7 @@ export class EventJournal {
   }
 
   /** Appends the event; never throws (a failure is counted in `stats`). Synchronous: one stat and one write. */
-  append(event: VmEvent): void {
+  append(event: JournalEntry): void {
     try {
       const line = Buffer.from(
         `${JSON.stringify({ time: new Date().toISOString(), pid: process.pid, seq: ++this.#seq, ...event })}\n`,

@@ -19,8 +19,29 @@ export interface StatusEvent {
   readonly status: VmStatus | 'deleted';
 }
 
-/** What `VmManager.events()` yields: a step of an operation or a status change. */
+/**
+ * An event of the VM's own VMM (Cloud Hypervisor's `--event-monitor`): `vm` `booting`, `booted`, `paused`,
+ * `resumed`, `shutdown`, `device-removed`, … and `vmm` `starting`, `shutdown`. The VM's serial relay copies them
+ * into the journal as the VMM writes them, so they appear whichever process (or none) drove the VM.
+ */
+export interface VmmEvent {
+  readonly type: 'vmm';
+  readonly vm: string;
+  /** Who in the VMM reports it: `vmm`, `vm`, `cpu_manager`, `virtio-device`, … */
+  readonly source: string;
+  readonly event: string;
+  /** What the VMM says with it (`id` of a removed device, …); absent when it says nothing. */
+  readonly properties?: Readonly<Record<string, string>>;
+}
+
+/**
+ * What `VmManager.events()` yields: a step of an operation or a status change. The journal (`journal()`) also
+ * holds the VMMs' own events (`VmmEvent`).
+ */
 export type VmEvent = StepEvent | StatusEvent;
+
+/** An event as the journal holds it: the manager's, or a VMM's. */
+export type JournalEntry = VmEvent | VmmEvent;
 
 /** Fan-out of manager events to listeners and to `events()` iterators. */
 export class VmEventHub {

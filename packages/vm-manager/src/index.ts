@@ -13,7 +13,7 @@ export {
 export { findUnsafePermissions, type UnsafePermission } from './dir-trust.js';
 export { VmManagerError, type VmManagerErrorCode, type VmManagerErrorDetails } from './errors.js';
 export type { JournalEvent, JournalOptions, JournalReadOptions, JournalStats } from './event-journal.js';
-export type { StatusEvent, StepEvent, VmEvent } from './events.js';
+export type { JournalEntry, StatusEvent, StepEvent, VmEvent, VmmEvent } from './events.js';
 export { vmIdOfForwardOwner } from './forward-owner.js';
 export type { HostProbe } from './host-probe.js';
 export type { DiskRequest, ShareRequest, VmDevices } from './hotplug.js';

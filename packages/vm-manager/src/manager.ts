@@ -115,6 +115,7 @@ export class VmManager {
       nat: (record) => this.#nat(record),
       ipam: (record) => this.#ipamOf(networkName(record.spec)),
       storage: () => this.#storage(),
+      ...(journal ? { journal: { dir: journal.dir, ...(options.journal || {}) } } : {}),
       confiner: new Confiner(options.stateDir, options.runDir, options.confinement, (spec) => {
         if (!spec.network.enabled) return true;
         return (

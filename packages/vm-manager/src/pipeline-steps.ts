@@ -193,6 +193,7 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
             extraArgs: record.spec.vmm.extraArgs,
             privateFiles: [paths.serialLog],
             ...(confined ? { confine: confined.confine } : {}),
+            ...(host.journal ? { eventFile: paths.vmmEvents } : {}),
           },
           signal,
         ).catch((error: unknown) => {
@@ -202,12 +203,24 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
         record.resources.vmm = spawned.record;
         await host.store.write(record);
         // Started now so restore gets it too: it waits for the serial socket that boot (or restore) binds.
-        const serialRelay = spawnSerialRelay(host.vmm, {
-          serialSocket: paths.serialSocket,
-          consoleSocket: paths.consoleSocket,
-          serialLog: paths.serialLog,
-          stderrFile: `${paths.vmmLog}.stderr`,
-        });
+        const { pid, startTime } = spawned.record;
+        const serialRelay = spawnSerialRelay(
+          host.vmm,
+          {
+            serialSocket: paths.serialSocket,
+            consoleSocket: paths.consoleSocket,
+            serialLog: paths.serialLog,
+            stderrFile: `${paths.vmmLog}.stderr`,
+          },
+          host.journal && pid !== undefined
+            ? {
+                file: paths.vmmEvents,
+                journal: host.journal,
+                vm: record.name,
+                vmm: { pid, ...(startTime !== undefined ? { startTime } : {}) },
+              }
+            : undefined,
+        );
         record.resources.vmm = { ...spawned.record, serialRelay };
         await host.store.write(record);
       },

@@ -6,9 +6,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isProcessAlive, processStartTime } from '@my-hypervisor/host-utils';
 import { VmManagerError } from './errors.js';
+import { EventJournal, type JournalOptions } from './event-journal.js';
 import { connectConsole, runSerialRelay } from './serial-relay.js';
 import type { VmmRecord } from './state-store.js';
 import type { VmmOptions } from './vmm.js';
+import { forwardVmmEvents, processGone } from './vmm-events.js';
 
 // A VM's serial console: the VMM serves its serial port on a socket (one client); a detached relay per VM is that
 // client, appends the output to serial.log and serves console clients (docs/adr/010-serial-console.md).
@@ -40,29 +42,117 @@ export function defaultSerialRelayCommand(): SerialRelayCommand {
   }
 }
 
-/** `myhv __serial-relay` and serial-relay-bin: parses the three paths and relays until the VMM closes. */
+/**
+ * `myhv __serial-relay` and serial-relay-bin: parses the three paths and relays until the VMM closes. With
+ * `--events FILE --journal DIR --vm NAME --vmm-pid PID [--vmm-start-time T]` it also copies the VMM's event-monitor
+ * feed into the journal until the VMM is gone (`--journal-max-bytes`, `--journal-keep`: the journal's rotation).
+ */
 export async function runSerialRelayCli(argv: readonly string[]): Promise<number> {
   const value = (flag: string) => {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
   };
+  const number = (flag: string) => {
+    const text = value(flag);
+    return text === undefined || !/^\d+$/.test(text) ? undefined : Number(text);
+  };
   const vmmSocket = value('--vmm-socket');
   const consoleSocket = value('--console-socket');
   const logFile = value('--log');
-  if (!vmmSocket || !consoleSocket || !logFile) {
-    process.stderr.write('usage: --vmm-socket PATH --console-socket PATH --log PATH\n');
+  const events = value('--events');
+  const journalDir = value('--journal');
+  const vm = value('--vm');
+  const vmmPid = number('--vmm-pid');
+  if (
+    !vmmSocket ||
+    !consoleSocket ||
+    !logFile ||
+    (events !== undefined && (!journalDir || !vm || vmmPid === undefined))
+  ) {
+    process.stderr.write(
+      'usage: --vmm-socket PATH --console-socket PATH --log PATH [--events PATH --journal DIR --vm NAME --vmm-pid PID]\n',
+    );
     return 2;
   }
   const stop = new AbortController();
   process.once('SIGTERM', () => stop.abort());
   process.once('SIGINT', () => stop.abort());
+  const relay = runSerialRelay({ vmmSocket, consoleSocket, logFile, signal: stop.signal });
+  const copy = events
+    ? copyVmmEvents({
+        file: events,
+        journalDir: journalDir!,
+        vm: vm!,
+        // The serial socket closes as the VM shuts down; the VMM writes its last events after that.
+        until: relay
+          .catch(() => undefined)
+          .then(() => processGone(vmmPid!, number('--vmm-start-time'), 5_000)),
+        signal: stop.signal,
+        maxBytes: number('--journal-max-bytes'),
+        keep: number('--journal-keep'),
+      })
+    : undefined;
+  let code = 0;
   try {
-    await runSerialRelay({ vmmSocket, consoleSocket, logFile, signal: stop.signal });
-    return 0;
+    await relay;
   } catch (error) {
     process.stderr.write(`serial relay: ${(error as Error).message}\n`);
-    return 1;
+    code = 1;
   }
+  if (copy) {
+    try {
+      await copy;
+    } catch (error) {
+      process.stderr.write(`serial relay: the VMM's events: ${(error as Error).message}\n`);
+      code = 1;
+    }
+  }
+  return code;
+}
+
+async function copyVmmEvents(options: {
+  file: string;
+  journalDir: string;
+  vm: string;
+  until: Promise<unknown>;
+  signal: AbortSignal;
+  maxBytes: number | undefined;
+  keep: number | undefined;
+}): Promise<void> {
+  const journal = new EventJournal(options.journalDir, {
+    ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+    ...(options.keep !== undefined ? { keep: options.keep } : {}),
+  });
+  try {
+    await forwardVmmEvents({ ...options, journal });
+  } finally {
+    journal.close();
+  }
+}
+
+/** Where the relay copies a VM's VMM events to (the journal), and which VMM writes them. */
+export interface VmmEventsCopy {
+  readonly file: string;
+  readonly journal: { readonly dir: string } & JournalOptions;
+  readonly vm: string;
+  readonly vmm: { readonly pid: number; readonly startTime?: number };
+}
+
+function eventsArgs(events: VmmEventsCopy): string[] {
+  const { journal, vmm } = events;
+  return [
+    '--events',
+    events.file,
+    '--journal',
+    journal.dir,
+    '--vm',
+    events.vm,
+    '--vmm-pid',
+    String(vmm.pid),
+    ...(vmm.startTime !== undefined ? ['--vmm-start-time', String(vmm.startTime)] : []),
+    ...(journal.maxBytes !== undefined ? ['--journal-max-bytes', String(journal.maxBytes)] : []),
+    ...(journal.keep !== undefined ? ['--journal-keep', String(journal.keep)] : []),
+  ];
 }
 
 /**
@@ -72,6 +162,7 @@ export async function runSerialRelayCli(argv: readonly string[]): Promise<number
 export function spawnSerialRelay(
   options: VmmOptions,
   paths: { serialSocket: string; consoleSocket: string; serialLog: string; stderrFile: string },
+  events?: VmmEventsCopy,
 ): { pid: number; startTime?: number } {
   const relay = options.serialRelay ?? defaultSerialRelayCommand();
   const stderr = openSync(paths.stderrFile, 'a', 0o600);
@@ -86,6 +177,7 @@ export function spawnSerialRelay(
         paths.consoleSocket,
         '--log',
         paths.serialLog,
+        ...(events ? eventsArgs(events) : []),
       ],
       // Detached like the VMM: it outlives the CLI that created the VM.
       { detached: true, cwd: '/', stdio: ['ignore', 'ignore', stderr] },

@@ -7,12 +7,14 @@ import {
 } from '@my-hypervisor/net-ops';
 import type { ShareRecord, StorageBackend } from '@my-hypervisor/storage';
 import type { Confiner } from './confinement.js';
+import type { JournalOptions } from './event-journal.js';
 import { forwardOwner } from './forward-owner.js';
 import type { IpAllocator } from './ip-allocator.js';
 import { type ForwardSpec, networkPolicy } from './spec.js';
 import type { StateStore, VmRecord } from './state-store.js';
 import { SERIAL_LOG, VMM_LOG } from './vm-info.js';
 import type { VmmOptions } from './vmm.js';
+import { VMM_EVENTS_FILE } from './vmm-events.js';
 
 /** What the pipeline steps and resource helpers need from the manager that owns them. */
 export interface VmHost {
@@ -33,6 +35,8 @@ export interface VmHost {
   storage(): StorageBackend;
   /** Decides and prepares each VMM's confinement (uid, cgroup). */
   readonly confiner: Confiner;
+  /** The event journal VMM events are copied into (by each VM's serial relay); absent when it is off. */
+  readonly journal?: { readonly dir: string } & JournalOptions;
 }
 
 /** Where a VM's files are: its state directory (logs, pid file) and its run directory (API socket). */
@@ -46,6 +50,8 @@ export interface VmPaths {
   /** The VMM's serial socket (its one client is the relay) and the relay's console socket. */
   readonly serialSocket: string;
   readonly consoleSocket: string;
+  /** The VMM's event-monitor file (its serial relay copies it into the journal). */
+  readonly vmmEvents: string;
 }
 
 export async function removeForwards(host: VmHost, record: VmRecord): Promise<void> {
@@ -136,5 +142,6 @@ export function vmPaths(host: VmHost, record: VmRecord): VmPaths {
     serialLog: `${dir}/${SERIAL_LOG}`,
     serialSocket: `${runDir}/serial.sock`,
     consoleSocket: `${runDir}/console.sock`,
+    vmmEvents: `${runDir}/${VMM_EVENTS_FILE}`,
   };
 }

@@ -165,6 +165,8 @@ export async function spawnVmm(
     privateFiles?: readonly string[];
     /** Run it confined (confinement.ts). Its log then goes to its stderr, a file opened here: it owns no file of ours. */
     confine?: VmmConfinement;
+    /** `--event-monitor path=`: the VMM writes its events here (created 0600, the VMM's own when confined). */
+    eventFile?: string;
   },
   signal: AbortSignal | undefined,
 ): Promise<{ record: VmmRecord; client: ChvClient }> {
@@ -189,6 +191,7 @@ export async function spawnVmm(
     pidFile: paths.pidFile,
     detached,
     ...(options.netns ? { netns: options.netns } : {}),
+    ...(extra.eventFile ? { eventMonitor: true, eventFile: extra.eventFile } : {}),
     ...(extra.extraArgs?.length ? { extraArgs: [...extra.extraArgs] } : {}),
     ...(options.env ? { env: { ...options.env } } : {}),
     readyTimeoutMs: options.readyTimeoutMs ?? 10_000,

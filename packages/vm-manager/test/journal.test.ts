@@ -5,7 +5,11 @@ import type { JournalEvent } from '../src/index.js';
 import { makeHarness, runManagerChild } from './harness.js';
 
 const describeEvent = (e: JournalEvent) =>
-  e.type === 'step' ? `${e.vm} ${e.op} ${e.step} ${e.phase}` : `${e.vm} status ${e.status}`;
+  e.type === 'step'
+    ? `${e.vm} ${e.op} ${e.step} ${e.phase}`
+    : e.type === 'status'
+      ? `${e.vm} status ${e.status}`
+      : `${e.vm} vmm ${e.source} ${e.event}`;
 
 /** Follows `feed` until an event matches `last` (or 30 s pass). */
 async function followUntil(
@@ -39,6 +43,46 @@ describe('VmManager event journal (simulator VMM)', () => {
     expect(events.some((e) => e.startsWith('db '))).toBe(false);
     expect(h.manager.journalStats.failed).toBe(0);
     expect(h.manager.journalStats.appended).toBeGreaterThan(events.length);
+  }, 60_000);
+
+  it("holds the VMM's own events, copied by the VM's serial relay, whichever process drove the VM", async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+    await h.manager.pause('web');
+    await h.manager.resume('web');
+    await h.manager.stop('web');
+    const all: JournalEvent[] = [];
+    for await (const e of h.newManager().journal({ vm: 'web' })) all.push(e);
+    const vmm = all.filter((e) => e.type === 'vmm');
+    // The relay copies them as the VMM writes them; stop waits for it, so the VMM's last word is in. (A real VMM
+    // says more, e.g. virtio devices activated: these are the ones every VMM says, in this order.)
+    const expected = [
+      'web vmm vmm starting',
+      'web vmm vm booting',
+      'web vmm vm booted',
+      'web vmm vm pausing',
+      'web vmm vm paused',
+      'web vmm vm resuming',
+      'web vmm vm resumed',
+      'web vmm vm shutdown',
+      'web vmm vm deleted',
+      'web vmm vmm shutdown',
+    ];
+    expect(vmm.map(describeEvent).filter((e) => expected.includes(e))).toEqual(expected);
+    const relay = vmm[0]!.pid;
+    expect(relay).not.toBe(process.pid);
+    expect(vmm.every((e) => e.pid === relay)).toBe(true);
+    // A second boot gets a new VMM, a new relay and its own events.
+    await h.manager.start('web');
+    await h.manager.delete('web', { force: true });
+    const again: JournalEvent[] = [];
+    for await (const e of h
+      .newManager()
+      .journal({ vm: 'web', since: new Date(Date.parse(vmm.at(-1)!.time) + 1) }))
+      again.push(e);
+    expect(again.filter((e) => e.type === 'vmm').map(describeEvent)).toEqual(
+      expect.arrayContaining(['web vmm vm booted', 'web vmm vmm shutdown']),
+    );
   }, 60_000);
 
   it('lets a manager follow a create made by another process', async () => {

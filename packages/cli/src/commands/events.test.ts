@@ -40,4 +40,13 @@ describe('formatEvent', () => {
       '2026-12-06T12:00:00.000Z web status running',
     );
   });
+  it("prints a VMM's own events with what it says about them", () => {
+    const base = { time: '2026-12-06T12:00:00.000Z', pid: 1, seq: 1, type: 'vmm', vm: 'web' } as const;
+    expect(formatEvent({ ...base, source: 'vm', event: 'booted' })).toBe(
+      '2026-12-06T12:00:00.000Z web vmm vm booted',
+    );
+    expect(
+      formatEvent({ ...base, source: 'vm', event: 'device-removed', properties: { id: '_disk1' } }),
+    ).toBe('2026-12-06T12:00:00.000Z web vmm vm device-removed id=_disk1');
+  });
 });

@@ -31,9 +31,16 @@ export function parseTimeArg(field: string, raw: unknown, now = Date.now()): Dat
   return date;
 }
 
-/** One event for people: `TIME VM OP STEP PHASE (ms)`, or `TIME VM status STATUS`. */
+/**
+ * One event for people: `TIME VM OP STEP PHASE (ms)`, `TIME VM status STATUS`, or a VMM's own event as
+ * `TIME VM vmm SOURCE EVENT key=value…`.
+ */
 export function formatEvent(e: JournalEvent): string {
   if (e.type === 'status') return `${e.time} ${e.vm} status ${e.status}`;
+  if (e.type === 'vmm') {
+    const properties = Object.entries(e.properties ?? {}).map(([key, value]) => ` ${key}=${value}`);
+    return `${e.time} ${e.vm} vmm ${e.source} ${e.event}${properties.join('')}`;
+  }
   const ms = e.ms === undefined ? '' : ` (${Math.round(e.ms)} ms)`;
   const error = e.error === undefined ? '' : `: ${e.error}`;
   return `${e.time} ${e.vm} ${e.op} ${e.step} ${e.phase}${ms}${error}`;
