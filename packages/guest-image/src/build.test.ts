@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -168,6 +168,60 @@ describe.skipIf(missing.length > 0)('buildImage (fake packages, no network)', ()
     expect(third.image.manifest.busybox.version).toBe('1:1.36.0-1');
     expect(await readdir(storeDir)).toEqual(['test']);
     expect((await new ImageStore({ dir: storeDir }).list()).images.map((i) => i.name)).toEqual(['test']);
+  });
+
+  it('runs one build of an image at a time: a second one waits, then finds it up to date', async () => {
+    const storeDir = join(dir, 'store-lock');
+    const build = (events: BuildProgress[]) =>
+      buildImage({
+        name: 'twice',
+        storeDir,
+        cacheDir: dir,
+        modules: MODULES,
+        packageSource: new FakeSource(kernel, busybox),
+        onProgress: (e) => events.push(e),
+      });
+    const a: BuildProgress[] = [];
+    const b: BuildProgress[] = [];
+    const results = await Promise.all([build(a), build(b)]);
+    // Without the lock the second rename failed (ENOTEMPTY) or both built.
+    expect(results.map((r) => r.built).sort()).toEqual([false, true]);
+    const waited = results[0]!.built ? b : a;
+    expect(waited[0]).toMatchObject({
+      step: 'wait',
+      detail: `another build of twice runs (pid ${process.pid})`,
+    });
+    expect(waited.map((e) => e.step)).toEqual(['wait', 'fetch', 'fetch', 'up-to-date']);
+    expect(await readdir(storeDir)).toEqual(['twice']);
+  });
+
+  it('takes over the lock of a build that died, and stops waiting when aborted', async () => {
+    const storeDir = join(dir, 'store-stale');
+    await mkdir(storeDir, { mode: 0o700 });
+    const options = { name: 'stale', storeDir, cacheDir: dir, modules: MODULES };
+    // A pid that is not running (pid_max is at most 2^22).
+    await writeFile(join(storeDir, '.build-stale.lock'), '4194305 1\n');
+    const built = await buildImage({ ...options, packageSource: new FakeSource(kernel, busybox) });
+    expect(built.built).toBe(true);
+    expect(await readdir(storeDir)).toEqual(['stale']);
+
+    // Held by a live process (this one, as another build would be): the waiting build ends on abort.
+    await writeFile(join(storeDir, '.build-stale.lock'), `${process.pid}\n`);
+    const stop = new AbortController();
+    const events: BuildProgress[] = [];
+    const waiting = buildImage({
+      ...options,
+      force: true,
+      packageSource: new FakeSource(kernel, busybox),
+      onProgress: (e) => {
+        events.push(e);
+        stop.abort();
+      },
+      signal: stop.signal,
+    });
+    await expect(waiting).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(events.map((e) => e.step)).toEqual(['wait']);
+    expect(await readFile(join(storeDir, '.build-stale.lock'), 'utf8')).toBe(`${process.pid}\n`);
   });
 
   it('leaves the store untouched when the kernel has no PVH note (NO_PVH_NOTE)', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { syncDirectory, writeFileAtomic } from '@my-hypervisor/host-utils';
+import { withBuildLock } from './build-lock.js';
 import { extractVmlinux } from './bzimage.js';
 import { type CpioEntry, writeCpio } from './cpio.js';
 import { type DebianPackage, extractDeb, fetchDebianPackage, fetchKernelPackage } from './debian.js';
@@ -55,8 +56,12 @@ export const aptPackageSource: PackageSource = {
   fetch: fetchDebianPackage,
 };
 
-/** The steps of a build, in order; `up-to-date` replaces the rest when nothing changed. */
+/**
+ * The steps of a build, in order; `up-to-date` replaces the rest when nothing changed. `wait`: another build of
+ * the same image runs (its pid in the detail); this one starts when it ends.
+ */
 export type BuildStep =
+  | 'wait'
   | 'fetch'
   | 'up-to-date'
   | 'extract'
@@ -122,7 +127,23 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   const fetchOptions = { cacheDir: options.cacheDir ?? DEFAULT_DEB_CACHE, signal };
   throwIfAborted(signal);
   await store.ensure();
+  return withBuildLock(
+    store.dir,
+    name,
+    { signal, onWait: (pid) => progress('wait', `another build of ${name} runs (pid ${pid})`) },
+    () => buildLocked({ ...options, name, kernelPackage }, wanted, store, source, fetchOptions, progress),
+  );
+}
 
+async function buildLocked(
+  options: BuildImageOptions & { name: string; kernelPackage: string },
+  wanted: readonly string[],
+  store: ImageStore,
+  source: PackageSource,
+  fetchOptions: PackageFetchOptions,
+  progress: (step: BuildStep, detail: string) => void,
+): Promise<BuildImageResult> {
+  const { name, kernelPackage, signal } = options;
   progress('fetch', kernelPackage);
   progress('fetch', BUSYBOX_PACKAGE);
   // Each apt-cache call loads apt's whole cache (about a second): the two packages are looked up side by side.
