@@ -55,6 +55,21 @@ describe('kernelCmdline for a VM made from an image', () => {
     });
   });
 
+  it("tells it a mycelium VM's IPv6 address and the node as its IPv6 gateway", () => {
+    const spec = parseVmSpec({ ...base, image: 'default', network: { mycelium: true } });
+    const ipv6 = {
+      address: '4a2:1b3c:4d5e:6f70::2',
+      prefixLength: 64,
+      gateway: '4a2:1b3c:4d5e:6f70::1',
+      routes: ['400::/7'],
+    };
+    expect(parseGuestArgs(kernelCmdline(spec, { ...network, ipv6 }))).toMatchObject({
+      ip: { address: '10.62.0.5', prefixLength: 24 },
+      ip6: { address: '4a2:1b3c:4d5e:6f70::2', prefixLength: 64 },
+      gateway6: '4a2:1b3c:4d5e:6f70::1',
+    });
+  });
+
   it('passes no address without a network, and nothing at all without an image', () => {
     const spec = parseVmSpec({ ...base, image: 'default', network: { enabled: false } });
     expect(parseGuestArgs(kernelCmdline(spec))).toEqual({ hostname: 'web' });

@@ -34,9 +34,14 @@ export function kernelCmdline(spec: VmSpec, network?: VmNetworkAttachment): stri
   return parts.filter(Boolean).join(' ');
 }
 
-/** What our init is told: the VM's IPv4 attachment (its gateway is also its DNS), hostname, mounts, command. */
+/**
+ * What our init is told: the VM's IPv4 attachment (its gateway is also its DNS), its IPv6 one where it has one (a
+ * mycelium VM: the address, and the node as the default IPv6 route, which covers mycelium's 400::/7), hostname,
+ * mounts, command.
+ */
 export function guestArgs(spec: VmSpec, network?: VmNetworkAttachment): GuestArgs {
   const shares = spec.shares.flatMap((s) => (s.guestPath ? [{ tag: s.tag, path: s.guestPath }] : []));
+  const ipv6 = network?.ipv6;
   return {
     ...(network
       ? {
@@ -44,6 +49,9 @@ export function guestArgs(spec: VmSpec, network?: VmNetworkAttachment): GuestArg
           gateway: network.gateway,
           dns: [network.gateway],
         }
+      : {}),
+    ...(ipv6
+      ? { ip6: { address: ipv6.address, prefixLength: ipv6.prefixLength }, gateway6: ipv6.gateway }
       : {}),
     hostname: guestHostname(spec.name),
     ...(shares.length > 0 ? { shares } : {}),
