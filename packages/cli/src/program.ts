@@ -27,6 +27,9 @@ export type CommandId =
   | 'vm share add'
   | 'vm share rm'
   | 'vm share ls'
+  | 'vm nic add'
+  | 'vm nic rm'
+  | 'vm nic ls'
   | 'forward add'
   | 'forward rm'
   | 'forward ls'
@@ -249,6 +252,26 @@ export function createProgram(invoke: Invoke): Command {
     .argument('<name>', 'the VM')
     .argument('<tag>', 'the share tag');
   leaf(share, 'ls', 'vm share ls', "list a VM's shared folders (reads state only)")
+    .alias('list')
+    .argument('<name>', 'the VM');
+  const nic = vm
+    .command('nic')
+    .description(
+      "add or remove a VM's network interfaces beyond its first (same network, own TAP and address)",
+    );
+  leaf(
+    nic,
+    'add',
+    'vm nic add',
+    "add a NIC on the VM's network (hot-plugged when the VM runs); ids nic1 … nic8",
+  )
+    .argument('<name>', 'the VM')
+    .option('--mac <mac>', 'its MAC address (unicast); derived from the VM and the NIC id when omitted');
+  leaf(nic, 'rm', 'vm nic rm', 'remove a NIC: its TAP and address go too')
+    .alias('remove')
+    .argument('<name>', 'the VM')
+    .argument('<id>', 'the NIC id (`myhv vm nic ls NAME`)');
+  leaf(nic, 'ls', 'vm nic ls', "list a VM's extra NICs with their TAPs and addresses (reads state only)")
     .alias('list')
     .argument('<name>', 'the VM');
 

@@ -185,14 +185,17 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { vm: string; removed: Snapshot }
 // myhv vm restore
 { vmm: Vmm; vm: VmInfo; snapshot: Snapshot | null; steps: Step[] }
-// myhv vm disk add | vm disk rm (removed: the id or path given); devices: the VM's disks and shares after
+// myhv vm disk add | vm disk rm (removed: the id or path given); devices: the VM's disks, shares and NICs after
 { vm: string; disk: Disk; devices: Devices } | { vm: string; removed: string; devices: Devices }
 // myhv vm share add | vm share rm (removed: the tag given)
 { vm: string; share: Share; devices: Devices } | { vm: string; removed: string; devices: Devices }
-// myhv vm disk ls | vm share ls
-{ vm: string; disks: Disk[] } | { vm: string; shares: Share[] }
-// where Devices = { disks: Disk[]; shares: Share[] }, Disk = { id: string; path: string; readOnly: boolean }
-// and Share = { id: string; tag: string; hostPath: string; readOnly: boolean }
+// myhv vm nic add | vm nic rm (removed: the id given)
+{ vm: string; nic: Nic; devices: Devices } | { vm: string; removed: string; devices: Devices }
+// myhv vm disk ls | vm share ls | vm nic ls
+{ vm: string; disks: Disk[] } | { vm: string; shares: Share[] } | { vm: string; nics: Nic[] }
+// where Devices = { disks: Disk[]; shares: Share[]; nics: Nic[] }, Disk = { id: string; path: string; readOnly: boolean },
+// Share = { id: string; tag: string; hostPath: string; readOnly: boolean }
+// and Nic = { id: string; tap: string; mac?: string; ip?: string } (a NIC beyond the first, on the VM's network)
 // myhv image build (built: false when the inputs were unchanged and the image was left alone)
 { built: boolean; image: Image }
 // myhv image ls (broken: directories in the store that are not usable images)

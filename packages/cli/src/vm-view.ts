@@ -127,6 +127,8 @@ export function inspectFields(info: VmInfo): [string, string][] {
   fields.push(['cmdline', info.spec.cmdline]);
   if (info.ip) fields.push(['ip', info.ip]);
   if (info.tap) fields.push(['network', `tap ${info.tap} on ${info.bridge ?? '?'}, mac ${info.mac ?? '?'}`]);
+  for (const n of info.nics ?? [])
+    fields.push(['nic', `${n.id}: tap ${n.tap}, mac ${n.mac ?? '?'}, ip ${n.ip ?? '?'}`]);
   if (info.netns) fields.push(['netns', info.netns]);
   fields.push(...policyFields(info));
   if (info.ipv6) fields.push(['ipv6', info.ipv6]);

@@ -2,8 +2,9 @@ import { posix } from 'node:path';
 import type { ChvClient } from '@my-hypervisor/chv-client';
 import type { ShareRecord } from '@my-hypervisor/storage';
 import { diskDeviceId, shareDeviceId } from './device-ids.js';
-import { throwIfAborted, VmManagerError } from './errors.js';
+import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
 import { assertDisksOnHost, assertSharesOnHost } from './host-checks.js';
+import { assertNicsPossible, attachNic, detachNic, listNics, nicNetConfigs } from './nics.js';
 import { stepError } from './pipeline.js';
 import { parseVmSpec, type VmSpec } from './spec.js';
 import type { VmOperation, VmRecord } from './state-store.js';
@@ -28,10 +29,17 @@ export interface ShareRequest {
   readonly guestPath?: string;
 }
 
-/** A VM's disks and shares with the device ids the VMM knows them by. */
+/** A NIC to add on the VM's network; its MAC is derived from the VM and the NIC's id unless given. */
+export interface NicRequest {
+  readonly mac?: string;
+}
+
+/** A VM's disks, shares and extra NICs with the device ids the VMM knows them by. */
 export interface VmDevices {
   readonly disks: readonly { id: string; path: string; readOnly: boolean }[];
   readonly shares: readonly { id: string; tag: string; hostPath: string; readOnly: boolean }[];
+  /** NICs beyond the VM's first: device id, TAP, MAC and address (once attached). */
+  readonly nics: readonly { id: string; tap: string; mac?: string; ip?: string }[];
 }
 
 /** The storage id of a share's virtiofsd (what `bootSteps` prepares it under). */
@@ -46,6 +54,7 @@ export function listDevices(record: VmRecord): VmDevices {
       hostPath: s.hostPath,
       readOnly: s.readOnly,
     })),
+    nics: listNics(record),
   };
 }
 
@@ -296,6 +305,79 @@ export async function removeShare(ctx: HotplugContext, record: VmRecord, tag: st
   return listDevices(record);
 }
 
+/**
+ * Adds a NIC on the VM's network (`nics.ts`): its own address and TAP through the VM's network backend and, when the
+ * VM runs, `vm.add-net`; kept in the spec so every boot has it. INVALID_ARGUMENT (`nics[i].mac`, `network`, `nics`)
+ * before anything changes: no network, the namespace backend, eight NICs already, a MAC in use.
+ */
+export async function addNic(
+  ctx: HotplugContext,
+  record: VmRecord,
+  request: NicRequest = {},
+): Promise<VmDevices> {
+  if (typeof request !== 'object' || request === null) throw new TypeError('addNic needs { mac? }');
+  assertNicsPossible(record, 'network');
+  const current = record.spec.nics ?? [];
+  const taken = new Set(current.map((n) => n.id));
+  const id = ['nic1', 'nic2', 'nic3', 'nic4', 'nic5', 'nic6', 'nic7', 'nic8'].find((n) => !taken.has(n));
+  if (id === undefined) throw invalidSpec('nics', `${record.name} has eight NICs besides its first already`);
+  const parsed = parseVmSpec({
+    name: record.spec.name,
+    kernel: record.spec.kernel,
+    nics: [...current, { id, ...(request.mac === undefined ? {} : { mac: request.mac }) }],
+  });
+  const nic = parsed.nics!.at(-1)!;
+  const inUse = [record.resources.network?.mac, ...listNics(record).map((n) => n.mac)];
+  if (nic.mac !== undefined && inUse.includes(nic.mac))
+    throw invalidSpec(`nics[${current.length}].mac`, `${nic.mac} is already one of ${record.name}'s MACs`);
+  const live = isLive(record, 'add a NIC');
+  throwIfAborted(ctx.signal);
+  const save = () => ctx.host.store.write(record);
+  await markPending(ctx, record, 'nic-add', `vm.add-net ${id}`);
+  try {
+    const state = await attachNic(ctx.host, record, nic, save, ctx.signal);
+    if (live) {
+      const [config] = nicNetConfigs({ ...record, resources: { ...record.resources, nics: [state] } });
+      await withClient(record, (client) => client.vmAddNet(config!, callOptions(ctx.signal)));
+    }
+  } catch (error) {
+    await detachNic(ctx.host, record, id).catch(() => undefined);
+    delete record.pending;
+    await save().catch(() => undefined);
+    throw stepError(error, record.name, live ? 'vm.add-net' : 'network');
+  }
+  record.spec.nics = [...current, nic];
+  delete record.pending;
+  await save();
+  return listDevices(record);
+}
+
+/** Removes an extra NIC by id: from the VMM when it runs (`vm.remove-device`), then its TAP and address. */
+export async function removeNic(ctx: HotplugContext, record: VmRecord, id: string): Promise<VmDevices> {
+  const nic = record.spec.nics?.find((n) => n.id === id);
+  if (!nic) {
+    throw new VmManagerError('NOT_FOUND', `${record.name} has no NIC ${id}`, {
+      details: { vm: record.name, field: 'id' },
+    });
+  }
+  const live = isLive(record, 'remove a NIC');
+  throwIfAborted(ctx.signal);
+  await markPending(ctx, record, 'nic-rm', `vm.remove-device ${id}`);
+  try {
+    if (live) await withClient(record, (client) => client.vmRemoveDevice({ id }, callOptions(ctx.signal)));
+    await detachNic(ctx.host, record, id);
+  } catch (error) {
+    delete record.pending;
+    await ctx.host.store.write(record).catch(() => undefined);
+    throw stepError(error, record.name, live ? 'vm.remove-device' : 'network');
+  }
+  record.spec.nics = record.spec.nics!.filter((n) => n !== nic);
+  if (record.spec.nics.length === 0) delete record.spec.nics;
+  delete record.pending;
+  await ctx.host.store.write(record);
+  return listDevices(record);
+}
+
 /** Stops one share's virtiofsd (found by its storage id when prepare never recorded it) and forgets it. */
 async function releaseShare(host: VmHost, record: VmRecord, tag: string): Promise<void> {
   const state = record.resources.shares.find((s) => s.tag === tag);
@@ -309,7 +391,14 @@ async function releaseShare(host: VmHost, record: VmRecord, tag: string): Promis
 
 /** Whether reconcile should hand this pending operation to `settleHotplug`. */
 export function isHotplugOp(op: VmOperation): boolean {
-  return op === 'disk-add' || op === 'disk-rm' || op === 'share-add' || op === 'share-rm';
+  return (
+    op === 'disk-add' ||
+    op === 'disk-rm' ||
+    op === 'share-add' ||
+    op === 'share-rm' ||
+    op === 'nic-add' ||
+    op === 'nic-rm'
+  );
 }
 
 /**
@@ -329,10 +418,24 @@ export async function settleHotplug(host: VmHost, record: VmRecord): Promise<str
     present =
       pending.op === 'disk-add' || pending.op === 'disk-rm'
         ? (config.disks ?? []).some((d) => d.id === subject || (d.path && diskDeviceId(d.path) === subject))
-        : (config.fs ?? []).some((f) => f.tag === subject);
+        : pending.op === 'nic-add' || pending.op === 'nic-rm'
+          ? (config.net ?? []).some((n) => n.id === subject)
+          : (config.fs ?? []).some((f) => f.tag === subject);
   }
   let outcome: string;
-  if (pending.op === 'disk-add' || pending.op === 'disk-rm') {
+  if (pending.op === 'nic-add' || pending.op === 'nic-rm') {
+    // The VMM has it: keep it (the spec entry is written last on add). It has not: its TAP and address go.
+    const state = record.resources.nics?.find((n) => n.id === subject);
+    if (present && state && !record.spec.nics?.some((n) => n.id === subject)) {
+      const mac = state.network?.mac;
+      record.spec.nics = [...(record.spec.nics ?? []), { id: subject, ...(mac ? { mac } : {}) }];
+    } else if (!present) {
+      await detachNic(host, record, subject);
+      record.spec.nics = record.spec.nics?.filter((n) => n.id !== subject);
+      if (record.spec.nics?.length === 0) delete record.spec.nics;
+    }
+    outcome = `NIC ${subject} ${present ? 'kept' : 'removed with its TAP and address'}`;
+  } else if (pending.op === 'disk-add' || pending.op === 'disk-rm') {
     if (!present) record.spec.disks = record.spec.disks.filter((d) => diskDeviceId(d.path) !== subject);
     outcome = `disk ${subject} ${present ? 'kept' : 'removed'}`;
   } else {

@@ -16,7 +16,7 @@ export type { JournalEvent, JournalOptions, JournalReadOptions, JournalStats } f
 export type { JournalEntry, StatusEvent, StepEvent, VmEvent, VmmEvent } from './events.js';
 export { vmIdOfForwardOwner } from './forward-owner.js';
 export type { HostProbe } from './host-probe.js';
-export type { DiskRequest, ShareRequest, VmDevices } from './hotplug.js';
+export type { DiskRequest, NicRequest, ShareRequest, VmDevices } from './hotplug.js';
 export { VmManager } from './manager.js';
 export type { OperationOptions, VmManagerOptions } from './manager-options.js';
 export type { NetworkDrift } from './network-drift.js';

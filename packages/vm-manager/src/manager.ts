@@ -19,11 +19,14 @@ import { ForwardChecks } from './forward-checks.js';
 import { assertSpecOnHost } from './host-checks.js';
 import {
   addDisk,
+  addNic,
   addShare,
   type DiskRequest,
   type HotplugContext,
   listDevices,
+  type NicRequest,
   removeDisk,
+  removeNic,
   removeShare,
   type ShareRequest,
   settleHotplug,
@@ -33,6 +36,7 @@ import { IpAllocator } from './ip-allocator.js';
 import type { OperationOptions, VmManagerOptions } from './manager-options.js';
 import { bridgeDrift, driftOf, type NetworkDrift, takeNetworkSnapshot } from './network-drift.js';
 import { DEFAULT_NETWORK, NetworkStore, validateNetworkName } from './network-store.js';
+import { detachNic } from './nics.js';
 import { type PipelineContext, type PipelineStep, runPipeline, stepError, undoSteps } from './pipeline.js';
 import {
   bootSteps,
@@ -374,7 +378,7 @@ export class VmManager {
     return openConsole(record.name, record.resources.vmm, vmPaths(this.#host, record).consoleSocket, options);
   }
 
-  /** The VM's disks and shares with their VMM device ids (what `removeDisk` / `removeShare` take). */
+  /** The VM's disks, shares and extra NICs with their VMM device ids (what the `remove…` methods take). */
   async devices(name: string): Promise<VmDevices> {
     this.#store.assertTrusted();
     return listDevices(await this.#read(name));
@@ -408,6 +412,21 @@ export class VmManager {
   async removeShare(name: string, tag: string, options: OperationOptions = {}): Promise<VmDevices> {
     await using _lock = await this.#lock(name, options.signal);
     return await removeShare(this.#hotplug(options), await this.#read(name), tag);
+  }
+
+  /**
+   * Adds a NIC on the VM's network (`nics.ts`): its own TAP and address, hot-plugged when the VM runs and kept in the
+   * spec. INVALID_ARGUMENT before any change: no network, the namespace backend, eight extra NICs, a MAC in use.
+   */
+  async addNic(name: string, request: NicRequest = {}, options: OperationOptions = {}): Promise<VmDevices> {
+    await using _lock = await this.#lock(name, options.signal);
+    return await addNic(this.#hotplug(options), await this.#read(name), request);
+  }
+
+  /** Removes an extra NIC by id (`nic1`…): from the running VM, then its TAP and address. NOT_FOUND without it. */
+  async removeNic(name: string, id: string, options: OperationOptions = {}): Promise<VmDevices> {
+    await using _lock = await this.#lock(name, options.signal);
+    return await removeNic(this.#hotplug(options), await this.#read(name), id);
   }
 
   #hotplug(options: OperationOptions): HotplugContext {
@@ -595,6 +614,11 @@ export class VmManager {
       {
         name: 'network-detach',
         run: async () => {
+          // The extra NICs first (each frees its address), then the VM's own TAP.
+          for (const nic of [...(record.resources.nics ?? [])]) {
+            await detachNic(this.#host, record, nic.id);
+            await this.#store.write(record);
+          }
           if (record.resources.tap) await this.#network(record).detach(detachRequest(record));
           delete record.resources.network;
           delete record.resources.tap;

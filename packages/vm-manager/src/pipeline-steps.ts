@@ -3,6 +3,7 @@ import type { ChvClient } from '@my-hypervisor/chv-client';
 import { deriveTapName } from '@my-hypervisor/net-ops';
 import { ensurePrivateDir } from './dir-trust.js';
 import { VmManagerError } from './errors.js';
+import { assertNicsPossible, attachNic, detachNic, nicNetConfigs } from './nics.js';
 import type { PipelineStep } from './pipeline.js';
 import { spawnSerialRelay, waitForConsole } from './serial-console.js';
 import type { VmRecord, VmStatus } from './state-store.js';
@@ -88,6 +89,7 @@ export function networkSteps(host: VmHost, record: VmRecord): PipelineStep[] {
         delete record.resources.tap;
       },
     },
+    ...nicSteps(host, record),
     {
       name: 'forwards',
       intent: () => {
@@ -105,6 +107,24 @@ export function networkSteps(host: VmHost, record: VmRecord): PipelineStep[] {
       },
       undo: async () => {
         await removeForwards(host, record);
+      },
+    },
+  ];
+}
+
+/** The extra NICs of a VM being created (`spec.nics`): each one's address and TAP, undone together. */
+function nicSteps(host: VmHost, record: VmRecord): PipelineStep[] {
+  const nics = record.spec.nics ?? [];
+  if (nics.length === 0) return [];
+  return [
+    {
+      name: 'nics',
+      run: async (signal) => {
+        assertNicsPossible(record, 'nics');
+        for (const nic of nics) await attachNic(host, record, nic, () => host.store.write(record), signal);
+      },
+      undo: async () => {
+        for (const nic of [...(record.resources.nics ?? [])]) await detachNic(host, record, nic.id);
       },
     },
   ];
@@ -129,6 +149,18 @@ export function reassertSteps(host: VmHost, record: VmRecord): PipelineStep[] {
           .attach(attachRequest(record), signal ? { signal } : {});
       },
     },
+    ...(record.spec.nics?.length
+      ? [
+          {
+            name: 'nics-ensure',
+            recordBefore: false,
+            run: async (signal?: AbortSignal) => {
+              for (const nic of record.spec.nics ?? [])
+                await attachNic(host, record, nic, () => host.store.write(record), signal);
+            },
+          },
+        ]
+      : []),
     {
       name: 'forwards-ensure',
       recordBefore: false,
@@ -241,6 +273,7 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
           shares: record.resources.shares.map((s) => ({ tag: s.tag, socketPath: shareSocket(s) })),
           serialSocket: paths.serialSocket,
           ...(landlockRules ? { landlockRules } : {}),
+          nics: nicNetConfigs(record),
         });
         await client!.vmCreate(config, signal ? { signal } : {});
       },

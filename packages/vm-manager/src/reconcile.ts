@@ -11,6 +11,7 @@ import { isHotplugOp } from './hotplug.js';
 import type { IpAllocator } from './ip-allocator.js';
 import type { OperationOptions, VmManagerOptions } from './manager-options.js';
 import { bridgeDrift, driftOf, type NetworkSnapshot, takeNetworkSnapshot } from './network-drift.js';
+import { ownerVmId } from './nics.js';
 import { settleInterruptedSnapshot } from './snapshots.js';
 import { networkName } from './spec.js';
 import type { StateStore, VmRecord } from './state-store.js';
@@ -227,7 +228,11 @@ export async function reconcile(
 
   const ids = new Set(live.keys());
   const ownedShares = new Set([...live.values()].flatMap((r) => r.resources.shares.map((s) => s.id)));
-  const ownedTaps = new Set([...live.values()].map((r) => r.resources.tap).filter(Boolean));
+  const ownedTaps = new Set(
+    [...live.values()]
+      .flatMap((r) => [r.resources.tap, ...(r.resources.nics ?? []).map((n) => n.tap)])
+      .filter(Boolean),
+  );
   const ownedPids = new Set(
     [...live.values()].map((r) => r.resources.vmm?.pid).filter((p) => p !== undefined),
   );
@@ -244,7 +249,8 @@ export async function reconcile(
   // 2. IP reservations nobody owns, in every network.
   for (const { ipam } of networks) {
     for (const r of await ipam.list()) {
-      if (ids.has(r.owner)) continue;
+      // A VM's own address, or one of its NICs' (`<vm id>.<nic id>`).
+      if (ids.has(ownerVmId(r.owner))) continue;
       await fs.rm(join(ipam.dir, r.address), { force: true });
       report.changes.push({
         kind: 'ip',

@@ -277,6 +277,8 @@ export function changedFields(taken: VmSpec, now: VmSpec): string[] {
     ['disks', disks],
     ['shares', shares],
     ['network', net],
+    // The snapshot's config names each NIC's TAP and MAC: another set of NICs cannot be restored into.
+    ['nics', (s) => (s.nics ?? []).map((n) => n.id)],
   ];
   return fields
     .filter(([, pick]) => JSON.stringify(pick(taken)) !== JSON.stringify(pick(now)))

@@ -132,6 +132,19 @@ function buildSchemas() {
     readOnly: z.boolean().default(false),
   });
 
+  /** One more network interface on the VM's network (`nics.ts`): its own TAP and address. */
+  const nic = z.strictObject({
+    /** Its device id in the VMM and in `myhv vm nic rm`: `nic1` … `nic8`. */
+    id: z.string().regex(/^nic[1-8]$/, 'must be nic1 … nic8'),
+    /** A unicast MAC; derived from the VM and the id when omitted. */
+    mac: z
+      .string()
+      .regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i, 'must be a MAC address such as 52:54:00:12:34:56')
+      .refine((mac) => (Number.parseInt(mac.slice(0, 2), 16) & 1) === 0, 'must be a unicast address')
+      .transform((mac) => mac.toLowerCase())
+      .optional(),
+  });
+
   const vmSpec = z.strictObject({
     name: vmName,
     /** Boot vCPUs. */
@@ -224,6 +237,8 @@ function buildSchemas() {
       .refine((c) => !/[\0\n]/.test(c), 'must not contain NUL or newline')
       .default('console=ttyS0 reboot=k panic=1'),
     disks: z.array(disk).max(16).default([]),
+    /** More interfaces on the VM's network, besides its first (which `network` describes). */
+    nics: z.array(nic).max(8).optional(),
     shares: z.array(share).max(16).default([]),
     network: z
       .strictObject({
@@ -330,6 +345,8 @@ export type VmSpecInput = z.input<typeof vmSpecSchema>;
 export type VmSpec = z.output<typeof vmSpecSchema>;
 /** One parsed port forward of a VM spec. */
 export type ForwardSpec = VmSpec['network']['forwards'][number];
+/** One extra network interface of a parsed VM spec. */
+export type NicSpec = NonNullable<VmSpec['nics']>[number];
 /** One shared folder of a parsed VM spec. */
 export type ShareSpecInput = VmSpec['shares'][number];
 
@@ -392,6 +409,15 @@ export function parseVmSpec(input: unknown): VmSpec {
         `${option} is set by the manager; extra VMM arguments may not set it`,
       );
     }
+  });
+  const nics = new Map<string, number>();
+  spec.nics?.forEach((n, i) => {
+    if (!spec.network.enabled) throw invalidSpec(`nics[${i}]`, 'a VM without a network has no NICs');
+    const first = nics.get(n.id);
+    if (first !== undefined) throw invalidSpec(`nics[${i}].id`, `${n.id} is already nics[${first}]`);
+    nics.set(n.id, i);
+    const same = n.mac === undefined ? -1 : spec.nics!.findIndex((m) => m.mac === n.mac);
+    if (same >= 0 && same < i) throw invalidSpec(`nics[${i}].mac`, `${n.mac} is already nics[${same}]'s`);
   });
   const tags = new Map<string, number>();
   spec.shares.forEach((s, i) => {

@@ -41,7 +41,9 @@ export type VmOperation =
   | 'disk-add'
   | 'disk-rm'
   | 'share-add'
-  | 'share-rm';
+  | 'share-rm'
+  | 'nic-add'
+  | 'nic-rm';
 
 /** What the VMM process is, so a later process can find it again (and never mistake a recycled pid for it). */
 export interface VmmRecord {
@@ -73,6 +75,16 @@ export interface VmResources {
   vmm?: VmmRecord;
   /** The VM's uid and cgroup when its VMM runs confined (confinement.ts). */
   confinement?: ConfinementState;
+  /** Its extra NICs (`spec.nics`): the TAP is recorded before attach, the address and attachment after. */
+  nics?: NicState[];
+}
+
+/** One extra NIC of a VM: its TAP, its address on the VM's network, and what the backend attached. */
+export interface NicState {
+  readonly id: string;
+  readonly tap: string;
+  ip?: string;
+  network?: VmNetworkAttachment;
 }
 
 /** A VM's state file: its spec, status, the operation in progress and every host resource it owns. */

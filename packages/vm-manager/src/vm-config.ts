@@ -1,4 +1,4 @@
-import type { VmConfig } from '@my-hypervisor/chv-client';
+import type { NetConfig, VmConfig } from '@my-hypervisor/chv-client';
 import { formatGuestArgs, type GuestArgs, GuestImageError } from '@my-hypervisor/guest-image/core';
 import type { VmNetworkAttachment } from '@my-hypervisor/net-ops';
 import { diskDeviceId, shareDeviceId } from './device-ids.js';
@@ -16,6 +16,8 @@ export interface VmConfigInputs {
    * directory). Omitted: no Landlock.
    */
   readonly landlockRules?: readonly { path: string; access: 'r' | 'rw' }[];
+  /** The extra NICs' `net[]` entries (`nicNetConfigs`), after the first NIC. */
+  readonly nics?: readonly NetConfig[];
 }
 
 /**
@@ -82,6 +84,7 @@ export function buildVmConfig({
   shares,
   serialSocket,
   landlockRules,
+  nics = [],
 }: VmConfigInputs): VmConfig {
   const config: VmConfig = {
     payload: {
@@ -110,6 +113,7 @@ export function buildVmConfig({
         num_queues: spec.network.queues * 2,
         queue_size: 256,
       },
+      ...nics,
     ];
   }
   if (shares.length > 0) {

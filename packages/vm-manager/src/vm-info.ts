@@ -1,6 +1,7 @@
 import type { PortForwardRule } from '@my-hypervisor/net-ops';
 import type { ShareRecord } from '@my-hypervisor/storage';
 import { type VmLimits, vmLimits } from './confinement.js';
+import { listNics } from './nics.js';
 import { type ProcessConfinement, readProcessConfinement } from './process-confinement.js';
 import type { VmSpec } from './spec.js';
 import type { VmRecord, VmStatus } from './state-store.js';
@@ -25,6 +26,8 @@ export interface VmInfo {
   /** The network namespace the VM's TAP and VMM are in, when its backend gives each VM its own. */
   readonly netns?: string;
   readonly ipv6?: string;
+  /** Its NICs beyond the first (`spec.nics`): device id, TAP, MAC and address once attached. */
+  readonly nics?: readonly { id: string; tap: string; mac?: string; ip?: string }[];
   readonly forwards: readonly PortForwardRule[];
   readonly shares: readonly { tag: string; hostPath: string; readOnly: boolean; socketPath?: string }[];
   readonly spec: VmSpec;
@@ -76,6 +79,7 @@ export function vmInfo(record: VmRecord, dir: string): VmInfo {
     if (net.netns) info.netns = net.netns;
     if (net.ipv6) info.ipv6 = net.ipv6.address;
   }
+  if (spec.nics?.length) info.nics = listNics(record);
   info.forwards = resources.forwards;
   info.shares = spec.shares.length === 0 ? [] : spec.shares.map((s) => shareInfo(s, resources.shares));
   info.spec = spec;

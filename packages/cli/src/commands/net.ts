@@ -266,7 +266,11 @@ export const netInspect: CommandHandler = async (ctx, [rawName]) => {
   const { manager } = await openManager(config, { kind: 'read' });
   const vms = await manager.list();
   const members = vms.filter((v) => v.spec.network.enabled && networkName(v.spec) === name);
-  const byTap = new Map(vms.filter((v) => v.tap).map((v) => [v.tap!, v.name]));
+  const byTap = new Map(
+    vms.flatMap((v) =>
+      [...(v.tap ? [v.tap] : []), ...(v.nics ?? []).map((n) => n.tap)].map((tap) => [tap, v.name]),
+    ),
+  );
   const byId = new Map(vms.map((v) => [v.id, v.name]));
   const { subnet } = network;
   const unsupported: string[] = [];

@@ -114,3 +114,47 @@ export const vmShareLs: CommandHandler = async (ctx, [rawName]) => {
   );
   return ExitCode.OK;
 };
+
+/** `myhv vm nic add NAME [--mac MAC]`: a NIC on the VM's network, hot-plugged when it runs; kept in the spec. */
+export const vmNicAdd: CommandHandler = async (ctx, [rawName]) => {
+  const name = parseVmName(rawName);
+  const mac = ctx.options.mac === undefined ? undefined : String(ctx.options.mac);
+  const m = await manager(ctx);
+  const { status } = await m.get(name);
+  const devices = await interruptible(ctx, (signal) =>
+    m.addNic(name, mac === undefined ? {} : { mac }, { signal }),
+  );
+  const nic = devices.nics.at(-1)!;
+  ctx.out.result({ vm: name, nic, devices }, () =>
+    ctx.out.print(
+      ctx.out.ok(
+        `${name}: added ${nic.id} (TAP ${nic.tap}, ${nic.mac ?? 'MAC at boot'}, ${nic.ip ?? 'no address'})${live(status)}`,
+      ),
+    ),
+  );
+  return ExitCode.OK;
+};
+
+/** `myhv vm nic rm NAME ID`: detaches the NIC, then removes its TAP and frees its address. */
+export const vmNicRm: CommandHandler = async (ctx, [rawName, rawId]) => {
+  const name = parseVmName(rawName);
+  const m = await manager(ctx);
+  await m.get(name);
+  const devices = await interruptible(ctx, (signal) => m.removeNic(name, String(rawId), { signal }));
+  ctx.out.result({ vm: name, removed: String(rawId), devices }, () =>
+    ctx.out.print(ctx.out.ok(`${name}: removed ${rawId}`)),
+  );
+  return ExitCode.OK;
+};
+
+/** `myhv vm nic ls NAME` (reads state only). */
+export const vmNicLs: CommandHandler = async (ctx, [rawName]) => {
+  const [name, { nics }] = await devicesOf(ctx, rawName);
+  ctx.out.result({ vm: name, nics }, () =>
+    ctx.out.table(
+      ['id', 'tap', 'mac', 'ip'],
+      nics.map((n) => [n.id, n.tap, n.mac ?? '-', n.ip ?? '-']),
+    ),
+  );
+  return ExitCode.OK;
+};
