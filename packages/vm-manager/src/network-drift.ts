@@ -103,8 +103,17 @@ export function driftOf(record: VmRecord, snapshot: NetworkSnapshot): NetworkDri
     if (snapshot.attached && !record.spec.network.mycelium && !snapshot.attached.has(record.id)) {
       drift.push({ vm, kind: 'netns', target: netns, problem: `network namespace ${netns} does not exist` });
     }
-  } else if (snapshot.ports !== null && !snapshot.ports?.has(tap)) {
-    drift.push({ vm, kind: 'tap', target: tap, problem: `TAP ${tap} is not on bridge ${snapshot.bridge}` });
+  } else if (snapshot.ports !== null) {
+    // Its own TAP, and its extra NICs' (nics.ts).
+    for (const port of [tap, ...(record.resources.nics ?? []).map((n) => n.tap)]) {
+      if (snapshot.ports?.has(port)) continue;
+      drift.push({
+        vm,
+        kind: 'tap',
+        target: port,
+        problem: `TAP ${port} is not on bridge ${snapshot.bridge}`,
+      });
+    }
   }
   if (snapshot.forwards !== null) {
     for (const rule of record.resources.forwards) {

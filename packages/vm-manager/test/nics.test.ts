@@ -170,6 +170,27 @@ describe('extra NICs (memory network, simulator VMM)', () => {
     expect([...(await reservations(h)).values()]).toEqual([vm.id]);
   });
 
+  it('after a "reboot" of the network, drift names the NIC\'s TAP and gc (or start) makes it again', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    const vm = await h.manager.create({
+      name: 'rb',
+      kernel: h.kernel,
+      memory: '64M',
+      nics: [{ id: 'nic1' }],
+    });
+    const [nic] = (await h.manager.devices('rb')).nics;
+    await h.manager.stop('rb');
+    h.memory!.reboot();
+    const drift = await h.manager.drift();
+    expect(drift.filter((d) => d.kind === 'tap').map((d) => d.target)).toEqual([vm.tap, nic!.tap]);
+    const report = await h.manager.reconcile();
+    expect(report.changes.filter((c) => c.kind === 'tap').map((c) => c.target)).toEqual([vm.tap, nic!.tap]);
+    expect(bridgePorts(h)).toEqual([vm.tap, nic!.tap]);
+    expect(await h.manager.drift()).toEqual([]);
+    const started = await h.manager.start('rb');
+    expect((await vmmNets(started.paths.socket!)).map((n) => n.tap)).toEqual([vm.tap, nic!.tap]);
+  });
+
   it('restores a snapshot only with the NICs it was taken with (its config names their TAPs)', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     await h.manager.create({ name: 'snap', kernel: h.kernel, memory: '64M', nics: [{ id: 'nic1' }] });
