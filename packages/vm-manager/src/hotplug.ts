@@ -4,7 +4,7 @@ import type { ShareRecord } from '@my-hypervisor/storage';
 import { diskDeviceId, shareDeviceId } from './device-ids.js';
 import { invalidSpec, throwIfAborted, VmManagerError } from './errors.js';
 import { assertDisksOnHost, assertSharesOnHost } from './host-checks.js';
-import { assertNicsPossible, attachNic, detachNic, listNics, nicNetConfigs } from './nics.js';
+import { assertNicsPossible, attachNic, detachNic, listNics, nicNetConfig } from './nics.js';
 import { stepError } from './pipeline.js';
 import { parseVmSpec, type VmSpec } from './spec.js';
 import type { VmOperation, VmRecord } from './state-store.js';
@@ -336,10 +336,8 @@ export async function addNic(
   await markPending(ctx, record, 'nic-add', `vm.add-net ${id}`);
   try {
     const state = await attachNic(ctx.host, record, nic, save, ctx.signal);
-    if (live) {
-      const [config] = nicNetConfigs({ ...record, resources: { ...record.resources, nics: [state] } });
-      await withClient(record, (client) => client.vmAddNet(config!, callOptions(ctx.signal)));
-    }
+    if (live)
+      await withClient(record, (client) => client.vmAddNet(nicNetConfig(state), callOptions(ctx.signal)));
   } catch (error) {
     await detachNic(ctx.host, record, id).catch(() => undefined);
     delete record.pending;

@@ -1,5 +1,5 @@
 import type { NetConfig } from '@my-hypervisor/chv-client';
-import { deriveTapName } from '@my-hypervisor/net-ops';
+import { deriveTapName, type VmNetworkAttachment } from '@my-hypervisor/net-ops';
 import { invalidSpec } from './errors.js';
 import { type NicSpec, networkPolicy } from './spec.js';
 import type { NicState, VmRecord } from './state-store.js';
@@ -45,7 +45,7 @@ export async function attachNic(
   nic: NicSpec,
   save: () => Promise<void>,
   signal?: AbortSignal,
-): Promise<NicState> {
+): Promise<NicState & { network: VmNetworkAttachment }> {
   const owner = nicOwner(record, nic.id);
   record.resources.nics ??= [];
   let state = record.resources.nics.find((n) => n.id === nic.id);
@@ -54,11 +54,13 @@ export async function attachNic(
     record.resources.nics.push(state);
     await save();
   }
-  state.ip ??= await host.ipam(record).allocate(owner, signal ? { signal } : {});
-  await save();
+  if (state.ip === undefined) {
+    state.ip = await host.ipam(record).allocate(owner, signal ? { signal } : {});
+    await save();
+  }
   const policy = networkPolicy(record.spec);
   const confined = record.resources.confinement;
-  state.network = await host.network(record).attach(
+  const network = await host.network(record).attach(
     {
       vmId: owner,
       ipv4: state.ip,
@@ -71,8 +73,9 @@ export async function attachNic(
     },
     signal ? { signal } : {},
   );
+  state.network = network;
   await save();
-  return state;
+  return { ...state, network };
 }
 
 /** Removes the NIC's TAP and frees its address, then forgets it. Nothing to do for a NIC the record lacks. */
@@ -86,10 +89,15 @@ export async function detachNic(host: VmHost, record: VmRecord, id: string): Pro
   if (record.resources.nics.length === 0) delete record.resources.nics;
 }
 
-/** The VMM's `net[]` entries of the VM's attached extra NICs, with the ids `vm nic rm` removes them by. */
+/** The VMM's `net[]` entry of an attached extra NIC, with the id `vm nic rm` removes it by. */
+export function nicNetConfig(nic: NicState & { network: VmNetworkAttachment }): NetConfig {
+  return { id: nic.id, tap: nic.network.tap, mac: nic.network.mac, num_queues: 2, queue_size: 256 };
+}
+
+/** The `net[]` entries of the VM's attached extra NICs (after its first), for `vm.create`. */
 export function nicNetConfigs(record: VmRecord): NetConfig[] {
   return (record.resources.nics ?? []).flatMap((n) =>
-    n.network ? [{ id: n.id, tap: n.network.tap, mac: n.network.mac, num_queues: 2, queue_size: 256 }] : [],
+    n.network ? [nicNetConfig({ ...n, network: n.network })] : [],
   );
 }
 
