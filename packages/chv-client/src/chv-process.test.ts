@@ -294,7 +294,8 @@ describe('ChvProcess ladder ends and ownership', () => {
         socketPath,
         readyTimeoutMs: READY_MS,
       });
-      const result = await vmm.stop({ gracefulMs: 0, stepMs: 200 });
+      // Each rung gets a second: a process ending on SIGTERM took over 200 ms to be reaped under CI load.
+      const result = await vmm.stop({ gracefulMs: 0, stepMs: 1_000 });
       expect(result.rung).toBe(ignoreTerm ? 'sigkill' : 'sigterm');
       expect(result.exit.signal).toBe(ignoreTerm ? 'SIGKILL' : 'SIGTERM');
       expect(existsSync(socketPath)).toBe(false);
