@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { NetOpsError, parseVmSubnet, validateInterfaceName } from '@my-hypervisor/net-ops';
 import { MAX_INPUT_FILE_BYTES, readFileUpTo } from './bounded-read.js';
 import { CliError, invalidValue, usageError } from './errors.js';
@@ -37,6 +37,8 @@ export interface CliConfig {
   readonly allowedVmmBinaries: readonly string[];
   /** Least privilege for VMMs (`VmManagerOptions.confinement.mode`). */
   readonly confinement: 'auto' | 'on' | 'off';
+  /** myhvd's socket; default `<runDir>/myhvd.sock`. */
+  readonly daemonSocket: string;
   /** Where each setting came from. */
   readonly sources: Readonly<Record<SettingKey, SettingSource>>;
   /** The config file that was read, if any. */
@@ -110,6 +112,7 @@ export async function resolveConfig({ flags, env }: ResolveConfigInput): Promise
     ...(vmm ? { vmmBinary: vmm.value === 'simulator' ? 'simulator' : absolutePath(vmm) } : {}),
     allowedVmmBinaries: fromFile?.allowedVmmBinaries ?? [],
     confinement: oneOf(get('confinement'), ['auto', 'on', 'off'] as const),
+    daemonSocket: raw.daemonSocket ? socketPath(raw.daemonSocket) : join(runDir, 'myhvd.sock'),
     sources,
     ...(fromFile ? { configFile: file!.path } : {}),
   };
@@ -297,6 +300,14 @@ function absolutePath(raw: Raw): string {
   if (/[\0\n]/.test(value)) throw invalidValue(field, 'must not contain NUL or newline');
   if (Buffer.byteLength(value) > 4096) throw invalidValue(field, 'is longer than 4096 bytes');
   return value;
+}
+
+function socketPath(raw: Raw): string {
+  const path = absolutePath(raw);
+  if (Buffer.byteLength(path) > 107) {
+    throw invalidValue(raw.field, `${path} is longer than the 107 bytes a Unix socket path may have`);
+  }
+  return path;
 }
 
 function oneOf<const T extends readonly string[]>(raw: Raw, values: T): T[number] {

@@ -17,7 +17,9 @@ export type CliErrorCode =
   /** A wait ran out (`--wait-ready`); what was started keeps running. Exit 1. */
   | 'TIMEOUT'
   /** SIGINT or SIGTERM stopped the command; it cleaned up first. Exit 130. */
-  | 'INTERRUPTED';
+  | 'INTERRUPTED'
+  /** myhvd does not answer on its socket (`myhv daemon status`). Exit 1. */
+  | 'DAEMON_UNAVAILABLE';
 
 /** Every `CliErrorCode`, for exhaustive checks and docs. */
 export const cliErrorCodes: readonly CliErrorCode[] = [
@@ -29,6 +31,7 @@ export const cliErrorCodes: readonly CliErrorCode[] = [
   'IN_USE',
   'TIMEOUT',
   'INTERRUPTED',
+  'DAEMON_UNAVAILABLE',
 ];
 
 /** What a `CliError` says besides its message: the field at fault and what to do about it. */

@@ -47,6 +47,8 @@ export type CommandId =
   | 'gc'
   | 'autostart'
   | 'demo'
+  | 'daemon run'
+  | 'daemon status'
   | 'version';
 
 /** What a leaf command's action hands to the runner: its id, positional arguments and the command itself. */
@@ -149,7 +151,10 @@ export function createProgram(invoke: Invoke): Command {
       'where the VM may send traffic beyond its subnet: allow-all (default), deny-all, or rules CIDR[:tcp|udp|icmp][:PORT[+PORT…]] separated by commas (a bare address is a /32; ports without a protocol: tcp and udp), e.g. 10.0.0.0/8,192.0.2.10:tcp:80+443; repeat to add rules. Needs the namespace backend',
       collect,
     )
-    .option('--restart <policy>', 'no (default), or on-boot: `myhv autostart` starts it after a host reboot')
+    .option(
+      '--restart <policy>',
+      'no (default); on-boot: `myhv autostart` starts it after a host reboot; always: also myhvd, whenever its VMM dies',
+    )
     .option(
       '--cpu-limit <cpus>',
       'CPU time its VMM and virtiofsd may use, in CPUs (e.g. 1.5); default its most vCPUs + 1. Enforced by its cgroup when confined (--confinement)',
@@ -357,11 +362,31 @@ export function createProgram(invoke: Invoke): Command {
     program,
     'autostart',
     'autostart',
-    'after a host reboot: repair (as gc), then start every VM with --restart on-boot (the systemd unit runs it)',
+    'after a host reboot: repair (as gc), then start every VM with --restart on-boot or always (the systemd unit runs it)',
   );
   leaf(program, 'demo', 'demo', 'run a whole VM lifecycle in a throwaway network namespace, then clean up')
     .option('--kernel <path>', 'kernel to boot (default: the probe guest, a tiny kernel the demo writes)')
     .option('--initramfs <path>', 'initramfs to boot with --kernel');
+  const daemon = program
+    .command('daemon')
+    .description(
+      'myhvd: the VM manager as a long-running daemon with a JSON-RPC API (`myhvd` runs `daemon run`)',
+    );
+  leaf(
+    daemon,
+    'run',
+    'daemon run',
+    'serve the VM manager on the daemon socket until SIGINT/SIGTERM: reconcile first, then watch the VMMs (VMs keep running when it stops)',
+  )
+    .option('--group <name>', 'also let this group connect (socket mode 0660); default: root only (0600)')
+    .option('--watch-interval <ms>', 'how often to look for VMMs that died (0: never); default 2000')
+    .option('--no-reconcile', 'do not repair drift before listening');
+  leaf(
+    daemon,
+    'status',
+    'daemon status',
+    'whether myhvd answers on its socket: version, pid, uptime, VMs, watcher',
+  );
   leaf(program, 'version', 'version', 'print the version');
   return program;
 }

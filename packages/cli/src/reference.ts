@@ -254,6 +254,11 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
   guest: { vm: string; cmdline: string | null } | null; vms: VmSummary[];
   steps: { step: string; ms: number }[]; totalMs: number; cleanedUp: boolean; leftovers: string[];
   swept: { kind: string; target: string; action: string }[] }
+// myhv daemon status (exit 1, DAEMON_UNAVAILABLE, when myhvd does not answer)
+{ socket: string; version: string; pid: number; startedAt: string; uptimeMs: number; connections: number;
+  vms: number; stateDir: string; watcher: { checks: number; exited: number; restarted: number } }
+// myhv daemon run: runs until SIGINT/SIGTERM; with --json, its log on stderr is NDJSON
+{ time: string; level: 'info' | 'warn' | 'error'; message: string; vm?: string; error?: string }
 // any failure, on stderr (one line)
 { error: { source: string; code: string; message: string; field: string | null; hint: string | null; exitCode: 1 | 2 | 130 } }
 \`\`\``;

@@ -59,6 +59,8 @@ const handlers: Record<CommandId, () => Promise<CommandHandler>> = {
   gc: async () => (await import('./commands/gc.js')).gc,
   autostart: async () => (await import('./commands/autostart.js')).autostart,
   demo: async () => (await import('./commands/demo.js')).demo,
+  'daemon run': async () => (await import('./commands/daemon.js')).daemonRun,
+  'daemon status': async () => (await import('./commands/daemon.js')).daemonStatus,
   version: async () => (await import('./commands/version.js')).version,
 };
 

@@ -24,7 +24,8 @@ export type SettingKey =
   | 'bridge'
   | 'subnet'
   | 'vmmBinary'
-  | 'confinement';
+  | 'confinement'
+  | 'daemonSocket';
 
 /** Every host setting with its flag, environment variable, config key and default, in help order. */
 export const settings: readonly SettingDefinition[] = [
@@ -98,6 +99,13 @@ export const settings: readonly SettingDefinition[] = [
     defaultValue: 'auto',
     description:
       'least privilege for VMMs: auto (as root, each VMM runs as a uid of its own with no capabilities, no_new_privs, Landlock and a cgroup with its limits, where the host can), on (refuse to start a VMM unconfined) or off',
+  },
+  {
+    key: 'daemonSocket',
+    flag: '--daemon-socket <path>',
+    env: 'MYHV_DAEMON_SOCKET',
+    description:
+      "myhvd's socket: where `myhv daemon run` listens and `myhv daemon status` asks (default: <run dir>/myhvd.sock)",
   },
 ];
 

@@ -1,3 +1,4 @@
+export type { JsonRpcId } from '@my-hypervisor/json-rpc';
 export { defaultMosnetCapabilities } from './discovery.js';
 export { DISCOVER_METHOD, type MosnetMethodName, mosnetMethods } from './methods.js';
 export {
@@ -21,6 +22,5 @@ export {
   type OpenrpcMethod,
   openrpcDocument,
 } from './openrpc-document.js';
-export type { JsonRpcId } from './protocol.js';
 export { type MosnetErrorCodeName, mosnetErrorCodes } from './rpc-errors.js';
 export { VERSION } from './version.js';

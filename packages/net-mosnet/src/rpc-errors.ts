@@ -1,5 +1,5 @@
+import type { JsonRpcErrorObject } from '@my-hypervisor/json-rpc';
 import { NetOpsError, type NetOpsErrorCode, type NetOpsErrorDetails } from '@my-hypervisor/net-ops';
-import type { JsonRpcErrorObject } from './protocol.js';
 
 /**
  * The JSON-RPC error codes of the mosnet contract. The -327xx/-326xx codes are JSON-RPC's own; the server range

@@ -34,7 +34,19 @@ export function readProcessConfinement(
   } catch {
     return undefined;
   }
-  const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
+  return parseProcessConfinement(status, cgroup, pid, role, tag);
+}
+
+/** The confinement /proc/PID/status and /proc/PID/cgroup describe. */
+export function parseProcessConfinement(
+  status: string,
+  cgroup: string,
+  pid: number,
+  role: ProcessConfinement['role'],
+  tag?: string,
+): ProcessConfinement {
+  // [ \t]*, not \s*: an empty field (`Groups:` of a process with none) must not take the next line's value.
+  const field = (name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
   const ids = (name: string) => field(name).split(/\s+/).filter(Boolean).map(Number);
   const cgroups = [
     ...new Set(

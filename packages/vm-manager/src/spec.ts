@@ -296,8 +296,11 @@ function buildSchemas() {
         pids: z.number().int('must be an integer').min(16, 'must be at least 16').max(4_194_304).optional(),
       })
       .optional(),
-    /** Like docker's restart policy: `on-boot` VMs are started again by `myhv autostart` after a host reboot. */
-    restart: z.enum(['no', 'on-boot']).default('no'),
+    /**
+     * Like docker's restart policy: `on-boot` VMs are started again by `myhv autostart` after a host reboot;
+     * `always` ones also, and by myhvd whenever their VMM dies.
+     */
+    restart: z.enum(['no', 'on-boot', 'always']).default('no'),
     vmm: z
       .strictObject({
         /** cloud-hypervisor binary for this VM; the manager's default when omitted. */

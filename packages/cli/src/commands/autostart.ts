@@ -6,7 +6,7 @@ import type { CommandHandler } from '../run.js';
 import { changeTarget } from '../vm-view.js';
 import { describeVmm, vmmJson, withVmmHint } from '../vmm-choice.js';
 
-/** What autostart did with one VM whose restart policy is `on-boot`. */
+/** What autostart did with one VM whose restart policy is `on-boot` or `always`. */
 interface AutostartResult {
   readonly vm: string;
   /** started; running: it already was; failed: see error. */
@@ -18,7 +18,7 @@ interface AutostartResult {
 /**
  * `myhv autostart`: what the systemd unit runs at boot. First `gc`'s repairs (a reboot took the VMMs, TAPs, the
  * bridge, the forwards and the run dir: VMs are marked stopped, their network comes back), then every VM whose
- * spec says `restart: on-boot` is started. Exit 1 when one could not be started; the others still are.
+ * spec says `restart: on-boot` or `always` is started. Exit 1 when one could not be started; the others still are.
  */
 export const autostart: CommandHandler = async (ctx) => {
   const config = await ctx.config();
@@ -30,7 +30,7 @@ export const autostart: CommandHandler = async (ctx) => {
   const report = await interruptible(ctx, (signal) => manager.reconcile({ signal }));
   const results: AutostartResult[] = [];
   for (const vm of await manager.list()) {
-    if (vm.spec.restart !== 'on-boot') continue;
+    if (vm.spec.restart === 'no') continue;
     if ((vm.status === 'running' || vm.status === 'paused') && vm.vmmAlive) {
       results.push({ vm: vm.name, result: 'running', status: vm.status });
       continue;
@@ -55,7 +55,7 @@ export const autostart: CommandHandler = async (ctx) => {
     for (const c of report.changes)
       out.print(`repaired ${c.kind} ${changeTarget(c, vmNamespacePrefix(config.stateDir))}: ${c.action}`);
     for (const e of report.errors) out.print(out.bad(`repair of ${e.target} failed: ${e.message}`));
-    if (results.length === 0) out.print(out.ok('no VM has restart policy on-boot'));
+    if (results.length === 0) out.print(out.ok('no VM has restart policy on-boot or always'));
     for (const r of results) {
       if (r.result === 'failed') out.print(out.bad(`${r.vm}: not started: ${r.error!.message}`));
       else out.print(out.ok(`${r.vm}: ${r.result === 'started' ? 'started' : 'already running'}`));

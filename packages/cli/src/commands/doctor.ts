@@ -160,7 +160,7 @@ async function driftCheck(config: CliConfig): Promise<Probe> {
     const shown = drift.slice(0, 5).map((d) => (d.vm ? `${d.vm}: ${d.problem}` : d.problem));
     return fail(
       `${drift.length} missing (after a reboot?): ${shown.join('; ')}${drift.length > 5 ? '; …' : ''}`,
-      '`myhv gc` makes them again (and `myhv autostart` also starts the VMs with --restart on-boot)',
+      '`myhv gc` makes them again (and `myhv autostart` also starts the VMs with --restart on-boot or always)',
     );
   } finally {
     await parts.close();

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-/** The only JSON-RPC version mosnet speaks. */
+/** The only JSON-RPC version spoken here. */
 export const JSON_RPC_VERSION = '2.0';
 
 /** A request id. We send integers; a peer may use strings. */
@@ -8,7 +8,7 @@ export const jsonRpcIdSchema = z.union([z.string(), z.number().int()]);
 /** The id of a JSON-RPC 2.0 request: a string or an integer. */
 export type JsonRpcId = z.infer<typeof jsonRpcIdSchema>;
 
-/** Params by name (mosnet's convention) or by position (valid JSON-RPC, rejected by our server). */
+/** Params by name (our convention) or by position (valid JSON-RPC; a server may refuse it). */
 export const jsonRpcParamsSchema = z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]);
 
 /**
@@ -21,6 +21,7 @@ export const jsonRpcRequestSchema = z.object({
   params: jsonRpcParamsSchema.optional(),
   id: jsonRpcIdSchema.nullable().optional(),
 });
+/** A JSON-RPC 2.0 request (or, without `id`, a notification). */
 export type JsonRpcRequest = z.infer<typeof jsonRpcRequestSchema>;
 
 /** The `error` member of a failed response. */
@@ -29,8 +30,10 @@ export const jsonRpcErrorObjectSchema = z.object({
   message: z.string(),
   data: z.unknown().optional(),
 });
+/** The `error` member of a failed response: code, message, optional data. */
 export type JsonRpcErrorObject = z.infer<typeof jsonRpcErrorObjectSchema>;
 
+/** A success response: `result` present (even when null). */
 export const jsonRpcSuccessResponseSchema = z
   .object({
     jsonrpc: z.literal(JSON_RPC_VERSION),
@@ -42,6 +45,7 @@ export const jsonRpcSuccessResponseSchema = z
   .refine((response) => 'result' in response, { message: 'a success response needs result' });
 export type JsonRpcSuccessResponse = z.infer<typeof jsonRpcSuccessResponseSchema>;
 
+/** An error response: `error`, and `id: null` when the request's id could not be read. */
 export const jsonRpcErrorResponseSchema = z.object({
   jsonrpc: z.literal(JSON_RPC_VERSION),
   // null when the server could not read the request's id (parse error, over-long line).
@@ -52,4 +56,5 @@ export type JsonRpcErrorResponse = z.infer<typeof jsonRpcErrorResponseSchema>;
 
 /** A response: exactly one of `result` or `error`. */
 export const jsonRpcResponseSchema = z.union([jsonRpcErrorResponseSchema, jsonRpcSuccessResponseSchema]);
+/** A response: exactly one of `result` or `error`. */
 export type JsonRpcResponse = JsonRpcSuccessResponse | JsonRpcErrorResponse;

@@ -10,6 +10,7 @@ export interface OversizedLine {
   readonly tail: string;
 }
 
+/** What a `LineSplitter` calls: each complete line, and each line dropped for being over the limit. */
 export interface LineSplitterHandlers {
   /** A complete line, without its newline (or `\r\n`); blank lines are skipped. */
   onLine(line: string): void;

@@ -1,0 +1,104 @@
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { openManager } from '../backends.js';
+import { CliError, invalidValue } from '../errors.js';
+import { ExitCode } from '../exit-codes.js';
+import { listenForInterrupt } from '../interrupt.js';
+import type { CommandHandler } from '../run.js';
+import { describeVmm } from '../vmm-choice.js';
+
+/**
+ * `myhv daemon run` (what `myhvd` runs): holds one VmManager and serves it on the daemon socket until SIGINT or
+ * SIGTERM; reconciles first, then watches the VMMs. Stopping it leaves every VM running. What it does on its own is
+ * printed on stderr, one line each (NDJSON with --json).
+ */
+export const daemonRun: CommandHandler = async (ctx) => {
+  const { options, out } = ctx;
+  const watchIntervalMs = options.watchInterval === undefined ? 2_000 : milliseconds(options.watchInterval);
+  const gid = options.group === undefined ? undefined : await groupId(String(options.group));
+  const config = await ctx.config();
+  const vmm = await ctx.vmm();
+  const parts = await openManager(config, { kind: 'full', vmm, recordNetwork: true });
+  ctx.defer(parts.close);
+  const { createDaemon } = await import('@my-hypervisor/daemon');
+  const log = (entry: { level: string; message: string; vm?: string; error?: unknown }) => {
+    const error = entry.error instanceof Error ? entry.error.message : undefined;
+    if (ctx.flags.json) {
+      out.note(
+        JSON.stringify({
+          time: new Date().toISOString(),
+          level: entry.level,
+          message: entry.message,
+          ...(entry.vm ? { vm: entry.vm } : {}),
+          ...(error ? { error } : {}),
+        }),
+      );
+    } else out.note(`myhvd: ${entry.vm ? `${entry.vm}: ` : ''}${entry.message}${error ? `: ${error}` : ''}`);
+  };
+  using interrupt = listenForInterrupt(ctx.io);
+  const daemon = await createDaemon({
+    manager: parts.manager,
+    socketPath: config.daemonSocket,
+    ...(gid === undefined ? {} : { gid, mode: 0o660 }),
+    watchIntervalMs,
+    reconcile: options.reconcile !== false,
+    onLog: log,
+  });
+  log({
+    level: 'info',
+    message: `listening on ${daemon.socketPath} (pid ${process.pid}; ${describeVmm(vmm)}; ${(await parts.manager.list()).length} VM(s))`,
+  });
+  if (!interrupt.signal.aborted) await once(interrupt.signal, 'abort');
+  log({ level: 'info', message: `${interrupt.received ?? 'signal'}: stopping; the VMs keep running` });
+  await daemon.close();
+  return ExitCode.OK;
+};
+
+/** `myhv daemon status`: whether myhvd answers on its socket, and what it says about itself. Exit 1 when not. */
+export const daemonStatus: CommandHandler = async (ctx) => {
+  const config = await ctx.config();
+  const { createClient } = await import('@my-hypervisor/client');
+  await using client = createClient({ socketPath: config.daemonSocket, timeoutMs: 5_000 });
+  const status = await client.status().catch((error: unknown) => {
+    throw new CliError('DAEMON_UNAVAILABLE', `myhvd does not answer on ${config.daemonSocket}`, {
+      cause: error,
+      details: { hint: 'start it: `myhvd` (or `systemctl start myhvd`); commands run in-process meanwhile' },
+    });
+  });
+  ctx.out.result({ socket: config.daemonSocket, ...status }, () => {
+    const { out } = ctx;
+    out.print(out.ok(`myhvd ${status.version} is running on ${config.daemonSocket}`));
+    out.print(`pid ${status.pid}, up ${Math.round(status.uptimeMs / 1000)} s since ${status.startedAt}`);
+    out.print(`${status.vms} VM(s) in ${status.stateDir}; ${status.connections} connection(s)`);
+    out.print(
+      `watcher: ${status.watcher.checks} check(s), ${status.watcher.exited} VMM exit(s) seen, ${status.watcher.restarted} restart(s)`,
+    );
+  });
+  return ExitCode.OK;
+};
+
+function milliseconds(raw: unknown): number {
+  const text = String(raw);
+  if (!/^\d{1,9}$/.test(text)) {
+    throw invalidValue(
+      '--watch-interval',
+      `${JSON.stringify(text)} is not a number of milliseconds`,
+      'e.g. 2000; 0 turns the watcher off',
+    );
+  }
+  return Number(text);
+}
+
+/** The gid of a group by name (or number), from /etc/group: Node has no getgrnam. */
+async function groupId(name: string): Promise<number> {
+  if (/^\d{1,10}$/.test(name)) return Number(name);
+  if (!/^[a-z_][a-z0-9_-]{0,31}\$?$/i.test(name)) {
+    throw invalidValue('--group', `${JSON.stringify(name)} is not a group name`);
+  }
+  const groups = await readFile('/etc/group', 'utf8').catch(() => '');
+  for (const line of groups.split('\n')) {
+    const [group, , gid] = line.split(':');
+    if (group === name && gid && /^\d+$/.test(gid)) return Number(gid);
+  }
+  throw invalidValue('--group', `no group named ${name} in /etc/group`, `create it: groupadd ${name}`);
+}

@@ -1,0 +1,269 @@
+import { vmSpecSchema } from '@my-hypervisor/vm-manager';
+import { z } from 'zod';
+
+// The daemon's methods: the wire contract both the daemon and this client are built from. Params are objects by
+// name; each schema is the envelope the daemon checks before any work, and the VmManager behind it checks the
+// content again with the library's own schemas (vm.create's `spec` is `vmSpecSchema` itself).
+
+const vmName = z.string().min(1).max(64).describe('The VM name.');
+const progress = z
+  .boolean()
+  .optional()
+  .describe('Send `vm.progress` notifications ({ id, event }) for each step before the answer.');
+const gracefulMs = z
+  .number()
+  .int()
+  .min(0)
+  .max(600_000)
+  .optional()
+  .describe('How long the guest may take to power off before the VMM is stopped (ms).');
+const deviceId = z.string().min(1).max(64);
+
+const empty = z.object({}).strict();
+const named = z.object({ name: vmName }).strict();
+const namedWithProgress = z.object({ name: vmName, progress }).strict();
+
+/** One method of the daemon: its name, what it does, its params schema and what it answers. */
+export interface DaemonMethodDefinition {
+  readonly name: string;
+  readonly summary: string;
+  readonly params: z.ZodType;
+  /**
+   * What the daemon checks before any work, when it is looser than `params`: the manager then checks the rest
+   * with the same schema, so errors name fields exactly as in-process (`cpus`, not `spec.cpus`).
+   */
+  readonly envelope?: z.ZodType;
+  /** The result's name in the OpenRPC document, and the library type it is. */
+  readonly result: { readonly name: string; readonly type: string };
+  /** True when `progress: true` is accepted. */
+  readonly progress?: boolean;
+}
+
+function method<P extends z.ZodType>(
+  name: string,
+  summary: string,
+  params: P,
+  result: { name: string; type: string },
+  extra: { progress?: boolean; envelope?: z.ZodType } = {},
+) {
+  return { name, summary, params, result, ...extra } as const;
+}
+
+const vmInfo = { name: 'vm', type: 'VmInfo' };
+const vmDevices = { name: 'devices', type: 'VmDevices' };
+
+/** Every method the daemon serves, by name. */
+export const daemonMethodDefinitions = {
+  'rpc.discover': method('rpc.discover', 'The OpenRPC document of this API.', empty, {
+    name: 'document',
+    type: 'OpenrpcDocument',
+  }),
+  'daemon.status': method(
+    'daemon.status',
+    "The daemon's version, pid, uptime, connections and VM count.",
+    empty,
+    { name: 'status', type: 'DaemonStatus' },
+  ),
+  'vm.list': method('vm.list', 'Every VM whose record can be read, sorted by name.', empty, {
+    name: 'vms',
+    type: 'VmInfo[]',
+  }),
+  'vm.get': method('vm.get', 'One VM.', named, vmInfo),
+  'vm.create': method(
+    'vm.create',
+    'Creates and boots a VM from its spec.',
+    z.object({ spec: vmSpecSchema, progress }).strict(),
+    vmInfo,
+    { progress: true, envelope: z.object({ spec: z.record(z.string(), z.unknown()), progress }).strict() },
+  ),
+  'vm.start': method('vm.start', 'Starts a stopped VM.', namedWithProgress, vmInfo, { progress: true }),
+  'vm.stop': method(
+    'vm.stop',
+    'Stops a VM (ACPI power button, then the VMM).',
+    z.object({ name: vmName, gracefulMs, progress }).strict(),
+    vmInfo,
+    { progress: true },
+  ),
+  'vm.restart': method(
+    'vm.restart',
+    'Stops and starts a VM.',
+    z.object({ name: vmName, gracefulMs, progress }).strict(),
+    vmInfo,
+    { progress: true },
+  ),
+  'vm.delete': method(
+    'vm.delete',
+    'Deletes a VM and everything it owns; a running VM only with force.',
+    z.object({ name: vmName, force: z.boolean().optional(), progress }).strict(),
+    { name: 'deleted', type: '{ name: string; id: string }' },
+    { progress: true },
+  ),
+  'vm.pause': method('vm.pause', 'Pauses a running VM.', named, vmInfo),
+  'vm.resume': method('vm.resume', 'Resumes a paused VM.', named, vmInfo),
+  'vm.resize': method(
+    'vm.resize',
+    'Changes vCPUs and/or memory within the spec maximums.',
+    z
+      .object({
+        name: vmName,
+        cpus: z.number().int().min(1).max(255).optional(),
+        memory: z.union([z.string().min(1).max(32), z.number().int().positive()]).optional(),
+      })
+      .strict(),
+    vmInfo,
+  ),
+  'vm.stats': method('vm.stats', 'Counters of the VM, its VMM and its devices.', named, {
+    name: 'stats',
+    type: 'VmStats',
+  }),
+  'vm.devices': method('vm.devices', "The VM's disks, shares and extra NICs.", named, vmDevices),
+  'vm.disk.add': method(
+    'vm.disk.add',
+    'Adds a disk (hot-plugged when running).',
+    z.object({ name: vmName, path: z.string().min(1).max(4096), readOnly: z.boolean().optional() }).strict(),
+    vmDevices,
+  ),
+  'vm.disk.remove': method(
+    'vm.disk.remove',
+    'Removes a disk by device id.',
+    z.object({ name: vmName, id: deviceId }).strict(),
+    vmDevices,
+  ),
+  'vm.share.add': method(
+    'vm.share.add',
+    'Shares a host folder under a tag (virtiofs).',
+    z
+      .object({
+        name: vmName,
+        hostPath: z.string().min(1).max(4096),
+        tag: z.string().min(1).max(36),
+        readOnly: z.boolean().optional(),
+        guestPath: z.string().min(1).max(4096).optional(),
+      })
+      .strict(),
+    vmDevices,
+  ),
+  'vm.share.remove': method(
+    'vm.share.remove',
+    'Removes a share by tag.',
+    z.object({ name: vmName, tag: z.string().min(1).max(36) }).strict(),
+    vmDevices,
+  ),
+  'vm.nic.add': method(
+    'vm.nic.add',
+    "Adds a NIC on the VM's network.",
+    z.object({ name: vmName, mac: z.string().min(1).max(17).optional() }).strict(),
+    vmDevices,
+  ),
+  'vm.nic.remove': method(
+    'vm.nic.remove',
+    'Removes a NIC by id.',
+    z.object({ name: vmName, id: deviceId }).strict(),
+    vmDevices,
+  ),
+  'vm.forward.add': method(
+    'vm.forward.add',
+    'Forwards a host port to the VM.',
+    z
+      .object({
+        name: vmName,
+        forward: z
+          .record(z.string(), z.unknown())
+          .describe('A forward spec: { hostPort, guestPort, protocol?, hostIp? }.'),
+      })
+      .strict(),
+    vmInfo,
+  ),
+  'vm.forward.remove': method(
+    'vm.forward.remove',
+    'Removes a port forward.',
+    z
+      .object({
+        name: vmName,
+        protocol: z.enum(['tcp', 'udp']).optional(),
+        hostPort: z.number().int().min(1).max(65_535),
+      })
+      .strict(),
+    { name: 'outcome', type: '{ removed: boolean; vm: VmInfo }' },
+  ),
+  'vm.snapshot.create': method(
+    'vm.snapshot.create',
+    'Pauses, snapshots and resumes (unless leavePaused) the VM.',
+    z
+      .object({
+        name: vmName,
+        to: z.string().min(1).max(4096).optional(),
+        leavePaused: z.boolean().optional(),
+      })
+      .strict(),
+    { name: 'snapshot', type: 'VmSnapshot' },
+  ),
+  'vm.snapshot.list': method('vm.snapshot.list', "The VM's snapshots, oldest first.", named, {
+    name: 'snapshots',
+    type: 'VmSnapshot[]',
+  }),
+  'vm.snapshot.remove': method(
+    'vm.snapshot.remove',
+    'Forgets a snapshot and deletes its files.',
+    z.object({ name: vmName, id: z.string().min(1).max(64) }).strict(),
+    { name: 'snapshot', type: 'VmSnapshot' },
+  ),
+  'vm.restore': method(
+    'vm.restore',
+    'Restores the VM from a snapshot (default: the latest) and resumes it.',
+    z.object({ name: vmName, from: z.string().min(1).max(64).optional(), progress }).strict(),
+    vmInfo,
+    { progress: true },
+  ),
+  'host.drift': method(
+    'host.drift',
+    'How the host differs from the records (bridge, TAPs, forwards).',
+    empty,
+    {
+      name: 'drift',
+      type: 'NetworkDrift[]',
+    },
+  ),
+  'host.reconcile': method(
+    'host.reconcile',
+    'Repairs drift after a crash or reboot and reports every change.',
+    z.object({ progress }).strict(),
+    { name: 'report', type: 'ReconcileReport' },
+    { progress: true },
+  ),
+  'events.journal': method(
+    'events.journal',
+    'Events from the journal of every process on this host, oldest first.',
+    z
+      .object({
+        vm: vmName.optional(),
+        since: z.iso.datetime().optional().describe('Only events written at or after this time (ISO 8601).'),
+        limit: z.number().int().min(1).max(100_000).optional().describe('At most this many, the newest.'),
+      })
+      .strict(),
+    { name: 'events', type: 'JournalEvent[]' },
+  ),
+  'events.subscribe': method(
+    'events.subscribe',
+    'Streams new journal events (of every process on this host) as `events.event` notifications ' +
+      '({ subscription: <this request id>, event }). The call stays open until `$/cancel` of its id, the ' +
+      'connection closes or the daemon stops; then it answers how it ended.',
+    z.object({ vm: vmName.optional() }).strict(),
+    { name: 'ended', type: "{ reason: 'cancelled' | 'closing' }" },
+  ),
+} as const satisfies Record<string, DaemonMethodDefinition>;
+
+/** The name of a daemon method (`vm.create`, …). */
+export type DaemonMethodName = keyof typeof daemonMethodDefinitions;
+
+/** The params a method takes, as sent. */
+export type DaemonMethodParams<M extends DaemonMethodName> = z.input<
+  (typeof daemonMethodDefinitions)[M]['params']
+>;
+
+/** The notification the daemon sends for a step of a call made with `progress: true`. */
+export const PROGRESS_NOTIFICATION = 'vm.progress';
+/** The notification the daemon sends for each event of a subscription. */
+export const EVENT_NOTIFICATION = 'events.event';
+/** Where myhvd listens unless told otherwise. */
+export const DEFAULT_DAEMON_SOCKET = '/run/myhv/myhvd.sock';

@@ -1,0 +1,3 @@
+export { createDaemon, type Daemon, type DaemonLogEntry, type DaemonOptions } from './daemon.js';
+export { VERSION } from './version.js';
+export type { WatcherStats } from './vmm-watcher.js';

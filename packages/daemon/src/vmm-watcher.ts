@@ -1,0 +1,108 @@
+import type { VmManager } from '@my-hypervisor/vm-manager';
+import type { DaemonLogEntry } from './daemon.js';
+import type { KeyedQueue } from './keyed-queue.js';
+
+/** What the watcher did so far. */
+export interface WatcherStats {
+  readonly checks: number;
+  /** VMs whose VMM was found gone while their record said running or paused. */
+  readonly exited: number;
+  /** Of those, the ones started again because their spec says `restart: always`. */
+  readonly restarted: number;
+}
+
+/**
+ * Notices VMMs that die behind the daemon's back (a crash, an OOM kill, a guest that powered off). A VM found so
+ * is repaired by `reconcile()` (marked stopped, its runtime files cleaned, its forwards and address kept) and,
+ * when its spec says `restart: always`, started again. Checks are cheap: the records and /proc, no VMM calls.
+ */
+export class VmmWatcher {
+  readonly #manager: VmManager;
+  readonly #intervalMs: number;
+  readonly #log: (entry: DaemonLogEntry) => void;
+  readonly #queue: KeyedQueue;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+  #checks = 0;
+  #exited = 0;
+  #restarted = 0;
+
+  constructor(
+    manager: VmManager,
+    queue: KeyedQueue,
+    intervalMs: number,
+    log: (entry: DaemonLogEntry) => void,
+  ) {
+    this.#manager = manager;
+    this.#queue = queue;
+    this.#intervalMs = intervalMs;
+    this.#log = log;
+  }
+
+  get stats(): WatcherStats {
+    return { checks: this.#checks, exited: this.#exited, restarted: this.#restarted };
+  }
+
+  start(): void {
+    if (this.#intervalMs === 0 || this.#stopped) return;
+    this.#schedule();
+  }
+
+  /** Looks once now: what the timer does, for tests and for `daemon.status` callers who cannot wait. */
+  async check(): Promise<void> {
+    this.#running ??= this.#check().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  #schedule(): void {
+    this.#timer = setTimeout(() => {
+      void this.check().finally(() => {
+        if (!this.#stopped) this.#schedule();
+      });
+    }, this.#intervalMs);
+    // The socket keeps the daemon alive; the watcher alone must not.
+    this.#timer.unref();
+  }
+
+  async #check(): Promise<void> {
+    this.#checks++;
+    let dead: { name: string; restart: string }[];
+    try {
+      dead = (await this.#manager.list())
+        .filter((vm) => (vm.status === 'running' || vm.status === 'paused') && !vm.vmmAlive && !vm.pending)
+        .map((vm) => ({ name: vm.name, restart: vm.spec.restart }));
+    } catch (error) {
+      this.#log({ level: 'error', message: 'watcher: cannot list the VMs', error });
+      return;
+    }
+    if (dead.length === 0 || this.#stopped) return;
+    this.#exited += dead.length;
+    for (const vm of dead) this.#log({ level: 'warn', message: 'its VMM exited', vm: vm.name });
+    try {
+      await this.#manager.reconcile();
+    } catch (error) {
+      this.#log({ level: 'error', message: 'watcher: reconcile failed', error });
+      return;
+    }
+    for (const vm of dead) {
+      if (vm.restart !== 'always' || this.#stopped) continue;
+      try {
+        // In the VM's queue: a call that came in meanwhile (a delete) goes first, and this start after it.
+        await this.#queue.run(vm.name, () => this.#manager.start(vm.name));
+        this.#restarted++;
+        this.#log({ level: 'info', message: 'restarted (restart: always)', vm: vm.name });
+      } catch (error) {
+        this.#log({ level: 'error', message: 'restart failed', vm: vm.name, error });
+      }
+    }
+  }
+}

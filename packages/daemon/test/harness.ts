@@ -1,0 +1,91 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  realVmmBinary,
+  realVmmSkipReason,
+  simulatorCommand,
+  writeProbeGuest,
+} from '@my-hypervisor/chv-client/testing';
+import { createMemoryNetOps, type MemoryNetOps, TapNetwork } from '@my-hypervisor/net-ops';
+import { VmManager, type VmmOptions } from '@my-hypervisor/vm-manager';
+import { createDaemon, type Daemon, type DaemonOptions } from '../src/index.js';
+
+/** The real VMM where this host can run guests (MYHV_CLOUD_HYPERVISOR and /dev/kvm), else undefined. */
+export const realVmm = realVmmSkipReason() ? undefined : realVmmBinary();
+
+/** A manager over an in-memory network and the simulator (or the real VMM), in throwaway directories. */
+export interface World extends AsyncDisposable {
+  readonly stateDir: string;
+  readonly runDir: string;
+  readonly kernel: string;
+  readonly memory: MemoryNetOps;
+  readonly vmm: VmmOptions;
+  /** A new manager over the same state (another process, in spirit). */
+  manager(): VmManager;
+  /** A daemon over a new manager, on `<runDir>/myhvd.sock`. */
+  daemon(options?: Partial<DaemonOptions>): Promise<Daemon>;
+  readonly socketPath: string;
+}
+
+export async function makeWorld(options: { vmm?: 'simulator' | 'real' } = {}): Promise<World> {
+  const root = await mkdtemp(join(tmpdir(), 'myhvd-'));
+  // As on a real host, a confined VMM (a user of its own) must be let through to the kernel.
+  await chmod(root, 0o711);
+  // Socket paths are limited to 108 bytes: keep the run directory short.
+  const runDir = await mkdtemp('/tmp/md-');
+  const stateDir = join(root, 'state');
+  const kernel = await writeProbeGuest(join(root, 'vmlinux'));
+  const memory = createMemoryNetOps();
+  const sim = simulatorCommand();
+  const vmm: VmmOptions =
+    options.vmm === 'real' && realVmm
+      ? { command: realVmm }
+      : {
+          command: sim.command,
+          commandArgs: [...sim.args],
+          stopGracefulMs: 1_000,
+          env: { MYHV_SIM_STRICT_TAPS: '0' },
+        };
+  const manager = () =>
+    new VmManager({
+      stateDir,
+      runDir,
+      network: new TapNetwork({
+        bridge: memory,
+        tap: memory,
+        nat: memory,
+        bridgeName: 'myhvd0',
+        subnet: '10.63.0.0/24',
+      }),
+      vmm,
+      inventory: { bridge: memory, nat: memory },
+      hostProbe: { localAddresses: async () => ['127.0.0.1'], listening: async () => new Set<number>() },
+    });
+  const daemons: Daemon[] = [];
+  const socketPath = join(runDir, 'myhvd.sock');
+  return {
+    stateDir,
+    runDir,
+    kernel,
+    memory,
+    vmm,
+    socketPath,
+    manager,
+    async daemon(extra = {}) {
+      const daemon = await createDaemon({ manager: manager(), socketPath, watchIntervalMs: 0, ...extra });
+      daemons.push(daemon);
+      return daemon;
+    },
+    async [Symbol.asyncDispose]() {
+      for (const daemon of daemons) await daemon.close();
+      const last = manager();
+      await last.reconcile().catch(() => undefined);
+      for (const vm of await last.list().catch(() => [])) {
+        await last.delete(vm.name, { force: true }).catch(() => undefined);
+      }
+      await rm(root, { recursive: true, force: true });
+      await rm(runDir, { recursive: true, force: true });
+    },
+  };
+}
