@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type BridgeOps,
@@ -223,4 +224,77 @@ async function openCountersManager(settingsConfig: CliConfig): Promise<ManagerPa
       await ops.close?.();
     },
   };
+}
+
+/** The manager operations a command can run in-process or through myhvd: `VmManager` and `MyhvClient` both have them. */
+export type ManagerApi = Pick<
+  VmManager,
+  | 'get'
+  | 'list'
+  | 'listAll'
+  | 'create'
+  | 'start'
+  | 'stop'
+  | 'restart'
+  | 'delete'
+  | 'pause'
+  | 'resume'
+  | 'resize'
+  | 'devices'
+  | 'addDisk'
+  | 'removeDisk'
+  | 'addShare'
+  | 'removeShare'
+  | 'addNic'
+  | 'removeNic'
+  | 'addForward'
+  | 'removeForward'
+  | 'snapshot'
+  | 'listSnapshots'
+  | 'removeSnapshot'
+  | 'restore'
+>;
+
+/** A manager for one command: myhvd's, when it answers on its socket, else one in this process. */
+export interface RoutedManagerParts extends Omit<ManagerParts, 'manager'> {
+  readonly manager: ManagerApi;
+  /** The daemon's socket when the command runs through myhvd. */
+  readonly daemonSocket?: string;
+}
+
+/**
+ * Routes a command to myhvd when its socket answers (and `--no-daemon` was not given): the same operations, the
+ * same answers and errors, but the daemon's queue, watcher and event stream see it. Otherwise `openManager`.
+ * The probe is a bare connect (no call), so a command without a daemon pays a failed `stat` and nothing more.
+ */
+export async function openRoutedManager(
+  settingsConfig: CliConfig,
+  mode: Parameters<typeof openManager>[1],
+  options: { noDaemon: boolean },
+): Promise<RoutedManagerParts> {
+  if (!options.noDaemon && (await daemonAnswers(settingsConfig.daemonSocket))) {
+    const { createClient } = await import('@my-hypervisor/client');
+    const client = createClient({ socketPath: settingsConfig.daemonSocket });
+    return {
+      manager: client,
+      config: settingsConfig,
+      daemonSocket: settingsConfig.daemonSocket,
+      close: () => client.close(),
+    };
+  }
+  return openManager(settingsConfig, mode);
+}
+
+async function daemonAnswers(socketPath: string): Promise<boolean> {
+  if (!existsSync(socketPath)) return false;
+  const { createConnection } = await import('node:net');
+  return new Promise((resolve) => {
+    const probe = createConnection({ path: socketPath });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    // Refused (a stale socket), or not allowed (its mode): the command runs in-process, as without a daemon.
+    probe.once('error', () => resolve(false));
+  });
 }

@@ -13,6 +13,8 @@ import {
 /** The global flags as commander parsed them (settings only when given on the command line). */
 export type GlobalFlags = Partial<Record<SettingKey | 'config', string>> & {
   readonly json?: boolean;
+  /** false with `--no-daemon`: run in this process even when myhvd answers. */
+  readonly daemon?: boolean;
   readonly debug?: boolean;
 };
 
@@ -70,6 +72,15 @@ export class CommandContext {
     if (this.io.simulator) return this.io.simulator;
     const { simulatorCommand } = await import('@my-hypervisor/chv-client/testing');
     return simulatorCommand();
+  }
+
+  /**
+   * The manager a VM command runs on: myhvd's when it answers on `daemonSocket` (unless `--no-daemon`), else one
+   * in this process (`openManager`).
+   */
+  async manager(mode: Parameters<typeof import('./backends.js').openManager>[1]) {
+    const { openRoutedManager } = await import('./backends.js');
+    return openRoutedManager(await this.config(), mode, { noDaemon: this.flags.daemon === false });
   }
 
   /** Registers cleanup to run when the command ends, last registered first. */

@@ -82,6 +82,7 @@ export function createProgram(invoke: Invoke): Command {
     .helpOption('-h, --help', 'show help')
     .option('--json', 'print one JSON document on stdout (shapes in docs/cli.md); errors as JSON on stderr')
     .option('--debug', 'on failure, also print the cause chain, commands and their output')
+    .option('--no-daemon', 'run VM commands in this process even when myhvd answers on its socket')
     .option('--config <file>', 'config file (default: MYHV_CONFIG, else /etc/myhv/config.yaml if present)');
   for (const s of settings) {
     // Only the flag is parsed here: resolveConfig applies flag > environment > config file > default.

@@ -297,13 +297,14 @@ Commands that start VMs say which VMM they use in their first line of output (\`
 ## Global options
 
 \`\`\`
-myhv [--json] [--debug] [--config <file>] [settings…] <command>
+myhv [--json] [--debug] [--no-daemon] [--config <file>] [settings…] <command>
 \`\`\`
 
 | option | description |
 | --- | --- |
 | \`--json\` | print one JSON document on stdout (shapes below); errors as one JSON line on stderr |
 | \`--debug\` | on failure, also print the cause chain: each error's code, the failing command, its stderr, the VMM log tail |
+| \`--no-daemon\` | run VM commands in this process even when myhvd answers on its socket (by default \`vm …\`, \`forward …\`, snapshots and devices go to a running myhvd: same output, same exit codes) |
 | \`--config <file>\` | config file; default \`MYHV_CONFIG\`, else \`${DEFAULT_CONFIG_FILE}\` when it exists |
 | \`-V, --version\` | print the version |
 | \`-h, --help\` | help for any command: \`myhv vm create --help\` |

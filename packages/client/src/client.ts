@@ -9,6 +9,7 @@ import {
   type ResizeRequest,
   type ShareRequest,
   type StepEvent,
+  type UnreadableRecord,
   type VmDevices,
   type VmInfo,
   VmManagerError,
@@ -83,6 +84,15 @@ export class MyhvClient implements AsyncDisposable {
   /** The OpenRPC document of the daemon's API. */
   discover(options: { signal?: AbortSignal } = {}): Promise<OpenrpcDocument> {
     return this.#call('rpc.discover', {}, options) as Promise<OpenrpcDocument>;
+  }
+
+  listAll(
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ vms: VmInfo[]; unreadable: UnreadableRecord[] }> {
+    return this.#call('vm.listAll', {}, options) as Promise<{
+      vms: VmInfo[];
+      unreadable: UnreadableRecord[];
+    }>;
   }
 
   get(name: string, options: { signal?: AbortSignal } = {}): Promise<VmInfo> {

@@ -49,6 +49,16 @@ function method<P extends z.ZodType>(
   return { name, summary, params, result, ...extra } as const;
 }
 
+/** A method that changes a VM: it takes `progress`, like every manager operation with steps. */
+function operation<S extends z.ZodRawShape>(
+  name: string,
+  summary: string,
+  shape: S,
+  result: { name: string; type: string },
+) {
+  return method(name, summary, z.object({ ...shape, progress }).strict(), result, { progress: true });
+}
+
 const vmInfo = { name: 'vm', type: 'VmInfo' };
 const vmDevices = { name: 'devices', type: 'VmDevices' };
 
@@ -68,6 +78,12 @@ export const daemonMethodDefinitions = {
     name: 'vms',
     type: 'VmInfo[]',
   }),
+  'vm.listAll': method(
+    'vm.listAll',
+    'Every VM, and every VM directory whose record cannot be used (with the path at fault and why).',
+    empty,
+    { name: 'listing', type: '{ vms: VmInfo[]; unreadable: UnreadableRecord[] }' },
+  ),
   'vm.get': method('vm.get', 'One VM.', named, vmInfo),
   'vm.create': method(
     'vm.create',
@@ -98,18 +114,16 @@ export const daemonMethodDefinitions = {
     { name: 'deleted', type: '{ name: string; id: string }' },
     { progress: true },
   ),
-  'vm.pause': method('vm.pause', 'Pauses a running VM.', named, vmInfo),
-  'vm.resume': method('vm.resume', 'Resumes a paused VM.', named, vmInfo),
-  'vm.resize': method(
+  'vm.pause': operation('vm.pause', 'Pauses a running VM.', { name: vmName }, vmInfo),
+  'vm.resume': operation('vm.resume', 'Resumes a paused VM.', { name: vmName }, vmInfo),
+  'vm.resize': operation(
     'vm.resize',
     'Changes vCPUs and/or memory within the spec maximums.',
-    z
-      .object({
-        name: vmName,
-        cpus: z.number().int().min(1).max(255).optional(),
-        memory: z.union([z.string().min(1).max(32), z.number().int().positive()]).optional(),
-      })
-      .strict(),
+    {
+      name: vmName,
+      cpus: z.number().int().min(1).max(255).optional(),
+      memory: z.union([z.string().min(1).max(32), z.number().int().positive()]).optional(),
+    },
     vmInfo,
   ),
   'vm.stats': method('vm.stats', 'Counters of the VM, its VMM and its devices.', named, {
@@ -117,95 +131,87 @@ export const daemonMethodDefinitions = {
     type: 'VmStats',
   }),
   'vm.devices': method('vm.devices', "The VM's disks, shares and extra NICs.", named, vmDevices),
-  'vm.disk.add': method(
+  'vm.disk.add': operation(
     'vm.disk.add',
     'Adds a disk (hot-plugged when running).',
-    z.object({ name: vmName, path: z.string().min(1).max(4096), readOnly: z.boolean().optional() }).strict(),
+    { name: vmName, path: z.string().min(1).max(4096), readOnly: z.boolean().optional() },
     vmDevices,
   ),
-  'vm.disk.remove': method(
+  'vm.disk.remove': operation(
     'vm.disk.remove',
     'Removes a disk by device id.',
-    z.object({ name: vmName, id: deviceId }).strict(),
+    { name: vmName, id: deviceId },
     vmDevices,
   ),
-  'vm.share.add': method(
+  'vm.share.add': operation(
     'vm.share.add',
     'Shares a host folder under a tag (virtiofs).',
-    z
-      .object({
-        name: vmName,
-        hostPath: z.string().min(1).max(4096),
-        tag: z.string().min(1).max(36),
-        readOnly: z.boolean().optional(),
-        guestPath: z.string().min(1).max(4096).optional(),
-      })
-      .strict(),
+    {
+      name: vmName,
+      hostPath: z.string().min(1).max(4096),
+      tag: z.string().min(1).max(36),
+      readOnly: z.boolean().optional(),
+      guestPath: z.string().min(1).max(4096).optional(),
+    },
     vmDevices,
   ),
-  'vm.share.remove': method(
+  'vm.share.remove': operation(
     'vm.share.remove',
     'Removes a share by tag.',
-    z.object({ name: vmName, tag: z.string().min(1).max(36) }).strict(),
+    { name: vmName, tag: z.string().min(1).max(36) },
     vmDevices,
   ),
-  'vm.nic.add': method(
+  'vm.nic.add': operation(
     'vm.nic.add',
     "Adds a NIC on the VM's network.",
-    z.object({ name: vmName, mac: z.string().min(1).max(17).optional() }).strict(),
+    { name: vmName, mac: z.string().min(1).max(17).optional() },
     vmDevices,
   ),
-  'vm.nic.remove': method(
+  'vm.nic.remove': operation(
     'vm.nic.remove',
     'Removes a NIC by id.',
-    z.object({ name: vmName, id: deviceId }).strict(),
+    { name: vmName, id: deviceId },
     vmDevices,
   ),
-  'vm.forward.add': method(
+  'vm.forward.add': operation(
     'vm.forward.add',
     'Forwards a host port to the VM.',
-    z
-      .object({
-        name: vmName,
-        forward: z
-          .record(z.string(), z.unknown())
-          .describe('A forward spec: { hostPort, guestPort, protocol?, hostIp? }.'),
-      })
-      .strict(),
+    {
+      name: vmName,
+      forward: z
+        .record(z.string(), z.unknown())
+        .describe('A forward spec: { hostPort, guestPort, protocol?, hostIp? }.'),
+    },
     vmInfo,
   ),
-  'vm.forward.remove': method(
+  'vm.forward.remove': operation(
     'vm.forward.remove',
     'Removes a port forward.',
-    z
-      .object({
-        name: vmName,
-        protocol: z.enum(['tcp', 'udp']).optional(),
-        hostPort: z.number().int().min(1).max(65_535),
-      })
-      .strict(),
+    {
+      name: vmName,
+      protocol: z.enum(['tcp', 'udp']).optional(),
+      hostPort: z.number().int().min(1).max(65_535),
+    },
     { name: 'outcome', type: '{ removed: boolean; vm: VmInfo }' },
   ),
-  'vm.snapshot.create': method(
+  'vm.snapshot.create': operation(
     'vm.snapshot.create',
     'Pauses, snapshots and resumes (unless leavePaused) the VM.',
-    z
-      .object({
-        name: vmName,
-        to: z.string().min(1).max(4096).optional(),
-        leavePaused: z.boolean().optional(),
-      })
-      .strict(),
+    {
+      name: vmName,
+      to: z.string().min(1).max(4096).optional(),
+      leavePaused: z.boolean().optional(),
+    },
     { name: 'snapshot', type: 'VmSnapshot' },
   ),
   'vm.snapshot.list': method('vm.snapshot.list', "The VM's snapshots, oldest first.", named, {
     name: 'snapshots',
     type: 'VmSnapshot[]',
   }),
-  'vm.snapshot.remove': method(
+  'vm.snapshot.remove': operation(
     'vm.snapshot.remove',
     'Forgets a snapshot and deletes its files.',
-    z.object({ name: vmName, id: z.string().min(1).max(64) }).strict(),
+    { name: vmName, id: z.string().min(1).max(64) },
     { name: 'snapshot', type: 'VmSnapshot' },
   ),
   'vm.restore': method(

@@ -48,6 +48,7 @@ export function createHandlers(
     'rpc.discover': { run: async () => context.document },
     'daemon.status': { run: () => context.status() },
     'vm.list': { run: () => manager.list() },
+    'vm.listAll': { run: () => manager.listAll() },
     'vm.get': { run: (p) => manager.get(name(p)) },
     'vm.create': {
       run: (p, o) => manager.create(p.spec, o),

@@ -1,5 +1,4 @@
 import { parseForwardSpec } from '@my-hypervisor/vm-manager';
-import { openManager } from '../backends.js';
 import { CliError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatForward } from '../format.js';
@@ -18,8 +17,7 @@ export const forwardAdd: CommandHandler = async (ctx, [rawVm, rawForward]) => {
   } catch (error) {
     throw hinted(error);
   }
-  const config = await ctx.config();
-  const parts = await openManager(config, { kind: 'full', vmm: await ctx.configuredVmm() });
+  const parts = await ctx.manager({ kind: 'full', vmm: await ctx.configuredVmm() });
   ctx.defer(parts.close);
   await parts.manager.get(name);
   const info = await interruptible(ctx, (signal) => parts.manager.addForward(name, forward, { signal }));
@@ -47,8 +45,7 @@ function hinted(error: unknown): unknown {
 export const forwardRm: CommandHandler = async (ctx, [rawVm, rawPort]) => {
   const name = parseVmName(rawVm, 'vm');
   const { protocol, hostPort } = parseHostPortArg(String(rawPort));
-  const config = await ctx.config();
-  const parts = await openManager(config, { kind: 'full', vmm: await ctx.configuredVmm() });
+  const parts = await ctx.manager({ kind: 'full', vmm: await ctx.configuredVmm() });
   ctx.defer(parts.close);
   await parts.manager.get(name);
   const result = await interruptible(ctx, (signal) =>
@@ -67,8 +64,7 @@ export const forwardRm: CommandHandler = async (ctx, [rawVm, rawPort]) => {
 /** `myhv forward ls [VM]`: the forwards the VM records hold (reads state only). */
 export const forwardLs: CommandHandler = async (ctx, [rawVm]) => {
   const only = rawVm === undefined ? undefined : parseVmName(rawVm, 'vm');
-  const config = await ctx.config();
-  const { manager } = await openManager(config, { kind: 'read' });
+  const { manager } = await ctx.manager({ kind: 'read' });
   const vms = only === undefined ? await manager.list() : [await manager.get(only)];
   const forwards = vms.flatMap((vm) => vm.forwards.map((f) => ({ vm: vm.name, ...forwardJson(f) })));
   ctx.out.result({ forwards }, () =>

@@ -1,5 +1,4 @@
 import { parseVmSpec } from '@my-hypervisor/vm-manager';
-import { openManager } from '../backends.js';
 import { ExitCode } from '../exit-codes.js';
 import { applyImage, DEFAULT_IMAGE, findImage, imageStore } from '../images.js';
 import { interruptible } from '../interruptible.js';
@@ -44,7 +43,7 @@ export const vmCreate: CommandHandler = async (ctx, [rawName]) => {
   if (usingDefault && image)
     out.print(`using image ${image.name} (${image.dir}): no --kernel or --image given`);
   // The first VM records the default network (bridge, subnet, backend) from the settings.
-  const parts = await openManager(config, { kind: 'full', vmm, recordNetwork: true });
+  const parts = await ctx.manager({ kind: 'full', vmm, recordNetwork: true });
   ctx.defer(parts.close);
   const recorder = recordSteps(out.progress());
   const info = await interruptible(ctx, (signal) =>

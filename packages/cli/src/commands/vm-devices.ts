@@ -1,5 +1,4 @@
 import type { VmDevices } from '@my-hypervisor/vm-manager';
-import { openManager } from '../backends.js';
 import type { CommandContext } from '../context.js';
 import { invalidValue } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
@@ -23,7 +22,7 @@ export function parseShareArg(text: string): ReturnType<typeof shareArg> {
 }
 
 async function manager(ctx: CommandContext) {
-  const parts = await openManager(await ctx.config(), { kind: 'full', vmm: await ctx.configuredVmm() });
+  const parts = await ctx.manager({ kind: 'full', vmm: await ctx.configuredVmm() });
   ctx.defer(parts.close);
   return parts.manager;
 }
@@ -87,7 +86,7 @@ export const vmShareRm: CommandHandler = async (ctx, [rawName, rawTag]) => {
 
 async function devicesOf(ctx: CommandContext, rawName: unknown): Promise<[string, VmDevices]> {
   const name = parseVmName(rawName);
-  const { manager: m } = await openManager(await ctx.config(), { kind: 'read' });
+  const { manager: m } = await ctx.manager({ kind: 'read' });
   return [name, await m.devices(name)];
 }
 

@@ -1,4 +1,3 @@
-import { openManager } from '../backends.js';
 import type { CommandContext } from '../context.js';
 import { invalidValue } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
@@ -38,14 +37,13 @@ async function lifecycle(ctx: CommandContext, operation: Operation, rawName: unk
     operation === 'stop' || operation === 'restart' ? gracefulMs(ctx.options.timeout ?? '5') : undefined;
   // Only `vm start` has --wait-ready.
   const wait = operation === 'start' ? readyWait(ctx.options) : undefined;
-  const config = await ctx.config();
   // Only booting spawns a VMM, so only it needs one chosen; the others talk to the one the record names.
   let vmm: VmmChoice | undefined;
   if (operation === 'start' || operation === 'restart') {
     vmm = await ctx.vmm();
     ctx.out.print(describeVmm(vmm));
   }
-  const parts = await openManager(config, { kind: 'full', vmm: vmm ?? (await ctx.configuredVmm()) });
+  const parts = await ctx.manager({ kind: 'full', vmm: vmm ?? (await ctx.configuredVmm()) });
   ctx.defer(parts.close);
   // NOT_FOUND before any lock file is made: a typo changes nothing on disk.
   await parts.manager.get(name);

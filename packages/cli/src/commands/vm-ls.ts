@@ -1,4 +1,3 @@
-import { openManager } from '../backends.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CommandHandler } from '../run.js';
 import {
@@ -15,8 +14,7 @@ import {
  * be used is listed too (status `unreadable`; `unreadable` in JSON), with the path and why on stderr.
  */
 export const vmLs: CommandHandler = async (ctx) => {
-  const config = await ctx.config();
-  const { manager } = await openManager(config, { kind: 'read' });
+  const { manager } = await ctx.manager({ kind: 'read' });
   const { vms, unreadable } = await manager.listAll();
   const rows = [
     ...vms.map((vm) => ({ name: vm.name, row: vmTableRow(vm) })),

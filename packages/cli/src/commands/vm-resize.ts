@@ -1,5 +1,4 @@
 import type { VmInfo } from '@my-hypervisor/vm-manager';
-import { openManager } from '../backends.js';
 import { CliError, invalidValue, usageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatMemory } from '../format.js';
@@ -53,9 +52,8 @@ export const vmResize: CommandHandler = async (ctx, [rawName]) => {
     ...(options.cpus !== undefined ? { cpus: parseCpus(options.cpus) } : {}),
     ...(options.memory !== undefined ? { memory: String(options.memory) } : {}),
   };
-  const config = await ctx.config();
   // Resizing talks to the VM's own VMM socket: no network or storage backend is needed.
-  const { manager } = await openManager(config, { kind: 'read' });
+  const { manager } = await ctx.manager({ kind: 'read' });
   const before = await manager.get(name);
   const info = await interruptible(ctx, (signal) =>
     manager.resize(name, request, { signal }).catch((error: unknown) => {

@@ -1,4 +1,3 @@
-import { openManager } from '../backends.js';
 import { ExitCode } from '../exit-codes.js';
 import { interruptible } from '../interruptible.js';
 import type { CommandHandler } from '../run.js';
@@ -8,8 +7,7 @@ import { recordSteps } from '../vm-view.js';
 /** `myhv vm rm NAME…`: every name is checked first; then the VMs are deleted in order, stopping at the first failure. */
 export const vmRm: CommandHandler = async (ctx, [rawNames]) => {
   const names = (rawNames as string[]).map((n) => parseVmName(n));
-  const config = await ctx.config();
-  const parts = await openManager(config, { kind: 'full', vmm: await ctx.configuredVmm() });
+  const parts = await ctx.manager({ kind: 'full', vmm: await ctx.configuredVmm() });
   ctx.defer(parts.close);
   for (const name of names) await parts.manager.get(name);
   const recorder = recordSteps(ctx.out.progress());

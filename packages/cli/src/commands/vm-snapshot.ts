@@ -1,5 +1,4 @@
 import type { VmSnapshot } from '@my-hypervisor/vm-manager';
-import { openManager } from '../backends.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatMemory } from '../format.js';
 import { interruptible } from '../interruptible.js';
@@ -13,8 +12,7 @@ export const vmSnapshot: CommandHandler = async (ctx, [rawName]) => {
   const name = parseVmName(rawName);
   const to = ctx.options.to === undefined ? undefined : String(ctx.options.to);
   const leavePaused = ctx.options.leavePaused === true;
-  const config = await ctx.config();
-  const parts = await openManager(config, { kind: 'full', vmm: await ctx.configuredVmm() });
+  const parts = await ctx.manager({ kind: 'full', vmm: await ctx.configuredVmm() });
   ctx.defer(parts.close);
   // NOT_FOUND before any lock file is made: a typo changes nothing on disk.
   await parts.manager.get(name);
@@ -35,8 +33,7 @@ export const vmSnapshot: CommandHandler = async (ctx, [rawName]) => {
 /** `myhv vm snapshot ls NAME`: reads state only. */
 export const vmSnapshotLs: CommandHandler = async (ctx, [rawName]) => {
   const name = parseVmName(rawName);
-  const config = await ctx.config();
-  const { manager } = await openManager(config, { kind: 'read' });
+  const { manager } = await ctx.manager({ kind: 'read' });
   const snapshots = await manager.listSnapshots(name);
   ctx.out.result({ vm: name, snapshots }, () =>
     ctx.out.table(['id', 'created', 'size', 'cpus', 'memory', 'path'], snapshots.map(snapshotRow)),
@@ -48,8 +45,7 @@ export const vmSnapshotLs: CommandHandler = async (ctx, [rawName]) => {
 export const vmSnapshotRm: CommandHandler = async (ctx, [rawName, rawId]) => {
   const name = parseVmName(rawName);
   const id = String(rawId);
-  const config = await ctx.config();
-  const parts = await openManager(config, { kind: 'full', vmm: await ctx.configuredVmm() });
+  const parts = await ctx.manager({ kind: 'full', vmm: await ctx.configuredVmm() });
   ctx.defer(parts.close);
   await parts.manager.get(name);
   const removed = await interruptible(ctx, (signal) => parts.manager.removeSnapshot(name, id, { signal }));
@@ -63,10 +59,9 @@ export const vmSnapshotRm: CommandHandler = async (ctx, [rawName, rawId]) => {
 export const vmRestore: CommandHandler = async (ctx, [rawName]) => {
   const name = parseVmName(rawName);
   const from = ctx.options.from === undefined ? undefined : String(ctx.options.from);
-  const config = await ctx.config();
   const vmm = await ctx.vmm();
   ctx.out.print(describeVmm(vmm));
-  const parts = await openManager(config, { kind: 'full', vmm });
+  const parts = await ctx.manager({ kind: 'full', vmm });
   ctx.defer(parts.close);
   await parts.manager.get(name);
   const snapshots = await parts.manager.listSnapshots(name);

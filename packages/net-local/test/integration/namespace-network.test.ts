@@ -237,16 +237,23 @@ describe.skipIf(reason !== undefined)('NamespaceNetwork after a crash at every s
     expect(steps).toBeGreaterThan(1);
     for (let crashAfter = 1; crashAfter <= steps; crashAfter++) {
       let calls = 0;
-      const crashing: CommandRunner = (file, args, opts) =>
-        ++calls > crashAfter ? new Promise(() => {}) : execaRunner(file, args, opts);
+      let crashed!: () => void;
+      const crashReached = new Promise<void>((resolve) => (crashed = resolve));
+      // The attach runs its commands one after another: once it asks for the one past the crash point, every
+      // earlier one has finished, and nothing of it runs any more (a fixed wait raced a slow command under load).
+      const crashing: CommandRunner = (file, args, opts) => {
+        if (++calls <= crashAfter) return execaRunner(file, args, opts);
+        crashed();
+        return new Promise(() => {});
+      };
       const doomed = new NamespaceNetwork({
         ...options,
         runner: crashing,
         namespacePrefix: crashPrefix,
         tableName: table,
       });
-      void doomed.attach({ vmId: 'v', ipv4: '10.79.0.2' }).catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      const attaching = doomed.attach({ vmId: 'v', ipv4: '10.79.0.2' }).catch(() => undefined);
+      await Promise.race([crashReached, attaching]);
       // A new process: what reconcile does for a VM no record owns.
       const fresh = new NamespaceNetwork({ ...options, namespacePrefix: crashPrefix, tableName: table });
       for (const vmId of await fresh.listAttached()) await fresh.detach({ vmId });
