@@ -287,6 +287,12 @@ export async function openRoutedManager(
 
 async function daemonAnswers(socketPath: string): Promise<boolean> {
   if (!existsSync(socketPath)) return false;
+  // Only a daemon of root's or this user's: a socket someone else put there would see every spec sent and could
+  // answer anything.
+  const { lstat } = await import('node:fs/promises');
+  const stats = await lstat(socketPath).catch(() => undefined);
+  const uid = process.getuid?.();
+  if (!stats?.isSocket() || (stats.uid !== 0 && stats.uid !== uid)) return false;
   const { createConnection } = await import('node:net');
   return new Promise((resolve) => {
     const probe = createConnection({ path: socketPath });

@@ -3,6 +3,7 @@ import {
   type DiskRequest,
   type JournalEvent,
   type NetworkDrift,
+  type NetworkRecord,
   type NicRequest,
   type OperationOptions,
   type ReconcileReport,
@@ -143,6 +144,28 @@ export class MyhvClient implements AsyncDisposable {
 
   stats(name: string, options: { signal?: AbortSignal } = {}): Promise<VmStats> {
     return this.#call('vm.stats', { name }, options) as Promise<VmStats>;
+  }
+
+  /** The end of the VM's serial console log (`log: 'vmm'`: its VMM's log), from a line start. */
+  logs(
+    name: string,
+    options: { log?: 'serial' | 'vmm'; maxBytes?: number; signal?: AbortSignal } = {},
+  ): Promise<{ vm: string; log: 'serial' | 'vmm'; path: string; text: string }> {
+    return this.#call(
+      'vm.logs',
+      { name, ...pick(options, 'log'), ...pick(options, 'maxBytes') },
+      options,
+    ) as Promise<{
+      vm: string;
+      log: 'serial' | 'vmm';
+      path: string;
+      text: string;
+    }>;
+  }
+
+  /** The networks recorded on this host. */
+  networks(options: { signal?: AbortSignal } = {}): Promise<NetworkRecord[]> {
+    return this.#call('network.list', {}, options) as Promise<NetworkRecord[]>;
   }
 
   devices(name: string, options: { signal?: AbortSignal } = {}): Promise<VmDevices> {
@@ -314,26 +337,37 @@ export class MyhvClient implements AsyncDisposable {
   ): Promise<unknown> {
     const { signal, onProgress } = options;
     if (typeof onProgress === 'function') params = { ...params, progress: true };
+    if (!signal && !onProgress) return this.#rpc.call(method, params);
     let sentId: number | undefined;
-    const call = this.#rpc.call(method, params, {
-      ...(signal ? { signal } : {}),
-      onSent: (id) => {
-        sentId = id;
-        if (onProgress) this.#progress.set(id, onProgress);
-        if (signal) this.#cancelOnAbort(id, signal);
-      },
-    });
-    if (!onProgress) return call;
-    return call.finally(() => {
-      if (sentId !== undefined) this.#progress.delete(sentId);
-    });
+    let stopCancelling: (() => void) | undefined;
+    return this.#rpc
+      .call(method, params, {
+        ...(signal ? { signal } : {}),
+        onSent: (id) => {
+          sentId = id;
+          if (onProgress) this.#progress.set(id, onProgress);
+          if (signal) stopCancelling = this.#cancelOnAbort(id, signal);
+        },
+      })
+      .finally(() => {
+        // A signal may outlive many calls: neither its listener nor the progress hook may outlive this one.
+        stopCancelling?.();
+        if (sentId !== undefined) this.#progress.delete(sentId);
+      });
   }
 
-  /** Tells the daemon to stop working on call `id` when `signal` aborts (the local call fails at once anyway). */
-  #cancelOnAbort(id: number, signal: AbortSignal): void {
+  /**
+   * Tells the daemon to stop working on call `id` when `signal` aborts (the local call fails at once anyway).
+   * Returns what removes the listener.
+   */
+  #cancelOnAbort(id: number, signal: AbortSignal): () => void {
     const cancel = () => void this.#rpc.notify('$/cancel', { id }).catch(() => undefined);
-    if (signal.aborted) cancel();
-    else signal.addEventListener('abort', cancel, { once: true });
+    if (signal.aborted) {
+      cancel();
+      return () => undefined;
+    }
+    signal.addEventListener('abort', cancel, { once: true });
+    return () => signal.removeEventListener('abort', cancel);
   }
 
   #notified(method: string, params: unknown): void {

@@ -130,6 +130,24 @@ export const daemonMethodDefinitions = {
     name: 'stats',
     type: 'VmStats',
   }),
+  'vm.logs': method(
+    'vm.logs',
+    "The end of the VM's serial console log (or its VMM's log), from a line start.",
+    z
+      .object({
+        name: vmName,
+        log: z.enum(['serial', 'vmm']).optional().describe('Which log; default serial.'),
+        maxBytes: z
+          .number()
+          .int()
+          .min(1)
+          .max(1024 * 1024)
+          .optional()
+          .describe('At most this many bytes from the end; default 65536.'),
+      })
+      .strict(),
+    { name: 'log', type: "{ vm: string; log: 'serial' | 'vmm'; path: string; text: string }" },
+  ),
   'vm.devices': method('vm.devices', "The VM's disks, shares and extra NICs.", named, vmDevices),
   'vm.disk.add': operation(
     'vm.disk.add',
@@ -220,6 +238,12 @@ export const daemonMethodDefinitions = {
     z.object({ name: vmName, from: z.string().min(1).max(64).optional(), progress }).strict(),
     vmInfo,
     { progress: true },
+  ),
+  'network.list': method(
+    'network.list',
+    'The networks recorded on this host (bridge, subnet, backend), by name.',
+    empty,
+    { name: 'networks', type: 'NetworkRecord[]' },
   ),
   'host.drift': method(
     'host.drift',

@@ -6,8 +6,14 @@ import {
   EVENT_NOTIFICATION,
   PROGRESS_NOTIFICATION,
 } from '@my-hypervisor/client';
+import { readFileTail } from '@my-hypervisor/host-utils';
 import type { JsonRpcCallContext, JsonRpcMethodHandler, OpenrpcDocument } from '@my-hypervisor/json-rpc';
-import { type OperationOptions, type VmManager, VmManagerError } from '@my-hypervisor/vm-manager';
+import {
+  NetworkStore,
+  type OperationOptions,
+  type VmManager,
+  VmManagerError,
+} from '@my-hypervisor/vm-manager';
 import type { z } from 'zod';
 import type { KeyedQueue } from './keyed-queue.js';
 
@@ -66,6 +72,7 @@ export function createHandlers(
     },
     'vm.stats': { run: (p, o) => manager.stats(name(p), { signal: o.signal }) },
     'vm.devices': { run: (p) => manager.devices(name(p)) },
+    'vm.logs': { run: (p) => readLog(manager, p) },
     'vm.disk.add': {
       run: (p, o) => manager.addDisk(name(p), { path: p.path as string, ...opt(p, 'readOnly') }, o),
       vm: byName,
@@ -101,6 +108,7 @@ export function createHandlers(
     'vm.snapshot.list': { run: (p) => manager.listSnapshots(name(p)) },
     'vm.snapshot.remove': { run: (p, o) => manager.removeSnapshot(name(p), p.id as string, o), vm: byName },
     'vm.restore': { run: (p, o) => manager.restore(name(p), { ...o, ...opt(p, 'from') }), vm: byName },
+    'network.list': { run: () => new NetworkStore(manager.options.stateDir).list() },
     'host.drift': { run: (_p, o) => manager.drift({ signal: o.signal }) },
     'host.reconcile': { run: (_p, o) => manager.reconcile(o) },
     'events.journal': { run: (p, o) => readJournal(manager, p, o.signal) },
@@ -147,6 +155,18 @@ function assertParams(schema: z.ZodType, params: Params): void {
     cause: result.error,
     details: { field },
   });
+}
+
+/** The end of a VM's serial or VMM log, from a line start; empty when it has none yet. */
+async function readLog(
+  manager: VmManager,
+  params: Params,
+): Promise<{ vm: string; log: 'serial' | 'vmm'; path: string; text: string }> {
+  const info = await manager.get(params.name as string);
+  const log = params.log === 'vmm' ? 'vmm' : 'serial';
+  const path = log === 'vmm' ? info.paths.vmmLog : info.paths.serialLog;
+  const maxBytes = typeof params.maxBytes === 'number' ? params.maxBytes : 64 * 1024;
+  return { vm: info.name, log, path, text: await readFileTail(path, { maxBytes, fromLineStart: true }) };
 }
 
 async function readJournal(manager: VmManager, params: Params, signal: AbortSignal): Promise<unknown[]> {

@@ -1,9 +1,10 @@
+import { getEventListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { createClient, type MyhvClient } from '@my-hypervisor/client';
 import { JsonRpcError } from '@my-hypervisor/json-rpc';
-import { type JournalEvent, type StepEvent, VmManagerError } from '@my-hypervisor/vm-manager';
+import { type JournalEvent, NetworkStore, type StepEvent, VmManagerError } from '@my-hypervisor/vm-manager';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeWorld, type World } from './harness.js';
+import { makeWorld, realVmm, type World } from './harness.js';
 
 let world: World;
 const clients: MyhvClient[] = [];
@@ -180,6 +181,28 @@ describe('myhvd through the SDK', () => {
     expect(again).toMatchObject({ status: 'running', vmmAlive: true, pid: vm.pid });
   });
 
+  it("serves the VM's logs and the host's recorded networks", async () => {
+    await world.daemon();
+    const sdk = client();
+    await sdk.create(spec('web'));
+    await expect.poll(async () => (await sdk.logs('web')).text, { timeout: 10_000 }).toContain('myhv-probe');
+    const serial = await sdk.logs('web', { maxBytes: 16 });
+    expect(serial).toMatchObject({ vm: 'web', log: 'serial', path: (await sdk.get('web')).paths.serialLog });
+    expect(serial.text.length).toBeLessThanOrEqual(16);
+    expect((await sdk.logs('web', { log: 'vmm' })).log).toBe('vmm');
+    expect(await sdk.networks()).toEqual(await new NetworkStore(world.stateDir).list());
+    expect(await codeOf(sdk.logs('nope'))).toBe('NOT_FOUND');
+  });
+
+  it('a signal shared by many calls keeps no listener of a finished one', async () => {
+    await world.daemon();
+    const sdk = client();
+    const controller = new AbortController();
+    for (let i = 0; i < 5; i++) await sdk.list({ signal: controller.signal });
+    await sdk.get('nope', { signal: controller.signal }).catch(() => undefined);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+
   it('says clearly when nothing listens: UNAVAILABLE, naming the socket', async () => {
     const error = await client()
       .list()
@@ -192,5 +215,21 @@ describe('myhvd through the SDK', () => {
   it('refuses to start beside a live daemon on the same socket', async () => {
     await world.daemon();
     await expect(world.daemon()).rejects.toMatchObject({ code: 'ADDRESS_IN_USE' });
+  });
+});
+
+describe.skipIf(!realVmm)('myhvd through the SDK, on the real cloud-hypervisor', () => {
+  it('creates, snapshots, restores and deletes a probe-guest VM', async () => {
+    await using real = await makeWorld({ vmm: 'real' });
+    await real.daemon();
+    await using sdk = createClient({ socketPath: real.socketPath });
+    const vm = await sdk.create({ name: 'real', kernel: real.kernel, memory: '64M' });
+    expect(vm).toMatchObject({ status: 'running', vmmAlive: true });
+    await expect.poll(async () => (await sdk.logs('real')).text, { timeout: 10_000 }).toContain('myhv-probe');
+    const snapshot = await sdk.snapshot('real');
+    expect((await sdk.restore('real', { from: snapshot.id })).status).toBe('running');
+    expect((await sdk.stats('real')).vm).toBeDefined();
+    await sdk.delete('real', { force: true });
+    expect(await sdk.list()).toEqual([]);
   });
 });

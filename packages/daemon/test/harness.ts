@@ -12,7 +12,9 @@ import { VmManager, type VmmOptions } from '@my-hypervisor/vm-manager';
 import { createDaemon, type Daemon, type DaemonOptions } from '../src/index.js';
 
 /** The real VMM where this host can run guests (MYHV_CLOUD_HYPERVISOR and /dev/kvm), else undefined. */
-export const realVmm = realVmmSkipReason() ? undefined : realVmmBinary();
+const realVmmUnused = realVmmSkipReason();
+export const realVmm = realVmmUnused ? undefined : realVmmBinary();
+if (realVmmUnused) console.warn(`skipped: the daemon's real-VMM test, because ${realVmmUnused}`);
 
 /** A manager over an in-memory network and the simulator (or the real VMM), in throwaway directories. */
 export interface World extends AsyncDisposable {
@@ -45,6 +47,8 @@ export async function makeWorld(options: { vmm?: 'simulator' | 'real' } = {}): P
           command: sim.command,
           commandArgs: [...sim.args],
           stopGracefulMs: 1_000,
+          // Twenty simulators (Node processes) starting at once on a loaded 2-core CI machine take their time.
+          readyTimeoutMs: 60_000,
           env: { MYHV_SIM_STRICT_TAPS: '0' },
         };
   const manager = () =>
