@@ -4,7 +4,6 @@ export { daemonErrorCodes, managerErrorFromRpcError, rpcErrorFromError } from '.
 export {
   type DaemonMethodDefinition,
   type DaemonMethodName,
-  type DaemonMethodParams,
   DEFAULT_DAEMON_SOCKET,
   daemonMethodDefinitions,
   EVENT_NOTIFICATION,

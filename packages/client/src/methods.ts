@@ -62,8 +62,7 @@ function operation<S extends z.ZodRawShape>(
 const vmInfo = { name: 'vm', type: 'VmInfo' };
 const vmDevices = { name: 'devices', type: 'VmDevices' };
 
-/** Every method the daemon serves, by name. */
-export const daemonMethodDefinitions = {
+const definitions = {
   'rpc.discover': method('rpc.discover', 'The OpenRPC document of this API.', empty, {
     name: 'document',
     type: 'OpenrpcDocument',
@@ -284,12 +283,11 @@ export const daemonMethodDefinitions = {
 } as const satisfies Record<string, DaemonMethodDefinition>;
 
 /** The name of a daemon method (`vm.create`, …). */
-export type DaemonMethodName = keyof typeof daemonMethodDefinitions;
+export type DaemonMethodName = keyof typeof definitions;
 
-/** The params a method takes, as sent. */
-export type DaemonMethodParams<M extends DaemonMethodName> = z.input<
-  (typeof daemonMethodDefinitions)[M]['params']
->;
+/** Every method the daemon serves, by name: what the daemon checks and the OpenRPC document is built from. */
+export const daemonMethodDefinitions: Readonly<Record<DaemonMethodName, DaemonMethodDefinition>> =
+  definitions;
 
 /** The notification the daemon sends for a step of a call made with `progress: true`. */
 export const PROGRESS_NOTIFICATION = 'vm.progress';

@@ -136,7 +136,7 @@ export function createHandlers(
 }
 
 function envelopeOf(definition: DaemonMethodDefinition): z.ZodType {
-  return 'envelope' in definition && definition.envelope ? definition.envelope : definition.params;
+  return definition.envelope ?? definition.params;
 }
 
 /** `{ [key]: value }` when the param was given, else `{}`: options the manager treats as absent stay absent. */
