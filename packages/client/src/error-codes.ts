@@ -1,4 +1,4 @@
-import { type JsonRpcErrorObject, jsonRpcErrorCodes } from '@my-hypervisor/json-rpc';
+import { type JsonRpcErrorObject, jsonRpcErrorCodes, jsonSafeRecord } from '@my-hypervisor/json-rpc';
 import { VmManagerError, type VmManagerErrorCode } from '@my-hypervisor/vm-manager';
 
 /**
@@ -32,7 +32,7 @@ export function rpcErrorFromError(error: unknown): JsonRpcErrorObject {
     return {
       code: daemonErrorCodes[error.code],
       message: error.message,
-      data: { code: error.code, details: jsonSafe(error.details) },
+      data: { code: error.code, details: jsonSafeRecord(error.details) },
     };
   }
   return {
@@ -60,18 +60,4 @@ export function managerErrorFromRpcError(error: JsonRpcErrorObject): VmManagerEr
       ? (data.details as Record<string, unknown>)
       : {};
   return new VmManagerError(data.code as VmManagerErrorCode, error.message, { details });
-}
-
-/** `details` as plain JSON: a value JSON cannot carry (a bigint, a cycle) must not cost the whole answer. */
-function jsonSafe(details: object): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(details)) {
-    try {
-      const text = JSON.stringify(value);
-      if (text !== undefined) out[key] = JSON.parse(text);
-    } catch {
-      out[key] = String(value);
-    }
-  }
-  return out;
 }

@@ -4,6 +4,7 @@ export {
   type JsonRpcErrorDetails,
   jsonRpcErrorCodes,
 } from './errors.js';
+export { jsonSafeRecord } from './json-safe.js';
 export {
   idFromOversizedLine,
   LineSplitter,

@@ -1,4 +1,4 @@
-import type { JsonRpcErrorObject } from '@my-hypervisor/json-rpc';
+import { type JsonRpcErrorObject, jsonSafeRecord } from '@my-hypervisor/json-rpc';
 import { NetOpsError, type NetOpsErrorCode, type NetOpsErrorDetails } from '@my-hypervisor/net-ops';
 
 /**
@@ -82,7 +82,7 @@ export function rpcErrorFromError(error: unknown): JsonRpcErrorObject {
     return {
       code: rpcCodeForNetOpsCode(error.code),
       message: error.message,
-      data: { ...jsonSafe(error.details), code: error.code },
+      data: { ...jsonSafeRecord(error.details), code: error.code },
     };
   }
   return {
@@ -90,18 +90,4 @@ export function rpcErrorFromError(error: unknown): JsonRpcErrorObject {
     message: error instanceof Error ? error.message : 'internal error',
     data: { code: 'BACKEND_FAILURE' },
   };
-}
-
-/** `details` as plain JSON: a value JSON cannot carry (a bigint, a cycle) must not cost the whole response. */
-function jsonSafe(details: NetOpsErrorDetails): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(details)) {
-    try {
-      const text = JSON.stringify(value);
-      if (text !== undefined) out[key] = JSON.parse(text);
-    } catch {
-      out[key] = String(value);
-    }
-  }
-  return out;
 }
