@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Sums the vitest JSON reports in a directory and prints "N passed, N failed, N skipped" (after "<label>: " when a
-// label is given, e.g. for the Node 24 leg).
+// label is given, e.g. for the Node 24 leg), after one "sum-test-reports: FAILED <package> <file> > <test>: <why>"
+// line per failed test.
 // Exits 1 when any test failed, a test file failed to load, or an expected report is missing.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +21,8 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 let suiteFailures = 0;
+const failures = [];
+const firstLine = (text) => (text ?? 'no message').trim().split('\n')[0].slice(0, 300);
 const files = new Set(readdirSync(dir));
 for (const name of expected) {
   const file = `${name}.json`;
@@ -32,10 +35,19 @@ for (const name of expected) {
   passed += r.numPassedTests;
   failed += r.numFailedTests;
   skipped += r.numPendingTests + r.numTodoTests;
-  // A test file that fails to import has no tests but counts as a failed suite.
-  for (const s of r.testResults ?? [])
-    if (s.status === 'failed' && s.assertionResults.length === 0) suiteFailures++;
+  for (const s of r.testResults ?? []) {
+    const where = `${name} ${s.name.slice(s.name.indexOf(`/${name}/`) + name.length + 2)}`;
+    // A test file that fails to import has no tests but counts as a failed suite.
+    if (s.status === 'failed' && s.assertionResults.length === 0) {
+      suiteFailures++;
+      failures.push(`${where}: ${firstLine(s.message)}`);
+    }
+    for (const a of s.assertionResults)
+      if (a.status === 'failed') failures.push(`${where} > ${a.fullName}: ${firstLine(a.failureMessages?.[0])}`);
+  }
 }
+// Named here because CI shows only the tail of its log: a red run must say which tests failed and why.
+for (const f of failures) console.log(`sum-test-reports: FAILED ${f}`);
 failed += suiteFailures;
 console.log(`${label ? `${label}: ` : ''}${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 ? 1 : 0);
