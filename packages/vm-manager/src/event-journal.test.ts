@@ -133,6 +133,27 @@ describe('EventJournal', () => {
     );
   });
 
+  it('a follower that slept through several rotations reads every file in between, in order', async () => {
+    const journal = new EventJournal(dir, { maxBytes: 1_500, keep: 4 });
+    journal.append(step('a', 's0'));
+    const stop = new AbortController();
+    const seen: string[] = [];
+    const followed = (async () => {
+      for await (const e of readJournal(dir, { follow: true, signal: stop.signal })) {
+        seen.push(e.type === 'step' ? e.step : '');
+        if (seen.length === 40) stop.abort();
+      }
+    })();
+    while (seen.length === 0) await new Promise((r) => setTimeout(r, 5));
+    // 39 more without yielding: about three rotations before the follower looks again.
+    for (let i = 1; i < 40; i++) journal.append(step('a', `s${i}`));
+    expect(readdirSync(dir).filter((name) => name.startsWith('journal.')).length).toBeGreaterThanOrEqual(3);
+    const deadline = setTimeout(() => stop.abort(), 10_000);
+    await followed;
+    clearTimeout(deadline);
+    expect(seen).toEqual(Array.from({ length: 40 }, (_, i) => `s${i}`));
+  });
+
   it('counts a failed write instead of throwing', () => {
     mkdirSync(root, { recursive: true });
     writeFileSync(dir, 'not a directory');

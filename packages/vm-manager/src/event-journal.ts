@@ -232,6 +232,31 @@ async function openIfExists(path: string): Promise<FileHandle | undefined> {
 }
 
 /**
+ * The rotated files oldest first, then the current one, each opened, in a pass no rotation interleaved (the
+ * current file kept its inode throughout): handles stay readable whatever is renamed or deleted afterwards.
+ */
+async function openChain(
+  dir: string,
+  path: string,
+): Promise<{ name: string; handle: FileHandle; ino: number }[]> {
+  for (;;) {
+    const before = statSync(path, { throwIfNoEntry: false })?.ino;
+    const names = listDir(dir)
+      .map((name) => ({ name, n: Number(ROTATED.exec(name)?.[1]) }))
+      .filter((f) => Number.isInteger(f.n))
+      .sort((a, b) => b.n - a.n)
+      .map((f) => f.name);
+    const opened: { name: string; handle: FileHandle; ino: number }[] = [];
+    for (const name of [...names, FILE]) {
+      const handle = await openIfExists(join(dir, name));
+      if (handle) opened.push({ name, handle, ino: (await handle.stat()).ino });
+    }
+    if (statSync(path, { throwIfNoEntry: false })?.ino === before) return opened;
+    await Promise.all(opened.map((file) => file.handle.close()));
+  }
+}
+
+/**
  * Reads the journal in `dir`: rotated files oldest first, then the current one, then (with `follow`) whatever is
  * appended, moving on to the new file when the current one is rotated away. UNSAFE_PERMISSIONS when the directory
  * could have been written by others.
@@ -291,6 +316,8 @@ export async function* readJournal(
     }
     let reader = current ? new LineReader(current) : undefined;
     let ino = currentIno;
+    /** The file read last (the current one, or the one finished before it was replaced), to resume after it. */
+    let lastIno = currentIno;
     for (;;) {
       const last = ended;
       wakeup.take();
@@ -311,8 +338,28 @@ export async function* readJournal(
           }
         }
         await current?.close();
-        current = await openIfExists(path);
-        ino = current ? (await current.stat()).ino : undefined;
+        // Several rotations may have come since the last look: every file newer than the one just finished is
+        // read, oldest first, before the current one (a file already rotated past `keep` is gone: a gap).
+        const chain = await openChain(dir, path);
+        const start = chain.findIndex((file) => file.ino === lastIno) + 1;
+        for (const file of chain.slice(0, start)) await file.handle.close();
+        const newer = chain.slice(start);
+        const newest = newer.at(-1);
+        const isCurrent = newest?.name === FILE;
+        for (const file of isCurrent ? newer.slice(0, -1) : newer) {
+          try {
+            for await (const line of new LineReader(file.handle).lines()) {
+              const event = parseLine(line);
+              if (wanted(event)) yield event;
+            }
+          } finally {
+            await file.handle.close();
+          }
+          lastIno = file.ino;
+        }
+        current = isCurrent ? newest.handle : undefined;
+        ino = isCurrent ? newest.ino : undefined;
+        if (ino !== undefined) lastIno = ino;
         reader = current ? new LineReader(current) : undefined;
         continue;
       }

@@ -298,7 +298,13 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
         }
         // Once the relay serves the console, it is also writing serial.log (`vm logs` right after create).
         const relay = record.resources.vmm?.serialRelay;
-        if (relay) await waitForConsole(relay, paths.consoleSocket, signal ? { signal } : {});
+        // The relay is a process of its own starting beside the VMM: it gets the same start-up budget.
+        if (relay) {
+          await waitForConsole(relay, paths.consoleSocket, {
+            timeoutMs: host.vmm.readyTimeoutMs ?? 10_000,
+            ...(signal ? { signal } : {}),
+          });
+        }
       },
     },
   );

@@ -285,6 +285,32 @@ describe('StateStore: records others own or could write are never used', () => {
     expect(statuses(store)).toEqual({ a: 'stopped' });
   });
 
+  it('notices a directory on the way loosened after a passed check, within a second', async () => {
+    const top = mkdtempSync(join(tmpdir(), 'myhv-state-store-'));
+    dirs.push(top);
+    const store = new StateStore(join(top, 'a', 'state'));
+    await store.init();
+    store.assertTrusted();
+    chmodSync(join(top, 'a'), 0o777);
+    const started = performance.now();
+    let error: unknown;
+    while (!error && performance.now() - started < 5000) {
+      try {
+        store.assertTrusted();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      } catch (caught) {
+        error = caught;
+      }
+    }
+    expect(VmManagerError.isInstance(error) && error.details.path).toBe(join(top, 'a'));
+    expect(performance.now() - started).toBeLessThan(2500);
+    // The state directory itself changed (a new stamp): refused at once, without waiting for the recheck.
+    chmodSync(join(top, 'a'), 0o755);
+    store.assertTrusted();
+    chmodSync(store.stateDir, 0o777);
+    expect(() => store.assertTrusted()).toThrow(/writable by group or others/);
+  });
+
   it('ignores a listing cache others could write: it holds records', async () => {
     const store = await storeWith(['a']);
     store.list();

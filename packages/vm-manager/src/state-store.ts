@@ -155,6 +155,15 @@ export interface StateStoreOptions {
   readonly settleMs?: number;
 }
 
+/** How long a passed trust walk of the state directory is relied on while the directories keep their stamps. */
+const TRUST_RECHECK_MS = 1000;
+
+/** A directory's identity and permissions (device, inode, owner, mode, change time); empty when it is missing. */
+function dirStamp(path: string): string {
+  const stat = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+  return stat ? `${stat.dev}:${stat.ino}:${stat.uid}:${stat.mode}:${stat.ctimeNs}` : '';
+}
+
 /**
  * One directory per VM under `<stateDir>/vms/<name>/` holding state.json (written atomically), the lock, logs and
  * pid files. Sockets live elsewhere, in a short run directory, because of the 108-byte limit.
@@ -164,6 +173,8 @@ export class StateStore {
   readonly root: string;
   readonly #listingCache: boolean;
   readonly #settleMs: number;
+  /** What the last full trust walk saw of the two directories, and when: see `assertTrusted`. */
+  #trusted: { readonly stamp: string; readonly at: number } | undefined;
 
   constructor(stateDir: string, options: StateStoreOptions = {}) {
     this.stateDir = resolve(stateDir);
@@ -190,8 +201,18 @@ export class StateStore {
 
   /** UNSAFE_PERMISSIONS when the state directory, `vms/` or a directory on the way is not safe to read from. */
   assertTrusted(): void {
+    // Every query checks this, and the full walk (an lstat per component of both paths) was a third of a daemon's
+    // `vm.get`. Once a walk passed, every directory on the way is owned by root (or us) and writable by nobody
+    // else, so only root or we could change them; a directory replaced or re-permissioned changes its stamp. The
+    // walk is still redone at least every TRUST_RECHECK_MS, for an ancestor a trusted user loosened by mistake.
+    const stamp = `${dirStamp(this.stateDir)}|${dirStamp(this.root)}`;
+    const now = performance.now();
+    const last = this.#trusted;
+    if (last && last.stamp === stamp && now - last.at < TRUST_RECHECK_MS) return;
+    this.#trusted = undefined;
     assertTrustedDir(this.stateDir, 'the state directory');
     assertTrustedDir(this.root, 'the VM records directory');
+    this.#trusted = { stamp, at: now };
   }
 
   /** Claims the name: mkdir is atomic, so of two processes creating the same VM exactly one wins. */
