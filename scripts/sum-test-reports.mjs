@@ -43,7 +43,8 @@ for (const name of expected) {
       failures.push(`${where}: ${firstLine(s.message)}`);
     }
     for (const a of s.assertionResults)
-      if (a.status === 'failed') failures.push(`${where} > ${a.fullName}: ${firstLine(a.failureMessages?.[0])}`);
+      if (a.status === 'failed')
+        failures.push(`${where} > ${a.fullName}: ${firstLine(a.failureMessages?.[0])}`);
   }
 }
 // Named here because CI shows only the tail of its log: a red run must say which tests failed and why.

@@ -109,6 +109,33 @@ describe.skipIf(skip !== undefined)('myhv through myhvd (simulator VMM)', () => 
     }
   });
 
+  it('refuses (exit 2, naming it) a host setting given explicitly that the daemon runs otherwise', async () => {
+    const before = box.snapshot();
+    for (const [args, env, field] of [
+      [['--subnet', '10.99.0.0/24', 'vm', 'ls'], {}, '--subnet'],
+      [['vm', 'stop', 'web'], { MYHV_BRIDGE: 'otherbr0' }, 'MYHV_BRIDGE'],
+      [['--state-dir', `${box.dir}/other-state`, 'vm', 'ls'], {}, '--state-dir'],
+    ] as const) {
+      const result = await myhv(['--json', ...args], { ...box.env, ...env });
+      expect(result.code, result.stderr).toBe(2);
+      const { error } = JSON.parse(result.stderr) as { error: Record<string, unknown> };
+      expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', field, exitCode: 2 });
+      expect(error.message).toContain(`differs from what myhvd (pid ${daemon.pid}`);
+    }
+    expect(box.snapshot()).toBe(before);
+    // The same value as the daemon's passes; --no-daemon runs it in this process with what it was given.
+    expect((await run('--subnet', '10.62.0.0/24', 'vm', 'ls')).code).toBe(0);
+    expect((await local('--subnet', '10.99.0.0/24', 'vm', 'ls')).code).toBe(0);
+    const status = json<{ settings: Record<string, string> }>(await run('--json', 'daemon', 'status'));
+    expect(status.settings).toMatchObject({
+      stateDir: box.stateDir,
+      runDir: box.runDir,
+      netns: box.name,
+      subnet: '10.62.0.0/24',
+      vmmBinary: 'simulator',
+    });
+  });
+
   it('rm through the daemon removes what the daemon and the CLI made', async () => {
     const removed = await run('vm', 'rm', '--force', 'web', 'api');
     expect(removed.code, removed.stderr).toBe(0);

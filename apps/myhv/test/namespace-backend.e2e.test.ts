@@ -23,8 +23,8 @@ const namespaces = () =>
     .filter(Boolean);
 
 describe.skipIf(skip !== undefined)('--net-backend namespace: each VM in its own network namespace', () => {
-  const box = new Sandbox('nsb');
-  const run = (...args: string[]) => myhv(args, { ...box.env, MYHV_NET_BACKEND: 'namespace' });
+  const box = new Sandbox('nsb', { MYHV_NET_BACKEND: 'namespace' });
+  const run = (...args: string[]) => myhv(args, box.env);
   const made: string[] = [];
 
   beforeAll(() => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { DaemonHello } from '@my-hypervisor/client';
 import {
   type BridgeOps,
   type NatOps,
@@ -11,9 +12,10 @@ import {
 import type { StorageBackend } from '@my-hypervisor/storage';
 import { DEFAULT_NETWORK, type NetworkRecord, VmManager } from '@my-hypervisor/vm-manager';
 import { type CliConfig, usesLocalOps } from './config.js';
+import { invalidValue } from './errors.js';
 import { type ResolvedNetworks, recordDefaultNetwork, resolveNetworks } from './networks.js';
 import { serialRelay as configuredSerialRelay } from './serial-relay-command.js';
-import { settings } from './settings.js';
+import { flagName, type SettingKey, settings } from './settings.js';
 import type { VmmChoice } from './vmm-choice.js';
 
 /** The three ops contracts in one object, as LocalOps and MosnetOps provide them. */
@@ -116,6 +118,24 @@ async function openNetworks(
     });
   }
   return { network, networks };
+}
+
+/**
+ * What myhvd runs before work (`DaemonOptions.refresh`): when the named network records changed since the manager
+ * was built (`myhv net create|rm` beside the daemon), opens those networks again and gives them to the manager.
+ */
+export function networkRefresher(parts: ManagerParts): () => Promise<void> {
+  const { ops } = parts;
+  let last: string | undefined;
+  return async () => {
+    if (!ops) return;
+    const resolved = await resolveNetworks(parts.config);
+    const stamp = JSON.stringify(resolved.named);
+    if (stamp === last) return;
+    const { networks } = await openNetworks(ops, resolved);
+    parts.manager.setNetworks(networks);
+    last = stamp;
+  };
 }
 
 /** Detached virtiofsd daemons (they outlive the CLI, like the VMMs) with sockets under `<runDir>/virtiofs`. */
@@ -265,42 +285,103 @@ export interface RoutedManagerParts extends Omit<ManagerParts, 'manager'> {
 /**
  * Routes a command to myhvd when its socket answers (and `--no-daemon` was not given): the same operations, the
  * same answers and errors, but the daemon's queue, watcher and event stream see it. Otherwise `openManager`.
- * The probe is a bare connect (no call), so a command without a daemon pays a failed `stat` and nothing more.
+ * A command without a daemon pays a failed `stat` and nothing more; with one, a `daemon.hello` first, whose
+ * settings must match every host setting this command was given explicitly (flag, variable or config file): a
+ * daemon with another state directory, subnet or backend must not silently do the work (exit 2, naming it).
  */
 export async function openRoutedManager(
   settingsConfig: CliConfig,
   mode: Parameters<typeof openManager>[1],
   options: { noDaemon: boolean },
 ): Promise<RoutedManagerParts> {
-  if (!options.noDaemon && (await daemonAnswers(settingsConfig.daemonSocket))) {
+  if (!options.noDaemon && (await daemonSocketTrusted(settingsConfig.daemonSocket))) {
     const { createClient } = await import('@my-hypervisor/client');
-    const client = createClient({ socketPath: settingsConfig.daemonSocket });
-    return {
-      manager: client,
-      config: settingsConfig,
-      daemonSocket: settingsConfig.daemonSocket,
-      close: () => client.close(),
-    };
+    const client = createClient({ socketPath: settingsConfig.daemonSocket, onAbort: 'wait' });
+    const hello = await client.hello().then(
+      (answer): { answer: DaemonHello } => ({ answer }),
+      (error: unknown) => ({ error }),
+    );
+    if ('answer' in hello || !isConnectionFailure(hello.error)) {
+      try {
+        // A daemon without daemon.hello (an older one) is used as it is; the command's own call reports the rest.
+        if ('answer' in hello) assertSameHostSettings(settingsConfig, hello.answer);
+      } catch (error) {
+        await client.close();
+        throw error;
+      }
+      return {
+        manager: client,
+        config: settingsConfig,
+        daemonSocket: settingsConfig.daemonSocket,
+        close: () => client.close(),
+      };
+    }
+    // Refused (a stale socket), or not allowed (its mode): the command runs in-process, as without a daemon.
+    await client.close();
   }
   return openManager(settingsConfig, mode);
 }
 
-async function daemonAnswers(socketPath: string): Promise<boolean> {
+/** The host settings a routed command must share with myhvd: they decide what its manager does on the host. */
+const HOST_SETTINGS = [
+  'stateDir',
+  'runDir',
+  'netBackend',
+  'nat',
+  'mosnetSocket',
+  'netns',
+  'bridge',
+  'subnet',
+  'vmmBinary',
+  'confinement',
+] as const satisfies readonly SettingKey[];
+
+/**
+ * What `myhv daemon run` tells `daemon.hello` it runs with: every host setting as a string, `''` when unset, and
+ * the VMM it resolved (`simulator`, or the binary's path, also when found on PATH).
+ */
+export function daemonHostSettings(config: CliConfig, vmm: VmmChoice): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const key of HOST_SETTINGS) values[key] = String(config[key] ?? '');
+  values.vmmBinary = vmm.kind === 'simulator' ? 'simulator' : (vmm.path ?? '');
+  return values;
+}
+
+/** INVALID_ARGUMENT (exit 2) naming the first host setting given explicitly that the daemon runs otherwise. */
+function assertSameHostSettings(config: CliConfig, hello: DaemonHello): void {
+  for (const key of HOST_SETTINGS) {
+    const source = config.sources[key];
+    const theirs = hello.settings[key];
+    if (theirs === undefined || (source !== 'flag' && source !== 'env' && source !== 'config')) continue;
+    const ours = String(config[key] ?? '');
+    if (ours === theirs) continue;
+    const definition = settings.find((d) => d.key === key)!;
+    const field =
+      source === 'flag'
+        ? flagName(definition)
+        : source === 'env'
+          ? definition.env
+          : `${config.configFile}: ${key}`;
+    throw invalidValue(
+      field,
+      `${ours || '(unset)'} differs from what myhvd (pid ${hello.pid}, ${config.daemonSocket}) runs with: ` +
+        `${theirs || '(unset)'}`,
+      `run this command in-process with --no-daemon, or restart myhvd with ${flagName(definition)} ${ours || '…'}`,
+    );
+  }
+}
+
+/** True for failures to reach the daemon at all (refused, not allowed, gone): the command then runs in-process. */
+function isConnectionFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 'UNAVAILABLE' || code === 'PERMISSION_DENIED' || code === 'DISCONNECTED';
+}
+
+/** A socket of root's or this user's: one someone else put there would see every spec sent and could answer anything. */
+async function daemonSocketTrusted(socketPath: string): Promise<boolean> {
   if (!existsSync(socketPath)) return false;
-  // Only a daemon of root's or this user's: a socket someone else put there would see every spec sent and could
-  // answer anything.
   const { lstat } = await import('node:fs/promises');
   const stats = await lstat(socketPath).catch(() => undefined);
   const uid = process.getuid?.();
-  if (!stats?.isSocket() || (stats.uid !== 0 && stats.uid !== uid)) return false;
-  const { createConnection } = await import('node:net');
-  return new Promise((resolve) => {
-    const probe = createConnection({ path: socketPath });
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    // Refused (a stale socket), or not allowed (its mode): the command runs in-process, as without a daemon.
-    probe.once('error', () => resolve(false));
-  });
+  return stats?.isSocket() === true && (stats.uid === 0 || stats.uid === uid);
 }

@@ -256,7 +256,9 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
   swept: { kind: string; target: string; action: string }[] }
 // myhv daemon status (exit 1, DAEMON_UNAVAILABLE, when myhvd does not answer)
 { socket: string; version: string; pid: number; startedAt: string; uptimeMs: number; connections: number;
-  vms: number; stateDir: string; watcher: { checks: number; exited: number; restarted: number } }
+  vms: number; stateDir: string; watcher: { checks: number; exited: number; restarted: number };
+  settings: { stateDir: string; runDir: string; netBackend: string; nat: string; mosnetSocket: string; netns: string;
+    bridge: string; subnet: string; vmmBinary: string; confinement: string } }
 // myhv daemon run: runs until SIGINT/SIGTERM; with --json, its log on stderr is NDJSON
 { time: string; level: 'info' | 'warn' | 'error'; message: string; vm?: string; error?: string }
 // any failure, on stderr (one line)
@@ -304,7 +306,7 @@ myhv [--json] [--debug] [--no-daemon] [--config <file>] [settings…] <command>
 | --- | --- |
 | \`--json\` | print one JSON document on stdout (shapes below); errors as one JSON line on stderr |
 | \`--debug\` | on failure, also print the cause chain: each error's code, the failing command, its stderr, the VMM log tail |
-| \`--no-daemon\` | run VM commands in this process even when myhvd answers on its socket (by default \`vm …\`, \`forward …\`, snapshots and devices go to a running myhvd: same output, same exit codes) |
+| \`--no-daemon\` | run VM commands in this process even when myhvd answers on its socket (by default \`vm …\`, \`forward …\`, snapshots and devices go to a running myhvd: same output, same exit codes; a host setting given explicitly — flag, variable or config file — that the daemon runs otherwise is refused, exit 2, naming it) |
 | \`--config <file>\` | config file; default \`MYHV_CONFIG\`, else \`${DEFAULT_CONFIG_FILE}\` when it exists |
 | \`-V, --version\` | print the version |
 | \`-h, --help\` | help for any command: \`myhv vm create --help\` |

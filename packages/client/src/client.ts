@@ -31,12 +31,28 @@ export interface MyhvClientOptions {
   readonly socketPath?: string;
   /** How long one call may take before it fails with TIMEOUT (ms). Default 10 minutes. */
   readonly timeoutMs?: number;
+  /**
+   * What a call does when its `signal` aborts. `reject` (default): it fails at once with ABORTED, and the daemon
+   * is told to stop (`$/cancel`) in the background. `wait`: the daemon is told to stop, and the call waits for its
+   * answer — the manager's own ABORTED once it has undone its steps (their progress keeps arriving), or the result
+   * when the work finished first — exactly what an in-process manager does (the CLI's Ctrl-C).
+   */
+  readonly onAbort?: 'reject' | 'wait';
+}
+
+/** What `daemon.hello` answers: who the daemon is and the host settings it runs with. */
+export interface DaemonHello {
+  readonly version: string;
+  readonly pid: number;
+  /**
+   * The host settings the daemon runs with, as its front end names them (`myhv daemon run`: `stateDir`, `runDir`,
+   * `netBackend`, `nat`, `netns`, `bridge`, `subnet`, `vmmBinary`, `confinement`, …); at least `stateDir`.
+   */
+  readonly settings: Readonly<Record<string, string>>;
 }
 
 /** What `daemon.status` answers. */
-export interface DaemonStatus {
-  readonly version: string;
-  readonly pid: number;
+export interface DaemonStatus extends DaemonHello {
   readonly startedAt: string;
   readonly uptimeMs: number;
   readonly connections: number;
@@ -59,12 +75,17 @@ const FOREVER_MS = 2_147_483_647;
 export class MyhvClient implements AsyncDisposable {
   readonly socketPath: string;
   readonly #rpc: JsonRpcClient;
+  readonly #waitOnAbort: boolean;
   readonly #progress = new Map<number, (event: StepEvent) => void>();
   readonly #subscriptions = new Map<number, (event: JournalEvent) => void>();
 
   constructor(options: MyhvClientOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
     this.socketPath = options.socketPath ?? DEFAULT_DAEMON_SOCKET;
+    if (options.onAbort !== undefined && options.onAbort !== 'reject' && options.onAbort !== 'wait') {
+      throw new TypeError("onAbort must be 'reject' or 'wait'");
+    }
+    this.#waitOnAbort = options.onAbort === 'wait';
     this.#rpc = new JsonRpcClient({
       socketPath: this.socketPath,
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -77,7 +98,12 @@ export class MyhvClient implements AsyncDisposable {
     });
   }
 
-  /** The daemon's version, pid, uptime and what it watches. */
+  /** The daemon's version, pid and host settings: one cheap call, to check before sending work. */
+  hello(options: { signal?: AbortSignal } = {}): Promise<DaemonHello> {
+    return this.#call('daemon.hello', {}, options) as Promise<DaemonHello>;
+  }
+
+  /** The daemon's version, pid, uptime, host settings and what it watches. */
   status(options: { signal?: AbortSignal } = {}): Promise<DaemonStatus> {
     return this.#call('daemon.status', {}, options) as Promise<DaemonStatus>;
   }
@@ -342,7 +368,8 @@ export class MyhvClient implements AsyncDisposable {
     let stopCancelling: (() => void) | undefined;
     return this.#rpc
       .call(method, params, {
-        ...(signal ? { signal } : {}),
+        // Waiting on abort: the signal only sends the cancel; the call ends with the daemon's answer.
+        ...(signal && !this.#waitOnAbort ? { signal } : {}),
         onSent: (id) => {
           sentId = id;
           if (onProgress) this.#progress.set(id, onProgress);
@@ -357,7 +384,8 @@ export class MyhvClient implements AsyncDisposable {
   }
 
   /**
-   * Tells the daemon to stop working on call `id` when `signal` aborts (the local call fails at once anyway).
+   * Tells the daemon to stop working on call `id` when `signal` aborts (the local call fails at once, unless
+   * `onAbort` is `wait`).
    * Returns what removes the listener.
    */
   #cancelOnAbort(id: number, signal: AbortSignal): () => void {

@@ -1,5 +1,11 @@
 export { JsonRpcError, type JsonRpcErrorCode } from '@my-hypervisor/json-rpc';
-export { createClient, type DaemonStatus, MyhvClient, type MyhvClientOptions } from './client.js';
+export {
+  createClient,
+  type DaemonHello,
+  type DaemonStatus,
+  MyhvClient,
+  type MyhvClientOptions,
+} from './client.js';
 export { daemonErrorCodes, managerErrorFromRpcError, rpcErrorFromError } from './error-codes.js';
 export {
   type DaemonMethodDefinition,

@@ -67,9 +67,16 @@ const definitions = {
     name: 'document',
     type: 'OpenrpcDocument',
   }),
+  'daemon.hello': method(
+    'daemon.hello',
+    "Who answers, cheaply: the daemon's version, pid and the host settings it runs with (state directory, network " +
+      'backend, subnet, …), for a client to check against its own before sending work.',
+    empty,
+    { name: 'hello', type: 'DaemonHello' },
+  ),
   'daemon.status': method(
     'daemon.status',
-    "The daemon's version, pid, uptime, connections and VM count.",
+    "The daemon's version, pid, uptime, connections, VM count and host settings.",
     empty,
     { name: 'status', type: 'DaemonStatus' },
   ),

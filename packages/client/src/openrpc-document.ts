@@ -30,7 +30,7 @@ function methodOf(definition: DaemonMethodDefinition): OpenrpcMethod {
     params: paramsOf(definition.params),
     result: {
       name: definition.result.name,
-      description: `${definition.result.type}, as @my-hypervisor/vm-manager defines it.`,
+      description: `${definition.result.type}, as ${definingPackage(definition.result.type)} defines it.`,
       schema: {},
     },
     errors,
@@ -54,4 +54,15 @@ export function buildDaemonOpenrpcDocument(): OpenrpcDocument {
     servers: [{ name: 'myhvd', url: `unix://${DEFAULT_DAEMON_SOCKET}` }],
     methods: Object.values(daemonMethodDefinitions).map(methodOf),
   };
+}
+
+/** Result types not the manager's: the daemon's own answers (this package's) and the OpenRPC document. */
+const RESULT_TYPE_PACKAGES: Readonly<Record<string, string>> = {
+  DaemonHello: '@my-hypervisor/client',
+  DaemonStatus: '@my-hypervisor/client',
+  OpenrpcDocument: '@my-hypervisor/json-rpc',
+};
+
+function definingPackage(type: string): string {
+  return RESULT_TYPE_PACKAGES[type] ?? '@my-hypervisor/vm-manager';
 }

@@ -1,5 +1,6 @@
 import {
   buildDaemonOpenrpcDocument,
+  type DaemonHello,
   type DaemonStatus,
   DEFAULT_DAEMON_SOCKET,
   rpcErrorFromError,
@@ -32,6 +33,18 @@ export interface DaemonOptions {
   readonly reconcile?: boolean;
   /** How often the watcher looks for VMMs that died (ms); 0 turns it off. Default 2 000. */
   readonly watchIntervalMs?: number;
+  /**
+   * The host settings this daemon runs with, as its front end names them (`subnet`, `netBackend`, …): answered by
+   * `daemon.hello` and `daemon.status`, so that a client can tell whether its own choices match before it sends
+   * work. `stateDir` is always the manager's. Default: just that.
+   */
+  readonly settings?: Readonly<Record<string, string>>;
+  /**
+   * Called before each call that changes a VM and before `host.reconcile`/`host.drift`: a front end's chance to
+   * bring the manager up to date with the host, e.g. network records made since the daemon started
+   * (`VmManager.setNetworks`). A failure fails that call. Default: nothing.
+   */
+  readonly refresh?: () => Promise<void>;
   /** Told about what the daemon does on its own (reconcile, watcher restarts, failures). Default: nothing. */
   readonly onLog?: (entry: DaemonLogEntry) => void;
 }
@@ -84,6 +97,8 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
       // A failing logger must not take the daemon down.
     }
   };
+  const settings = Object.freeze({ ...settingsOf(options.settings), stateDir: manager.options.stateDir });
+  const hello = async (): Promise<DaemonHello> => ({ version: VERSION, pid: process.pid, settings });
   const startedAt = new Date();
   const reconciled = options.reconcile === false ? undefined : await manager.reconcile();
   if (reconciled) {
@@ -94,8 +109,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   const queue = new KeyedQueue();
   const watcher = new VmmWatcher(manager, queue, watchIntervalMs, log);
   const status = async (): Promise<DaemonStatus> => ({
-    version: VERSION,
-    pid: process.pid,
+    ...(await hello()),
     startedAt: startedAt.toISOString(),
     uptimeMs: Date.now() - startedAt.getTime(),
     connections: server?.connections ?? 0,
@@ -106,7 +120,9 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   const methods = createHandlers({
     manager,
     queue,
+    hello,
     status,
+    ...(options.refresh ? { refresh: options.refresh } : {}),
     document: buildDaemonOpenrpcDocument(),
     closing: () => closing,
   });
@@ -134,4 +150,15 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     return closed;
   };
   return { socketPath, reconciled, status, close, [Symbol.asyncDispose]: close };
+}
+
+function settingsOf(settings: unknown): Record<string, string> {
+  if (settings === undefined) return {};
+  if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
+    throw new TypeError('settings must be an object of strings');
+  }
+  for (const [key, value] of Object.entries(settings)) {
+    if (typeof value !== 'string') throw new TypeError(`settings.${key} must be a string`);
+  }
+  return settings as Record<string, string>;
 }

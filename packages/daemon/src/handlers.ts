@@ -1,4 +1,5 @@
 import {
+  type DaemonHello,
   type DaemonMethodDefinition,
   type DaemonMethodName,
   type DaemonStatus,
@@ -21,8 +22,11 @@ import type { KeyedQueue } from './keyed-queue.js';
 export interface HandlerContext {
   readonly manager: VmManager;
   readonly queue: KeyedQueue;
+  readonly hello: () => Promise<DaemonHello>;
   readonly status: () => Promise<DaemonStatus>;
   readonly document: OpenrpcDocument;
+  /** Brings the manager up to date before calls that change VMs or the host (`DaemonOptions.refresh`). */
+  readonly refresh?: () => Promise<void>;
   /** True once the daemon is stopping (a subscription then ends with reason `closing`). */
   readonly closing: () => boolean;
 }
@@ -40,18 +44,22 @@ interface MethodImplementation {
   readonly run: Run;
   /** The VM whose queue the call waits in, for calls that change it. */
   readonly vm?: (params: Params) => string;
+  /** True for calls that act on the host without a VM's queue (`host.*`): refreshed first, like VM changes. */
+  readonly host?: boolean;
 }
 
-const byName = (params: Params) => params.name as string;
+/** The `name` param, which the envelope has checked wherever a method takes one. */
+const name = (params: Params) => params.name as string;
+const byName = name;
 
 /** The handlers of every daemon method, by name. */
 export function createHandlers(
   context: HandlerContext,
 ): (method: string) => JsonRpcMethodHandler | undefined {
   const { manager } = context;
-  const name = (p: Params) => p.name as string;
   const implementations: Record<DaemonMethodName, MethodImplementation> = {
     'rpc.discover': { run: async () => context.document },
+    'daemon.hello': { run: () => context.hello() },
     'daemon.status': { run: () => context.status() },
     'vm.list': { run: () => manager.list() },
     'vm.listAll': { run: () => manager.listAll() },
@@ -109,8 +117,8 @@ export function createHandlers(
     'vm.snapshot.remove': { run: (p, o) => manager.removeSnapshot(name(p), p.id as string, o), vm: byName },
     'vm.restore': { run: (p, o) => manager.restore(name(p), { ...o, ...opt(p, 'from') }), vm: byName },
     'network.list': { run: () => new NetworkStore(manager.options.stateDir).list() },
-    'host.drift': { run: (_p, o) => manager.drift({ signal: o.signal }) },
-    'host.reconcile': { run: (_p, o) => manager.reconcile(o) },
+    'host.drift': { run: (_p, o) => manager.drift({ signal: o.signal }), host: true },
+    'host.reconcile': { run: (_p, o) => manager.reconcile(o), host: true },
     'events.journal': { run: (p, o) => readJournal(manager, p, o.signal) },
     'events.subscribe': { run: (p, o, call) => subscribe(context, p, o.signal, call) },
   };
@@ -121,15 +129,26 @@ export function createHandlers(
     handlers.set(method, (params, call) => {
       // The envelope is checked before any work; the raw params go on, for the manager to parse its own way.
       assertParams(envelopeOf(definition), params);
-      const options: CallOptions =
-        params.progress === true
-          ? {
-              signal: call.signal,
-              onProgress: (event) => call.connection.notify(PROGRESS_NOTIFICATION, { id: call.id, event }),
+      // The signal is read only by the calls that use it: the server makes a call's signal on first read, and
+      // making one for every vm.get cost more than the read itself.
+      const options: CallOptions = {
+        get signal() {
+          return call.signal;
+        },
+        ...(params.progress === true && {
+          onProgress: (event) => call.connection.notify(PROGRESS_NOTIFICATION, { id: call.id, event }),
+        }),
+      };
+      const { refresh } = context;
+      const work =
+        refresh && (implementation.vm || implementation.host)
+          ? async () => {
+              await refresh();
+              return implementation.run(params, options, call);
             }
-          : { signal: call.signal };
-      const work = () => implementation.run(params, options, call);
-      return implementation.vm ? context.queue.run(implementation.vm(params), work, call.signal) : work();
+          : () => implementation.run(params, options, call);
+      const vm = implementation.vm?.(params);
+      return vm === undefined ? work() : context.queue.run(vm, work, call.signal);
     });
   }
   return (method) => handlers.get(method);

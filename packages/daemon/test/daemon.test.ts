@@ -64,6 +64,20 @@ describe('myhvd through the SDK', () => {
     expect(status.connections).toBeGreaterThanOrEqual(1);
   });
 
+  it('answers daemon.hello with the settings it was given, and the state directory its manager really uses', async () => {
+    await world.daemon({ settings: { subnet: '10.9.0.0/24', stateDir: '/elsewhere' } });
+    const hello = await client().hello();
+    expect(hello).toEqual({
+      version: expect.any(String),
+      pid: process.pid,
+      settings: { subnet: '10.9.0.0/24', stateDir: world.stateDir },
+    });
+    expect((await client().status()).settings).toEqual(hello.settings);
+    await expect(world.daemon({ settings: { subnet: 24 } as never })).rejects.toThrow(
+      'settings.subnet must be a string',
+    );
+  });
+
   it("fails with the manager's own VmManagerError: same code, field and details", async () => {
     await world.daemon();
     const sdk = client();
@@ -132,6 +146,28 @@ describe('myhvd through the SDK', () => {
     expect(await codeOf(creating)).toBe('ABORTED');
     await expect.poll(async () => (await sdk.list()).length, { timeout: 10_000 }).toBe(0);
     expect(world.memory.snapshot().taps).toEqual([]);
+  });
+
+  it("with onAbort 'wait', a cancelled create ends with the daemon's answer, after its undo steps", async () => {
+    await world.daemon();
+    const sdk = createClient({ socketPath: world.socketPath, onAbort: 'wait' });
+    clients.push(sdk);
+    const controller = new AbortController();
+    const steps: StepEvent[] = [];
+    const creating = sdk.create(spec('web'), {
+      signal: controller.signal,
+      onProgress: (event) => {
+        steps.push(event);
+        if (event.step === 'vmm' && event.phase === 'done') controller.abort();
+      },
+    });
+    const error = await creating.catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ABORTED' });
+    // Rolled back before the answer came, and the undo steps were reported as progress.
+    expect(steps.some((e) => e.phase === 'undone')).toBe(true);
+    expect(await sdk.list()).toEqual([]);
+    expect(world.memory.snapshot().taps).toEqual([]);
+    expect(() => createClient({ onAbort: 'later' as never })).toThrow("onAbort must be 'reject' or 'wait'");
   });
 
   it('queues work on one VM in the order it came (no BUSY) while other VMs go ahead', async () => {

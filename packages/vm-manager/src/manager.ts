@@ -89,6 +89,8 @@ export class VmManager {
   readonly #journal: EventJournal;
   /** IP allocators by network name, made on first use. */
   readonly #ipams = new Map<string, IpAllocator>();
+  /** The named networks (`options.networks`, or what `setNetworks` last gave). */
+  #networks: Readonly<Record<string, NetworkBackend>>;
   readonly #networkStore: NetworkStore;
   readonly #runDir: string;
   readonly #host: VmHost;
@@ -130,12 +132,20 @@ export class VmManager {
     };
     this.#networkStore = new NetworkStore(options.stateDir);
     if (options.network) parseVmSubnet(options.network.subnet, 'network.subnet');
-    for (const [name, network] of Object.entries(options.networks ?? {})) {
-      validateNetworkName(name, 'networks');
-      if (name === DEFAULT_NETWORK)
-        throw new TypeError(`VmManager: networks.${name}: pass the default as network`);
-      parseVmSubnet(network.subnet, `networks.${name}.subnet`);
+    this.#networks = checkedNetworks(options.networks ?? {});
+  }
+
+  /**
+   * Replaces the named networks: what a long-running holder of a manager (myhvd) calls when network records were
+   * added or removed since it was built. VMs on a network no longer given keep running; operations that need it
+   * then fail with INVALID_ARGUMENT naming it, as for a manager built without it.
+   */
+  setNetworks(networks: Readonly<Record<string, NetworkBackend>>): void {
+    const checked = checkedNetworks(networks);
+    for (const name of Object.keys(this.#networks)) {
+      if (checked[name]?.subnet !== this.#networks[name]!.subnet) this.#ipams.delete(name);
     }
+    this.#networks = checked;
   }
 
   /** The options this manager was built with. */
@@ -850,10 +860,10 @@ export class VmManager {
   }
 
   #networkNamed(name: string): NetworkBackend {
-    const network = name === DEFAULT_NETWORK ? this.#options.network : this.#options.networks?.[name];
+    const network = name === DEFAULT_NETWORK ? this.#options.network : this.#networks[name];
     if (network) return network;
     if (name === DEFAULT_NETWORK) throw invalidSpec('network', 'this manager has no network configured');
-    const known = [DEFAULT_NETWORK, ...Object.keys(this.#options.networks ?? {})].join(', ');
+    const known = [DEFAULT_NETWORK, ...Object.keys(this.#networks)].join(', ');
     throw invalidSpec('network.name', `there is no network named ${name} (networks: ${known})`);
   }
 
@@ -869,10 +879,7 @@ export class VmManager {
 
   /** Every network this manager drives, with its allocator: what reconcile sweeps. */
   #networkList(): ManagedNetwork[] {
-    const names = [
-      ...(this.#options.network ? [DEFAULT_NETWORK] : []),
-      ...Object.keys(this.#options.networks ?? {}),
-    ];
+    const names = [...(this.#options.network ? [DEFAULT_NETWORK] : []), ...Object.keys(this.#networks)];
     return names.map((name) => ({ name, backend: this.#networkNamed(name), ipam: this.#ipamOf(name) }));
   }
 
@@ -892,4 +899,18 @@ function wrongState(record: VmRecord, op: string, hint: string): VmManagerError 
   return new VmManagerError('WRONG_STATE', `cannot ${op} ${record.name}: ${hint}`, {
     details: { vm: record.name, status: record.status },
   });
+}
+
+/** `networks` as given, each name and subnet checked (TypeError or INVALID_ARGUMENT naming it). */
+function checkedNetworks(
+  networks: Readonly<Record<string, NetworkBackend>>,
+): Readonly<Record<string, NetworkBackend>> {
+  if (typeof networks !== 'object' || networks === null) throw new TypeError('networks must be an object');
+  for (const [name, network] of Object.entries(networks)) {
+    validateNetworkName(name, 'networks');
+    if (name === DEFAULT_NETWORK)
+      throw new TypeError(`VmManager: networks.${name}: pass the default as network`);
+    parseVmSubnet(network.subnet, `networks.${name}.subnet`);
+  }
+  return { ...networks };
 }

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { openManager } from '../backends.js';
+import { daemonHostSettings, networkRefresher, openManager } from '../backends.js';
 import { CliError, invalidValue } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { listenForInterrupt } from '../interrupt.js';
@@ -42,6 +42,9 @@ export const daemonRun: CommandHandler = async (ctx) => {
     ...(gid === undefined ? {} : { gid, mode: 0o660 }),
     watchIntervalMs,
     reconcile: options.reconcile !== false,
+    settings: daemonHostSettings(parts.config, vmm),
+    // Networks made by `myhv net create` after the daemon started are picked up before the next VM change.
+    refresh: networkRefresher(parts),
     onLog: log,
   });
   log({
@@ -70,6 +73,13 @@ export const daemonStatus: CommandHandler = async (ctx) => {
     out.print(out.ok(`myhvd ${status.version} is running on ${config.daemonSocket}`));
     out.print(`pid ${status.pid}, up ${Math.round(status.uptimeMs / 1000)} s since ${status.startedAt}`);
     out.print(`${status.vms} VM(s) in ${status.stateDir}; ${status.connections} connection(s)`);
+    const { netBackend, subnet, bridge, netns, vmmBinary } = status.settings;
+    if (netBackend !== undefined) {
+      out.print(
+        `network: ${netBackend} backend, subnet ${subnet}, bridge ${bridge}${netns ? `, netns ${netns}` : ''}; ` +
+          `VMM: ${vmmBinary || 'none'}`,
+      );
+    }
     out.print(
       `watcher: ${status.watcher.checks} check(s), ${status.watcher.exited} VMM exit(s) seen, ${status.watcher.restarted} restart(s)`,
     );
