@@ -29,7 +29,8 @@ interface VmJson {
 }
 
 describe.skipIf(skip !== undefined || kvmMissing === undefined)('myhv on the real VMM without KVM', () => {
-  const box = new Sandbox('nokvm');
+  // The VMM in the sandbox's settings, so that a sandbox daemon (MYHV_E2E_DAEMON) runs the same one.
+  const box = new Sandbox('nokvm', { MYHV_CLOUD_HYPERVISOR: realBinary || 'simulator' });
   beforeAll(() => {
     box.create();
   });
@@ -38,7 +39,7 @@ describe.skipIf(skip !== undefined || kvmMissing === undefined)('myhv on the rea
   });
 
   it('vm create exits 1 saying KVM is unavailable, and changes nothing', async () => {
-    const env = { ...box.env, MYHV_CLOUD_HYPERVISOR: realBinary };
+    const env = box.env;
     // The bridge first, so the snapshot holds what a user's host would already have.
     expect((await myhv(['net', 'ensure'], env)).code).toBe(0);
     const before = box.snapshot();
@@ -55,8 +56,8 @@ describe.skipIf(skip !== undefined || kvmMissing === undefined)('myhv on the rea
 describe
   .skipIf(skip !== undefined || kvmMissing !== undefined)
   .sequential('myhv on the real VMM, booting the probe guest', () => {
-    const box = new Sandbox('real');
-    const run = (...args: string[]) => myhv(args, { ...box.env, MYHV_CLOUD_HYPERVISOR: realBinary }, 120_000);
+    const box = new Sandbox('real', { MYHV_CLOUD_HYPERVISOR: realBinary || 'simulator' });
+    const run = (...args: string[]) => myhv(args, box.env, 120_000);
     beforeAll(() => {
       box.create();
     });
