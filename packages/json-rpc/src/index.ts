@@ -26,6 +26,7 @@ export {
   type JsonRpcId,
   type JsonRpcRequest,
   type JsonRpcResponse,
+  JsonText,
   jsonRpcErrorResponseSchema,
   jsonRpcRequestSchema,
   jsonRpcSuccessResponseSchema,

@@ -30,6 +30,19 @@ describe('LineSplitter', () => {
     expect(split(4, ['éé\n']).lines).toEqual(['éé']);
   });
 
+  it('decodes a line over many chunks: a 4-byte character across three, a \\r before the newline chunk', () => {
+    const emoji = Buffer.from('😀');
+    const chunks = [
+      'x',
+      emoji.subarray(0, 1),
+      emoji.subarray(1, 3),
+      Buffer.concat([emoji.subarray(3), Buffer.from('é\r')]),
+    ];
+    expect(split(100, [...chunks, '\n']).lines).toEqual(['x😀é']);
+    expect(split(100, [...chunks, '\nnext\n']).lines).toEqual(['x😀é', 'next']);
+    expect(split(100, ['  ', ' \r', '\n']).lines).toEqual([]);
+  });
+
   it('drops an over-long line whole, keeping its size and ends, and reads on', () => {
     const long = `{"id":7,${'x'.repeat(10_000)}"end":1}`;
     const chunks = [long.slice(0, 3000), long.slice(3000, 9000), `${long.slice(9000)}\nnext\n`];

@@ -1,3 +1,5 @@
+import { StringDecoder } from 'node:string_decoder';
+
 const NEWLINE = 0x0a;
 const HEAD_BYTES = 256;
 const TAIL_BYTES = 64;
@@ -89,10 +91,20 @@ export class LineSplitter {
       });
       return;
     }
-    const bytes = this.#parts.length === 0 ? part : Buffer.concat([...this.#parts, part]);
+    const parts = this.#parts;
     this.#parts = [];
     this.#bytes = 0;
-    this.#emit(bytes, 0, bytes.length);
+    if (parts.length === 0) {
+      this.#emit(part, 0, part.length);
+      return;
+    }
+    // A line over several chunks is decoded chunk by chunk: joining the Buffers first would copy it once more.
+    const decoder = new StringDecoder('utf8');
+    let line = '';
+    for (const earlier of parts) line += decoder.write(earlier);
+    line += decoder.write(part) + decoder.end();
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (line.trim() !== '') this.#handlers.onLine(line);
   }
 
   /** Hands `bytes[start, end)` on as a line, without a trailing `\r`; blank lines are skipped. */

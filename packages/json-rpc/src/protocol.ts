@@ -58,3 +58,54 @@ export type JsonRpcErrorResponse = z.infer<typeof jsonRpcErrorResponseSchema>;
 export const jsonRpcResponseSchema = z.union([jsonRpcErrorResponseSchema, jsonRpcSuccessResponseSchema]);
 /** A response: exactly one of `result` or `error`. */
 export type JsonRpcResponse = JsonRpcSuccessResponse | JsonRpcErrorResponse;
+
+const isId = (id: unknown): id is JsonRpcId =>
+  typeof id === 'string' || (typeof id === 'number' && Number.isInteger(id));
+
+/**
+ * True when `message` is a request `jsonRpcRequestSchema` accepts, for the common case only: plain checks cost a
+ * fraction of a schema parse, which pipelined callers pay per message. False means "ask the schema", which also
+ * words the error; a message this accepts is used as it is (unknown members stay, and nobody reads them).
+ */
+export function isPlainRequest(message: unknown): message is JsonRpcRequest {
+  if (typeof message !== 'object' || message === null) return false;
+  const { jsonrpc, method, params, id } = message as Record<string, unknown>;
+  return (
+    jsonrpc === JSON_RPC_VERSION &&
+    typeof method === 'string' &&
+    method.length > 0 &&
+    (params === undefined || (typeof params === 'object' && params !== null)) &&
+    (id === undefined || id === null || isId(id))
+  );
+}
+
+/** True when `message` is a success response `jsonRpcSuccessResponseSchema` accepts (see `isPlainRequest`). */
+export function isPlainSuccessResponse(message: object): message is JsonRpcSuccessResponse {
+  const { jsonrpc, id } = message as Record<string, unknown>;
+  return jsonrpc === JSON_RPC_VERSION && (id === null || isId(id)) && 'result' in message;
+}
+
+/**
+ * A result already serialized as JSON, which a server sends as it is: for a large answer a handler can build from
+ * cached pieces (myhvd's `vm.list` of a thousand VMs), serializing it again on every call costs more than the call.
+ * The text must be one JSON value; the server does not check it.
+ */
+export class JsonText {
+  readonly text: string;
+  #bytes: Buffer | undefined;
+
+  constructor(text: string) {
+    this.text = text;
+  }
+
+  /** The text as UTF-8, encoded once however often it is sent. */
+  get bytes(): Buffer {
+    this.#bytes ??= Buffer.from(this.text, 'utf8');
+    return this.#bytes;
+  }
+
+  /** The value itself, for a response serialized whole (inside a batch). */
+  toJSON(): unknown {
+    return JSON.parse(this.text);
+  }
+}

@@ -2,6 +2,7 @@ import { createConnection, type Socket } from 'node:net';
 import { JsonRpcError } from './errors.js';
 import { idFromOversizedLine, LineSplitter, type OversizedLine } from './line-splitter.js';
 import {
+  isPlainSuccessResponse,
   JSON_RPC_VERSION,
   type JsonRpcId,
   type JsonRpcResponse,
@@ -462,9 +463,9 @@ export class JsonRpcClient implements AsyncDisposable {
       return;
     }
     // Picking the branch by its key spares every answer a failed union attempt.
-    const parsed = ('error' in message ? jsonRpcErrorResponseSchema : jsonRpcSuccessResponseSchema).safeParse(
-      message,
-    );
+    const parsed = isPlainSuccessResponse(message)
+      ? { success: true as const, data: message }
+      : ('error' in message ? jsonRpcErrorResponseSchema : jsonRpcSuccessResponseSchema).safeParse(message);
     const rawId = (message as { id?: unknown }).id;
     if (!parsed.success) {
       // A malformed answer to a call we can identify fails that call now rather than at its timeout.

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rawClient, request, socketDir } from '../test/raw-client.js';
 import { JsonRpcError, jsonRpcErrorCodes } from './errors.js';
+import { JsonText } from './protocol.js';
 import {
   type JsonRpcCallContext,
   type JsonRpcMethodHandler,
@@ -106,6 +107,21 @@ describe('serveJsonRpc: requests', () => {
     expect(await client.next()).toEqual({ jsonrpc: '2.0', id: 'x', result: { b: 2 } });
     slow.resolve();
     expect(await client.next()).toEqual({ jsonrpc: '2.0', id: 1, result: 'slow' });
+  });
+
+  it('sends a JsonText result as it is, alone and inside a batch, with string and numeric ids', async () => {
+    const text = '{"vms":[{"name":"a","cpus":1}],"note":"ü \\u00fc"}';
+    await start({ cached: () => new JsonText(text) });
+    const client = await connect();
+    const expected = JSON.parse(text) as unknown;
+    client.send(request(1, 'cached') + request('s', 'cached'));
+    expect(await client.next()).toEqual({ jsonrpc: '2.0', id: 1, result: expected });
+    expect(await client.next()).toEqual({ jsonrpc: '2.0', id: 's', result: expected });
+    client.send(`[${request(2, 'cached').trim()},${request(3, 'cached').trim()}]\n`);
+    expect(await client.next()).toEqual([
+      { jsonrpc: '2.0', id: 2, result: expected },
+      { jsonrpc: '2.0', id: 3, result: expected },
+    ]);
   });
 
   it('answers every malformed line with the JSON-RPC error for it and keeps serving', async () => {

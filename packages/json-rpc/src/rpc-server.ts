@@ -2,10 +2,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { JsonRpcError, jsonRpcErrorCodes } from './errors.js';
 import { idFromOversizedLine, LineSplitter } from './line-splitter.js';
 import {
+  isPlainRequest,
   JSON_RPC_VERSION,
   type JsonRpcErrorObject,
   type JsonRpcId,
   type JsonRpcResponse,
+  JsonText,
   jsonRpcRequestSchema,
 } from './protocol.js';
 import {
@@ -401,7 +403,9 @@ class RpcServer {
    * each suspended frame is garbage.
    */
   #respond(connection: ServerConnection, message: unknown): Promise<JsonRpcResponse | undefined> | undefined {
-    const parsed = jsonRpcRequestSchema.safeParse(message);
+    const parsed = isPlainRequest(message)
+      ? { success: true as const, data: message }
+      : jsonRpcRequestSchema.safeParse(message);
     if (!parsed.success) {
       const rawId =
         typeof message === 'object' && message !== null ? (message as { id?: unknown }).id : undefined;
@@ -523,9 +527,31 @@ class RpcServer {
 
 /** Answers finished in the same tick leave together (one string, one syscall), or every 64 KiB. */
 function send(connection: ServerConnection, message: unknown): void {
+  const { id, result } = message as { id?: JsonRpcId | null; result?: unknown };
+  if (result instanceof JsonText && result.text.length >= FLUSH_CHARS) {
+    // A large prepared answer goes out as its bytes, after what is queued: encoded once, not at every call.
+    flush(connection);
+    const { socket } = connection;
+    if (socket.destroyed || !socket.writable) return;
+    socket.cork();
+    socket.write(`{"jsonrpc":"${JSON_RPC_VERSION}","id":${JSON.stringify(id)},"result":`);
+    socket.write(result.bytes);
+    socket.write('}\n');
+    socket.uncork();
+    return;
+  }
   if (connection.outgoing === '') process.nextTick(flush, connection);
-  connection.outgoing += `${JSON.stringify(message)}\n`;
+  connection.outgoing += `${serialize(message)}\n`;
   if (connection.outgoing.length >= FLUSH_CHARS) flush(connection);
+}
+
+/** A response or batch as JSON; a `JsonText` result is spliced in as it is. */
+function serialize(message: unknown): string {
+  const { id, result } = message as { id?: JsonRpcId | null; result?: unknown };
+  if (result instanceof JsonText) {
+    return `{"jsonrpc":"${JSON_RPC_VERSION}","id":${JSON.stringify(id)},"result":${result.text}}`;
+  }
+  return JSON.stringify(message);
 }
 
 function flush(connection: ServerConnection): void {
