@@ -170,6 +170,8 @@ export async function openManager(
         kind: 'full';
         vmm: VmmChoice | undefined /** Record the default network if new (vm create). */;
         recordNetwork?: boolean;
+        /** Frozen query answers shared between calls (`VmManagerOptions.shareResults`): for myhvd. */
+        shareResults?: boolean;
       },
 ): Promise<ManagerParts> {
   if (mode.kind === 'read') {
@@ -194,6 +196,7 @@ export async function openManager(
   const manager = new VmManager({
     stateDir: config.stateDir,
     runDir: config.runDir,
+    ...(mode.shareResults ? { shareResults: true } : {}),
     network,
     networks,
     storage,

@@ -14,7 +14,10 @@ import { VmmWatcher } from './vmm-watcher.js';
 
 /** What myhvd serves, where, to whom, with which limits, and how it watches the VMs. */
 export interface DaemonOptions {
-  /** The manager the daemon holds: every call goes to it. */
+  /**
+   * The manager the daemon holds: every call goes to it. Make it with `shareResults: true`: `vm.list` and `vm.get`
+   * then answer an unchanged VM from its JSON kept in memory instead of reading and serializing it again.
+   */
   readonly manager: VmManager;
   /** Where to listen. Default `/run/myhv/myhvd.sock`. A live daemon there is an error; a stale socket is replaced. */
   readonly socketPath?: string;

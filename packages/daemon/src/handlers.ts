@@ -8,10 +8,16 @@ import {
   PROGRESS_NOTIFICATION,
 } from '@my-hypervisor/client';
 import { readFileTail } from '@my-hypervisor/host-utils';
-import type { JsonRpcCallContext, JsonRpcMethodHandler, OpenrpcDocument } from '@my-hypervisor/json-rpc';
+import {
+  type JsonRpcCallContext,
+  type JsonRpcMethodHandler,
+  JsonText,
+  type OpenrpcDocument,
+} from '@my-hypervisor/json-rpc';
 import {
   NetworkStore,
   type OperationOptions,
+  type VmInfo,
   type VmManager,
   VmManagerError,
 } from '@my-hypervisor/vm-manager';
@@ -57,13 +63,14 @@ export function createHandlers(
   context: HandlerContext,
 ): (method: string) => JsonRpcMethodHandler | undefined {
   const { manager } = context;
+  const jsonOf = vmJson();
   const implementations: Record<DaemonMethodName, MethodImplementation> = {
     'rpc.discover': { run: async () => context.document },
     'daemon.hello': { run: () => context.hello() },
     'daemon.status': { run: () => context.status() },
-    'vm.list': { run: () => manager.list() },
+    'vm.list': { run: listingText(manager, jsonOf) },
     'vm.listAll': { run: () => manager.listAll() },
-    'vm.get': { run: (p) => manager.get(name(p)) },
+    'vm.get': { run: async (p) => new JsonText(jsonOf(await manager.get(name(p)))) },
     'vm.create': {
       run: (p, o) => manager.create(p.spec, o),
       vm: (p) => (p.spec as { name: string }).name,
@@ -152,6 +159,33 @@ export function createHandlers(
     });
   }
   return (method) => handlers.get(method);
+}
+
+/**
+ * A VM's JSON, kept for as long as the manager hands out the same VmInfo for it (frozen: it does while the VM is
+ * unchanged), so `vm.get` and `vm.list` do not serialize an unchanged VM again.
+ */
+function vmJson(): (vm: VmInfo) => string {
+  const kept = new WeakMap<VmInfo, string>();
+  return (vm) => {
+    let json = kept.get(vm);
+    if (json === undefined) {
+      json = JSON.stringify(vm);
+      if (Object.isFrozen(vm)) kept.set(vm, json);
+    }
+    return json;
+  };
+}
+
+/** `vm.list` as JSON text from each VM's JSON; an unchanged listing is the very text of the last one. */
+function listingText(manager: VmManager, jsonOf: (vm: VmInfo) => string): () => Promise<JsonText> {
+  let last: { readonly vms: readonly VmInfo[]; readonly text: JsonText } | undefined;
+  return async () => {
+    const vms = await manager.list();
+    if (last?.vms.length === vms.length && vms.every((vm, i) => vm === last!.vms[i])) return last.text;
+    last = { vms, text: new JsonText(`[${vms.map(jsonOf).join(',')}]`) };
+    return last.text;
+  };
 }
 
 function envelopeOf(definition: DaemonMethodDefinition): z.ZodType {

@@ -64,6 +64,28 @@ describe('myhvd through the SDK', () => {
     expect(status.connections).toBeGreaterThanOrEqual(1);
   });
 
+  it('lists at once what a manager in another process changed, from one serialized listing otherwise', async () => {
+    await world.daemon();
+    const sdk = client();
+    const local = world.manager();
+    await local.create(spec('a'));
+    await sdk.create(spec('b'));
+    const first = await sdk.list();
+    expect(first.map((vm) => [vm.name, vm.status])).toEqual([
+      ['a', 'running'],
+      ['b', 'running'],
+    ]);
+    expect(await sdk.list()).toEqual(first);
+    await local.stop('a');
+    expect((await sdk.list()).map((vm) => [vm.name, vm.status])).toEqual([
+      ['a', 'stopped'],
+      ['b', 'running'],
+    ]);
+    await local.delete('a');
+    expect((await sdk.list()).map((vm) => vm.name)).toEqual(['b']);
+    expect(await sdk.list()).toEqual(await local.list());
+  });
+
   it('answers daemon.hello with the settings it was given, and the state directory its manager really uses', async () => {
     await world.daemon({ settings: { subnet: '10.9.0.0/24', stateDir: '/elsewhere' } });
     const hello = await client().hello();

@@ -51,10 +51,11 @@ export async function makeWorld(options: { vmm?: 'simulator' | 'real' } = {}): P
           readyTimeoutMs: 60_000,
           env: { MYHV_SIM_STRICT_TAPS: '0' },
         };
-  const manager = () =>
+  const manager = (options: { shareResults?: boolean } = {}) =>
     new VmManager({
       stateDir,
       runDir,
+      ...options,
       network: new TapNetwork({
         bridge: memory,
         tap: memory,
@@ -77,7 +78,13 @@ export async function makeWorld(options: { vmm?: 'simulator' | 'real' } = {}): P
     socketPath,
     manager,
     async daemon(extra = {}) {
-      const daemon = await createDaemon({ manager: manager(), socketPath, watchIntervalMs: 0, ...extra });
+      // As `myhv daemon run` makes it: answers shared between calls.
+      const daemon = await createDaemon({
+        manager: manager({ shareResults: true }),
+        socketPath,
+        watchIntervalMs: 0,
+        ...extra,
+      });
       daemons.push(daemon);
       return daemon;
     },

@@ -8,6 +8,7 @@ import {
   rmSync,
   type Stats,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { unsafePermission } from './dir-trust.js';
 
@@ -137,10 +138,38 @@ const escapeChar = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4,
  * a crash a lost or torn cache is just ignored. Failures (read-only state directory, full disk) are ignored too.
  */
 export function writeListingCache(path: string, entries: readonly ListingEntry<unknown>[]): void {
+  replaceQuietly(path, () => JSON.stringify({ format: FORMAT, entries }).replace(nonAscii, escapeChar));
+}
+
+/**
+ * The file in `vms/` that every change of a VM record (by any myhv process) replaces with a new random token, so
+ * a process that listed the VMs knows, from one small read, whether anything changed since (`StateStore.list`).
+ */
+export const CHANGES_FILE = '.changes';
+
+/**
+ * Writes a new changes token (see CHANGES_FILE) over the old one, in place: three calls instead of a temp file and a
+ * rename on every record write. A reader racing the write may see a mix of both tokens, which is as good: any
+ * token but the one it listed with sends it back to the files. Failures are ignored (readers then rely on their
+ * recheck time).
+ */
+export function writeChangesToken(path: string, token: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    writeSync(fd, token, 0, 'latin1');
+  } catch {
+    // Readers fall back to LIST_RECHECK_MS.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Writes `text()` to a temp file beside `path` and renames it over `path`; any failure leaves `path` as it was. */
+function replaceQuietly(path: string, text: () => string): void {
   const temp = `${path}.${process.pid}.${Date.now()}.${tempCounter++}.tmp`;
   try {
-    const json = JSON.stringify({ format: FORMAT, entries }).replace(nonAscii, escapeChar);
-    writeFileSync(temp, json, { mode: 0o600, flag: 'wx' });
+    writeFileSync(temp, text(), { mode: 0o600, flag: 'wx' });
     renameSync(temp, path);
   } catch {
     try {

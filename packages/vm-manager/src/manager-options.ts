@@ -12,6 +12,13 @@ export interface VmManagerOptions {
   readonly stateDir: string;
   /** Where sockets live: keep it short (socket paths are limited to 108 bytes), e.g. /run/myhv. */
   readonly runDir: string;
+  /**
+   * Answer `list()` and `get()` with frozen VmInfo objects, the same ones while a VM is unchanged, and let `list()`
+   * answer from memory while no myhv process changed a record (`StateStoreOptions.shareRecords`): for a
+   * long-running process answering many queries, such as myhvd. Default false: every call returns new objects,
+   * the caller's own.
+   */
+  readonly shareResults?: boolean;
   /** The default network VMs join; required for VMs with `network.enabled` and no `network.name`. */
   readonly network?: NetworkBackend;
   /**

@@ -58,6 +58,7 @@ import {
 } from './snapshots.js';
 import { networkName, networkPolicy, parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
 import {
+  deepFreeze,
   StateStore,
   type UnreadableRecord,
   type VmOperation,
@@ -84,6 +85,9 @@ import { assertVmmBinary, loadChvClient, stopVmm, vmmAlive } from './vmm.js';
  */
 export class VmManager {
   readonly #store: StateStore;
+  readonly #shareResults: boolean;
+  /** The VmInfo of each shared (frozen) record, while it is in use (see `#sharedInfo`). */
+  readonly #listed = new WeakMap<VmRecord, VmInfo>();
   readonly #options: VmManagerOptions;
   readonly #hub: VmEventHub;
   readonly #journal: EventJournal;
@@ -101,7 +105,8 @@ export class VmManager {
     }
     this.#options = options;
     this.#runDir = resolve(options.runDir);
-    this.#store = new StateStore(options.stateDir);
+    this.#shareResults = options.shareResults === true;
+    this.#store = new StateStore(options.stateDir, { shareRecords: this.#shareResults });
     this.#journal = new EventJournal(resolve(options.stateDir, 'events'), options.journal || {});
     const journal = options.journal === false ? undefined : this.#journal;
     this.#hub = new VmEventHub(journal && ((event) => journal.append(event)));
@@ -173,17 +178,21 @@ export class VmManager {
 
   // ---- queries ----------------------------------------------------------------------------------------------
 
-  /** The VM. NOT_FOUND; CORRUPT_STATE or UNSAFE_PERMISSIONS when its record (or the state directory) cannot be used. */
+  /**
+   * The VM. NOT_FOUND; CORRUPT_STATE or UNSAFE_PERMISSIONS when its record (or the state directory) cannot be used.
+   * With `shareResults` the answer is frozen, and while the VM is unchanged the object earlier calls returned.
+   */
   async get(name: string): Promise<VmInfo> {
-    this.#store.assertTrusted();
-    const record = await this.#store.read(name);
+    this.#store.assertTrustedToRead();
+    const record = this.#shareResults ? this.#store.readShared(name) : await this.#store.read(name);
     if (!record) throw notFound(name);
-    return withProcesses(vmInfo(record, this.#store.vmDir(record.name)), record);
+    return withProcesses(this.#sharedInfo(record), record);
   }
 
   /**
    * Every VM whose record can be read, sorted by name. Records that cannot be read are left out: `listAll()`
-   * names them. UNSAFE_PERMISSIONS when the state directory is not safe to read from.
+   * names them. UNSAFE_PERMISSIONS when the state directory is not safe to read from. With `shareResults` each
+   * VmInfo is frozen and, while its VM is unchanged, the same object every call returns (the array is the caller's).
    */
   async list(): Promise<VmInfo[]> {
     return (await this.listAll()).vms;
@@ -196,7 +205,23 @@ export class VmManager {
    */
   async listAll(): Promise<{ vms: VmInfo[]; unreadable: UnreadableRecord[] }> {
     const { records, unreadable } = this.#store.list();
-    return { vms: records.map((r) => vmInfo(r, this.#store.vmDir(r.name))), unreadable };
+    return { vms: records.map((r) => this.#sharedInfo(r)), unreadable };
+  }
+
+  /**
+   * The VmInfo of a shared record (`list()`, `readShared()`: frozen, the same object while its file is unchanged):
+   * the same frozen object while the record and the liveness of its VMM stay the same, so a caller that serializes
+   * them (myhvd) can keep each VM's JSON.
+   */
+  #sharedInfo(record: VmRecord): VmInfo {
+    const alive = vmmAlive(record.resources.vmm);
+    const kept = this.#listed.get(record);
+    if (kept?.vmmAlive === alive) return kept;
+    const info = vmInfo(record, this.#store.vmDir(record.name), alive);
+    if (!Object.isFrozen(record)) return info;
+    deepFreeze(info);
+    this.#listed.set(record, info);
+    return info;
   }
 
   /**

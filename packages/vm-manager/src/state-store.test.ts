@@ -222,6 +222,20 @@ async function unsafeRead(store: StateStore, name: string): Promise<VmManagerErr
   return error as VmManagerError;
 }
 
+/** Calls `check` every 20 ms until it throws (for at most 5 s): what it threw, and after how long. */
+async function firstThrow(check: () => void): Promise<{ error: unknown; ms: number }> {
+  const started = performance.now();
+  while (performance.now() - started < 5000) {
+    try {
+      check();
+    } catch (error) {
+      return { error, ms: performance.now() - started };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { error: undefined, ms: performance.now() - started };
+}
+
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('skipped: a record another user owns, because this is not root (chown needs it)');
 
@@ -292,18 +306,9 @@ describe('StateStore: records others own or could write are never used', () => {
     await store.init();
     store.assertTrusted();
     chmodSync(join(top, 'a'), 0o777);
-    const started = performance.now();
-    let error: unknown;
-    while (!error && performance.now() - started < 5000) {
-      try {
-        store.assertTrusted();
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      } catch (caught) {
-        error = caught;
-      }
-    }
+    const { error, ms } = await firstThrow(() => store.assertTrusted());
     expect(VmManagerError.isInstance(error) && error.details.path).toBe(join(top, 'a'));
-    expect(performance.now() - started).toBeLessThan(2500);
+    expect(ms).toBeLessThan(2500);
     // The state directory itself changed (a new stamp): refused at once, without waiting for the recheck.
     chmodSync(join(top, 'a'), 0o755);
     store.assertTrusted();
@@ -319,5 +324,121 @@ describe('StateStore: records others own or could write are never used', () => {
     expect(statuses(store)).toEqual({ a: 'running' });
     chmodSync(cacheFile(store), 0o666);
     expect(statuses(store)).toEqual({ a: 'stopped' });
+  });
+});
+
+describe('StateStore.read of a state file it read before', () => {
+  it('gives every caller its own record and sees every change: rewrite, edit in place, mode, link', async () => {
+    const store = await storeWith(['a', 'b']);
+    const path = stateFile(store, 'b');
+    const first = (await store.read('b'))!;
+    first.status = 'running';
+    first.spec.cpus = 64;
+    expect(await store.read('b')).toMatchObject({ status: 'stopped', spec: { cpus: 1 } });
+    // Another store rewrites it (a new inode), then it is edited in place (same inode, size and mtime).
+    const writer = new StateStore(join(store.root, '..'));
+    await writer.write({ ...(await writer.read('b'))!, status: 'running' });
+    expect(await store.read('b')).toMatchObject({ status: 'running' });
+    pinMtime(path);
+    await store.read('b');
+    const before = statSync(path);
+    writeFileSync(path, readFileSync(path, 'utf8').replace('"running"', '"stopped"'));
+    pinMtime(path);
+    expect(statSync(path)).toMatchObject({ ino: before.ino, size: before.size, mtimeMs: before.mtimeMs });
+    expect(await store.read('b')).toMatchObject({ status: 'stopped' });
+    // Loosened after it was read: refused, though the bytes did not change.
+    chmodSync(path, 0o666);
+    expect((await unsafeRead(store, 'b')).details.path).toBe(path);
+    chmodSync(path, 0o600);
+    await store.read('a');
+    chmodSync(store.vmDir('a'), 0o777);
+    expect((await unsafeRead(store, 'a')).details.path).toBe(store.vmDir('a'));
+    chmodSync(store.vmDir('a'), 0o700);
+    rmSync(path);
+    symlinkSync(stateFile(store, 'a'), path);
+    expect((await unsafeRead(store, 'b')).message).toMatch(/symbolic link/);
+    await store.remove('b');
+    expect(await store.read('b')).toBeUndefined();
+  });
+
+  it('readShared: one frozen record while the file is unchanged, a new one after a change', async () => {
+    const store = await storeWith(['a']);
+    const first = store.readShared('a')!;
+    expect(Object.isFrozen(first) && Object.isFrozen(first.spec)).toBe(true);
+    expect(store.readShared('a')).toBe(first);
+    expect(await store.read('a')).not.toBe(first);
+    await store.write({ ...(await store.read('a'))!, status: 'running' });
+    expect(store.readShared('a')).toMatchObject({ status: 'running' });
+    expect(store.readShared('a')).not.toBe(first);
+    expect(store.readShared('nope')).toBeUndefined();
+  });
+
+  it('assertTrustedToRead: a loosened or replaced vms/ at once, a loosened state directory within a second', async () => {
+    const store = await storeWith(['a']);
+    store.assertTrustedToRead();
+    chmodSync(store.root, 0o777);
+    expect(() => store.assertTrustedToRead()).toThrow(/writable by group or others/);
+    chmodSync(store.root, 0o700);
+    store.assertTrustedToRead();
+    chmodSync(store.stateDir, 0o777);
+    // Every listing and change checks the state directory at once; a read of one record within the recheck.
+    expect(() => store.assertTrusted()).toThrow(/writable by group or others/);
+    const { error, ms } = await firstThrow(() => store.assertTrustedToRead());
+    expect(VmManagerError.isInstance(error) && error.details.path).toBe(store.stateDir);
+    expect(ms).toBeLessThan(2500);
+  });
+});
+
+describe('StateStore.list from memory', () => {
+  it('shares frozen records between listings, and sees at once what any store changed', async () => {
+    const store = await storeWith(['a', 'b'], { settleMs: 0, shareRecords: true });
+    const first = store.list().records;
+    expect(
+      first.every((r) => Object.isFrozen(r) && Object.isFrozen(r.spec) && Object.isFrozen(r.resources)),
+    ).toBe(true);
+    expect(() => {
+      (first[0] as { status: string }).status = 'running';
+    }).toThrow(TypeError);
+    const second = store.list().records;
+    expect(second).not.toBe(first);
+    expect(second[0]).toBe(first[0]);
+    // Another store (another process, as far as this one can tell) changes, adds and removes VMs.
+    const other = new StateStore(join(store.root, '..'));
+    await other.write({ ...(await other.read('b'))!, status: 'running' });
+    expect(statuses(store)).toEqual({ a: 'stopped', b: 'running' });
+    expect(store.list().records[0]).toBe(first[0]);
+    await other.claim('c');
+    expect(store.list().unreadable.map((r) => r.name)).toEqual(['c']);
+    await other.remove('c');
+    await other.remove('a');
+    expect(store.list()).toEqual({ records: [expect.objectContaining({ name: 'b' })], unreadable: [] });
+  });
+
+  it('answers from memory between changes, and sees one made behind its back within a second', async () => {
+    const store = await storeWith(['a', 'b'], { settleMs: 0, shareRecords: true });
+    const listed = performance.now();
+    store.list();
+    // Not through a StateStore: the changes token stays the same.
+    rmSync(store.vmDir('a'), { recursive: true });
+    const stale = store.list().records.map((r) => r.name);
+    // Only while the listing is fresh (a slow machine may already have passed the recheck).
+    if (performance.now() - listed < 800) expect(stale).toEqual(['a', 'b']);
+    const started = performance.now();
+    while (store.list().records.length === 2 && performance.now() - started < 5000) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(store.list().records.map((r) => r.name)).toEqual(['b']);
+    expect(performance.now() - started).toBeLessThan(2500);
+  });
+
+  it('without shareRecords (or with listingCache: false), every listing is read anew and shares nothing', async () => {
+    for (const options of [{ settleMs: 0 }, { settleMs: 0, shareRecords: true, listingCache: false }]) {
+      const store = await storeWith(['a'], options);
+      const first = store.list().records[0]!;
+      expect(Object.isFrozen(first)).toBe(false);
+      expect(store.list().records[0]).not.toBe(first);
+      rmSync(store.vmDir('a'), { recursive: true });
+      expect(store.list().records).toEqual([]);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
@@ -7,6 +8,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   type Stats,
   statSync,
 } from 'node:fs';
@@ -23,12 +25,14 @@ import {
 } from './dir-trust.js';
 import { VmManagerError } from './errors.js';
 import {
+  CHANGES_FILE,
   DEFAULT_SETTLE_MS,
   FileStamps,
   isListingCacheTemp,
   LISTING_CACHE_FILE,
   type ListingEntry,
   readListingCache,
+  writeChangesToken,
   writeListingCache,
 } from './listing-cache.js';
 import type { VmSpec } from './spec.js';
@@ -130,6 +134,42 @@ export interface VmSnapshot {
 
 const STATE_FILE = 'state.json';
 
+/** How long `list()` may answer from memory while the changes token stays the same, by default (see `list`). */
+const LIST_RECHECK_MS = 1000;
+
+/** Where the changes token is read into: it is 32 hex digits. */
+const tokenBuffer = Buffer.alloc(64);
+
+/** Freezes `value` and everything in it; returns it. Records a listing shares between its callers are frozen. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  return Object.freeze(value);
+}
+
+/** How many state files' text `read()` keeps (a few KiB each): enough for every VM of a large host. */
+const RECENT_RECORDS = 10_000;
+
+/** A state file's text as read, and the stamp (inode, size, mtime, ctime) of the version it came from. */
+interface KeptRecord {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly text: string;
+  /** The record parsed from `text`, frozen, once `readShared` asked for it. */
+  record: VmRecord | undefined;
+}
+
+function sameStamp(kept: KeptRecord, stat: Stats): boolean {
+  return (
+    kept.ino === stat.ino &&
+    kept.size === stat.size &&
+    kept.mtimeMs === stat.mtimeMs &&
+    kept.ctimeMs === stat.ctimeMs
+  );
+}
+
 /** A VM directory whose record cannot be used: never hidden, so that `myhv vm ls` and `gc` can name it. */
 export interface UnreadableRecord {
   /** The VM directory's name. */
@@ -153,15 +193,34 @@ export interface StateStoreOptions {
    * within one file-system timestamp tick can never hide behind an equal stamp. Default 2000 ms.
    */
   readonly settleMs?: number;
+  /**
+   * `list()` returns frozen records, the same objects while their state files are unchanged, and answers from memory
+   * while no record changed through a StateStore (see `list`): for a long-running process. Default false: every
+   * call parses records of the caller's own.
+   */
+  readonly shareRecords?: boolean;
+  /**
+   * How long `list()` may answer from memory while the changes token stays the same, that is while no record was
+   * changed through a StateStore; changes made otherwise (a state file edited by hand, a mode changed) are seen
+   * after at most this long. 0 checks every state file at every listing. Default 1000 ms.
+   */
+  readonly listRecheckMs?: number;
 }
 
 /** How long a passed trust walk of the state directory is relied on while the directories keep their stamps. */
 const TRUST_RECHECK_MS = 1000;
 
-/** A directory's identity and permissions (device, inode, owner, mode, change time); empty when it is missing. */
-function dirStamp(path: string): string {
-  const stat = lstatSync(path, { bigint: true, throwIfNoEntry: false });
-  return stat ? `${stat.dev}:${stat.ino}:${stat.uid}:${stat.mode}:${stat.ctimeNs}` : '';
+/** A directory's identity and permissions as an lstat gives them; undefined when it is missing. */
+type DirStamp = Stats | undefined;
+
+const dirStamp = (path: string): DirStamp => lstatSync(path, { throwIfNoEntry: false });
+
+/** True when both stamps are of the same directory (device, inode) with the same owner, mode and change time. */
+function sameDir(a: DirStamp, b: DirStamp): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return (
+    a.ino === b.ino && a.dev === b.dev && a.uid === b.uid && a.mode === b.mode && a.ctimeMs === b.ctimeMs
+  );
 }
 
 /**
@@ -173,14 +232,31 @@ export class StateStore {
   readonly root: string;
   readonly #listingCache: boolean;
   readonly #settleMs: number;
+  readonly #listRecheckMs: number;
+  readonly #shareRecords: boolean;
   /** What the last full trust walk saw of the two directories, and when: see `assertTrusted`. */
-  #trusted: { readonly stamp: string; readonly at: number } | undefined;
+  #trusted: { readonly stateDir: DirStamp; readonly root: DirStamp; readonly at: number } | undefined;
+  /** State files `read()` parsed, by VM name, with the stamp of the version read (see `#readSync`). */
+  readonly #recent = new Map<string, KeptRecord>();
+  /** The entries of the last listing, by VM name (records frozen): what the cache file holds, parsed. */
+  #entries: Map<string, ListingEntry<VmRecord>> | undefined;
+  /** The last listing, the changes token read before it was made, and when (see `list`). */
+  #listed:
+    | {
+        readonly token: string;
+        readonly at: number;
+        readonly records: readonly VmRecord[];
+        readonly unreadable: readonly UnreadableRecord[];
+      }
+    | undefined;
 
   constructor(stateDir: string, options: StateStoreOptions = {}) {
     this.stateDir = resolve(stateDir);
     this.root = resolve(stateDir, 'vms');
     this.#listingCache = options.listingCache ?? true;
     this.#settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
+    this.#listRecheckMs = options.listRecheckMs ?? LIST_RECHECK_MS;
+    this.#shareRecords = options.shareRecords ?? false;
   }
 
   // Names are validated VM names (no `/`, no `..`), so concatenation is safe and much cheaper than path.join
@@ -205,14 +281,37 @@ export class StateStore {
     // `vm.get`. Once a walk passed, every directory on the way is owned by root (or us) and writable by nobody
     // else, so only root or we could change them; a directory replaced or re-permissioned changes its stamp. The
     // walk is still redone at least every TRUST_RECHECK_MS, for an ancestor a trusted user loosened by mistake.
-    const stamp = `${dirStamp(this.stateDir)}|${dirStamp(this.root)}`;
+    const stateDir = dirStamp(this.stateDir);
+    const root = dirStamp(this.root);
     const now = performance.now();
     const last = this.#trusted;
-    if (last && last.stamp === stamp && now - last.at < TRUST_RECHECK_MS) return;
+    if (
+      last &&
+      now - last.at < TRUST_RECHECK_MS &&
+      sameDir(last.root, root) &&
+      sameDir(last.stateDir, stateDir)
+    ) {
+      return;
+    }
     this.#trusted = undefined;
     assertTrustedDir(this.stateDir, 'the state directory');
     assertTrustedDir(this.root, 'the VM records directory');
-    this.#trusted = { stamp, at: now };
+    this.#trusted = { stateDir, root, at: now };
+  }
+
+  /**
+   * `assertTrusted` for a call that only reads one record (`VmManager.get`), which a daemon answers thousands of
+   * times a second: between full walks (at most TRUST_RECHECK_MS apart) only `vms/` is checked for being the same
+   * directory with the same owner and mode. That is enough for reading: a `vms/` put in its place (by someone a
+   * loosened state directory let in) has another inode, and the record read is checked on its own (its directory
+   * and file owned by root or us, writable by nobody else, no link). A loosened state directory itself is refused
+   * by the next full walk, and at once by `assertTrusted` (every listing and every change).
+   */
+  assertTrustedToRead(): void {
+    const last = this.#trusted;
+    if (last && performance.now() - last.at < TRUST_RECHECK_MS && sameDir(last.root, dirStamp(this.root)))
+      return;
+    this.assertTrusted();
   }
 
   /** Claims the name: mkdir is atomic, so of two processes creating the same VM exactly one wins. */
@@ -220,6 +319,7 @@ export class StateStore {
     try {
       await fs.mkdir(this.vmDir(name), { mode: 0o700 });
       await syncDirectory(this.root);
+      this.#changed();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
         throw new VmManagerError('ALREADY_EXISTS', `a VM named ${name} already exists`, {
@@ -233,7 +333,9 @@ export class StateStore {
   /** Replaces the VM's state file atomically (a new inode every time, which the listing cache relies on). */
   async write(record: VmRecord): Promise<void> {
     record.updatedAt = new Date().toISOString();
+    this.#recent.delete(record.name);
     await writeFileAtomic(join(this.vmDir(record.name), STATE_FILE), `${JSON.stringify(record, null, 2)}\n`);
+    this.#changed();
   }
 
   /**
@@ -242,31 +344,54 @@ export class StateStore {
    * CORRUPT_STATE when it is no record. (The state directory itself is checked by `init`/`assertTrusted`.)
    */
   async read(name: string): Promise<VmRecord | undefined> {
-    return this.#readSync(name);
+    return this.#readSync(name, false);
+  }
+
+  /**
+   * `read()` for callers that only look: the record frozen, and the same object for every call while its state file
+   * is unchanged (and settled), like the records of `list()`. Synchronous (see `#readSync`).
+   */
+  readShared(name: string): VmRecord | undefined {
+    return this.#readSync(name, true);
   }
 
   /**
    * `read()` without the thread pool: a record is a few KiB on a local file system, and five asynchronous round
    * trips (stat, open, fstat, read, close) cost far more than the reads themselves, which is what a daemon
-   * answering thousands of `get`s a second pays.
+   * answering thousands of `get`s a second pays. A state file read before, unchanged since (same stamp) and
+   * settled (see `StateStoreOptions.settleMs`), is taken from memory: two stats instead of five calls. `shared`:
+   * the kept record, frozen; otherwise one parsed for this caller from the kept text, its own to change.
    */
-  #readSync(name: string): VmRecord | undefined {
+  #readSync(name: string, shared: boolean): VmRecord | undefined {
     const dir = this.vmDir(name);
-    const path = join(dir, STATE_FILE);
+    const path = `${dir}/${STATE_FILE}`;
     const missing = (error: unknown) => {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
       if (code === 'ELOOP') throw unsafePermissionsError(symlinkProblem(path), `the record of VM ${name}`);
       throw error;
     };
+    // Taken before any stat: a file is kept only if it last changed well before this instant.
+    const now = Date.now();
     let dirStat: Stats | undefined;
     try {
       dirStat = statSync(dir);
     } catch (error) {
+      this.#recent.delete(name);
       return missing(error);
     }
     const dirProblem = unsafePermission(dir, dirStat);
     if (dirProblem) throw unsafePermissionsError(dirProblem, `the record of VM ${name}`, path);
+    const kept = this.#recent.get(name);
+    if (kept) {
+      const stat = lstatOrUndefined(path);
+      if (stat?.isFile() && sameStamp(kept, stat) && !unsafePermission(path, stat)) {
+        if (!shared) return parseRecord(kept.text, name);
+        kept.record ??= deepFreeze(parseRecord(kept.text, name));
+        return kept.record;
+      }
+      this.#recent.delete(name);
+    }
     // O_NOFOLLOW, then fstat: what is checked is what is read.
     let fd: number;
     try {
@@ -275,12 +400,35 @@ export class StateStore {
       return missing(error);
     }
     try {
-      const problem = unsafePermission(path, fstatSync(fd));
+      const stat = fstatSync(fd);
+      const problem = unsafePermission(path, stat);
       if (problem) throw unsafePermissionsError(problem, `the record of VM ${name}`);
-      return parseRecord(readFileSync(fd, 'utf8'), name);
+      const text = readFileSync(fd, 'utf8');
+      const record = parseRecord(text, name);
+      if (shared) deepFreeze(record);
+      if (stat.isFile() && stat.ctimeMs < now - this.#settleMs) {
+        this.#keep(name, stat, text, shared ? record : undefined);
+      }
+      return record;
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** Keeps a settled state file's text for `#readSync`, at most RECENT_RECORDS of them (oldest dropped first). */
+  #keep(name: string, stat: Stats, text: string, record: VmRecord | undefined): void {
+    if (this.#recent.size >= RECENT_RECORDS) {
+      const oldest = this.#recent.keys().next().value;
+      if (oldest !== undefined) this.#recent.delete(oldest);
+    }
+    this.#recent.set(name, {
+      ino: stat.ino,
+      size: stat.size,
+      mtimeMs: stat.mtimeMs,
+      ctimeMs: stat.ctimeMs,
+      text,
+      record,
+    });
   }
 
   /** Names of VM directories, including ones without a state file (a create that died right after claiming). */
@@ -300,26 +448,60 @@ export class StateStore {
    * Every readable record, sorted by name, and every VM directory whose record cannot be used (`unreadable`: no
    * state file, not a record, or others own or could write it). UNSAFE_PERMISSIONS when the state directory is not
    * safe. Synchronous on purpose: for a thousand small files sync calls are several times faster than a thousand
-   * promises, and `myhv vm ls` is all about start-up latency. With the listing cache a VM whose state file has the
-   * stamp (inode, size, mtime, ctime) recorded in the cache is not read again; any other is read, and the cache is
-   * rewritten when what it should hold changed.
+   * promises, and `myhv vm ls` is all about start-up latency.
+   *
+   * With the listing cache (the default) a VM whose state file has the stamp (inode, size, mtime, ctime) recorded
+   * in the cache is not read again; any other is read, and the cache is rewritten when what it should hold changed.
+   * With `shareRecords` the records are frozen and shared by the calls that return them while they are unchanged,
+   * and a store that listed less than `listRecheckMs` ago answers from memory when the changes token (`vms/.changes`, replaced by
+   * every record change of any myhv process) is the one it read then: a daemon answers a listing of a thousand VMs
+   * without a stat per VM. Changes made behind myhv's back (a state file edited by hand, a mode changed) are seen
+   * within `listRecheckMs`.
    */
   list(): { records: VmRecord[]; unreadable: UnreadableRecord[] } {
     this.assertTrusted();
+    if (!this.#listingCache) return this.#listUncached();
+    if (!this.#shareRecords) return this.#listCached(readListingCache(this.#cachePath(), isRecordShape));
+    const token = this.#changesToken();
+    const now = performance.now();
+    const last = this.#listed;
+    if (last && token !== undefined && last.token === token && now - last.at < this.#listRecheckMs) {
+      return { records: [...last.records], unreadable: [...last.unreadable] };
+    }
+    const listed = this.#listCached(this.#entries ?? readListingCache(this.#cachePath(), isRecordShape));
+    this.#listed = token === undefined ? undefined : { token, at: now, ...listed };
+    return { records: [...listed.records], unreadable: [...listed.unreadable] };
+  }
+
+  #listUncached(): { records: VmRecord[]; unreadable: UnreadableRecord[] } {
+    const records: VmRecord[] = [];
+    const unreadable: UnreadableRecord[] = [];
+    for (const name of this.names()) {
+      const checked = this.#check(name);
+      if (checked === undefined) continue;
+      const record = 'unreadable' in checked ? checked.unreadable : readRecord(this.#statePath(name), name);
+      if ('code' in record) unreadable.push(record);
+      else records.push(record);
+    }
+    return { records, unreadable };
+  }
+
+  #cachePath(): string {
+    return `${this.root}/${LISTING_CACHE_FILE}`;
+  }
+
+  /**
+   * The listing from the stamps of every state file and `cached`: the cache file's entries, or (`shareRecords`) the
+   * entries of this store's last listing, whose records are frozen and handed out again.
+   */
+  #listCached(cached: Map<string, ListingEntry<VmRecord>>): {
+    records: VmRecord[];
+    unreadable: UnreadableRecord[];
+  } {
     const names = this.names();
     const records: VmRecord[] = [];
     const unreadable: UnreadableRecord[] = [];
-    if (!this.#listingCache) {
-      for (const name of names) {
-        const checked = this.#check(name);
-        if (checked === undefined) continue;
-        const record = 'unreadable' in checked ? checked.unreadable : readRecord(this.#statePath(name), name);
-        if ('code' in record) unreadable.push(record);
-        else records.push(record);
-      }
-      return { records, unreadable };
-    }
-    const cachePath = `${this.root}/${LISTING_CACHE_FILE}`;
+    const share = this.#shareRecords;
     // Taken before any stat: a file is cached only if it last changed well before this instant.
     const now = Date.now();
     // Every stat before the cache is parsed: their garbage is then collected while few objects are alive.
@@ -334,7 +516,6 @@ export class StateStore {
       else if ('unreadable' in checked) skip[i] = checked.unreadable;
       else stamps.set(i, checked.stat);
     }
-    const cached = readListingCache(cachePath, isRecordShape);
     const next: ListingEntry<VmRecord>[] = [];
     let changed = false;
     for (let i = 0; i < names.length; i++) {
@@ -348,7 +529,7 @@ export class StateStore {
       }
       if (entry) {
         if (stamps.matches(i, entry)) {
-          records.push(entry[5]);
+          records.push(share ? deepFreeze(entry[5]) : entry[5]);
           next.push(entry);
           continue;
         }
@@ -359,15 +540,41 @@ export class StateStore {
         unreadable.push(record);
         continue;
       }
-      records.push(record);
+      records.push(share ? deepFreeze(record) : record);
       if (stamps.settled(i, now, this.#settleMs)) {
         next.push(stamps.entry(i, name, record));
         changed = true;
       }
     }
     // Entries of VMs that are gone are dropped too.
-    if (changed || next.length !== cached.size) writeListingCache(cachePath, next);
+    if (changed || next.length !== cached.size) writeListingCache(this.#cachePath(), next);
+    // The entries are as good as the file's (each is checked against its stamp on use) and need no parse.
+    if (share) this.#entries = new Map(next.map((entry) => [entry[0], entry]));
     return { records, unreadable };
+  }
+
+  /** The changes token (see CHANGES_FILE): '' when there is none yet, undefined when it cannot be read. */
+  #changesToken(): string | undefined {
+    let fd: number;
+    try {
+      fd = openSync(`${this.root}/${CHANGES_FILE}`, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ENOENT' ? '' : undefined;
+    }
+    try {
+      const bytes = readSync(fd, tokenBuffer, 0, tokenBuffer.length, 0);
+      return tokenBuffer.toString('latin1', 0, bytes);
+    } catch {
+      return undefined;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Tells every store listing these VMs (this one and other processes') that a record changed. */
+  #changed(): void {
+    this.#listed = undefined;
+    writeChangesToken(`${this.root}/${CHANGES_FILE}`, randomBytes(16).toString('hex'));
   }
 
   #statePath(name: string): string {
@@ -397,8 +604,10 @@ export class StateStore {
 
   /** Removes the VM's directory (logs included) and its lock's leftovers. */
   async remove(name: string): Promise<void> {
+    this.#recent.delete(name);
     await fs.rm(this.vmDir(name), { recursive: true, force: true });
     await syncDirectory(this.root).catch(() => undefined);
+    this.#changed();
   }
 
   /** Temp files left in VM directories by writers that died mid-write (and by listing-cache writers). */

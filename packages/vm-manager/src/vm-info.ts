@@ -60,7 +60,7 @@ export interface VmInfo {
  * A VM as callers see it, from its record and its state directory. Called once per VM by `list()` (`myhv vm ls` over thousands of VMs): plain assignments in the documented key
  * order rather than conditional spreads, and only the paths a VmInfo shows.
  */
-export function vmInfo(record: VmRecord, dir: string): VmInfo {
+export function vmInfo(record: VmRecord, dir: string, alive = vmmAlive(record.resources.vmm)): VmInfo {
   const { resources, spec } = record;
   const vmm = resources.vmm;
   const net = resources.network;
@@ -68,7 +68,7 @@ export function vmInfo(record: VmRecord, dir: string): VmInfo {
     id: record.id,
     name: record.name,
     status: record.status,
-    vmmAlive: vmmAlive(vmm),
+    vmmAlive: alive,
   };
   if (vmm?.pid !== undefined) info.pid = vmm.pid;
   if (resources.ip) info.ip = resources.ip;

@@ -10,7 +10,7 @@ import {
 import { describe, expect, it } from 'vitest';
 import { VmManager, VmManagerError } from '../src/index.js';
 import { explainVmmExit } from '../src/vmm.js';
-import { type Harness, listTree, makeHarness, pidsMentioning } from './harness.js';
+import { type Harness, listTree, makeHarness, pidsMentioning, vmTree } from './harness.js';
 
 /** The real cloud-hypervisor: MYHV_CLOUD_HYPERVISOR's (.ci/run sets it to the v53.0.0 beside the checkout). */
 const realBinary = realVmmBinary() ?? '';
@@ -31,7 +31,7 @@ async function refusal(promise: Promise<unknown>): Promise<VmManagerError> {
 
 /** Nothing of a refused or rolled-back create is left: record, reservation, run dir, TAPs, forwards, processes. */
 async function expectNothingLeft(h: Harness, runDir = h.runDir) {
-  expect(await listTree(join(h.stateDir, 'vms'))).toEqual([]);
+  expect(await vmTree(h.stateDir)).toEqual([]);
   expect(await h.ipam.list()).toEqual([]);
   expect(await listTree(runDir)).toEqual([]);
   expect(h.memory!.snapshot()).toMatchObject({ taps: [], forwards: [] });

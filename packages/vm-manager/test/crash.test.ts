@@ -11,6 +11,7 @@ import {
   pidsMentioning,
   runManagerChild,
   tapsInNetns,
+  vmTree,
 } from './harness.js';
 
 // Kill `create` and `delete` (SIGKILL, from inside, via MYHV_CRASH_AFTER) right after every step, then run
@@ -65,7 +66,7 @@ async function expectStateReadable(h: Harness) {
 
 async function expectNothingLeft(h: Harness) {
   expect(await h.manager.list()).toEqual([]);
-  expect(await listTree(join(h.stateDir, 'vms'))).toEqual([]);
+  expect(await vmTree(h.stateDir)).toEqual([]);
   expect(await h.ipam.list()).toEqual([]);
   if (h.memory) expect(h.memory.snapshot()).toMatchObject({ taps: [], forwards: [] });
   if (h.netns) {

@@ -202,6 +202,13 @@ export async function listTree(dir: string): Promise<string[]> {
   return out.sort();
 }
 
+/** What is under `<stateDir>/vms` besides the store's own bookkeeping (changes token, listing cache). */
+export async function vmTree(stateDir: string): Promise<string[]> {
+  return (await listTree(join(stateDir, 'vms'))).filter(
+    (f) => f !== '.changes' && f !== '.listing-cache.json',
+  );
+}
+
 /** Pids whose command line mentions `needle` (VMMs by socket dir, virtiofsd by run dir). */
 export async function pidsMentioning(needle: string): Promise<number[]> {
   const pids: number[] = [];

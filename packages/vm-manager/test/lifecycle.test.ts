@@ -5,7 +5,7 @@ import { ChvClient } from '@my-hypervisor/chv-client';
 import { NetOpsError } from '@my-hypervisor/net-ops';
 import { describe, expect, it } from 'vitest';
 import { VmManager, VmManagerError } from '../src/index.js';
-import { confined, listTree, makeHarness, pidsMentioning, probeOutput } from './harness.js';
+import { confined, listTree, makeHarness, pidsMentioning, probeOutput, vmTree } from './harness.js';
 
 // The simulator accepts any kernel path that exists; these tests use the memory network, so TAPs are not real and
 // the simulator runs with MYHV_SIM_STRICT_TAPS=0. The kernel-backed variant is in test/integration/.
@@ -97,7 +97,7 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
     expect(await h.ipam.list()).toEqual([]);
     expect(await pidsMentioning(last.paths.socket!)).toEqual([]);
     expect(await listTree(h.runDir)).toEqual([]);
-    expect(await listTree(join(h.stateDir, 'vms'))).toEqual([]);
+    expect(await vmTree(h.stateDir)).toEqual([]);
   });
 
   it('gives two VMs distinct addresses, TAPs and MACs, and refuses a duplicate name', async () => {
@@ -129,7 +129,7 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
     expect(await h.ipam.list()).toEqual([]);
     expect(await h.manager.list()).toEqual([]);
     expect(await listTree(h.runDir)).toEqual([]);
-    expect(await listTree(join(h.stateDir, 'vms'))).toEqual([]);
+    expect(await vmTree(h.stateDir)).toEqual([]);
   });
 
   it('rolls back a create whose forward the host refuses at the forwards step, keeping the other VM intact', async () => {

@@ -18,7 +18,7 @@ export const daemonRun: CommandHandler = async (ctx) => {
   const gid = options.group === undefined ? undefined : await groupId(String(options.group));
   const config = await ctx.config();
   const vmm = await ctx.vmm();
-  const parts = await openManager(config, { kind: 'full', vmm, recordNetwork: true });
+  const parts = await openManager(config, { kind: 'full', vmm, recordNetwork: true, shareResults: true });
   ctx.defer(parts.close);
   const { createDaemon } = await import('@my-hypervisor/daemon');
   const log = (entry: { level: string; message: string; vm?: string; error?: unknown }) => {
