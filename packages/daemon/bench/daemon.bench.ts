@@ -299,6 +299,7 @@ async function creates() {
     return runs;
   } finally {
     await client.close();
+    progress('stopping the daemon (it deletes its VMs and directories)');
     await daemon.stop();
   }
 }
@@ -344,7 +345,7 @@ const listTable = renderTable(
   ],
   [
     [
-      'myhvd: one warm client, daemon in a child process',
+      'myhvd: one warm client, nothing changed since its last full listing',
       round(listDaemon.median),
       round(listDaemon.p95),
       round(listDaemon.min),
@@ -510,10 +511,13 @@ directory and its state file: StateStore \`assertTrustedToRead\`, \`readShared\`
 JSON come from memory while the file's stamp is unchanged; what is left is mostly those system calls (slow on
 this machine's software virtualisation: ~4–8 µs each) and JSON-RPC framing. \`vm.list\` answers from memory while the
 changes token \`vms/.changes\` (rewritten by every record change of any myhv process) is the one of its last full
-listing and that listing is under a second old, sending the bytes it sent before (json-rpc \`JsonText\`); the bench's
-calls come ~0.3 s apart, so about one in four is a full listing, which \`lstat\`s each VM's directory and state file
-(the "right after a record changed" row: what every call cost before). The rest is the client's: decoding and
-parsing ~770 KB of JSON (json-rpc line-splitter.ts, rpc-client.ts \`#handleLine\`).`;
+listing and that listing is under a second old, sending the bytes it sent before (json-rpc \`JsonText\`). Each
+timed call of the first row comes ~0.3 s after the previous round's full listing, so it is answered from memory:
+what a client asking more often than once a second gets while nothing changes. The second row is a full listing, what
+a listing costs once after each change (and once a second while changes come behind myhv's back): an \`lstat\` of
+each VM's directory and state file, the changed record read, the listing cache file rewritten for other processes,
+and the listing's JSON joined again from the kept pieces and encoded. The rest is the client's: decoding and parsing
+~770 KB of JSON (json-rpc line-splitter.ts, rpc-client.ts \`#handleLine\`).`;
 
 console.log(body);
 await writeBenchSection('daemon', {
