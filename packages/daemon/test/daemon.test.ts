@@ -38,6 +38,20 @@ async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
   return (error as { code?: string } | undefined)?.code;
 }
 
+/** Creates VM `web` through `sdk` and cancels it once its VMM is up, mid-pipeline; its progress is collected. */
+function createCancelledMidway(sdk: MyhvClient): { creating: Promise<unknown>; steps: StepEvent[] } {
+  const controller = new AbortController();
+  const steps: StepEvent[] = [];
+  const creating = sdk.create(spec('web'), {
+    signal: controller.signal,
+    onProgress: (event) => {
+      steps.push(event);
+      if (event.step === 'vmm' && event.phase === 'done') controller.abort();
+    },
+  });
+  return { creating, steps };
+}
+
 describe('myhvd through the SDK', () => {
   it('listens on a 0600 socket and answers what the in-process manager answers', async () => {
     await world.daemon();
@@ -155,16 +169,7 @@ describe('myhvd through the SDK', () => {
   it('a cancelled create is rolled back by the daemon, leaving nothing', async () => {
     await world.daemon();
     const sdk = client();
-    const controller = new AbortController();
-    const steps: StepEvent[] = [];
-    const creating = sdk.create(spec('web'), {
-      signal: controller.signal,
-      onProgress: (event) => {
-        steps.push(event);
-        // Cancel once the VMM is up, mid-pipeline.
-        if (event.step === 'vmm' && event.phase === 'done') controller.abort();
-      },
-    });
+    const { creating } = createCancelledMidway(sdk);
     expect(await codeOf(creating)).toBe('ABORTED');
     await expect.poll(async () => (await sdk.list()).length, { timeout: 10_000 }).toBe(0);
     expect(world.memory.snapshot().taps).toEqual([]);
@@ -174,15 +179,7 @@ describe('myhvd through the SDK', () => {
     await world.daemon();
     const sdk = createClient({ socketPath: world.socketPath, onAbort: 'wait' });
     clients.push(sdk);
-    const controller = new AbortController();
-    const steps: StepEvent[] = [];
-    const creating = sdk.create(spec('web'), {
-      signal: controller.signal,
-      onProgress: (event) => {
-        steps.push(event);
-        if (event.step === 'vmm' && event.phase === 'done') controller.abort();
-      },
-    });
+    const { creating, steps } = createCancelledMidway(sdk);
     const error = await creating.catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'ABORTED' });
     // Rolled back before the answer came, and the undo steps were reported as progress.

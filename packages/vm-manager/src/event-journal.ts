@@ -274,6 +274,13 @@ export async function* readJournal(
     (vm === undefined || e.vm === vm) &&
     (sinceIso === undefined || e.time >= sinceIso) &&
     (untilIso === undefined || e.time <= untilIso);
+  /** The wanted events of what `reader` has left. */
+  async function* wantedFrom(reader: LineReader): AsyncGenerator<JournalEvent> {
+    for await (const line of reader.lines()) {
+      const event = parseLine(line);
+      if (wanted(event)) yield event;
+    }
+  }
 
   const wakeup = new Wakeup();
   let watcher: FSWatcher | undefined;
@@ -297,10 +304,7 @@ export async function* readJournal(
       if (!handle) continue;
       try {
         if ((await handle.stat()).ino === currentIno) continue;
-        for await (const line of new LineReader(handle).lines()) {
-          const event = parseLine(line);
-          if (wanted(event)) yield event;
-        }
+        yield* wantedFrom(new LineReader(handle));
       } finally {
         await handle.close();
       }
@@ -321,22 +325,12 @@ export async function* readJournal(
     for (;;) {
       const last = ended;
       wakeup.take();
-      if (reader) {
-        for await (const line of reader.lines()) {
-          const event = parseLine(line);
-          if (wanted(event)) yield event;
-        }
-      }
+      if (reader) yield* wantedFrom(reader);
       if (!follow || last) return;
       const st = statSync(path, { throwIfNoEntry: false });
       if (st && st.ino !== ino) {
         // Rotated (or first created): finish what the old file got before the rename, then on to the new one.
-        if (reader) {
-          for await (const line of reader.lines()) {
-            const event = parseLine(line);
-            if (wanted(event)) yield event;
-          }
-        }
+        if (reader) yield* wantedFrom(reader);
         await current?.close();
         // Several rotations may have come since the last look: every file newer than the one just finished is
         // read, oldest first, before the current one (a file already rotated past `keep` is gone: a gap).
@@ -348,10 +342,7 @@ export async function* readJournal(
         const isCurrent = newest?.name === FILE;
         for (const file of isCurrent ? newer.slice(0, -1) : newer) {
           try {
-            for await (const line of new LineReader(file.handle).lines()) {
-              const event = parseLine(line);
-              if (wanted(event)) yield event;
-            }
+            yield* wantedFrom(new LineReader(file.handle));
           } finally {
             await file.handle.close();
           }
