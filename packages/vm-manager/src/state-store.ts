@@ -518,6 +518,7 @@ export class StateStore {
     }
     const next: ListingEntry<VmRecord>[] = [];
     let changed = false;
+    let added = false;
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
       const entry = cached.get(name);
@@ -543,11 +544,15 @@ export class StateStore {
       records.push(share ? deepFreeze(record) : record);
       if (stamps.settled(i, now, this.#settleMs)) {
         next.push(stamps.entry(i, name, record));
-        changed = true;
+        added = true;
       }
     }
-    // Entries of VMs that are gone are dropped too.
-    if (changed || next.length !== cached.size) writeListingCache(this.#cachePath(), next);
+    // Entries of VMs that are gone are dropped too. A sharing store (a daemon, whose queries the CLI sends to it
+    // rather than reading the file) rewrites the file only to add entries: a stale or orphaned entry is harmless,
+    // since every entry is checked against its file's stamp, and the listing right after a change stays cheap.
+    if (share ? added : added || changed || next.length !== cached.size) {
+      writeListingCache(this.#cachePath(), next);
+    }
     // The entries are as good as the file's (each is checked against its stamp on use) and need no parse.
     if (share) this.#entries = new Map(next.map((entry) => [entry[0], entry]));
     return { records, unreadable };
