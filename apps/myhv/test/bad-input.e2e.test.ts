@@ -651,6 +651,9 @@ const table: Row[] = [
     { stdin: stdinSpecs.collideRunning },
   ],
   [['--json', 'vm', 'create', 'a'], json('--kernel')],
+  // the daemon's own flags, refused before it listens
+  [['daemon', 'run', '--watch-interval', 'soon'], /--watch-interval.*"soon" is not a number of milliseconds/],
+  [['daemon', 'run', '--drift-interval', '1.5'], /--drift-interval.*"1\.5" is not a number of milliseconds/],
 ];
 
 /** `myhv args` with `input` on its stdin (for `-f -`). */

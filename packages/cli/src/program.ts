@@ -381,6 +381,10 @@ export function createProgram(invoke: Invoke): Command {
   )
     .option('--group <name>', 'also let this group connect (socket mode 0660); default: root only (0600)')
     .option('--watch-interval <ms>', 'how often to look for VMMs that died (0: never); default 2000')
+    .option(
+      '--drift-interval <ms>',
+      'how often to look for network pieces deleted behind its back and put them back (0: never); default 30000',
+    )
     .option('--no-reconcile', 'do not repair drift before listening');
   leaf(
     daemon,

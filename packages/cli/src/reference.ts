@@ -256,7 +256,7 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
   swept: { kind: string; target: string; action: string }[] }
 // myhv daemon status (exit 1, DAEMON_UNAVAILABLE, when myhvd does not answer)
 { socket: string; version: string; pid: number; startedAt: string; uptimeMs: number; connections: number;
-  vms: number; stateDir: string; watcher: { checks: number; exited: number; restarted: number };
+  vms: number; stateDir: string; watcher: { checks: number; exited: number; restarted: number; drift: number };
   settings: { stateDir: string; runDir: string; netBackend: string; nat: string; mosnetSocket: string; netns: string;
     bridge: string; subnet: string; vmmBinary: string; confinement: string } }
 // myhv daemon run: runs until SIGINT/SIGTERM; with --json, its log on stderr is NDJSON

@@ -58,8 +58,16 @@ export interface DaemonStatus extends DaemonHello {
   readonly connections: number;
   readonly vms: number;
   readonly stateDir: string;
-  /** What the VMM watcher did so far: VMs found stopped behind the daemon's back, and restarted. */
-  readonly watcher: { readonly checks: number; readonly exited: number; readonly restarted: number };
+  /**
+   * What the watcher did so far: VMs found stopped behind the daemon's back, those restarted, and network pieces
+   * found missing and put back (`drift`).
+   */
+  readonly watcher: {
+    readonly checks: number;
+    readonly exited: number;
+    readonly restarted: number;
+    readonly drift: number;
+  };
 }
 
 const DEFAULT_TIMEOUT_MS = 600_000;

@@ -37,6 +37,12 @@ export interface DaemonOptions {
   /** How often the watcher looks for VMMs that died (ms); 0 turns it off. Default 2 000. */
   readonly watchIntervalMs?: number;
   /**
+   * How often the watcher also looks for network drift (a bridge, TAP, namespace or forward deleted behind the
+   * daemon's back) and has `reconcile()` put it back (ms; at a watcher check, so never more often than
+   * `watchIntervalMs`); 0 turns it off. Default 30 000.
+   */
+  readonly driftIntervalMs?: number;
+  /**
    * The host settings this daemon runs with, as its front end names them (`subnet`, `netBackend`, …): answered by
    * `daemon.hello` and `daemon.status`, so that a client can tell whether its own choices match before it sends
    * work. `stateDir` is always the manager's. Default: just that.
@@ -89,10 +95,8 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const { manager, socketPath = DEFAULT_DAEMON_SOCKET, onLog } = options;
   if (typeof manager?.list !== 'function') throw new TypeError('manager must be a VmManager');
-  const watchIntervalMs = options.watchIntervalMs ?? 2_000;
-  if (!Number.isInteger(watchIntervalMs) || watchIntervalMs < 0) {
-    throw new TypeError('watchIntervalMs must be a whole number of milliseconds');
-  }
+  const watchIntervalMs = wholeMs(options.watchIntervalMs ?? 2_000, 'watchIntervalMs');
+  const driftIntervalMs = wholeMs(options.driftIntervalMs ?? 30_000, 'driftIntervalMs');
   const log = (entry: DaemonLogEntry) => {
     try {
       onLog?.(entry);
@@ -110,7 +114,7 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
   let closing = false;
   let server: Awaited<ReturnType<typeof serveJsonRpc>> | undefined;
   const queue = new KeyedQueue();
-  const watcher = new VmmWatcher(manager, queue, watchIntervalMs, log);
+  const watcher = new VmmWatcher(manager, queue, watchIntervalMs, log, driftIntervalMs);
   const status = async (): Promise<DaemonStatus> => ({
     ...(await hello()),
     startedAt: startedAt.toISOString(),
@@ -153,6 +157,12 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     return closed;
   };
   return { socketPath, reconciled, status, close, [Symbol.asyncDispose]: close };
+}
+
+function wholeMs(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 0)
+    throw new TypeError(`${name} must be a whole number of milliseconds`);
+  return value;
 }
 
 function settingsOf(settings: unknown): Record<string, string> {

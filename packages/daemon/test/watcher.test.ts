@@ -43,6 +43,34 @@ describe('myhvd watches the VMMs', () => {
     expect(logs).toContain('keep restarted (restart: always)');
   });
 
+  it('puts back network pieces deleted behind its back (a forward, a TAP) and says what it found', async () => {
+    const logs: string[] = [];
+    await world.daemon({
+      watchIntervalMs: 100,
+      driftIntervalMs: 200,
+      onLog: (entry) => logs.push(`${entry.vm ?? '-'} ${entry.message}`),
+    });
+    await using sdk = createClient({ socketPath: world.socketPath });
+    const vm = await sdk.create({
+      kernel: world.kernel,
+      memory: '64M',
+      name: 'net',
+      network: { forwards: [{ hostPort: 18082, guestPort: 80 }] },
+    });
+    const forward = world.memory.snapshot().forwards[0]!;
+    await world.memory.removePortForward(forward);
+    await world.memory.deleteTap(vm.tap!);
+    await expect
+      .poll(async () => (await sdk.status()).watcher.drift, { timeout: 15_000, interval: 100 })
+      .toBe(2);
+    expect(world.memory.snapshot().forwards).toEqual([forward]);
+    expect(world.memory.snapshot().taps.map((t) => t.name)).toContain(vm.tap);
+    expect(logs).toContain(`net network drift: TAP ${vm.tap} is not on bridge myhvd0`);
+    expect(logs).toContain(`net network drift: forward tcp/18082 → ${vm.ip}:80 is not installed`);
+    expect(logs).toContain('- network drift repaired: 2 change(s)');
+    expect(await sdk.get('net')).toMatchObject({ status: 'running', vmmAlive: true });
+  });
+
   it('leaves VMs alone that were stopped through the API', async () => {
     await world.daemon({ watchIntervalMs: 50 });
     await using sdk = createClient({ socketPath: world.socketPath });

@@ -14,7 +14,10 @@ import { describeVmm } from '../vmm-choice.js';
  */
 export const daemonRun: CommandHandler = async (ctx) => {
   const { options, out } = ctx;
-  const watchIntervalMs = options.watchInterval === undefined ? 2_000 : milliseconds(options.watchInterval);
+  const watchIntervalMs =
+    options.watchInterval === undefined ? 2_000 : milliseconds('--watch-interval', options.watchInterval);
+  const driftIntervalMs =
+    options.driftInterval === undefined ? 30_000 : milliseconds('--drift-interval', options.driftInterval);
   const gid = options.group === undefined ? undefined : await groupId(String(options.group));
   const config = await ctx.config();
   const vmm = await ctx.vmm();
@@ -41,6 +44,7 @@ export const daemonRun: CommandHandler = async (ctx) => {
     socketPath: config.daemonSocket,
     ...(gid === undefined ? {} : { gid, mode: 0o660 }),
     watchIntervalMs,
+    driftIntervalMs,
     reconcile: options.reconcile !== false,
     settings: daemonHostSettings(parts.config, vmm),
     // Networks made by `myhv net create` after the daemon started are picked up before the next VM change.
@@ -81,19 +85,19 @@ export const daemonStatus: CommandHandler = async (ctx) => {
       );
     }
     out.print(
-      `watcher: ${status.watcher.checks} check(s), ${status.watcher.exited} VMM exit(s) seen, ${status.watcher.restarted} restart(s)`,
+      `watcher: ${status.watcher.checks} check(s), ${status.watcher.exited} VMM exit(s) seen, ${status.watcher.restarted} restart(s), ${status.watcher.drift ?? 0} network drift(s) repaired`,
     );
   });
   return ExitCode.OK;
 };
 
-function milliseconds(raw: unknown): number {
+function milliseconds(flag: string, raw: unknown): number {
   const text = String(raw);
   if (!/^\d{1,9}$/.test(text)) {
     throw invalidValue(
-      '--watch-interval',
+      flag,
       `${JSON.stringify(text)} is not a number of milliseconds`,
-      'e.g. 2000; 0 turns the watcher off',
+      'e.g. 2000; 0 turns it off',
     );
   }
   return Number(text);
