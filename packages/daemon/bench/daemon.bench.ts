@@ -515,8 +515,8 @@ listing and that listing is under a second old, sending the bytes it sent before
 timed call of the first row comes ~0.3 s after the previous round's full listing, so it is answered from memory:
 what a client asking more often than once a second gets while nothing changes. The second row is a full listing, what
 a listing costs once after each change (and once a second while changes come behind myhv's back): an \`lstat\` of
-each VM's directory and state file, the changed record read, the listing cache file rewritten for other processes,
-and the listing's JSON joined again from the kept pieces and encoded. The rest is the client's: decoding and parsing
+each VM's directory and state file, the changed record read (the listing cache file is left as it is: a sharing
+store rewrites it only to add entries), and the listing's JSON joined again from the kept pieces and encoded. The rest is the client's: decoding and parsing
 ~770 KB of JSON (json-rpc line-splitter.ts, rpc-client.ts \`#handleLine\`).`;
 
 console.log(body);
