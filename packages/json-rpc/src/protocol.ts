@@ -59,7 +59,8 @@ export const jsonRpcResponseSchema = z.union([jsonRpcErrorResponseSchema, jsonRp
 /** A response: exactly one of `result` or `error`. */
 export type JsonRpcResponse = JsonRpcSuccessResponse | JsonRpcErrorResponse;
 
-const isId = (id: unknown): id is JsonRpcId =>
+/** True for a valid request id: a string or an integer. */
+export const isId = (id: unknown): id is JsonRpcId =>
   typeof id === 'string' || (typeof id === 'number' && Number.isInteger(id));
 
 /**

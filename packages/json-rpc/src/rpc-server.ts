@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { JsonRpcError, jsonRpcErrorCodes } from './errors.js';
 import { idFromOversizedLine, LineSplitter } from './line-splitter.js';
 import {
+  isId,
   isPlainRequest,
   JSON_RPC_VERSION,
   type JsonRpcErrorObject,
@@ -409,8 +410,7 @@ class RpcServer {
     if (!parsed.success) {
       const rawId =
         typeof message === 'object' && message !== null ? (message as { id?: unknown }).id : undefined;
-      const id =
-        typeof rawId === 'string' || (typeof rawId === 'number' && Number.isInteger(rawId)) ? rawId : null;
+      const id = isId(rawId) ? rawId : null;
       return Promise.resolve(
         errorResponse(id, jsonRpcErrorCodes.INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 request'),
       );
@@ -534,7 +534,7 @@ function send(connection: ServerConnection, message: unknown): void {
     const { socket } = connection;
     if (socket.destroyed || !socket.writable) return;
     socket.cork();
-    socket.write(`{"jsonrpc":"${JSON_RPC_VERSION}","id":${JSON.stringify(id)},"result":`);
+    socket.write(resultHead(id));
     socket.write(result.bytes);
     socket.write('}\n');
     socket.uncork();
@@ -545,11 +545,16 @@ function send(connection: ServerConnection, message: unknown): void {
   if (connection.outgoing.length >= FLUSH_CHARS) flush(connection);
 }
 
+/** A success response up to its result: what a `JsonText` result is spliced after (then `}`). */
+function resultHead(id: JsonRpcId | null | undefined): string {
+  return `{"jsonrpc":"${JSON_RPC_VERSION}","id":${JSON.stringify(id)},"result":`;
+}
+
 /** A response or batch as JSON; a `JsonText` result is spliced in as it is. */
 function serialize(message: unknown): string {
   const { id, result } = message as { id?: JsonRpcId | null; result?: unknown };
   if (result instanceof JsonText) {
-    return `{"jsonrpc":"${JSON_RPC_VERSION}","id":${JSON.stringify(id)},"result":${result.text}}`;
+    return `${resultHead(id)}${result.text}}`;
   }
   return JSON.stringify(message);
 }
