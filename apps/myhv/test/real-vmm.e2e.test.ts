@@ -86,7 +86,8 @@ describe
         `${box.share}:data`,
       );
       expect(created.code, created.stderr).toBe(0);
-      const vm = json<VmJson>(created);
+      const { vmm, vm } = json<{ vmm: { kind: string; path: string | null }; vm: VmJson }>(created);
+      expect(vmm).toMatchObject({ kind: 'cloud-hypervisor', path: realBinary });
       expect(vm).toMatchObject({ name: 'web', status: 'running', vmmAlive: true });
 
       let serial = '';
@@ -102,7 +103,7 @@ describe
       expect(box.processes()).toEqual([]);
       const started = await run('--json', 'vm', 'start', 'web');
       expect(started.code, started.stderr).toBe(0);
-      expect(json<VmJson>(started)).toMatchObject({ status: 'running', vmmAlive: true });
+      expect(json<{ vm: VmJson }>(started).vm).toMatchObject({ status: 'running', vmmAlive: true });
 
       expect((await run('vm', 'rm', 'web', '--force')).code).toBe(0);
       expect(box.processes()).toEqual([]);

@@ -16,6 +16,7 @@ import {
   fixturePath,
   loadFixture,
   runSteps,
+  writeExchangeFiles,
 } from '../test/real-answers/matrix.js';
 
 const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -76,9 +77,7 @@ async function record(exchange: Exchange): Promise<Exchange> {
   const dir = await mkdtemp(join(tmpdir(), 'chv-rec-'));
   try {
     const kernel = await writeProbeGuest(join(dir, 'vmlinux'));
-    for (const [name, size] of Object.entries(exchange.files ?? {})) {
-      await writeFile(join(dir, name), Buffer.alloc(size));
-    }
+    await writeExchangeFiles(exchange, dir);
     const vmm = await startVmm(dir);
     let answers: Awaited<ReturnType<typeof runSteps>>;
     try {

@@ -128,8 +128,10 @@ describe.each(backends)('ChvProcess with $name', (backend) => {
     expect(existsSync(pidFile)).toBe(false);
     const events: string[] = [];
     for await (const event of vmm.events) events.push(`${event.source}:${event.event}`);
-    expect(events[0]).toBe('vmm:starting');
-    expect(events.at(-1)).toBe('vmm:shutdown');
+    // The real VMM hands each event to a monitor thread that its exit does not wait for: under load (seen in CI,
+    // v53.0.0) the final `vmm shutdown` can be lost as the process ends. Nothing else may differ.
+    const expected = ['vmm:starting', 'vmm:shutdown'];
+    expect(events).toEqual(backend.simulated ? expected : expected.slice(0, Math.max(1, events.length)));
     expect((await vmm.stop()).rung).toBe('already-exited');
     await vmm.close();
     await vmm.close();

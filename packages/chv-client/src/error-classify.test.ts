@@ -111,6 +111,13 @@ describe('classifyApiError', () => {
       'vm.remove-device',
       'NOT_FOUND',
     ],
+    [
+      'v53 (recorded: a running VM asks its device manager)',
+      500,
+      '["Error from API","The device could not be removed from the VM","Error from device manager","Failed to find device corresponding to the given identifier: hot"]',
+      'vm.remove-device',
+      'NOT_FOUND',
+    ],
     ['v50', 404, '["Not Found"]', 'vm.resize-disk', 'NOT_FOUND'],
     ['v46', 404, 'NotFound', 'vm.resize-disk', 'NOT_FOUND'],
     ['v53', 429, '["Too Many Requests"]', 'vm.resize', 'BUSY'],

@@ -35,7 +35,7 @@ const busy =
 const invalidConfig =
   /Error validating|Failed to validate config|ConfigValidation|Failed to deserialize JSON|SerdeJsonDeserialize|^Bad Request$|^BadRequest$|larger than the limit/i;
 const notFound =
-  /No device with id|NoDeviceToRemove|^Not Found$|^NotFound$|No disk with id|Could not find the memory zone/i;
+  /No device with id|NoDeviceToRemove|Failed to find device corresponding|UnknownDeviceId|^Not Found$|^NotFound$|No disk with id|Could not find the memory zone/i;
 
 /** Endpoints where "already created" means the VM exists and the request is in the wrong state for it. */
 const alreadyCreatedIsWrongState = new Set(['vm.boot']);

@@ -3,7 +3,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startSimulator } from '../src/testing/index.js';
 import { tempDir } from './helpers.js';
-import { type Answer, eventLines, loadFixture, matches, runSteps } from './real-answers/matrix.js';
+import {
+  type Answer,
+  eventLines,
+  loadFixture,
+  matches,
+  runSteps,
+  writeExchangeFiles,
+} from './real-answers/matrix.js';
 
 /**
  * Known differences between the simulator (v53 mode) and the real v53.0.0 answers, each with its reason.
@@ -27,9 +34,7 @@ describe('simulator v53 held to real v53.0.0 answers', () => {
       await using dir = await tempDir();
       const kernel = join(dir.path, 'vmlinux');
       await writeFile(kernel, 'not a kernel: the simulator only checks that the file exists');
-      for (const [name, size] of Object.entries(exchange.files ?? {})) {
-        await writeFile(join(dir.path, name), Buffer.alloc(size));
-      }
+      await writeExchangeFiles(exchange, dir.path);
       const eventFile = join(dir.path, 'events.json');
       const socketPath = join(dir.path, 'api.sock');
       // strictTaps off: the recorder runs the VMM with CAP_NET_ADMIN, which creates a missing named TAP.

@@ -31,6 +31,9 @@ export interface SerialRelayOptions {
 export async function runSerialRelay(options: SerialRelayOptions): Promise<void> {
   const { signal } = options;
   const vmm = await connectWithRetry(options.vmmSocket, options.connectTimeoutMs ?? 10_000, signal);
+  // The VMM binds its serial socket under its own umask (0700 for cloud-hypervisor); every socket of a VM is 0600.
+  // Only its one client (this relay) ever connects, and its directory is closed to others anyway.
+  await fs.chmod(options.vmmSocket, 0o600).catch(() => undefined);
   const log = await fs.open(
     options.logFile,
     constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_APPEND | constants.O_NOFOLLOW,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HostProbe } from '../src/index.js';
 import { VmManager, VmManagerError } from '../src/index.js';
-import { type Harness, makeHarness } from './harness.js';
+import { type Harness, makeHarness, vmmLabel } from './harness.js';
 
 /** Every file and directory under the state directory with its mtime and content: the IPAM cursor included. */
 function stateSnapshot(h: Harness): string {
@@ -35,7 +35,7 @@ async function refusal(promise: Promise<unknown>): Promise<VmManagerError> {
   return error as VmManagerError;
 }
 
-describe('forwards refused before any work (memory network, simulator VMM)', () => {
+describe(`forwards refused before any work (memory network, ${vmmLabel})`, () => {
   it('create: a foreign host IP, another VM’s port (stopped too), a port a socket holds', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const manager = managerWith(h, { tcp: [9090], udp: [5353] });

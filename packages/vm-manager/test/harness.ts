@@ -41,6 +41,8 @@ export const hasVirtiofsd = existsSync(C_VIRTIOFSD_PATH) || existsSync('/usr/lib
 export const realVmmUnused = realVmmSkipReason();
 /** The real VMM the suites run on: MYHV_CLOUD_HYPERVISOR, where this host can run guests. */
 export const realVmm = realVmmUnused ? undefined : realVmmBinary();
+/** Which VMM the suites run on, for their titles. */
+export const vmmLabel = realVmm ? 'real cloud-hypervisor' : 'simulator VMM';
 if (!realVmm) console.warn(`vm-manager suites use the simulator, not the real VMM, because ${realVmmUnused}`);
 export const SUBNET = '10.62.0.0/24';
 export const BRIDGE = 'myhvbr0';

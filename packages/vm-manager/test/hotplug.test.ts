@@ -2,7 +2,7 @@ import { link, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChvClient } from '@my-hypervisor/chv-client';
 import { describe, expect, it } from 'vitest';
-import { hasVirtiofsd, isRoot, makeHarness, pidsMentioning } from './harness.js';
+import { hasVirtiofsd, isRoot, makeHarness, pidsMentioning, vmmLabel } from './harness.js';
 
 async function vmmConfig(socketPath: string) {
   await using client = new ChvClient({ socketPath });
@@ -15,7 +15,7 @@ async function diskFile(dir: string, name: string): Promise<string> {
   return path;
 }
 
-describe('disk hot-plug (memory network, simulator VMM)', () => {
+describe(`disk hot-plug (memory network, ${vmmLabel})`, () => {
   it('adds a disk to a running VM, keeps it across stop/start, and removes it by id', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const boot = await diskFile(join(h.shareDir, '..'), 'boot.img');

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JournalEvent } from '../src/index.js';
-import { makeHarness, runManagerChild } from './harness.js';
+import { makeHarness, runManagerChild, vmmLabel } from './harness.js';
 
 const describeEvent = (e: JournalEvent) =>
   e.type === 'step'
@@ -27,7 +27,7 @@ async function followUntil(
   return out;
 }
 
-describe('VmManager event journal (simulator VMM)', () => {
+describe(`VmManager event journal (${vmmLabel})`, () => {
   it('journals the steps and status changes of create and stop, readable by another manager', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });

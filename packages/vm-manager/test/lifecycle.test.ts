@@ -2,14 +2,15 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChvClient } from '@my-hypervisor/chv-client';
+import { writeUnloadableProbeGuest } from '@my-hypervisor/chv-client/testing';
 import { NetOpsError } from '@my-hypervisor/net-ops';
 import { describe, expect, it } from 'vitest';
 import { VmManager, VmManagerError } from '../src/index.js';
-import { confined, listTree, makeHarness, pidsMentioning, probeOutput, vmTree } from './harness.js';
+import { confined, listTree, makeHarness, pidsMentioning, probeOutput, vmmLabel, vmTree } from './harness.js';
 
 // The simulator accepts any kernel path that exists; these tests use the memory network, so TAPs are not real and
 // the simulator runs with MYHV_SIM_STRICT_TAPS=0. The kernel-backed variant is in test/integration/.
-describe('VmManager lifecycle (memory network, simulator VMM)', () => {
+describe(`VmManager lifecycle (memory network, ${vmmLabel})`, () => {
   it('creates, inspects, pauses, stops, starts, forwards and deletes a VM, leaving nothing behind', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const steps: string[] = [];
@@ -114,16 +115,19 @@ describe('VmManager lifecycle (memory network, simulator VMM)', () => {
   });
 
   it('rolls back every step when the boot fails, and reports the step', async () => {
-    await using h = await makeHarness({ backend: 'memory', simEnv: { MYHV_SIM_FAIL: 'vm.boot' } });
+    await using h = await makeHarness({ backend: 'memory' });
+    // A kernel every header check accepts, which the VMM (real or simulated) then fails to load at vm.boot.
+    const kernel = await writeUnloadableProbeGuest(join(h.shareDir, 'unloadable'));
     const undone: string[] = [];
     const error = await h.manager
       .create(
-        { name: 'doomed', kernel: h.kernel, network: { forwards: [{ hostPort: 8080, guestPort: 80 }] } },
+        { name: 'doomed', kernel, network: { forwards: [{ hostPort: 8080, guestPort: 80 }] } },
         { onProgress: (e) => e.phase === 'undone' && undone.push(e.step) },
       )
       .catch((e: unknown) => e);
     expect(VmManagerError.isInstance(error) && error.code).toBe('VMM_FAILED');
     expect((error as VmManagerError).details).toMatchObject({ vm: 'doomed', step: 'vm.boot' });
+    expect((error as Error).message).toMatch(/Invalid bzImage/);
     expect(undone).toEqual(['vmm', 'forwards', 'network', 'ip', ...(confined ? ['uid'] : [])]);
     expect(h.memory!.snapshot()).toMatchObject({ taps: [], forwards: [] });
     expect(await h.ipam.list()).toEqual([]);

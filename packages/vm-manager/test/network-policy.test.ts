@@ -13,7 +13,7 @@ import {
 } from '@my-hypervisor/net-ops';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { VmManager } from '../src/index.js';
-import { BRIDGE, type Harness, listTree, makeHarness, SUBNET } from './harness.js';
+import { BRIDGE, type Harness, listTree, makeHarness, SUBNET, vmmLabel } from './harness.js';
 
 /**
  * A backend that enforces policy, as a namespace backend does: a TapNetwork over the harness's memory ops that
@@ -101,7 +101,7 @@ function policyManager(h: Harness, network: PolicyNetwork): VmManager {
   });
 }
 
-describe('VmManager network policy (memory network, simulator VMM)', () => {
+describe(`VmManager network policy (memory network, ${vmmLabel})`, () => {
   it('asks the backend for the spec’s policy, runs the VMM in its namespace, and detaches by address', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const network = new PolicyNetwork(h.memory!);

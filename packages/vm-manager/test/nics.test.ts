@@ -4,7 +4,7 @@ import { ChvClient } from '@my-hypervisor/chv-client';
 import { describe, expect, it } from 'vitest';
 import { assertNicsPossible } from '../src/nics.js';
 import type { VmRecord } from '../src/state-store.js';
-import { BRIDGE, type Harness, makeHarness } from './harness.js';
+import { BRIDGE, type Harness, makeHarness, vmmLabel } from './harness.js';
 
 async function vmmNets(socketPath: string) {
   await using client = new ChvClient({ socketPath });
@@ -30,7 +30,7 @@ const bridgePorts = (h: Harness) =>
     .bridges.find((b) => b.name === BRIDGE)
     ?.ports.map((p) => p) ?? [];
 
-describe('extra NICs (memory network, simulator VMM)', () => {
+describe(`extra NICs (memory network, ${vmmLabel})`, () => {
   it('hot-plugs a NIC with its own TAP and address, keeps it across stop/start, and removes it by id', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const vm = await h.manager.create({ name: 'n', kernel: h.kernel, memory: '64M' });

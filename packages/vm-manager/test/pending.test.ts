@@ -1,10 +1,10 @@
 import { ChvClient } from '@my-hypervisor/chv-client';
 import { describe, expect, it } from 'vitest';
-import { makeHarness } from './harness.js';
+import { makeHarness, vmmLabel } from './harness.js';
 
 // Operations outside the pipelines (forwards, pause/resume) record what they are about to do, so a crash between
 // the record and the host leaves something reconcile can finish; and the host is compared with the records.
-describe('pending work outside the pipelines, and drift (memory network, simulator VMM)', () => {
+describe(`pending work outside the pipelines, and drift (memory network, ${vmmLabel})`, () => {
   it('a forward recorded but never installed (crash after the write) is installed by reconcile', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     await h.manager.create({ name: 'web', kernel: h.kernel });

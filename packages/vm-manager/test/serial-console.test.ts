@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeHarness, pidsMentioning, probeOutput } from './harness.js';
+import { makeHarness, pidsMentioning, probeOutput, vmmLabel } from './harness.js';
 
-describe('VmManager serial console (simulator VMM)', () => {
+describe(`VmManager serial console (${vmmLabel})`, () => {
   it('serves the console while running, keeps serial.log, refuses a second console, and works after stop/start', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const vm = await h.manager.create({

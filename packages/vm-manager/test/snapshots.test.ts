@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ChvClient } from '@my-hypervisor/chv-client';
 import { describe, expect, it } from 'vitest';
-import { isRoot, makeHarness } from './harness.js';
+import { isRoot, makeHarness, vmmLabel } from './harness.js';
 
 const exec = promisify(execFile);
 
@@ -21,7 +21,7 @@ async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
   );
 }
 
-describe('snapshot and restore (memory network, simulator VMM)', () => {
+describe(`snapshot and restore (memory network, ${vmmLabel})`, () => {
   it('snapshots a running VM, keeps it running, and restores it into a fresh VMM on the same TAP', async () => {
     await using h = await makeHarness({ backend: 'memory' });
     const vm = await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });

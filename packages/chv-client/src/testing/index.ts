@@ -6,7 +6,9 @@ export {
   parseProbeGuestOutput,
   probeGuestImage,
   probeGuestSerial,
+  unloadableProbeGuestImage,
   writeProbeGuest,
+  writeUnloadableProbeGuest,
 } from './probe-guest.js';
 export { type ProbeGuestRun, type RunProbeGuestOptions, runProbeGuest } from './probe-run.js';
 export { kvmUnavailableReason, realVmmBinary, realVmmMissingReason, realVmmSkipReason } from './real-vmm.js';

@@ -68,6 +68,35 @@ export async function writeProbeGuest(path: string): Promise<string> {
   return path;
 }
 
+/** Where the unloadable probe guest asks to be loaded: 256 GiB, beyond the memory of any VM a test makes. */
+const UNLOADABLE_ADDRESS = 0x40_0000_0000n;
+
+/**
+ * The probe guest with its load segment moved to 256 GiB: it passes every kernel header check (ELF64 with the
+ * PVH note), and the VMM then fails to load it at `vm.boot` — a real boot failure, the same on the real VMM
+ * (`Cannot load the kernel into memory`) and the simulator, for tests of what a failed boot undoes.
+ */
+export function unloadableProbeGuestImage(): Uint8Array {
+  const bytes = Buffer.from(image());
+  const phoff = Number(bytes.readBigUInt64LE(32));
+  bytes.writeBigUInt64LE(UNLOADABLE_ADDRESS, phoff + 16); // p_vaddr of the PT_LOAD
+  bytes.writeBigUInt64LE(UNLOADABLE_ADDRESS, phoff + 24); // p_paddr
+  return new Uint8Array(bytes);
+}
+
+/** Writes {@link unloadableProbeGuestImage} to `path` (mode 0644) and returns `path`. */
+export async function writeUnloadableProbeGuest(path: string): Promise<string> {
+  await writeFile(path, unloadableProbeGuestImage());
+  await chmod(path, 0o644);
+  return path;
+}
+
+/** True when `bytes` are the unloadable probe guest (the simulator fails `vm.boot` for it, as the real VMM does). */
+export function isUnloadableProbeGuest(bytes: Uint8Array): boolean {
+  const unloadable = unloadableProbeGuestImage();
+  return bytes.length === unloadable.length && bytes.every((byte, i) => byte === unloadable[i]);
+}
+
 /** True when `bytes` are the probe guest (the simulator plays its serial output for such a kernel). */
 export function isProbeGuest(bytes: Uint8Array): boolean {
   const probe = image();

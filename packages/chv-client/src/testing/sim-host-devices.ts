@@ -90,9 +90,26 @@ export function connectVhostUser(socketPath: string): Promise<net.Socket> {
 export function vhostUserError(socketPath: string, error: unknown): VmErr {
   return vmErr.deviceManager(
     'internal',
-    ['Cannot create virtio-fs device', 'Failed connecting the backend', `${socketPath}: ${errorText(error)}`],
+    [
+      'Cannot create virtio-fs device',
+      'Connection to socket failed',
+      `vhost-user: can't connect to peer: ${osErrorText(error)}`,
+    ],
     'CreateVirtioFs(VhostUserConnect)',
   );
+}
+
+/** The errno of a failed connect in Rust's `io::Error` words (`No such file or directory (os error 2)`). */
+const osErrors: Readonly<Record<string, readonly [string, number]>> = {
+  ENOENT: ['No such file or directory', 2],
+  EACCES: ['Permission denied', 13],
+  ECONNREFUSED: ['Connection refused', 111],
+  ENOTSOCK: ['Socket operation on non-socket', 88],
+};
+
+function osErrorText(error: unknown): string {
+  const known = osErrors[(error as NodeJS.ErrnoException | undefined)?.code ?? ''];
+  return known ? `${known[0]} (os error ${known[1]})` : errorText(error);
 }
 
 function errorText(error: unknown): string {

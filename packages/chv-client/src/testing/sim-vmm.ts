@@ -3,12 +3,13 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VmState } from '../schemas/primitives.js';
-import { isProbeGuest, probeGuestSerial } from './probe-guest.js';
-import { deviceWithDefaults, vmConfigWithDefaults } from './sim-config-defaults.js';
+import { isProbeGuest, isUnloadableProbeGuest, probeGuestSerial } from './probe-guest.js';
+import { deviceWithDefaults, randomLocalMac, vmConfigWithDefaults } from './sim-config-defaults.js';
 import { list, validate } from './sim-config-validate.js';
 import {
   apiFailure,
   noRoute,
+  type SimFailure,
   type SimulatorVersion,
   type VmErr,
   versionMajor,
@@ -68,6 +69,8 @@ export class SimVmm {
   #deviceCounter = 0;
   #nextSlot = 3;
   readonly #bdfs = new Map<string, string>();
+  /** Bytes of RAM hot-plugged since boot (the `hotplug_size` region they fill). */
+  #hotplugged = 0;
   #bootIds = new Set<string>();
   #powerOffTimer: NodeJS.Timeout | undefined;
 
@@ -268,6 +271,19 @@ export class SimVmm {
         ),
       );
     }
+    if (typeof kernel === 'string' && isUnloadable(kernel)) {
+      throw fail(
+        vmErr.other(
+          'internal',
+          [
+            'Cannot load the kernel into memory',
+            'Kernel Loader: failed to load bzImage kernel image: Kernel Loader: Invalid bzImage',
+            'Kernel Loader: Invalid bzImage',
+          ],
+          'KernelLoad(Bzimage(InvalidBzImage))',
+        ),
+      );
+    }
     this.#state = 'Running';
     await this.#playSerial(this.#config);
     this.#o.event('vm', 'booted');
@@ -375,6 +391,7 @@ export class SimVmm {
   #assignDevices(config: Json) {
     this.#bdfs.clear();
     this.#deviceCounter = 0;
+    this.#hotplugged = 0;
     this.#nextSlot = 1;
     this.#bootIds = new Set(
       [
@@ -388,6 +405,7 @@ export class SimVmm {
       for (const device of list(config, key)) {
         const id = this.#deviceId(device, prefix);
         device.id = id;
+        openedFacts(key, device);
         this.#bdfs.set(id, this.#bdf());
       }
     };
@@ -470,12 +488,31 @@ export class SimVmm {
       config.cpus = { ...cpus, boot_vcpus: body.desired_vcpus };
     }
     if (typeof body.desired_ram === 'number') {
-      config.memory = { ...((config.memory as Json | undefined) ?? {}), size: body.desired_ram };
+      const memory = (config.memory as Json | undefined) ?? {};
+      if (this.#booted) this.#checkRamHotplug(memory, body.desired_ram, fail);
+      config.memory = { ...memory, size: body.desired_ram };
     }
     if (typeof body.desired_balloon === 'number' && config.balloon) {
       config.balloon = { ...(config.balloon as Json), size: body.desired_balloon };
     }
     return noContent;
+  }
+
+  /**
+   * ACPI memory hot-plug of a running VM (vmm/src/memory_manager.rs `hotplug_ram_region`): each added DIMM is a
+   * multiple of 128 MiB and must fit the `hotplug_size` region; shrinking is not done this way and is ignored.
+   */
+  #checkRamHotplug(memory: Json, desired: number, fail: (error: VmErr) => SimFailure) {
+    const size = typeof memory.size === 'number' ? memory.size : 512 * 1024 * 1024;
+    if (desired <= size || memory.hotplug_method === 'VirtioMem') return;
+    const memoryError = (text: string, debug: string) =>
+      fail(vmErr.other('internal', ['Memory manager error', text], `MemoryManager(${debug})`));
+    if ((desired - size) % (128 << 20) !== 0)
+      throw memoryError('The requested hotplug memory addition is not a valid size', 'InvalidSize');
+    const room = typeof memory.hotplug_size === 'number' ? memory.hotplug_size : 0;
+    if (this.#hotplugged + (desired - size) > room)
+      throw memoryError('Not enough space in the hotplug RAM region', 'InsufficientHotplugRam');
+    this.#hotplugged += desired - size;
   }
 
   #resizeDisk(body: Json): SimResult {
@@ -546,6 +583,7 @@ export class SimVmm {
     const prefix = key === 'vsock' ? '_vsock' : (deviceLists.find(([k]) => k === key)?.[1] ?? '_device');
     const id = this.#deviceId(device, prefix);
     const stored = { ...device, id };
+    openedFacts(key, stored);
     if (key === 'vsock') config.vsock = stored;
     else config[key] = [...list(config, key), stored];
     const bdf = this.#bdf();
@@ -576,6 +614,16 @@ export class SimVmm {
       this.#removed(id);
       return noContent;
     }
+    // A running VM asks its device manager; only an unbooted one edits the config (recorded from v53.0.0).
+    if (this.#booted) {
+      throw fail(
+        vmErr.deviceManager(
+          'not-found',
+          [`Failed to find device corresponding to the given identifier: ${id}`],
+          `UnknownDeviceId(${JSON.stringify(id)})`,
+        ),
+      );
+    }
     throw fail(vmErr.noDeviceToRemove(id));
   }
 
@@ -592,7 +640,11 @@ export class SimVmm {
       throw fail(
         vmErr.other(
           'wrong-state',
-          ['Error from snapshotting the VM', 'Trying to snapshot while VM is running'],
+          [
+            'Cannot snapshot VM',
+            'Failed to snapshot migratable component',
+            'Trying to snapshot while VM is running',
+          ],
           'Snapshot(Snapshot("Trying to snapshot while VM is running"))',
         ),
       );
@@ -619,6 +671,20 @@ export class SimVmm {
     const fail = (error: VmErr) => apiFailure('vm.restore', error);
     if (this.#config) throw fail(vmErr.alreadyCreated());
     const dir = fileUrlPath(String(body.source_url ?? ''));
+    // The real VMM checks the source first, in the words of its migration code (recorded from v53.0.0).
+    if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+      throw fail(
+        vmErr.other(
+          'internal',
+          [
+            'Cannot restore VM',
+            'Failed to send migratable component snapshot',
+            `Destination is not a directory: ${JSON.stringify(dir)}`,
+          ],
+          'Restore(MigrateSend)',
+        ),
+      );
+    }
     this.#o.event('vm', 'restoring');
     let config: Json;
     try {
@@ -717,4 +783,39 @@ function fileUrlPath(url: string): string {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * What the real VMM writes back into a device's config once it has opened it (recorded from v53.0.0): a net's
+ * TAP MAC as `host_mac`, a disk's detected `image_type` (QCOW2 by its magic, else raw).
+ */
+function openedFacts(key: string, device: Json) {
+  if (key === 'net' && device.vhost_user !== true) device.host_mac = randomLocalMac();
+  if (key === 'disks' && device.image_type === 'Unknown' && typeof device.path === 'string') {
+    device.image_type = diskMagic(device.path) === 'QFI\xfb' ? 'Qcow2' : 'Raw';
+  }
+}
+
+function diskMagic(file: string): string {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const head = Buffer.alloc(4);
+      fs.readSync(fd, head, 0, 4, 0);
+      return head.toString('latin1');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+/** Whether `kernel` is the probe guest built to fail loading (a small file: read only when it could be). */
+function isUnloadable(kernel: string): boolean {
+  try {
+    return fs.statSync(kernel).size < 4096 && isUnloadableProbeGuest(fs.readFileSync(kernel));
+  } catch {
+    return false;
+  }
 }

@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { unloadableProbeGuestImage } from '../../src/testing/probe-guest.js';
 
 /**
  * The matrix of exchanges held against real Cloud Hypervisor answers, shared by the recorder
@@ -37,8 +38,11 @@ export interface Exchange {
   /** `observed`: seen from the real binary (quoted in `note`); `upstream-source`: derived from v53.0 source. */
   readonly source: 'observed' | 'upstream-source' | 'recorded';
   readonly note: string;
-  /** Files the exchange needs in `{{dir}}`: name → size in bytes (zero-filled). */
-  readonly files?: Readonly<Record<string, number>>;
+  /**
+   * Files the exchange needs in `{{dir}}`: name → size in bytes (zero-filled), or `"unloadable-guest"` for the
+   * probe guest built to fail loading (`unloadableProbeGuestImage`).
+   */
+  readonly files?: Readonly<Record<string, number | 'unloadable-guest'>>;
 }
 
 export interface Fixture {
@@ -162,6 +166,8 @@ function normalise(
   if (path === 'vmm.ping' && key === 'features') return '<string[]>';
   if (path === 'vm.counters' && typeof value === 'number') return '<int>';
   if (key === 'mac' && typeof value === 'string' && !sentMacs.has(value)) return '<mac>';
+  // The TAP's own MAC, which the kernel picks when the VMM opens it (v53 reports it once booted).
+  if (key === 'host_mac' && typeof value === 'string') return '<mac>';
   if (typeof value === 'string') {
     // The kernel first: it may live inside the run directory.
     return value.replaceAll(ctx.kernel, '{{kernel}}').replaceAll(ctx.dir, '{{dir}}');
@@ -217,4 +223,14 @@ function request(
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/** Writes the files an exchange needs into its run directory. */
+export async function writeExchangeFiles(exchange: Exchange, dir: string): Promise<void> {
+  for (const [name, content] of Object.entries(exchange.files ?? {})) {
+    await writeFile(
+      join(dir, name),
+      content === 'unloadable-guest' ? unloadableProbeGuestImage() : Buffer.alloc(content),
+    );
+  }
 }
