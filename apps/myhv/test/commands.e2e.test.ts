@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { bin, e2eSkipReason, json, myhv, Sandbox, virtiofsdMissing } from './myhv.js';
 
 const skip =
@@ -294,7 +294,10 @@ describe
     });
 
     it('vm create interrupted by Ctrl-C: undoes its steps, exits 130, leaves no VM, forward or process', async () => {
-      // A slow simulator keeps the create inside its VMM step long enough to interrupt it there.
+      // A slow simulator keeps the create inside its VMM step long enough to interrupt it there. Through myhvd it is
+      // the daemon that spawns the VMM, so the knob goes to the daemon (restarted with it, and without it after).
+      await box.restartDaemon({ MYHV_SIM_DELAY_MS: '5000' });
+      onTestFinished(() => box.restartDaemon());
       const child = spawn(
         process.execPath,
         [bin, 'vm', 'create', 'slow', '--kernel', box.kernel, '-p', '7070:70'],
@@ -314,7 +317,7 @@ describe
       });
       await new Promise((r) => setTimeout(r, 300));
       child.kill('SIGINT');
-      expect(await exited).toBe(130);
+      expect(await exited, stderr).toBe(130);
       expect(stderr).toMatch(/create slow: forwards undone/);
       expect(stderr).toMatch(/interrupted by SIGINT; the steps done so far were undone/);
       expect(json<{ vms: unknown[] }>(await run('--json', 'vm', 'ls')).vms).toEqual([]);

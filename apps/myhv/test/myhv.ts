@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import {
   chmodSync,
   closeSync,
@@ -154,14 +155,14 @@ export class Sandbox {
    * Starts `myhv daemon run` with this sandbox's settings and waits until its socket is in place (it is bound in a
    * private directory and renamed there once listening). Synchronous, like `create()`. Its log: `<dir>/myhvd.log`.
    */
-  startDaemon(): ChildProcess {
+  startDaemon(extraEnv: Record<string, string> = {}): ChildProcess {
     const socket = join(this.runDir, 'myhvd.sock');
     const log = openSync(join(this.dir, 'myhvd.log'), 'a', 0o600);
     // The watcher off: it would repair a VM whose VMM a test kills before the test's own `gc` does, and the suites
     // are about each command's answer. What the watcher does is proven in packages/daemon and apps/myhvd.
     const daemon = spawn(process.execPath, [bin, 'daemon', 'run', '--watch-interval', '0'], {
       cwd: '/',
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env },
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env, ...extraEnv },
       stdio: ['ignore', log, log],
     });
     closeSync(log);
@@ -175,6 +176,22 @@ export class Sandbox {
       Atomics.wait(pause, 0, 0, 20);
     }
     return daemon;
+  }
+
+  /**
+   * Stops this sandbox's myhvd (SIGTERM, waits for its exit) and starts it again with `extraEnv` on top, e.g. a
+   * simulator knob that must reach the VMMs the daemon spawns. Does nothing when the suite runs in-process.
+   */
+  async restartDaemon(extraEnv: Record<string, string> = {}): Promise<void> {
+    const daemon = this.daemon;
+    if (!daemon) return;
+    if (daemon.exitCode === null && daemon.signalCode === null) {
+      const exited = once(daemon, 'exit');
+      daemon.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(join(this.runDir, 'myhvd.sock'), { force: true });
+    this.startDaemon(extraEnv);
   }
 
   /** Kills whatever runs in the namespace or from the directory, deletes both. */

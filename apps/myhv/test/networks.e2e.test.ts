@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { e2eSkipReason, inProcessOnly, json, myhv, Sandbox } from './myhv.js';
@@ -89,7 +89,14 @@ describe.skipIf(skip !== undefined)('network records: settings drift refused, na
     });
     expect(bridgeAddresses(box, 'myhv-lab')).toEqual(['10.63.0.1/24']);
 
-    await run(['vm', 'ls']); // writes the listing cache, which any listing may refresh
+    // A listing writes the listing cache once every record is settled (2 s old), and any later listing may refresh
+    // it: have it written now, so that what the refused commands below list changes nothing.
+    const cache = join(box.stateDir, 'vms', '.listing-cache.json');
+    for (let i = 0; i < 50 && !existsSync(cache); i++) {
+      await run(['vm', 'ls']);
+      if (!existsSync(cache)) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(existsSync(cache)).toBe(true);
     const before = box.snapshot();
     for (const [args, stderr] of [
       [['net', 'create', 'lab', '--subnet', '10.64.0.0/24'], /name: a network named lab already exists/],

@@ -159,7 +159,7 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 // myhv vm ls (the table shows unreadable ones too, with status unreadable)
 { vms: VmSummary[]; unreadable: Unreadable[] }
 // myhv vm inspect (vm.confinement, when the VM runs confined: { uid, gid, cgroup?, limits: { cpus, memoryBytes, pids },
-//   processes: { role: 'vmm' | 'virtiofsd'; tag?; pid; uid; gid; groups; capEff; noNewPrivs; seccomp; cgroups }[] })
+//   processes: { role: 'vmm' | 'virtiofsd'; tag?; pid; uid; gid; groups; capEff; noNewPrivs; seccomp; seccompThreads?: { filtered; total }; cgroups }[] })
 { vm: VmInfo }
 // myhv vm console (printed after detaching; interactive, so --json only changes this line)
 { vm: string; detached: true }

@@ -160,7 +160,11 @@ function confinementFields(info: VmInfo): [string, string][] {
   if (c.landlock) fields.push(['landlock', `its config's files and ${c.landlock.join(', ')}`]);
   for (const p of c.processes ?? []) {
     const caps = /^0+$/.test(p.capEff) ? 'no capabilities' : `capabilities ${p.capEff}`;
-    const seccomp = ['seccomp off', 'seccomp strict', 'seccomp filter'][p.seccomp] ?? `seccomp ${p.seccomp}`;
+    const mode = ['seccomp off', 'seccomp strict', 'seccomp filter'][p.seccomp] ?? `seccomp ${p.seccomp}`;
+    const seccomp =
+      p.seccompThreads && p.seccomp === 2
+        ? `${mode} (${p.seccompThreads.filtered} of ${p.seccompThreads.total} threads)`
+        : mode;
     fields.push([
       p.role === 'vmm' ? 'vmm process' : `virtiofsd ${p.tag ?? ''}`.trim(),
       `pid ${p.pid} uid ${p.uid}, ${caps}, ${p.noNewPrivs ? 'no_new_privs' : 'may gain privileges'}, ${seccomp}` +

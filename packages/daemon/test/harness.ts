@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import {
   realVmmBinary,
   realVmmSkipReason,
@@ -10,6 +12,8 @@ import {
 import { createMemoryNetOps, type MemoryNetOps, TapNetwork } from '@my-hypervisor/net-ops';
 import { VmManager, type VmmOptions } from '@my-hypervisor/vm-manager';
 import { createDaemon, type Daemon, type DaemonOptions } from '../src/index.js';
+
+const exec = promisify(execFile);
 
 /** The real VMM where this host can run guests (MYHV_CLOUD_HYPERVISOR and /dev/kvm), else undefined. */
 const realVmmUnused = realVmmSkipReason();
@@ -30,6 +34,8 @@ export interface World extends AsyncDisposable {
   readonly socketPath: string;
 }
 
+let netnsCounter = 0;
+
 export async function makeWorld(options: { vmm?: 'simulator' | 'real' } = {}): Promise<World> {
   const root = await mkdtemp(join(tmpdir(), 'myhvd-'));
   // As on a real host, a confined VMM (a user of its own) must be let through to the kernel.
@@ -40,17 +46,21 @@ export async function makeWorld(options: { vmm?: 'simulator' | 'real' } = {}): P
   const kernel = await writeProbeGuest(join(root, 'vmlinux'));
   const memory = createMemoryNetOps();
   const sim = simulatorCommand();
-  const vmm: VmmOptions =
-    options.vmm === 'real' && realVmm
-      ? { command: realVmm }
-      : {
-          command: sim.command,
-          commandArgs: [...sim.args],
-          stopGracefulMs: 1_000,
-          // Twenty simulators (Node processes) starting at once on a loaded 2-core CI machine take their time.
-          readyTimeoutMs: 60_000,
-          env: { MYHV_SIM_STRICT_TAPS: '0' },
-        };
+  // Nothing makes TAPs on an in-memory network: the real VMM makes its own, which takes root (so unconfined) and
+  // a namespace of its own (never the host's).
+  const real = options.vmm === 'real' && realVmm ? realVmm : undefined;
+  const netns = real ? `myhvd-test-${process.pid}-${netnsCounter++}` : undefined;
+  if (netns) await exec('ip', ['netns', 'add', netns]);
+  const vmm: VmmOptions = real
+    ? { command: real, ...(netns ? { netns } : {}) }
+    : {
+        command: sim.command,
+        commandArgs: [...sim.args],
+        stopGracefulMs: 1_000,
+        // Twenty simulators (Node processes) starting at once on a loaded 2-core CI machine take their time.
+        readyTimeoutMs: 60_000,
+        env: { MYHV_SIM_STRICT_TAPS: '0' },
+      };
   const manager = (options: { shareResults?: boolean } = {}) =>
     new VmManager({
       stateDir,
@@ -64,6 +74,7 @@ export async function makeWorld(options: { vmm?: 'simulator' | 'real' } = {}): P
         subnet: '10.63.0.0/24',
       }),
       vmm,
+      ...(real ? { confinement: { mode: 'off' as const } } : {}),
       inventory: { bridge: memory, nat: memory },
       hostProbe: { localAddresses: async () => ['127.0.0.1'], listening: async () => new Set<number>() },
     });
@@ -97,6 +108,7 @@ export async function makeWorld(options: { vmm?: 'simulator' | 'real' } = {}): P
       }
       await rm(root, { recursive: true, force: true });
       await rm(runDir, { recursive: true, force: true });
+      if (netns) await exec('ip', ['netns', 'del', netns]).catch(() => undefined);
     },
   };
 }

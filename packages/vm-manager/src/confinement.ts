@@ -30,6 +30,12 @@ import type { VmRecord } from './state-store.js';
 // and a VMM that runs as that uid with no capabilities. This module decides and prepares; chv-client's
 // vmm-confine.ts builds the command that drops the privileges.
 
+/** What a confined VMM with a TAP may read of sysfs under Landlock (see `prepare`). */
+const SYSFS_NET_RULES = [
+  { path: '/sys/class/net', access: 'r' },
+  { path: '/sys/devices/virtual/net', access: 'r' },
+] as const;
+
 /** `auto`: confine every VMM when running as root on a host that can; `on`: never run one unconfined; `off`. */
 export type ConfinementMode = 'auto' | 'on' | 'off';
 
@@ -351,7 +357,11 @@ export class Confiner {
     save: () => Promise<void>,
     signal?: AbortSignal,
   ): Promise<
-    | { confine: VmmConfinement; state: ConfinementState; landlockRules?: { path: string; access: 'rw' }[] }
+    | {
+        confine: VmmConfinement;
+        state: ConfinementState;
+        landlockRules?: { path: string; access: 'r' | 'rw' }[];
+      }
     | undefined
   > {
     if (!this.enabled(record.spec)) return undefined;
@@ -374,7 +384,7 @@ export class Confiner {
     state = record.resources.confinement!;
     for (const share of record.resources.shares) await this.admitShare(record, share.record);
     // Landlock rules name paths that must exist (and be reachable) when the VMM applies them.
-    let landlockRules: { path: string; access: 'rw' }[] | undefined;
+    let landlockRules: { path: string; access: 'r' | 'rw' }[] | undefined;
     // Where the kernel says it has no Landlock, the VMM would refuse the config: confined without it.
     if (this.landlock() && host.landlock !== false) {
       landlockRules = [];
@@ -388,6 +398,10 @@ export class Confiner {
         landlockRules.push({ path: dir, access: 'rw' });
       }
       state = { ...state, landlock: landlockRules.map((rule) => rule.path) };
+      // Reading sysfs, which Landlock would refuse too: cloud-hypervisor (v53) reads its TAP's flags from
+      // /sys/class/net/<tap>/tun_flags, a link into /sys/devices/virtual/net. Read-only, and not a path it may open
+      // for the guest (not in `state.landlock`).
+      if (record.resources.network) landlockRules.push(...SYSFS_NET_RULES);
     } else {
       const { landlock: _none, ...rest } = state;
       state = rest;

@@ -176,7 +176,7 @@ export function reassertSteps(host: VmHost, record: VmRecord): PipelineStep[] {
 export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
   const paths = vmPaths(host, record);
   let client: ChvClient | undefined;
-  let landlockRules: { path: string; access: 'rw' }[] | undefined;
+  let landlockRules: { path: string; access: 'r' | 'rw' }[] | undefined;
   const steps: PipelineStep[] = [];
   if (record.spec.shares.length > 0) {
     steps.push({

@@ -56,7 +56,9 @@ export function stepError(error: unknown, vm: string, step: string): VmManagerEr
   const code: VmManagerErrorCode =
     inner && passThrough.includes(inner) ? (inner as VmManagerErrorCode) : (stepCodes[step] ?? 'VMM_FAILED');
   const message = error instanceof Error ? error.message : String(error);
-  return new VmManagerError(code, `${vm}: ${step} failed: ${message}`, {
+  // A VMM call's error already starts with the endpoint ("vm.boot failed: …"): say it once.
+  const said = message.startsWith(`${step} failed: `) ? message : `${step} failed: ${message}`;
+  return new VmManagerError(code, `${vm}: ${said}`, {
     cause: error,
     details: { vm, step },
   });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** How one host process of a VM runs: its ids, capabilities, `no_new_privs`, seccomp and cgroups, from /proc. */
 export interface ProcessConfinement {
@@ -14,8 +14,13 @@ export interface ProcessConfinement {
   /** Effective capabilities as /proc shows them (hex); all zeros when it has none. */
   readonly capEff: string;
   readonly noNewPrivs: boolean;
-  /** Seccomp mode: 0 off, 1 strict, 2 filter (Cloud Hypervisor's own). */
+  /**
+   * Seccomp mode: 0 off, 1 strict, 2 filter — the strictest any of its threads runs under. Cloud Hypervisor filters
+   * every thread that does work (vmm, vCPUs, API server, signal handler) and leaves its idle main thread unfiltered.
+   */
   readonly seccomp: number;
+  /** How many of its threads run under a seccomp filter, of how many (from /proc/PID/task). */
+  readonly seccompThreads?: { readonly filtered: number; readonly total: number };
   /** Its cgroup paths as /proc/PID/cgroup lists them, without duplicates and roots (`/myhv/<id>`). */
   readonly cgroups: readonly string[];
 }
@@ -34,7 +39,34 @@ export function readProcessConfinement(
   } catch {
     return undefined;
   }
-  return parseProcessConfinement(status, cgroup, pid, role, tag);
+  const process = parseProcessConfinement(status, cgroup, pid, role, tag);
+  const modes = threadSeccompModes(pid);
+  if (modes.length === 0) return process;
+  return {
+    ...process,
+    seccomp: Math.max(process.seccomp, ...modes),
+    seccompThreads: { filtered: modes.filter((mode) => mode === 2).length, total: modes.length },
+  };
+}
+
+/** The seccomp mode of each thread of `pid` (empty when it is gone or /proc hides its tasks). */
+function threadSeccompModes(pid: number): number[] {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const modes: number[] = [];
+  for (const task of tasks) {
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+      modes.push(Number(/^Seccomp:[ \t]*(\d+)/m.exec(status)?.[1] ?? 0));
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return modes;
 }
 
 /** The confinement /proc/PID/status and /proc/PID/cgroup describe. */

@@ -34,13 +34,19 @@ import { bundledFixture } from './child.js';
 const exec = promisify(execFile);
 
 export const isRoot = process.getuid?.() === 0;
-/** VMMs started here run confined (the default `auto` as root on a host that can): each as its own uid. */
-export const confined = confinementSupport().problems.length === 0;
+/** Whether this host can confine VMMs (root, cgroups, a /dev/kvm group, …). */
+export const hostCanConfine = confinementSupport().problems.length === 0;
 export const hasVirtiofsd = existsSync(C_VIRTIOFSD_PATH) || existsSync('/usr/libexec/virtiofsd');
 /** Why the manager suites run on the simulator rather than MYHV_CLOUD_HYPERVISOR, or undefined. */
 export const realVmmUnused = realVmmSkipReason();
 /** The real VMM the suites run on: MYHV_CLOUD_HYPERVISOR, where this host can run guests. */
 export const realVmm = realVmmUnused ? undefined : realVmmBinary();
+/**
+ * VMMs on an in-memory network run confined (the default `auto` as root on a host that can): each as its own uid.
+ * Not the real VMM there: nothing makes its TAP on such a network, so it makes its own, which takes root
+ * (CAP_NET_ADMIN) and a namespace of its own. The real VMM runs confined on real networks (`backend: 'local'`).
+ */
+export const confined = hostCanConfine && !realVmm;
 /** Which VMM the suites run on, for their titles. */
 export const vmmLabel = realVmm ? 'real cloud-hypervisor' : 'simulator VMM';
 if (!realVmm) console.warn(`vm-manager suites use the simulator, not the real VMM, because ${realVmmUnused}`);
@@ -65,6 +71,8 @@ export interface ChildConfig {
   readonly netns?: string;
   readonly storageRunDir?: string;
   readonly vmm: VmmOptions;
+  /** The harness manager's confinement setting, when it sets one (the real VMM on an in-memory network: off). */
+  readonly confinement?: ConfinementOptions;
 }
 
 export interface Harness extends AsyncDisposable {
@@ -86,6 +94,9 @@ export interface Harness extends AsyncDisposable {
 }
 
 let netnsCounter = 0;
+
+/** The namespace the latest harness runs its VMMs in (the real VMM's own on an in-memory network), if any. */
+export let latestVmmNetns: string | undefined;
 
 /** The host of an in-memory network: loopback only, nothing listening. */
 const memoryHostProbe: HostProbe = {
@@ -131,11 +142,22 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
   const storage = config.shares ? new VirtioFsStorage({ runDir: storageRunDir, detached: true }) : undefined;
   if (storage) cleanups.push(() => storage.close());
 
+  // The real VMM on an in-memory network makes its TAP itself: in a namespace of its own, never the host's.
+  let vmmNetns = netns;
+  if (realVmm && !vmmNetns) {
+    const own = `myhv-vmm-${process.pid}-${netnsCounter++}`;
+    await exec('ip', ['netns', 'add', own]);
+    cleanups.push(() => exec('ip', ['netns', 'del', own]).catch(() => undefined));
+    vmmNetns = own;
+  }
+  latestVmmNetns = vmmNetns;
+  const confinement =
+    config.confinement ?? (realVmm && config.backend !== 'local' ? { mode: 'off' as const } : undefined);
   const sim = simulatorCommand();
   // Explicit, so a manager bundled into a child process (manager-child.ts) finds the relay too.
   const serialRelay = defaultSerialRelayCommand();
   const vmm: VmmOptions = realVmm
-    ? { command: realVmm, serialRelay, ...(netns ? { netns } : {}) }
+    ? { command: realVmm, serialRelay, ...(vmmNetns ? { netns: vmmNetns } : {}) }
     : {
         command: sim.command,
         commandArgs: [...sim.args],
@@ -152,7 +174,7 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
       ...(storage ? { storage } : {}),
       vmm,
       inventory: { bridge: ops, nat: ops },
-      ...(config.confinement ? { confinement: config.confinement } : {}),
+      ...(confinement ? { confinement } : {}),
       // An in-memory network has no host sockets: the machine's own listeners (8080 on a dev box) must not count.
       ...(netns ? {} : { hostProbe: memoryHostProbe }),
     });
@@ -177,6 +199,7 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
       ...(netns ? { netns } : {}),
       ...(storage ? { storageRunDir } : {}),
       vmm,
+      ...(confinement ? { confinement } : {}),
     },
     async [Symbol.asyncDispose]() {
       // Whatever a failed test left: stop VMMs and daemons through the manager's own repair path first.

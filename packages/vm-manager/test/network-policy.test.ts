@@ -13,7 +13,7 @@ import {
 } from '@my-hypervisor/net-ops';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { VmManager } from '../src/index.js';
-import { BRIDGE, type Harness, listTree, makeHarness, SUBNET, vmmLabel } from './harness.js';
+import { BRIDGE, type Harness, latestVmmNetns, listTree, makeHarness, SUBNET, vmmLabel } from './harness.js';
 
 /**
  * A backend that enforces policy, as a namespace backend does: a TapNetwork over the harness's memory ops that
@@ -79,10 +79,11 @@ let vmmNetns: (string | undefined)[];
 beforeEach(() => {
   vmmNetns = [];
   const spawn = ChvProcess.spawn.bind(ChvProcess);
-  // The fake namespaces do not exist, so `ip netns exec` would fail: record the choice, run the VMM here.
+  // The fake namespaces do not exist, so `ip netns exec` would fail: record the choice, run the VMM where the
+  // harness runs its VMMs (here, or the real VMM's own namespace: it makes its TAP, never in the host's).
   vi.spyOn(ChvProcess, 'spawn').mockImplementation(({ netns, ...options }: ChvProcessSpawnOptions) => {
-    vmmNetns.push(netns);
-    return spawn(options);
+    vmmNetns.push(netns === latestVmmNetns ? undefined : netns);
+    return spawn({ ...options, ...(latestVmmNetns ? { netns: latestVmmNetns } : {}) });
   });
 });
 
@@ -96,6 +97,7 @@ function policyManager(h: Harness, network: PolicyNetwork): VmManager {
     runDir: h.runDir,
     network,
     vmm: h.child.vmm,
+    ...(h.child.confinement ? { confinement: h.child.confinement } : {}),
     inventory: { bridge: h.ops, nat: h.ops },
     hostProbe: { localAddresses: async () => ['127.0.0.1'], listening: async () => new Set<number>() },
   });
