@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   kvmUnavailableReason,
   parseProbeGuestOutput,
@@ -108,5 +110,81 @@ describe
       expect((await run('vm', 'rm', 'web', '--force')).code).toBe(0);
       expect(box.processes()).toEqual([]);
       expect(json<{ vms: unknown[] }>(await run('--json', 'vm', 'ls')).vms).toEqual([]);
+    });
+
+    it('lifecycle depth: snapshot → restore, resize, disk hot-plug, stats and the VMM events, on the real VMM', async () => {
+      const spec = join(box.dir, 'deep.json');
+      writeFileSync(
+        spec,
+        JSON.stringify({
+          name: 'deep',
+          kernel: box.kernel,
+          cpus: 1,
+          cpusMax: 2,
+          memory: '128M',
+          memoryHotplug: '256M',
+        }),
+      );
+      const created = await run('vm', 'create', '-f', spec);
+      expect(created.code, created.stderr).toBe(0);
+      const vcpus = (pid: number) =>
+        readdirSync(`/proc/${pid}/task`).filter((t) =>
+          /^vcpu\d+$/.test(readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim()),
+        );
+      const inspect = async () =>
+        json<{
+          vm: { pid: number; status: string; paths: { dir: string }; confinement?: { landlock?: string[] } };
+        }>(await run('--json', 'vm', 'inspect', 'deep')).vm;
+
+      // A snapshot of the running guest: the real VMM writes its memory too; restore runs a fresh VMM from it.
+      const taken = await run('--json', 'vm', 'snapshot', 'deep');
+      expect(taken.code, taken.stderr).toBe(0);
+      const snapshot = json<{ snapshot: { id: string; path: string } }>(taken).snapshot;
+      expect(readdirSync(snapshot.path)).toEqual(
+        expect.arrayContaining(['config.json', 'state.json', 'memory-ranges']),
+      );
+      const before = await inspect();
+      const restored = await run('--json', 'vm', 'restore', 'deep', '--from', snapshot.id);
+      expect(restored.code, restored.stderr).toBe(0);
+      const after = await inspect();
+      expect(after).toMatchObject({ status: 'running' });
+      expect(after.pid).not.toBe(before.pid);
+
+      // Resize: a second vCPU thread starts; memory grows by one 128 MiB step; beyond the maximum is exit 2.
+      expect(vcpus(after.pid)).toHaveLength(1);
+      const grown = await run('--json', 'vm', 'resize', 'deep', '--cpus', '2', '--memory', '256M');
+      expect(grown.code, grown.stderr).toBe(0);
+      expect(vcpus(after.pid)).toHaveLength(2);
+      const tooMany = await run('--json', 'vm', 'resize', 'deep', '--cpus', '3');
+      expect(tooMany.code).toBe(2);
+      expect(JSON.parse(tooMany.stderr).error).toMatchObject({ code: 'INVALID_ARGUMENT', field: '--cpus' });
+
+      // A disk hot-added (from the VM's disk directory when Landlock confines its VMM) and removed again.
+      const image = join(after.confinement?.landlock ? join(after.paths.dir, 'disks') : box.dir, 'data.img');
+      writeFileSync(image, Buffer.alloc(1 << 20));
+      const added = await run('--json', 'vm', 'disk', 'add', 'deep', image);
+      expect(added.code, added.stderr).toBe(0);
+      const disk = json<{ disk: { id: string } }>(added).disk;
+      const stats = json<{
+        stats: { counters: Record<string, Record<string, number>>; vmm: { rssBytes: number } };
+      }>(await run('--json', 'vm', 'stats', 'deep')).stats;
+      expect(stats.counters[disk.id]).toHaveProperty('read_bytes');
+      expect(stats.counters._net0).toHaveProperty('rx_bytes');
+      expect(stats.vmm.rssBytes).toBeGreaterThan(0);
+      const removed = await run('--json', 'vm', 'disk', 'rm', 'deep', disk.id);
+      expect(removed.code, removed.stderr).toBe(0);
+
+      // The real VMM's own event monitor, in the journal: its boot, pause/resume around the snapshot, the restore.
+      const events = (await run('--json', 'events', '--vm', 'deep')).stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { type: string; event?: string; source?: string });
+      const vmm = events.filter((e) => e.type === 'vmm').map((e) => `${e.source} ${e.event}`);
+      expect(vmm).toEqual(
+        expect.arrayContaining(['vm booted', 'vm paused', 'vm snapshotted', 'vm restored']),
+      );
+
+      expect((await run('vm', 'rm', 'deep', '--force')).code).toBe(0);
+      expect(box.processes()).toEqual([]);
     });
   });

@@ -44,9 +44,17 @@ async function createBatch(concurrent: boolean, realVmm?: string) {
       bridgeName: 'myhvbr0',
       subnet: '10.80.0.0/24',
     }),
+    // A hundred simulators, or a hundred serial relays beside the real VMMs (Node processes both), starting at once
+    // on 2 cores take ~10 s: more than the default wait.
     vmm: realVmm
-      ? { command: realVmm, netns, stopGracefulMs: 0 }
-      : { command: sim.command, commandArgs: [...sim.args], netns, stopGracefulMs: 0 },
+      ? { command: realVmm, netns, stopGracefulMs: 0, readyTimeoutMs: 60_000 }
+      : {
+          command: sim.command,
+          commandArgs: [...sim.args],
+          netns,
+          stopGracefulMs: 0,
+          readyTimeoutMs: 60_000,
+        },
   });
   const steps = new Map<string, number[]>();
   const onProgress = (e: StepEvent) => {
@@ -61,20 +69,35 @@ async function createBatch(concurrent: boolean, realVmm?: string) {
   }));
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
-  if (concurrent) await Promise.all(specs.map((s) => manager.create(s, { onProgress })));
-  else for (const s of specs) await manager.create(s, { onProgress });
+  // Every create is awaited, failed or not, so that the batch is measured and cleaned up either way.
+  const results = concurrent
+    ? await Promise.allSettled(specs.map((s) => manager.create(s, { onProgress })))
+    : [];
+  if (!concurrent)
+    for (const s of specs)
+      results.push(
+        await manager.create(s, { onProgress }).then(
+          (value) => ({ status: 'fulfilled' as const, value }),
+          (reason: unknown) => ({ status: 'rejected' as const, reason }),
+        ),
+      );
   const elapsed = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
   const managerCpuMsPerVm = (cpu.user + cpu.system) / 1000 / COUNT;
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const failed = failures.length
+    ? `${failures.length} of ${COUNT} failed, first: ${(failures[0]!.reason as Error).message}`
+    : undefined;
+  if (failed) console.warn(`createBatch: ${failed}`);
   const vms = await manager.list();
-  if (vms.length !== COUNT || vms.some((v) => v.status !== 'running'))
+  if (!failed && (vms.length !== COUNT || vms.some((v) => v.status !== 'running')))
     throw new Error('not every VM is running');
   await Promise.all(vms.map((v) => manager.delete(v.name, { force: true })));
   await ops.close();
   await exec('ip', ['netns', 'del', netns]);
   await rm(root, { recursive: true, force: true });
   await rm(runDir, { recursive: true, force: true });
-  return { elapsed, steps, managerCpuMsPerVm };
+  return { elapsed, steps, managerCpuMsPerVm, failed };
 }
 
 async function listBench() {
@@ -112,7 +135,8 @@ async function listBench() {
   );
   const baseline = await measure(
     async () => {
-      const names = await fs.readdir(store.root);
+      // The store's own files (`.changes`, `.listing-cache.json`) are not VMs.
+      const names = (await fs.readdir(store.root)).filter((n) => !n.startsWith('.'));
       const records = await Promise.all(
         names.map(async (n) => JSON.parse(await fs.readFile(join(store.root, n, 'state.json'), 'utf8'))),
       );
@@ -165,7 +189,9 @@ const body = [
             round(real.elapsed, 0),
             rate(real.elapsed),
             round(real.managerCpuMsPerVm),
-            `≥ 50 VMs/s: ${rate(real.elapsed) >= 50 ? 'met' : 'missed'}`,
+            real.failed
+              ? `≥ 50 VMs/s: not judged (${real.failed})`
+              : `≥ 50 VMs/s: ${rate(real.elapsed) >= 50 ? 'met' : 'missed'}`,
           ]
         : ['100 at once, real cloud-hypervisor', '—', '—', '—', `not measured: ${realSkip}`],
       [

@@ -252,6 +252,7 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
                 vmm: { pid, ...(startTime !== undefined ? { startTime } : {}) },
               }
             : undefined,
+          pid !== undefined ? { pid, ...(startTime !== undefined ? { startTime } : {}) } : undefined,
         );
         record.resources.vmm = { ...spawned.record, serialRelay };
         await host.store.write(record);

@@ -44,7 +44,8 @@ export function defaultSerialRelayCommand(): SerialRelayCommand {
 
 /**
  * `myhv __serial-relay` and serial-relay-bin: parses the three paths and relays until the VMM closes. With
- * `--events FILE --journal DIR --vm NAME --vmm-pid PID [--vmm-start-time T]` it also copies the VMM's event-monitor
+ * `--vmm-pid PID [--vmm-start-time T]` it waits for the VMM's serial socket only while that VMM lives; with
+ * `--events FILE --journal DIR --vm NAME` (and the VMM's pid) it also copies the VMM's event-monitor
  * feed into the journal until the VMM is gone (`--journal-max-bytes`, `--journal-keep`: the journal's rotation).
  */
 export async function runSerialRelayCli(argv: readonly string[]): Promise<number> {
@@ -77,16 +78,21 @@ export async function runSerialRelayCli(argv: readonly string[]): Promise<number
   const stop = new AbortController();
   process.once('SIGTERM', () => stop.abort());
   process.once('SIGINT', () => stop.abort());
-  const relay = runSerialRelay({ vmmSocket, consoleSocket, logFile, signal: stop.signal });
+  const vmmStart = number('--vmm-start-time');
+  const relay = runSerialRelay({
+    vmmSocket,
+    consoleSocket,
+    logFile,
+    signal: stop.signal,
+    ...(vmmPid !== undefined ? { vmmAlive: () => isProcessAlive(vmmPid, vmmStart) } : {}),
+  });
   const copy = events
     ? copyVmmEvents({
         file: events,
         journalDir: journalDir!,
         vm: vm!,
         // The serial socket closes as the VM shuts down; the VMM writes its last events after that.
-        until: relay
-          .catch(() => undefined)
-          .then(() => processGone(vmmPid!, number('--vmm-start-time'), 5_000)),
+        until: relay.catch(() => undefined).then(() => processGone(vmmPid!, vmmStart, 5_000)),
         signal: stop.signal,
         maxBytes: number('--journal-max-bytes'),
         keep: number('--journal-keep'),
@@ -138,6 +144,15 @@ export interface VmmEventsCopy {
   readonly vmm: { readonly pid: number; readonly startTime?: number };
 }
 
+/** The VMM the relay serves: it waits for the VMM's serial socket only while that process lives. */
+function vmmArgs(vmm: { pid: number; startTime?: number }): string[] {
+  return [
+    '--vmm-pid',
+    String(vmm.pid),
+    ...(vmm.startTime !== undefined ? ['--vmm-start-time', String(vmm.startTime)] : []),
+  ];
+}
+
 function eventsArgs(events: VmmEventsCopy): string[] {
   const { journal, vmm } = events;
   return [
@@ -147,9 +162,7 @@ function eventsArgs(events: VmmEventsCopy): string[] {
     journal.dir,
     '--vm',
     events.vm,
-    '--vmm-pid',
-    String(vmm.pid),
-    ...(vmm.startTime !== undefined ? ['--vmm-start-time', String(vmm.startTime)] : []),
+    ...vmmArgs(vmm),
     ...(journal.maxBytes !== undefined ? ['--journal-max-bytes', String(journal.maxBytes)] : []),
     ...(journal.keep !== undefined ? ['--journal-keep', String(journal.keep)] : []),
   ];
@@ -163,6 +176,7 @@ export function spawnSerialRelay(
   options: VmmOptions,
   paths: { serialSocket: string; consoleSocket: string; serialLog: string; stderrFile: string },
   events?: VmmEventsCopy,
+  vmm?: { pid: number; startTime?: number },
 ): { pid: number; startTime?: number } {
   const relay = options.serialRelay ?? defaultSerialRelayCommand();
   const stderr = openSync(paths.stderrFile, 'a', 0o600);
@@ -177,7 +191,7 @@ export function spawnSerialRelay(
         paths.consoleSocket,
         '--log',
         paths.serialLog,
-        ...(events ? eventsArgs(events) : []),
+        ...(events ? eventsArgs(events) : vmm ? vmmArgs(vmm) : []),
       ],
       // Detached like the VMM: it outlives the CLI that created the VM.
       { detached: true, cwd: '/', stdio: ['ignore', 'ignore', stderr] },
@@ -202,10 +216,16 @@ export async function waitForConsole(
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(consoleSocket)) {
     signal?.throwIfAborted();
-    if (!isProcessAlive(relay.pid, relay.startTime) || Date.now() > deadline) {
-      throw new VmManagerError('VMM_FAILED', 'the serial relay did not come up (see vmm.log.stderr)', {
-        details: { step: 'serial-relay' },
-      });
+    const alive = isProcessAlive(relay.pid, relay.startTime);
+    if (!alive || Date.now() > deadline) {
+      const why = alive ? `it did not serve the console within ${timeoutMs} ms` : 'it exited';
+      throw new VmManagerError(
+        'VMM_FAILED',
+        `the serial relay did not come up: ${why} (see vmm.log.stderr)`,
+        {
+          details: { step: 'serial-relay' },
+        },
+      );
     }
     await sleep(10);
   }

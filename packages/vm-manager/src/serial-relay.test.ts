@@ -128,4 +128,22 @@ describe('serial relay', () => {
       }),
     ).rejects.toMatchObject({ code: 'TIMEOUT' });
   });
+
+  it('waits for the socket while the VMM lives, and stops waiting the moment it is gone', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relay-'));
+    dirs.push(dir);
+    let alive = true;
+    const started = Date.now();
+    const relay = runSerialRelay({
+      vmmSocket: join(dir, 'late.sock'),
+      consoleSocket: join(dir, 'console.sock'),
+      logFile: join(dir, 'serial.log'),
+      vmmAlive: () => alive,
+    });
+    const outcome = relay.catch((error: unknown) => error);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    alive = false;
+    expect(await outcome).toMatchObject({ code: 'VMM_FAILED', message: expect.stringMatching(/VMM exited/) });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
 });
