@@ -1,44 +1,8 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bin, e2eSkipReason, have, myhv, Sandbox } from './myhv.js';
+import { consoleSession, e2eSkipReason, have, myhv, Sandbox } from './myhv.js';
 
 const skip = e2eSkipReason() ?? (have('script') ? undefined : 'script is missing (apt-get install bsdutils)');
 if (skip) console.warn(`skipped: the console e2e tests, because ${skip}`);
-
-/**
- * Runs `myhv vm console NAME` on a terminal (`script` gives it a pty), types `keys` once `ready` matches what it
- * printed, and resolves with its exit code and output.
- */
-function consoleSession(
-  env: Record<string, string>,
-  name: string,
-  ready: RegExp,
-  keys: string,
-): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('script', ['-qfec', `${process.execPath} ${bin} vm console ${name}`, '/dev/null'], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let output = '';
-    let typed = false;
-    const onOutput = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (!typed && ready.test(output)) {
-        typed = true;
-        child.stdin.write(keys);
-      }
-    };
-    child.stdout.on('data', onOutput);
-    child.stderr.on('data', onOutput);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
 
 describe.skipIf(skip)('myhv vm console (simulator VMM)', () => {
   const box = new Sandbox('console');

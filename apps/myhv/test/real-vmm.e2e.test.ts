@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   kvmUnavailableReason,
@@ -7,7 +8,16 @@ import {
   realVmmMissingReason,
 } from '@my-hypervisor/chv-client/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { e2eSkipReason, json, myhv, Sandbox, virtiofsdMissing } from './myhv.js';
+import {
+  consoleSession,
+  e2eSkipReason,
+  have,
+  json,
+  myhv,
+  pidsMentioning,
+  Sandbox,
+  virtiofsdMissing,
+} from './myhv.js';
 
 // The CLI as a user runs it on a host with cloud-hypervisor installed: MYHV_CLOUD_HYPERVISOR's binary (.ci/run sets
 // it to the v53.0.0 beside the checkout). With KVM the probe guest boots and tells what it received; without KVM
@@ -21,6 +31,10 @@ const kvmMissing = kvmUnavailableReason();
 if (skip) console.warn(`skipped: myhv on the real cloud-hypervisor, because ${skip}`);
 else if (kvmMissing)
   console.warn(`myhv on the real cloud-hypervisor: only the refusal is tested, because ${kvmMissing}`);
+
+/** The links of network namespace `netns`, one per line. */
+const links = (netns: string) =>
+  execFileSync('ip', ['-n', netns, '-o', 'link', 'show'], { encoding: 'utf8' });
 
 interface VmJson {
   name: string;
@@ -185,6 +199,49 @@ describe
       );
 
       expect((await run('vm', 'rm', 'deep', '--force')).code).toBe(0);
+      expect(box.processes()).toEqual([]);
+    });
+
+    it('console, and hot-plugs a share (its own virtiofsd) and a NIC (a TAP made for the VMM) into a running VM', async () => {
+      const created = await run(
+        'vm',
+        'create',
+        'plug',
+        '--kernel',
+        box.kernel,
+        '--share',
+        `${box.share}:data`,
+      );
+      expect(created.code, created.stderr).toBe(0);
+      const extra = join(box.dir, 'extra');
+      mkdirSync(extra, { mode: 0o700 });
+      // vm.add-fs: the real VMM connects to the new virtiofsd as its vhost-user front-end.
+      const added = await run('--json', 'vm', 'share', 'add', 'plug', `${extra}:extra`);
+      expect(added.code, added.stderr).toBe(0);
+      expect(json<{ share: { tag: string } }>(added).share).toMatchObject({ tag: 'extra' });
+      expect(pidsMentioning(extra).length).toBeGreaterThan(0);
+      // The console, as a user attaches to it (on a pty): the probe guest's output, then Ctrl-] detaches.
+      if (have('script')) {
+        const session = await consoleSession(box.env, 'plug', /myhv-probe: booted/, '\x1d');
+        expect(session.output).toContain('myhv-probe: booted');
+        expect(session.code, session.output).toBe(0);
+      }
+      // vm.add-net: the VMM (confined: a uid of its own) opens the TAP made for it.
+      const nic = await run('--json', 'vm', 'nic', 'add', 'plug');
+      expect(nic.code, nic.stderr).toBe(0);
+      const { id, tap } = json<{ nic: { id: string; tap: string } }>(nic).nic;
+      const stats = json<{ stats: { counters: Record<string, unknown> } }>(
+        await run('--json', 'vm', 'stats', 'plug'),
+      );
+      expect(Object.keys(stats.stats.counters).length).toBeGreaterThanOrEqual(2);
+      expect(links(box.name)).toContain(tap);
+
+      expect((await run('vm', 'nic', 'rm', 'plug', id)).code).toBe(0);
+      expect(links(box.name)).not.toContain(tap);
+      const removed = await run('vm', 'share', 'rm', 'plug', 'extra');
+      expect(removed.code, removed.stderr).toBe(0);
+      expect(pidsMentioning(extra)).toEqual([]);
+      expect((await run('vm', 'rm', 'plug', '--force')).code).toBe(0);
       expect(box.processes()).toEqual([]);
     });
   });
