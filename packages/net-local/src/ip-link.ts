@@ -17,9 +17,16 @@ const linkSchema = z.looseObject({
     .looseObject({
       info_kind: z.string().optional(),
       info_data: z
-        .looseObject({ type: z.string().optional(), multi_queue: z.boolean().optional() })
+        .looseObject({
+          type: z.string().optional(),
+          multi_queue: z.boolean().optional(),
+          // A user's or group's name instead of the id when the name is known.
+          user: z.union([z.number(), z.string()]).optional(),
+          group: z.union([z.number(), z.string()]).optional(),
+        })
         .optional(),
       info_slave_kind: z.string().optional(),
+      info_slave_data: z.looseObject({ hairpin: z.boolean().optional() }).optional(),
     })
     .optional(),
   addr_info: z.array(addressSchema).optional(),
@@ -38,6 +45,13 @@ export interface LinkInfo {
   readonly master: string | undefined;
   /** For ports: the kind of their master (`bridge`, `bond`, …). */
   readonly slaveKind: string | undefined;
+  /** For bridge ports: whether hairpin mode is on. */
+  readonly hairpin: boolean | undefined;
+  /**
+   * For TAPs: the uid/gid owning it (-1 each for none, as the kernel says), when `ip` printed both as numbers;
+   * undefined when it printed a name instead (then sysfs has the ids) or nothing.
+   */
+  readonly tunOwner: { readonly uid: number; readonly gid: number } | undefined;
   readonly addresses: readonly { family: string; local: string; prefixLength: number; scope?: string }[];
 }
 
@@ -46,6 +60,10 @@ export function isTap(link: LinkInfo): boolean {
 }
 
 function toLinkInfo(raw: z.infer<typeof linkSchema>): LinkInfo {
+  const data = raw.linkinfo?.info_data;
+  // No owner is printed as no field at all: -1 to the kernel.
+  const uid = data?.user ?? -1;
+  const gid = data?.group ?? -1;
   return {
     name: raw.ifname,
     kind: raw.linkinfo?.info_kind,
@@ -55,6 +73,11 @@ function toLinkInfo(raw: z.infer<typeof linkSchema>): LinkInfo {
     up: raw.flags.includes('UP'),
     master: raw.master,
     slaveKind: raw.linkinfo?.info_slave_kind,
+    hairpin: raw.linkinfo?.info_slave_data?.hairpin,
+    tunOwner:
+      raw.linkinfo?.info_kind === 'tun' && typeof uid === 'number' && typeof gid === 'number'
+        ? { uid, gid }
+        : undefined,
     addresses: (raw.addr_info ?? []).map((a) => ({
       family: a.family,
       local: a.local,

@@ -219,23 +219,32 @@ export class LocalOps implements BridgeOps, TapOps, NatOps, AsyncDisposable {
       const readBridge = input.bridge !== undefined && knownMtu === undefined;
       const create: IpLine[] = [
         ...(readBridge ? [{ text: `link show dev ${input.bridge}`, read: true }] : []),
+        // Read in the same batch: a TAP already there as wanted (a start or restore re-asserting it) is adopted
+        // without another `ip` run.
+        { text: `link show dev ${input.name}`, read: true },
         { text: tuntapAdd(input) },
       ];
       const results = await this.#ip.run(create, signal);
+      const shown = results.at(-2)!;
       const added = results.at(-1)!;
       let created = true;
-      // A new TAP has the kernel's default MTU; an adopted one the MTU it has.
-      let currentMtu = DEFAULT_TAP_MTU;
+      // A new TAP has the kernel's default MTU and is on no bridge; an adopted one is as it is.
+      let existing: LinkInfo | undefined;
       if (!added.ok) {
         // EBUSY: the name is taken. Adopt it only if it is a TAP of the same queue mode.
         if (added.error.code !== 'CONFLICT') throw added.error;
         created = false;
-        currentMtu = (await this.#adoptable(input)).mtu;
-        if (input.owner && !sameOwner(await readTapOwner(this.#host, input.name, signal), input.owner)) {
-          // Only TUNSETOWNER changes an owner, and only `ip tuntap add` (exclusive) would call it: make it again.
-          // A VMM is not holding it: the manager attaches before it starts one.
-          orThrow(await this.#ip.run([{ text: `link del dev ${input.name}` }, { text: tuntapAdd(input) }]));
-          currentMtu = DEFAULT_TAP_MTU;
+        existing = shown.ok
+          ? adoptable(parseLink(shown.output, input.name), input)
+          : await this.#adoptable(input);
+        if (input.owner) {
+          const owner = existing.tunOwner ?? (await readTapOwner(this.#host, input.name, signal));
+          if (!sameOwner(owner, input.owner)) {
+            // Only TUNSETOWNER changes an owner, and only `ip tuntap add` (exclusive) would call it: make it again.
+            // A VMM is not holding it: the manager attaches before it starts one.
+            orThrow(await this.#ip.run([{ text: `link del dev ${input.name}` }, { text: tuntapAdd(input) }]));
+            existing = undefined;
+          }
         }
       }
 
@@ -248,9 +257,16 @@ export class LocalOps implements BridgeOps, TapOps, NatOps, AsyncDisposable {
         }
         mtu ??= parseLink(bridge.output, input.bridge!).mtu;
       }
+      const currentMtu = existing?.mtu ?? DEFAULT_TAP_MTU;
       const setMtu = mtu !== undefined && mtu !== currentMtu ? ` mtu ${mtu}` : '';
-      const configure =
-        input.bridge === undefined
+      const inPlace =
+        existing !== undefined &&
+        setMtu === '' &&
+        (input.bridge === undefined ||
+          (existing.master === input.bridge && existing.hairpin === true && existing.up));
+      const configure = inPlace
+        ? []
+        : input.bridge === undefined
           ? setMtu === ''
             ? []
             : [`link set dev ${input.name}${setMtu}`]
@@ -272,14 +288,7 @@ export class LocalOps implements BridgeOps, TapOps, NatOps, AsyncDisposable {
     if (!shown!.ok) {
       throw conflict(`${input.name} was taken, then disappeared while we looked at it`);
     }
-    const link = parseLink(shown!.output, input.name);
-    if (!isTap(link)) {
-      throw conflict(`${input.name} exists and is ${link.kind ? `a ${link.kind} device` : 'not a TAP'}`);
-    }
-    if (link.multiQueue !== input.multiQueue) {
-      throw conflict(`${input.name} exists as a ${link.multiQueue ? 'multi-queue' : 'single-queue'} TAP`);
-    }
-    return link;
+    return adoptable(parseLink(shown!.output, input.name), input);
   }
 
   /**
@@ -408,6 +417,17 @@ function enslave(port: string, bridge: string, setMtu: string): string[] {
     `link set dev ${port}${setMtu} master ${bridge}`,
     `link set dev ${port} type bridge_slave hairpin on`,
   ];
+}
+
+/** `link` when it is a TAP of the queue mode `input` asks for (CONFLICT otherwise). */
+function adoptable(link: LinkInfo, input: TapInput): LinkInfo {
+  if (!isTap(link)) {
+    throw conflict(`${input.name} exists and is ${link.kind ? `a ${link.kind} device` : 'not a TAP'}`);
+  }
+  if (link.multiQueue !== input.multiQueue) {
+    throw conflict(`${input.name} exists as a ${link.multiQueue ? 'multi-queue' : 'single-queue'} TAP`);
+  }
+  return link;
 }
 
 function tuntapAdd(input: TapInput): string {

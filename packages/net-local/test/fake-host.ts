@@ -14,7 +14,11 @@ export interface FakeLink {
   mtu: number;
   up: boolean;
   master?: string;
+  /** Hairpin mode of a bridge port (`type bridge_slave hairpin on`). */
+  hairpin?: boolean;
   owner?: string;
+  /** `ip -details` prints the owner's names, as it does where the ids have names; else the ids. */
+  ownerNamed?: boolean;
   addresses: { family: 'inet' | 'inet6'; local: string; prefixlen: number; scope: string }[];
 }
 
@@ -168,6 +172,8 @@ export class FakeHost {
           if (mtu >= 0) link.mtu = Number(words[mtu + 1]);
           if (master >= 0) link.master = words[master + 1]!;
           if (words.includes('up')) link.up = true;
+          const hairpin = words.indexOf('hairpin');
+          if (hairpin >= 0) link.hairpin = words[hairpin + 1] === 'on';
         }
       } else if (object === 'link' && verb === 'del') {
         if (!link) fail(`Cannot find device "${name}"`);
@@ -274,6 +280,13 @@ function argsOf(call: RecordedCall): string[] {
   return [...call.args];
 }
 
+/** A TAP's owner as `ip -details -json` prints it: no fields for none, names where known, else numbers. */
+function ownerJson(link: FakeLink): { user?: number | string; group?: number | string } {
+  if (link.owner === undefined) return {};
+  const [uid, gid] = link.owner.split(':').map(Number);
+  return link.ownerNamed ? { user: `user${uid}`, group: `group${gid}` } : { user: uid!, group: gid! };
+}
+
 function linkJson(link: FakeLink) {
   return {
     ifname: link.name,
@@ -284,8 +297,12 @@ function linkJson(link: FakeLink) {
       ? {
           linkinfo: {
             info_kind: link.kind,
-            ...(link.kind === 'tun' ? { info_data: { type: 'tap', multi_queue: link.multiQueue } } : {}),
-            ...(link.master ? { info_slave_kind: 'bridge' } : {}),
+            ...(link.kind === 'tun'
+              ? { info_data: { type: 'tap', multi_queue: link.multiQueue, ...ownerJson(link) } }
+              : {}),
+            ...(link.master
+              ? { info_slave_kind: 'bridge', info_slave_data: { hairpin: link.hairpin === true } }
+              : {}),
           },
         }
       : {}),

@@ -93,13 +93,9 @@ describe('TapNetwork.attach', () => {
       kernelIpArg: 'ip=10.231.0.10::10.231.0.1:255.255.255.0:vm-1:eth0:off',
       created: true,
     });
-    expect(ops.calls.map((c) => c.operation)).toEqual([
-      'ensureBridge',
-      'createTap',
-      'addToBridge',
-      'bringUp',
-    ]);
-    expect(ops.calls[1]?.args).toEqual([{ name: tap, multiQueue: false, mtu: 1400 }]);
+    // One createTap with the bridge: every v1 backend leaves the TAP attached and up (LocalOps in one `ip` run).
+    expect(ops.calls.map((c) => c.operation)).toEqual(['ensureBridge', 'createTap']);
+    expect(ops.calls[1]?.args).toEqual([{ name: tap, multiQueue: false, bridge: 'kitbr0', mtu: 1400 }]);
     expect(ops.snapshot()).toMatchObject({
       bridges: [{ name: 'kitbr0', address: '10.231.0.1/24', mtu: 1400, ports: [tap] }],
       taps: [{ name: tap, bridge: 'kitbr0', up: true, multiQueue: false }],
@@ -192,13 +188,13 @@ describe('TapNetwork.attach', () => {
   });
 
   describe('rollback', () => {
-    it.each(['addToBridge', 'bringUp'] as const)('a %s failure deletes the TAP it created', async (step) => {
+    it('a createTap failure is rethrown, and nothing is left to undo', async () => {
       const { ops, network } = setup({
-        failOn: (op) => (op === step ? injected('PERMISSION_DENIED') : undefined),
+        failOn: (op) => (op === 'createTap' ? injected('PERMISSION_DENIED') : undefined),
       });
       await expectNetOpsError(network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10' }), 'PERMISSION_DENIED');
       expect(ops.snapshot().taps).toEqual([]);
-      expect(ops.calls.at(-1)).toEqual({ operation: 'deleteTap', args: [deriveTapName('vm-1')] });
+      expect(ops.calls.map((c) => c.operation)).toEqual(['ensureBridge', 'createTap']);
     });
 
     it.each([false, true])(
@@ -237,9 +233,12 @@ describe('TapNetwork.attach', () => {
     });
 
     it('leaves an adopted TAP in place', async () => {
-      const { ops, network } = setup({ failOn: (op) => (op === 'bringUp' ? injected() : undefined) });
+      const { ops, network } = setup({ failOn: (op) => (op === 'addPortForward' ? injected() : undefined) });
       await ops.createTap({ name: deriveTapName('vm-1') });
-      await expectNetOpsError(network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10' }), 'BACKEND_FAILURE');
+      await expectNetOpsError(
+        network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10', forwards: [forward(8080)] }),
+        'BACKEND_FAILURE',
+      );
       expect(ops.snapshot().taps.map((t) => t.name)).toEqual([deriveTapName('vm-1')]);
       expect(ops.calls.some((c) => c.operation === 'deleteTap')).toBe(false);
     });
@@ -248,19 +247,22 @@ describe('TapNetwork.attach', () => {
       const controller = new AbortController();
       const { ops, network } = setup({
         failOn: (op) => {
-          // Abort once the TAP exists, while it is being attached.
-          if (op === 'addToBridge') controller.abort();
+          // Abort once the TAP exists, while its forwards are being added.
+          if (op === 'addPortForward') controller.abort();
           return undefined;
         },
       });
       await expectNetOpsError(
-        network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10' }, { signal: controller.signal }),
+        network.attach(
+          { vmId: 'vm-1', ipv4: '10.231.0.10', forwards: [forward(8080)] },
+          { signal: controller.signal },
+        ),
         'ABORTED',
       );
       expect(ops.calls.map((c) => c.operation)).toEqual([
         'ensureBridge',
         'createTap',
-        'addToBridge',
+        'addPortForward',
         'deleteTap',
       ]);
       expect(ops.snapshot().taps).toEqual([]);
@@ -271,11 +273,18 @@ describe('TapNetwork.attach', () => {
       const { ops, network } = setup(
         {
           failOn: (op) =>
-            op === 'bringUp' ? injected('PERMISSION_DENIED') : op === 'deleteTap' ? injected() : undefined,
+            op === 'addPortForward'
+              ? injected('PERMISSION_DENIED')
+              : op === 'deleteTap'
+                ? injected()
+                : undefined,
         },
         { onRollbackError },
       );
-      await expectNetOpsError(network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10' }), 'PERMISSION_DENIED');
+      await expectNetOpsError(
+        network.attach({ vmId: 'vm-1', ipv4: '10.231.0.10', forwards: [forward(8080)] }),
+        'PERMISSION_DENIED',
+      );
       expect(onRollbackError).toHaveBeenCalledTimes(1);
       const [error, step] = onRollbackError.mock.calls[0]!;
       expect(NetOpsError.isInstance(error) && error.code).toBe('BACKEND_FAILURE');

@@ -191,20 +191,10 @@ export class TapNetwork implements NetworkBackend {
     options: OperationOptions | undefined,
   ): Promise<boolean> {
     const extra = { ...(this.mtu === undefined ? {} : { mtu: this.mtu }), ...(owner ? { owner } : {}) };
-    if (this.ops.tap.capabilities.atomicTap) {
-      // The backend creates, attaches and brings up as one step, and undoes its own partial work.
-      return (await this.ops.tap.createTap({ name: tap, multiQueue, bridge: this.bridge, ...extra }, options))
-        .created;
-    }
-    const { created } = await this.ops.tap.createTap({ name: tap, multiQueue, ...extra }, options);
-    try {
-      await this.ops.tap.addToBridge(tap, this.bridge, options);
-      await this.ops.tap.bringUp(tap, options);
-    } catch (error) {
-      if (created) await this.#undo(`deleteTap ${tap}`, () => this.ops.tap.deleteTap(tap));
-      throw error;
-    }
-    return created;
+    // With `bridge`, every v1 backend leaves the TAP attached and up (and no TAP it created behind on failure):
+    // one call, which a backend can do in one step (LocalOps: one `ip` run for a TAP that is already as wanted).
+    return (await this.ops.tap.createTap({ name: tap, multiQueue, bridge: this.bridge, ...extra }, options))
+      .created;
   }
 
   /**
