@@ -93,7 +93,7 @@ async function record(exchange: Exchange): Promise<Exchange> {
       steps: exchange.steps.map((step, i) => ({ ...step, answer: answers[i]! })),
       ...(events ? { events } : {}),
       source: 'recorded',
-      note: `recorded from ${binary} on ${new Date().toISOString().slice(0, 10)}; before: ${exchange.source}: ${exchange.note}`,
+      note: `recorded from ${binary} on ${new Date().toISOString().slice(0, 10)}; before: ${firstNote(exchange)}`,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -101,6 +101,16 @@ async function record(exchange: Exchange): Promise<Exchange> {
 }
 
 const fixture = await loadFixture();
+/** What the exchange said before it was first recorded (a re-recording keeps that, not a chain of re-recordings). */
+function firstNote(exchange: Exchange): string {
+  let note = `${exchange.source}: ${exchange.note}`;
+  for (;;) {
+    const earlier = /^recorded: recorded from .*? on \d{4}-\d{2}-\d{2}; before: (.*)$/s.exec(note);
+    if (!earlier) return note;
+    note = earlier[1]!;
+  }
+}
+
 const exchanges: Exchange[] = [];
 for (const exchange of fixture.exchanges) {
   console.info(`recording: ${exchange.name}`);

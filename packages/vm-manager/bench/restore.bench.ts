@@ -1,6 +1,8 @@
-// pnpm bench (in packages/vm-manager): one 64 MiB VM restored from its snapshot (stop the VMM, fresh VMM,
-// vm.restore, resume) against the same VM stopped and started (fresh VMM, vm.create, vm.boot), in the same run:
-// in-memory network, no shares; on the simulator, and on the real cloud-hypervisor where this host can run guests.
+// pnpm bench (in packages/vm-manager): one 64 MiB VM restored from its snapshot (kill the VMM, fresh VMM,
+// vm.restore resumed) against the same VM stopped and started (fresh VMM, vm.create, vm.boot), in the same run, no
+// shares. On the simulator (in-memory network), and on the real cloud-hypervisor where this host can run guests:
+// there with the local network backend in a throwaway namespace (TAPs made by the manager, as on a real host),
+// confined (the default as root) and not.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -15,8 +17,15 @@ import {
   simulatorCommand,
   writeProbeGuest,
 } from '@my-hypervisor/chv-client/testing';
+import { LocalOps } from '@my-hypervisor/net-local';
 import { createMemoryNetOps, TapNetwork } from '@my-hypervisor/net-ops';
-import { type ConfinementOptions, type StepEvent, VmManager, type VmmOptions } from '../src/index.js';
+import {
+  type ConfinementOptions,
+  confinementSupport,
+  type StepEvent,
+  VmManager,
+  type VmmOptions,
+} from '../src/index.js';
 
 const exec = promisify(execFile);
 const RUNS = 30;
@@ -34,10 +43,18 @@ interface Measured {
   steps: Map<string, number[]>;
 }
 
-/** Restores one 64 MiB VM from its snapshot and stops → starts it, interleaved, on the given VMM. */
-async function measure(label: string, vmm: VmmOptions, confinement?: ConfinementOptions): Promise<Measured> {
+/**
+ * Restores one 64 MiB VM from its snapshot and stops → starts it, interleaved, on the given VMM: on an in-memory
+ * network, or with `netns` on the local backend inside that namespace (where the VMM runs too).
+ */
+async function measure(
+  label: string,
+  vmm: VmmOptions,
+  confinement?: ConfinementOptions,
+  netns?: string,
+): Promise<Measured> {
   const runDir = await mkdtemp('/tmp/mhr-');
-  const ops = createMemoryNetOps();
+  const ops = netns ? new LocalOps({ netns }) : createMemoryNetOps();
   const manager = new VmManager({
     stateDir: join(root, `state-${label}`),
     runDir,
@@ -48,7 +65,8 @@ async function measure(label: string, vmm: VmmOptions, confinement?: Confinement
       bridgeName: 'myhvbr0',
       subnet: '10.81.0.0/24',
     }),
-    vmm,
+    vmm: netns ? { ...vmm, netns } : vmm,
+    ...(netns ? { inventory: { bridge: ops, nat: ops } } : {}),
     ...(confinement ? { confinement } : {}),
   });
   await manager.create({ name: 'web', kernel, memory: '64M' });
@@ -96,21 +114,39 @@ const realEnv = { ...process.env };
 const sharedBinary = new URL('../../../../shared/cloud-hypervisor/bin/cloud-hypervisor', import.meta.url)
   .pathname;
 if (!realEnv.MYHV_CLOUD_HYPERVISOR && existsSync(sharedBinary)) realEnv.MYHV_CLOUD_HYPERVISOR = sharedBinary;
-const realSkip = realVmmSkipReason(realEnv);
-if (realSkip) console.warn(`vm-manager restore bench: the real-VMM run skipped, because ${realSkip}`);
-// On this in-memory network the real VMM makes its own TAP: as root (unconfined), in a namespace of its own.
-const netns = `myhv-bench-restore-${process.pid}`;
-let real: Measured | undefined;
+const realSkip = realVmmSkipReason(realEnv) ?? (process.getuid?.() === 0 ? undefined : 'not root');
+if (realSkip) console.warn(`vm-manager restore bench: the real-VMM runs skipped, because ${realSkip}`);
+const confineSkip = realSkip ? undefined : confinementSupport().problems.join('; ') || undefined;
+if (confineSkip) console.warn(`vm-manager restore bench: the confined run skipped, because ${confineSkip}`);
+const real: { label: string; measured: Measured }[] = [];
 if (!realSkip) {
-  await exec('ip', ['netns', 'add', netns]);
-  try {
-    real = await measure(
-      'real',
-      { command: realVmmBinary(realEnv)!, stopGracefulMs: 0, netns },
-      { mode: 'off' },
-    );
-  } finally {
-    await exec('ip', ['netns', 'del', netns]);
+  const command = realVmmBinary(realEnv)!;
+  const runs: [string, VmmOptions, ConfinementOptions][] = [
+    ['unconfined, memory on demand (the default unconfined as root)', { command }, { mode: 'off' }],
+    ['unconfined, memory copied', { command, restoreMemory: 'copy' }, { mode: 'off' }],
+    ...(confineSkip
+      ? []
+      : [
+          ['confined, memory copied (the default as root)', { command }, { mode: 'on' }] as [
+            string,
+            VmmOptions,
+            ConfinementOptions,
+          ],
+        ]),
+  ];
+  for (const [label, options, confinement] of runs) {
+    // The local backend in a namespace of its own: the manager makes the TAP, the VMM opens it there.
+    const netns = `myhv-bench-restore-${process.pid}`;
+    await exec('ip', ['netns', 'add', netns]);
+    try {
+      await exec('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+      real.push({
+        label,
+        measured: await measure(`real-${real.length}`, { ...options, stopGracefulMs: 0 }, confinement, netns),
+      });
+    } finally {
+      await exec('ip', ['netns', 'del', netns]);
+    }
   }
 }
 await rm(root, { recursive: true, force: true });
@@ -122,44 +158,47 @@ const row = (name: string, s: ReturnType<typeof summarize>, target: string) => [
   round(s.min),
   target,
 ];
-const judged = real ?? simulated;
-const target = `≤ 50 ms: ${judged.restore.median <= 50 ? 'met' : 'missed'}`;
+// Judged on the default configuration as root (confined) where it ran, else the first real run, else the simulator.
+const judgedRun = real.find((r) => r.label.includes('(the default as root)')) ?? real[0];
+const judged = judgedRun?.measured ?? simulated;
+const verdict = (m: Measured) => `≤ 50 ms: ${m.restore.median <= 50 ? 'met' : 'missed'}`;
 const stepRows = (m: Measured) =>
   [...m.steps.entries()].map(([step, times]) => {
     const s = summarize(times);
     return [step, round(s.median), round(s.p95)];
   });
 const body = [
-  `One VM (64 MiB, 1 vCPU, TAP, no shares), in-memory network (the real VMM unconfined, making its own TAP in a namespace of its own); ${RUNS} runs each after ${WARMUP} warm-up, restore and stop → start interleaved. Both start from a running VM and end with it running again; the stop is immediate (no guest grace period). The target is judged on the real cloud-hypervisor where it can run, else on the simulator.`,
+  `One VM (64 MiB, 1 vCPU, TAP, no shares); ${RUNS} runs each after ${WARMUP} warm-up, restore and stop → start interleaved. Both start from a running VM and end with it running again; restore kills the running VMM (the snapshot replaces its state), stop → start stops it without a guest grace period. The real cloud-hypervisor runs with the local network backend in a throwaway namespace (the manager makes the TAP; on a host's own namespace the VMM would not go through \`ip netns exec\`); the simulator on an in-memory network. The target is judged on ${judgedRun ? `the real cloud-hypervisor, ${judgedRun.label}` : 'the simulator'}.`,
   '',
   renderTable(
     ['run', 'median (ms)', 'p95 (ms)', 'min (ms)', 'target'],
     [
-      ...(real
-        ? [
+      ...(real.length > 0
+        ? real.flatMap(({ label, measured }) => [
             row(
-              'restore → running, real cloud-hypervisor (`vm restore`: stop, fresh VMM, vm.restore, vm.resume)',
-              real.restore,
-              target,
+              `restore → running, real cloud-hypervisor, ${label}`,
+              measured.restore,
+              measured === judged ? verdict(measured) : '',
             ),
             row(
-              'baseline: stop → start, real cloud-hypervisor (fresh VMM, vm.create, vm.boot)',
-              real.restart,
+              `baseline: stop → start, real cloud-hypervisor, ${label.split(',')[0]}`,
+              measured.restart,
               '',
             ),
-          ]
+          ])
         : [['restore with the real cloud-hypervisor', '—', '—', '—', `not measured: ${realSkip}`]]),
-      row('restore → running, simulator VMM', simulated.restore, real ? '' : target),
+      row('restore → running, simulator VMM', simulated.restore, judgedRun ? '' : verdict(simulated)),
       row('baseline: stop → start, simulator VMM', simulated.restart, ''),
     ],
   ),
   '',
-  `Time per restore step (ms; \`vmm-stop\` is the stop that precedes it), ${real ? 'real cloud-hypervisor' : 'simulator VMM'}:`,
+  `Time per restore step (ms; \`vmm-stop\` kills the running VMM; \`network-ensure\` and \`forwards-ensure\` run while the \`vmm\` step starts the VMM), ${judgedRun ? `real cloud-hypervisor, ${judgedRun.label}` : 'simulator VMM'}:`,
   '',
   renderTable(['step', 'median', 'p95'], stepRows(judged)),
   '',
   'The simulator is a Node process (its start-up dominates its `vmm` step), writes only `config.json` and',
-  "`state.json` and maps no guest memory; the real VMM starts in milliseconds and reads the guest's 64 MiB back.",
+  "`state.json` and maps no guest memory; the real VMM starts in milliseconds and reads the guest's 64 MiB back",
+  '(on demand: it runs at once and loads the pages in the background).',
 ].join('\n');
 await writeBenchSection('vm-manager-restore', {
   title: 'vm-manager: restore from a snapshot vs stop → start',

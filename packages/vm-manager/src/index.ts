@@ -51,4 +51,4 @@ export type {
 export { VERSION } from './version.js';
 export type { VmInfo } from './vm-info.js';
 export type { ProcessStats, VmStats } from './vm-stats.js';
-export type { VmmOptions } from './vmm.js';
+export type { RestoreMemory, VmmOptions } from './vmm.js';

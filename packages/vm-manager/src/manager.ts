@@ -588,7 +588,6 @@ export class VmManager {
   #snapshotInternals(): SnapshotInternals {
     return {
       host: this.#host,
-      stop: (record, op, options) => this.#stop(record, op, options),
       run: (record, op, steps, options) => this.#run(record, op, steps, options),
       checkSpec: (record, signal) => this.#checkSpec(record.spec, signal, record),
       cleanupRuntime: (record) => this.#cleanupRuntime(record),
@@ -761,7 +760,8 @@ export class VmManager {
     try {
       await runPipeline(this.#context(record, op, options), steps);
     } catch (error) {
-      record.status = op === 'start' ? 'stopped' : before;
+      // A failed start ends stopped; so does a restore once its VMM is gone (it stops the VM as its first step).
+      record.status = op === 'start' || (op === 'restore' && !record.resources.vmm) ? 'stopped' : before;
       delete record.pending;
       await this.#recordError(record, error).catch(() => undefined);
       throw error;

@@ -232,8 +232,8 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
           throw explainVmmExit(error, record.name);
         });
         client = spawned.client;
+        // Known to the undo at once; written once, with the relay (spawned without waiting: nothing can come between).
         record.resources.vmm = spawned.record;
-        await host.store.write(record);
         // Started now so restore gets it too: it waits for the serial socket that boot (or restore) binds.
         const { pid, startTime } = spawned.record;
         const serialRelay = spawnSerialRelay(
@@ -312,25 +312,33 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
   return steps;
 }
 
-/** vmm stop → shares release: what `stop` and `delete` do. */
-export function haltSteps(host: VmHost, record: VmRecord, gracefulMs: number): PipelineStep[] {
+/**
+ * vmm stop → shares release (for a VM with shares): what `stop` and `delete` do. `kill`: SIGKILL the VMM, no
+ * ladder (restore, which throws the guest's state away).
+ */
+export function haltSteps(host: VmHost, record: VmRecord, gracefulMs: number, kill = false): PipelineStep[] {
+  const shares = record.spec.shares.length > 0 || record.resources.shares.length > 0;
   return [
     {
       name: 'vmm-stop',
       run: async (signal) => {
-        await stopVmm(record.resources.vmm, { gracefulMs, ...(signal ? { signal } : {}) });
+        await stopVmm(record.resources.vmm, { gracefulMs, kill, ...(signal ? { signal } : {}) });
         await fs.rm(vmPaths(host, record).runDir, { recursive: true, force: true });
         delete record.resources.vmm;
         await host.store.write(record);
       },
     },
-    {
-      name: 'shares-release',
-      run: async () => {
-        await releaseShares(host, record);
-        await host.store.write(record);
-      },
-    },
+    ...(shares
+      ? [
+          {
+            name: 'shares-release',
+            run: async () => {
+              await releaseShares(host, record);
+              await host.store.write(record);
+            },
+          },
+        ]
+      : []),
   ];
 }
 

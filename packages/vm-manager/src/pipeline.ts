@@ -20,6 +20,12 @@ export interface PipelineStep {
   run(signal: AbortSignal | undefined): Promise<void>;
   /** Undoes the step, including a partial run; must tolerate "nothing to undo". */
   undo?(): Promise<void>;
+  /**
+   * Independent steps run one after another at the same time as this one (each with its own events and failure).
+   * They must create nothing a crash could leak: no undo, no "in progress" write of their own (`recordBefore:
+   * false`).
+   */
+  readonly alongside?: readonly (PipelineStep & { readonly recordBefore: false; readonly undo?: never })[];
 }
 
 export interface PipelineContext {
@@ -64,24 +70,60 @@ export function stepError(error: unknown, vm: string, step: string): VmManagerEr
   });
 }
 
+/**
+ * `step` with `others` run alongside it when all of them may be (no undo, no "in progress" write); otherwise
+ * `others` first, then `step`, as before.
+ */
+export function withAlongside(step: PipelineStep, others: readonly PipelineStep[]): PipelineStep[] {
+  const independent = (s: PipelineStep): s is NonNullable<PipelineStep['alongside']>[number] =>
+    s.recordBefore === false && s.undo === undefined && s.alongside === undefined;
+  if (others.length === 0) return [step];
+  if (!others.every(independent)) return [...others, step];
+  return [{ ...step, alongside: others.filter(independent) }];
+}
+
 /** Runs `steps` in order; on failure undoes the failed step and every completed one in reverse, then throws. */
 export async function runPipeline(ctx: PipelineContext, steps: readonly PipelineStep[]): Promise<void> {
   const completed: PipelineStep[] = [];
   for (const step of steps) {
     const started = performance.now();
+    // Which of the step and the work alongside it failed (the step's own failure when both did).
+    let failed = step;
     try {
       throwIfAborted(ctx.signal);
       step.intent?.();
       if (step.recordBefore !== false) await ctx.beforeStep(step.name);
+      const besides = async () => {
+        for (const part of step.alongside ?? []) {
+          const partStarted = performance.now();
+          failed = part;
+          ctx.emit({ type: 'step', vm: ctx.vm, op: ctx.op, step: part.name, phase: 'start' });
+          await part.run(ctx.signal);
+          ctx.emit({
+            type: 'step',
+            vm: ctx.vm,
+            op: ctx.op,
+            step: part.name,
+            phase: 'done',
+            ms: performance.now() - partStarted,
+          });
+          crashPoint(ctx.op, part.name);
+        }
+      };
       ctx.emit({ type: 'step', vm: ctx.vm, op: ctx.op, step: step.name, phase: 'start' });
-      await step.run(ctx.signal);
+      const [own, beside] = await Promise.allSettled([step.run(ctx.signal), besides()]);
+      if (own!.status === 'rejected') {
+        failed = step;
+        throw own!.reason;
+      }
+      if (beside!.status === 'rejected') throw beside!.reason;
     } catch (error) {
-      const wrapped = stepError(error, ctx.vm, step.name);
+      const wrapped = stepError(error, ctx.vm, failed.name);
       ctx.emit({
         type: 'step',
         vm: ctx.vm,
         op: ctx.op,
-        step: step.name,
+        step: failed.name,
         phase: 'failed',
         ms: performance.now() - started,
         error: wrapped.message,

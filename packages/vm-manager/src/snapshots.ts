@@ -1,19 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
+import { constants, promises as fs, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
+import type { ChvClient } from '@my-hypervisor/chv-client';
 import { syncDirectory } from '@my-hypervisor/host-utils';
 import { SNAPSHOTS_DIR } from './confinement.js';
 import { assertTrustedDir, ensurePrivateDir } from './dir-trust.js';
 import { invalidSpec, VmManagerError } from './errors.js';
 import type { VmEvent } from './events.js';
 import type { OperationOptions } from './manager-options.js';
-import { type PipelineStep, stepError } from './pipeline.js';
-import { bootSteps, confinementSteps, finalStep, reassertSteps } from './pipeline-steps.js';
+import { type PipelineStep, stepError, withAlongside } from './pipeline.js';
+import { bootSteps, confinementSteps, finalStep, haltSteps, reassertSteps } from './pipeline-steps.js';
 import type { VmSpec } from './spec.js';
 import type { VmOperation, VmRecord, VmSnapshot } from './state-store.js';
 import type { VmHost } from './vm-resources.js';
-import { loadChvClient, vmmAlive } from './vmm.js';
+import { loadChvClient, type RestoreMemory, type VmmOptions, vmmAlive } from './vmm.js';
 
 // Snapshot and restore of a VM (Cloud Hypervisor's vm.snapshot / vm.restore with file:// URLs). The VM's record
 // lists its snapshots; `pending` is written before any file or VMM state changes, so reconcile can clean up.
@@ -21,8 +23,6 @@ import { loadChvClient, vmmAlive } from './vmm.js';
 /** What the snapshot functions need from the manager that owns the VM (its lock is held by the caller). */
 export interface SnapshotInternals {
   readonly host: VmHost;
-  /** Stops a running VM through the stop pipeline, recorded as `op`. */
-  stop(record: VmRecord, op: VmOperation, options: OperationOptions): Promise<unknown>;
   /** Runs `steps` as one recorded operation that undoes itself on failure. */
   run(record: VmRecord, op: VmOperation, steps: PipelineStep[], options: OperationOptions): Promise<void>;
   /** The host checks `start` makes (kernel, disks, VMM binary, network and storage configured). */
@@ -79,11 +79,9 @@ export async function takeSnapshot(
       await client.vmPause(io(options.signal));
       paused = true;
     }
-    await client
-      .vmSnapshot({ destination_url: pathToFileURL(stage).href }, io(options.signal))
-      .catch((error: unknown) => {
-        throw stepError(error, record.name, 'vm.snapshot');
-      });
+    await snapshotWhenLoaded(client, stage, options.signal).catch((error: unknown) => {
+      throw stepError(error, record.name, 'vm.snapshot');
+    });
     // What the VMM wrote must be a snapshot restore accepts, and on disk before the record names it.
     await host.confiner.takeBack(record, stage);
     if (stage !== dir) {
@@ -190,16 +188,23 @@ export async function restoreSnapshot(
   await checkSnapshotFiles(record, snapshot);
   await internals.checkSpec(record, options.signal);
 
-  if ((record.status === 'running' || record.status === 'paused') && vmmAlive(record.resources.vmm)) {
-    await internals.stop(record, 'restore', options);
-  } else {
-    await internals.cleanupRuntime(record);
-  }
+  const running =
+    (record.status === 'running' || record.status === 'paused') && vmmAlive(record.resources.vmm);
+  if (!running) await internals.cleanupRuntime(record);
   const steps: PipelineStep[] = [
+    // One recorded operation from the stop on. The snapshot replaces the running guest's state, so there is nothing
+    // for a shutdown to keep: the VMM is killed, not taken down the stop ladder.
+    ...(running ? haltSteps(internals.host, record, 0, true) : []),
     ...confinementSteps(internals.host, record, false),
-    ...reassertSteps(internals.host, record),
-    // Shares and a fresh VMM, as start makes them (with their undo); vm.restore replaces create and boot.
-    ...bootSteps(internals.host, record).filter((s) => s.name === 'shares' || s.name === 'vmm'),
+    // Shares and a fresh VMM, as start makes them (with their undo); vm.restore replaces create and boot. The VM's
+    // network is re-asserted while the VMM starts: it needs its TAP only when it restores the devices.
+    ...bootSteps(internals.host, record).flatMap((s) =>
+      s.name === 'shares'
+        ? [s]
+        : s.name === 'vmm'
+          ? withAlongside(s, reassertSteps(internals.host, record))
+          : [],
+    ),
     {
       name: 'vm.restore',
       recordBefore: false,
@@ -211,8 +216,7 @@ export async function restoreSnapshot(
           await internals.host.confiner.letThrough(dirname(snapshot.path), 'from');
           await internals.host.confiner.takeBack(record, snapshot.path);
         }
-        await client.vmRestore({ source_url: pathToFileURL(snapshot.path).href }, io(signal));
-        await client.vmResume(io(signal));
+        await restoreMemory(client, snapshot.path, memoryMode(internals.host.vmm, record), signal);
         const info = await client.vmInfo(io(signal));
         if (info.state !== 'Running') {
           throw new VmManagerError(
@@ -229,6 +233,76 @@ export async function restoreSnapshot(
   ];
   await internals.run(record, 'restore', steps, options);
   return snapshot;
+}
+
+/**
+ * How a restore brings the guest's memory back (`VmmOptions.restoreMemory`; see there): on demand where the VMM
+ * may use userfaultfd — it runs as root, unconfined, or the host lets unprivileged processes use it — else copied.
+ */
+export function memoryMode(options: VmmOptions, record: VmRecord): RestoreMemory {
+  if (options.restoreMemory) return options.restoreMemory;
+  const unconfinedRoot = !record.resources.confinement && process.getuid?.() === 0;
+  return unconfinedRoot || unprivilegedUserfaultfd() ? 'on-demand' : 'copy';
+}
+
+function unprivilegedUserfaultfd(): boolean {
+  try {
+    return readFileSync('/proc/sys/vm/unprivileged_userfaultfd', 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `vm.restore` of `dir`, resumed by the VMM itself. On demand, a VMM refused userfaultfd (a host that forbids it
+ * even to root, in a container without CAP_SYS_PTRACE) is asked again to copy: a failed restore leaves it empty.
+ */
+async function restoreMemory(
+  client: ChvClient,
+  dir: string,
+  mode: RestoreMemory,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const source_url = pathToFileURL(dir).href;
+  if (mode === 'on-demand') {
+    try {
+      await client.vmRestore({ source_url, memory_restore_mode: 'OnDemand', resume: true }, io(signal));
+      return;
+    } catch (error) {
+      if (!mentions(error, /userfaultfd/i)) throw error;
+    }
+  }
+  await client.vmRestore({ source_url, memory_restore_mode: 'Copy', resume: true }, io(signal));
+}
+
+/** How long a snapshot waits for an on-demand restore to finish loading the guest's memory (a few 100 ms here). */
+const LOADING_WAIT_MS = 60_000;
+
+/**
+ * `vm.snapshot` to `dir`. Right after an on-demand restore the VMM refuses while it is still loading the guest's
+ * memory in the background ("on-demand memory restore is still in progress"): asked again until it has.
+ */
+async function snapshotWhenLoaded(
+  client: ChvClient,
+  dir: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const until = performance.now() + LOADING_WAIT_MS;
+  for (;;) {
+    try {
+      await client.vmSnapshot({ destination_url: pathToFileURL(dir).href }, io(signal));
+      return;
+    } catch (error) {
+      if (!mentions(error, /on-demand memory restore is still in progress/i) || performance.now() > until)
+        throw error;
+    }
+    await sleep(50, undefined, io(signal));
+  }
+}
+
+function mentions(error: unknown, pattern: RegExp): boolean {
+  const messages = (error as { messages?: unknown }).messages;
+  return Array.isArray(messages) && messages.some((m) => typeof m === 'string' && pattern.test(m));
 }
 
 /**

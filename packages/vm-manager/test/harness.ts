@@ -60,6 +60,8 @@ export interface HarnessConfig {
   readonly shares?: boolean;
   readonly simEnv?: Record<string, string>;
   readonly confinement?: ConfinementOptions;
+  /** VMM options over the harness's own (the same for the simulator and the real VMM). */
+  readonly vmm?: Partial<VmmOptions>;
 }
 
 /** What a child process needs to build the same manager over the same host state. */
@@ -156,16 +158,19 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
   const sim = simulatorCommand();
   // Explicit, so a manager bundled into a child process (manager-child.ts) finds the relay too.
   const serialRelay = defaultSerialRelayCommand();
-  const vmm: VmmOptions = realVmm
-    ? { command: realVmm, serialRelay, ...(vmmNetns ? { netns: vmmNetns } : {}) }
-    : {
-        command: sim.command,
-        commandArgs: [...sim.args],
-        serialRelay,
-        ...(netns ? { netns } : {}),
-        env: { MYHV_SIM_STRICT_TAPS: config.backend === 'local' ? '1' : '0', ...config.simEnv },
-        stopGracefulMs: 1_000,
-      };
+  const vmm: VmmOptions = {
+    ...(realVmm
+      ? { command: realVmm, serialRelay, ...(vmmNetns ? { netns: vmmNetns } : {}) }
+      : {
+          command: sim.command,
+          commandArgs: [...sim.args],
+          serialRelay,
+          ...(netns ? { netns } : {}),
+          env: { MYHV_SIM_STRICT_TAPS: config.backend === 'local' ? '1' : '0', ...config.simEnv },
+          stopGracefulMs: 1_000,
+        }),
+    ...config.vmm,
+  };
   const newManager = () =>
     new VmManager({
       stateDir,

@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ChvClient } from '@my-hypervisor/chv-client';
 import { describe, expect, it } from 'vitest';
+import { memoryMode } from '../src/snapshots.js';
+import type { VmRecord } from '../src/state-store.js';
 import { isRoot, makeHarness, vmmLabel } from './harness.js';
 
 const exec = promisify(execFile);
@@ -48,6 +50,48 @@ describe(`snapshot and restore (memory network, ${vmmLabel})`, () => {
     expect(h.memory!.snapshot().taps).toEqual([expect.objectContaining({ name: record.resources.tap })]);
     // The snapshot stays for another restore.
     expect(await h.manager.listSnapshots('web')).toEqual([snap]);
+  });
+
+  it('restore kills the running VMM (its state is replaced): no grace period for a guest that ignores the button', async () => {
+    // The probe guest and this simulated one ignore the power button: a stop would wait out the grace period.
+    await using h = await makeHarness({
+      backend: 'memory',
+      simEnv: { MYHV_SIM_POWER_BUTTON: 'ignore' },
+      vmm: { stopGracefulMs: 60_000 },
+    });
+    await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+    await h.manager.snapshot('web');
+    const steps: string[] = [];
+    const started = performance.now();
+    const restored = await h.manager.restore('web', {
+      onProgress: (e) => {
+        if (e.phase === 'start') steps.push(e.step);
+      },
+    });
+    expect(performance.now() - started).toBeLessThan(30_000);
+    expect(restored.status).toBe('running');
+    // One operation: the stop, the network while the VMM starts, the restore; no shares to release (a confined
+    // VM also has its `uid` step).
+    expect(steps.filter((step) => step !== 'uid')).toEqual([
+      'vmm-stop',
+      'vmm',
+      'network-ensure',
+      'forwards-ensure',
+      'vm.restore',
+      'record',
+    ]);
+  });
+
+  it('a snapshot right after a restore is taken (on demand, once the VMM has loaded the memory)', async () => {
+    await using h = await makeHarness({ backend: 'memory' });
+    await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+    const first = await h.manager.snapshot('web');
+    await h.manager.restore('web');
+    const second = await h.manager.snapshot('web');
+    expect(second.status).toBe('running');
+    expect(await h.manager.listSnapshots('web')).toEqual([first, second]);
+    await h.manager.restore('web', { from: second.id });
+    expect(await h.manager.get('web')).toMatchObject({ status: 'running' });
   });
 
   it('--leave-paused leaves the VM paused; restore of a stopped VM starts it', async () => {
@@ -207,5 +251,21 @@ describe(`snapshot and restore (memory network, ${vmmLabel})`, () => {
     expect(await h.manager.get('web')).toMatchObject({ status: 'stopped' });
     expect((await h.manager.get('web')).pending).toBeUndefined();
     expect(await h.manager.restore('web')).toMatchObject({ status: 'running' });
+  });
+});
+
+describe('how a restore loads memory', () => {
+  const record = (confined: boolean) =>
+    ({ resources: confined ? { confinement: { uid: 1_500_000_001 } } : {} }) as unknown as VmRecord;
+  const unprivileged = readFileSync('/proc/sys/vm/unprivileged_userfaultfd', 'utf8').trim() === '1';
+
+  it('on demand for an unconfined VMM run by root, copied for a confined one (unless the host lets it use userfaultfd)', () => {
+    expect(memoryMode({}, record(false))).toBe(isRoot || unprivileged ? 'on-demand' : 'copy');
+    expect(memoryMode({}, record(true))).toBe(unprivileged ? 'on-demand' : 'copy');
+  });
+
+  it('restoreMemory decides when given', () => {
+    expect(memoryMode({ restoreMemory: 'copy' }, record(false))).toBe('copy');
+    expect(memoryMode({ restoreMemory: 'on-demand' }, record(true))).toBe('on-demand');
   });
 });
