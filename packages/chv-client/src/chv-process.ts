@@ -201,20 +201,24 @@ export class ChvProcess implements AsyncDisposable {
     if (options.logFile) await createPrivateFile(options.logFile, owner);
     const launched = await launchVmm(command, options);
     const { child, pid, exited } = launched;
-    // Right away, while it is still in setpriv: writing the pid moves the whole process, threads to come included.
-    for (const procs of command.joinAfterSpawn) {
-      await writeFile(procs, `${pid}\n`).catch(async (error: unknown) => {
-        child.kill('SIGKILL');
-        throw new ChvApiError(
-          'INVALID_ARGUMENT',
-          `cannot put the VMM into its cgroup (${procs}): ${String(error)}`,
-          {
-            cause: error,
-            details: { field: 'confine.cgroupProcs' },
-          },
-        );
-      });
-    }
+    // Started right away and waited for together with readiness: moving a process between cgroups can wait for an
+    // RCU grace period (15 ms on a host measured), and the VMM starts meanwhile. Writing the pid moves the whole
+    // process, its threads included; it is in its cgroups before this resolves, before any guest runs.
+    const joined = (async () => {
+      for (const procs of command.joinAfterSpawn) {
+        await writeFile(procs, `${pid}\n`).catch((error: unknown) => {
+          throw new ChvApiError(
+            'INVALID_ARGUMENT',
+            `cannot put the VMM into its cgroup (${procs}): ${String(error)}`,
+            { cause: error, details: { field: 'confine.cgroupProcs' } },
+          );
+        });
+      }
+    })();
+    // A failed join ends the wait for readiness at once (and is the error reported).
+    const joinFailed = new AbortController();
+    joined.catch(() => joinFailed.abort());
+    const readySignal = signal ? AbortSignal.any([signal, joinFailed.signal]) : joinFailed.signal;
     const stopFollowing = new AbortController();
     const events = options.eventMonitor
       ? parseEventStream(
@@ -231,8 +235,12 @@ export class ChvProcess implements AsyncDisposable {
         client,
         exited,
         timeoutMs: options.readyTimeoutMs ?? 10_000,
-        ...(signal ? { signal } : {}),
+        signal: readySignal,
+      }).catch(async (error: unknown) => {
+        if (joinFailed.signal.aborted) await joined;
+        throw error;
       });
+      await joined;
       // Whoever can connect to the API socket controls the VM: only its owner.
       await chmod(command.socketPath, 0o600);
       if (command.detached) child.unref();

@@ -32,7 +32,7 @@ describe('confineCommand', () => {
     expect(joinAfterSpawn).toEqual(['/sys/fs/cgroup/myhv/abc/cgroup.procs']);
   });
 
-  it('with a tun node: unshare, the root script (cgroups, node), setpriv, then the VMM, every value an argument', () => {
+  it('with a tun node: unshare, the root script (the node), setpriv, then the VMM, every value an argument; the spawner joins the cgroups', () => {
     const { file, argv, joinAfterSpawn } = confineCommand(
       '/usr/bin/cloud-hypervisor',
       ['--api-socket', 'path=/x y'],
@@ -44,15 +44,12 @@ describe('confineCommand', () => {
         tunDevice: true,
       },
     );
-    expect(joinAfterSpawn).toEqual([]);
+    expect(joinAfterSpawn).toEqual(['/sys/fs/cgroup/myhv/abc/cgroup.procs']);
     expect(file).toBe('unshare');
     expect(argv.slice(0, 5)).toEqual(['--mount', '--propagation', 'private', '--', 'sh']);
     const setpriv = argv.indexOf('setpriv');
-    expect(argv.slice(argv.indexOf('myhv-confine') + 1, setpriv)).toEqual([
-      '1',
-      '/sys/fs/cgroup/myhv/abc/cgroup.procs',
-      'tun',
-    ]);
+    // Nothing between the script's name ($0) and setpriv: no value is interpolated into the script.
+    expect(argv.indexOf('myhv-confine')).toBe(setpriv - 1);
     expect(argv.slice(setpriv)).toEqual([
       'setpriv',
       `--reuid=${UID}`,
@@ -74,7 +71,7 @@ describe('confineCommand', () => {
       netns: 'myhv-abc',
       confine: { uid: UID, gid: UID, tunDevice: true },
     });
-    // The cgroups are joined before `ip netns exec` mounts a /sys without them; the ids dropped after.
+    // The tun node is made in the private mount namespace first; `ip netns exec` then setpriv drops the ids.
     expect(command.file).toBe('unshare');
     const ip = command.argv.indexOf('ip');
     expect(command.argv.slice(ip, ip + 5)).toEqual(['ip', 'netns', 'exec', 'myhv-abc', 'setpriv']);
@@ -116,8 +113,8 @@ if (cgroupSkip) it.skip(`a confined simulator process — skipped: ${cgroupSkip}
 
 describe.skipIf(cgroupSkip)('a confined VMM process (the simulator, spawned as root)', () => {
   it.each([
-    ['with its own tun node (joined by the root script)', true],
-    ['setpriv alone (joined by the spawner)', false],
+    ['with its own tun node', true],
+    ['setpriv alone', false],
   ])('runs as its uid with no capabilities and no_new_privs, in its cgroup: %s', async (_, tunDevice) => {
     await using dir = await tempDir();
     // The VMM makes its API socket in a directory it owns; everything on the way must let it through.
@@ -159,5 +156,28 @@ describe.skipIf(cgroupSkip)('a confined VMM process (the simulator, spawned as r
     } finally {
       rmdirSync(cgroup);
     }
+  });
+
+  it('a cgroup it cannot join fails the spawn with INVALID_ARGUMENT naming confine.cgroupProcs, and the process goes', async () => {
+    await using dir = await tempDir();
+    chmodSync(dir.path, 0o711);
+    const runDir = join(dir.path, 'run');
+    mkdirSync(runDir, { mode: 0o700 });
+    chownSync(runDir, UID, UID);
+    const sim = simulatorCommand();
+    const missing = `/sys/fs/cgroup/pids/myhv-chv-test-${process.pid}-missing/cgroup.procs`;
+    const error = await expectChvError(
+      ChvProcess.spawn({
+        command: sim.command,
+        commandArgs: [...sim.args],
+        socketPath: join(runDir, 'api.sock'),
+        confine: { uid: UID, gid: UID, cgroupProcs: [missing], tunDevice: true },
+      }),
+      'INVALID_ARGUMENT',
+    );
+    expect(error.message).toContain(missing);
+    expect(error.details).toMatchObject({ field: 'confine.cgroupProcs' });
+    const pid = error.details.pid as number;
+    expect(statSync(`/proc/${pid}`, { throwIfNoEntry: false })).toBeUndefined();
   });
 });

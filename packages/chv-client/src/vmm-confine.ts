@@ -1,16 +1,19 @@
 import { invalidArgument } from './errors.js';
 
 /**
- * How a VMM started by root is confined before it runs: it joins its cgroups, gets a private `/dev/net/tun` in its
- * own mount namespace, then runs as `uid`/`gid` with no capabilities, no supplementary groups but `groups`, and
- * `no_new_privs` (util-linux `setpriv`). Every step is an `exec`, so the pid spawned is the VMM's.
+ * How a VMM started by root is confined: it gets a private `/dev/net/tun` in its own mount namespace, then runs as
+ * `uid`/`gid` with no capabilities, no supplementary groups but `groups`, and `no_new_privs` (util-linux
+ * `setpriv`), and is put into its cgroups as it starts. Every step is an `exec`, so the pid spawned is the VMM's.
  */
 export interface VmmConfinement {
   readonly uid: number;
   readonly gid: number;
   /** Supplementary groups, e.g. the group of `/dev/kvm`. Default none. */
   readonly groups?: readonly number[];
-  /** The `cgroup.procs` files the process writes its pid into before it drops privileges (one per hierarchy). */
+  /**
+   * The `cgroup.procs` files its pid is written into (one per hierarchy): while it starts, and before `spawn`
+   * resolves, so no guest runs outside them.
+   */
   readonly cgroupProcs?: readonly string[];
   /**
    * Give the process its own `/dev/net/tun` (a tmpfs on `/dev/net` in its mount namespace), so it can attach to
@@ -26,15 +29,13 @@ export const MAX_CONFINED_ID = 4_294_967_294;
 const CGROUP_PROCS = /^\/[^\0\n]*\/cgroup\.procs$/;
 
 /**
- * Runs as root between `unshare` and `setpriv`; arguments, not interpolation, carry every value:
- * `<count> <procs file>… <tun|-> setpriv… -- <vmm> <args>…`.
+ * Runs as root between `unshare` and `setpriv`, in the private mount namespace: makes the tun node, then execs its
+ * arguments (`setpriv… -- <vmm> <args>…`; arguments, not interpolation, carry every value).
  */
 const SCRIPT = [
   'set -e',
-  'n=$1; shift',
-  'while [ "$n" -gt 0 ]; do echo $$ > "$1"; shift; n=$((n - 1)); done',
-  'if [ "$1" = tun ]; then mount -t tmpfs -o mode=0755,size=16k,nosuid,noexec myhv-dev /dev/net; mknod -m 666 /dev/net/tun c 10 200; fi',
-  'shift',
+  'mount -t tmpfs -o mode=0755,size=16k,nosuid,noexec myhv-dev /dev/net',
+  'mknod -m 666 /dev/net/tun c 10 200',
   'exec "$@"',
 ].join('\n');
 
@@ -65,9 +66,11 @@ export function validateConfinement(confine: VmmConfinement): void {
 /**
  * The command that runs `file argv…` confined: `setpriv` (drops to the ids, clears every capability set, sets
  * `no_new_privs`), after `ip netns exec` when it runs in a network namespace. With `tunDevice`, first `unshare
- * --mount` (a private mount namespace) and a root `sh` that joins the cgroups and makes the tun node there; without
- * it (the host's `/dev/net/tun` is usable by anyone, or the VM has no network) nothing runs before them, and
- * `joinAfterSpawn` lists the `cgroup.procs` files the spawner writes the pid into. Each step `exec`s the next.
+ * --mount` (a private mount namespace) and a root `sh` that makes the tun node there; without it (the host's
+ * `/dev/net/tun` is usable by anyone, or the VM has no network) nothing runs before them. Each step `exec`s the
+ * next, so the pid stays the VMM's: `joinAfterSpawn` lists the `cgroup.procs` files the spawner writes it into,
+ * while the process starts (moving a process between cgroups waits for an RCU grace period, 15 ms on some hosts:
+ * not on the way to readiness).
  */
 export function confineCommand(
   file: string,
@@ -79,7 +82,6 @@ export function confineCommand(
   const procs = confine.cgroupProcs ?? [];
   const groups = confine.groups?.length ? [`--groups=${confine.groups.join(',')}`] : ['--clear-groups'];
   const dropped = [
-    // After the cgroups are joined: `ip netns exec` mounts the namespace's own /sys, without /sys/fs/cgroup.
     ...(netns ? ['ip', 'netns', 'exec', netns] : []),
     'setpriv',
     `--reuid=${confine.uid}`,
@@ -97,20 +99,7 @@ export function confineCommand(
   }
   return {
     file: 'unshare',
-    argv: [
-      '--mount',
-      '--propagation',
-      'private',
-      '--',
-      'sh',
-      '-c',
-      SCRIPT,
-      'myhv-confine',
-      String(procs.length),
-      ...procs,
-      'tun',
-      ...dropped,
-    ],
-    joinAfterSpawn: [],
+    argv: ['--mount', '--propagation', 'private', '--', 'sh', '-c', SCRIPT, 'myhv-confine', ...dropped],
+    joinAfterSpawn: procs,
   };
 }

@@ -112,7 +112,10 @@ export async function failStartup(
     );
   }
   if (ChvApiError.isInstance(error))
-    throw new ChvApiError(error.code, error.message, { cause: error, details });
+    throw new ChvApiError(error.code, error.message, {
+      cause: error,
+      details: { ...error.details, ...details },
+    });
   throw error;
 }
 

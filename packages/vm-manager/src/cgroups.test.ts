@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type CgroupLayout,
@@ -312,5 +312,25 @@ describe('listVmCgroups, joinCgroup, removeVmCgroup (fake files)', () => {
   it('removeVmCgroup of a cgroup that does not exist is a no-op', async () => {
     const root = await fakeV2Root('cpu memory pids');
     await removeVmCgroup({ layout: detectCgroupLayout(v2Mounts(root))!, parent: 'myhv', name: 'gone' });
+  });
+
+  it('removing the last VM cgroup of a parent removes the parent; one with another VM left stays', async () => {
+    const layout: CgroupLayout = {
+      kind: 'hybrid',
+      unified: join(tmp, 'u'),
+      controllers: { pids: join(tmp, 'p') },
+    };
+    await mkdir(join(tmp, 'u'));
+    await mkdir(join(tmp, 'p'));
+    // Empty directories stand for cgroups (whose control files cgroupfs removes with them).
+    for (const mount of ['u', 'p'])
+      for (const vm of ['vm1', 'vm2']) await mkdir(join(tmp, mount, 'myhv-abc123', vm), { recursive: true });
+    await removeVmCgroup({ layout, parent: 'myhv-abc123', name: 'vm1' });
+    expect(await listVmCgroups(layout, 'myhv-abc123')).toEqual(['vm2']);
+    await removeVmCgroup({ layout, parent: 'myhv-abc123', name: 'vm2' });
+    for (const mount of ['u', 'p']) expect(existsSync(join(tmp, mount, 'myhv-abc123'))).toBe(false);
+    // A VM created after that makes the parent again.
+    const again = await createVmCgroup(layout, 'myhv-abc123', 'vm3', {});
+    for (const file of again.procsFiles) expect(existsSync(dirname(file))).toBe(true);
   });
 });

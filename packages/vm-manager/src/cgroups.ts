@@ -1,6 +1,14 @@
-import { type Dirent, readFileSync } from 'node:fs';
-import { access, mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import {
+  type Dirent,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { throwIfAborted, VmManagerError } from './errors.js';
 
@@ -217,7 +225,7 @@ export async function createVmCgroup(
     const atRoot = await enableControllers(layout.root, layout.available);
     const inParent = await enableControllers(parentDir, atRoot);
     const dir = planned.dirs.unified!;
-    await makeDir(dir);
+    await makeDirIn(dir);
     const enforced = {
       cpus: inParent.includes('cpu'),
       memory: inParent.includes('memory'),
@@ -238,7 +246,7 @@ export async function createVmCgroup(
   for (const mount of [layout.unified, ...Object.values(layout.controllers)]) {
     if (mount !== undefined) await makeDir(join(mount, parent));
   }
-  for (const dir of planned.paths) await makeDir(dir);
+  for (const dir of planned.paths) await makeDirIn(dir);
   const { cpu, memory, pids } = planned.dirs;
   if (cpu) {
     await writeControl(join(cpu, 'cpu.cfs_period_us'), `${CPU_PERIOD_US}`);
@@ -265,6 +273,10 @@ function cpuQuota(cpus: number | undefined): number | undefined {
  * Enables `wanted` for the children of `dir`; returns those enabled. One write first (all or nothing), then one
  * per controller, so a controller the kernel refuses (e.g. EBUSY in a delegated subtree) only drops itself.
  */
+// cgroupfs is a kernel pseudo-filesystem: each of these is a few microseconds in the calling thread, where the
+// thread pool would cost a round trip per call (0.2–2 ms each on a busy host, a dozen per VM start). Kept async in
+// shape for the callers.
+
 async function enableControllers(
   dir: string,
   wanted: readonly CgroupController[],
@@ -272,13 +284,13 @@ async function enableControllers(
   if (wanted.length === 0) return [];
   const file = join(dir, 'cgroup.subtree_control');
   try {
-    await writeFile(file, wanted.map((c) => `+${c}`).join(' '));
+    writeFileSync(file, wanted.map((c) => `+${c}`).join(' '));
     return [...wanted];
   } catch {
     const enabled: CgroupController[] = [];
     for (const controller of wanted) {
       try {
-        await writeFile(file, `+${controller}`);
+        writeFileSync(file, `+${controller}`);
         enabled.push(controller);
       } catch {
         // Reported through `enforced`, not thrown: the caller decides whether an unlimited VM is acceptable.
@@ -290,27 +302,36 @@ async function enableControllers(
 
 async function makeDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir);
+    mkdirSync(dir);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' && (await stat(dir).catch(() => undefined))?.isDirectory()) return;
+    if (code === 'EEXIST' && statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
     throw fsError('mkdir', dir, error);
   }
 }
 
+/** `makeDir`, making the parent again when the removal of its last VM's cgroup took it meanwhile. */
+async function makeDirIn(dir: string): Promise<void> {
+  try {
+    mkdirSync(dir);
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return makeDir(dir);
+  }
+  await makeDir(dirname(dir));
+  await makeDir(dir);
+}
+
 async function writeControl(file: string, value: string): Promise<void> {
   try {
-    await writeFile(file, value);
+    writeFileSync(file, value);
   } catch (error) {
     throw fsError('write', file, error, { value });
   }
 }
 
 async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
+  return existsSync(file);
 }
 
 function fsError(
@@ -409,7 +430,8 @@ function cpusOf(quota: number | undefined, period: number | undefined): number |
 /**
  * Kills every process still in the VM's cgroup (`cgroup.kill` where the kernel has it, SIGKILL per pid
  * otherwise), waits up to 2 s for it to empty, then removes its directories, nested ones first. Missing
- * directories are fine; the parent is never removed.
+ * directories are fine. The parent goes too once no VM's cgroup is left in it (the kernel refuses to remove one
+ * that still has children, and a create racing with that makes it again).
  */
 export async function removeVmCgroup(
   cg: VmCgroup | { layout: CgroupLayout; parent: string; name: string },
@@ -453,6 +475,13 @@ export async function removeVmCgroup(
       await rmdir(dir);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError('rmdir', dir, error);
+    }
+  }
+  for (const path of target.paths) {
+    try {
+      rmdirSync(dirname(path));
+    } catch {
+      // EBUSY: another VM's cgroup is in it; ENOENT: gone already.
     }
   }
 }

@@ -1,12 +1,17 @@
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
+  chownSync,
+  closeSync,
   constants,
   existsSync,
   promises as fs,
   lstatSync,
+  openSync,
   readFileSync,
   type Stats,
   statSync,
+  writeSync,
 } from 'node:fs';
 import { delimiter, dirname, resolve } from 'node:path';
 import type { VmmConfinement } from '@my-hypervisor/chv-client';
@@ -378,8 +383,9 @@ export class Confiner {
       record.resources.confinement = state;
     }
     // The VMM makes its API and serial sockets in its own directory; the way there lets it through, no more.
-    await fs.chmod(this.#runDir, 0o711);
-    await fs.chown(paths.runDir, uid, uid);
+    // Synchronous, like the cgroup writes: metadata changes that never wait for a disk, on the path of every start.
+    chmodSync(this.#runDir, 0o711);
+    chownSync(paths.runDir, uid, uid);
     await this.#giveDisks(record, uid, save);
     state = record.resources.confinement!;
     for (const share of record.resources.shares) await this.admitShare(record, share.record);
@@ -434,7 +440,7 @@ export class Confiner {
     const inside = ours !== undefined;
     const top = ours ?? target;
     for (let at = target; ; at = dirname(at)) {
-      const stat = await fs.stat(at);
+      const stat = statSync(at);
       if ((stat.mode & 0o011) !== 0o011) {
         if (!inside) {
           throw invalidSpec(
@@ -442,7 +448,7 @@ export class Confiner {
             `${at} (mode ${(stat.mode & 0o777).toString(8)}) does not let the VM's VMM (a user of its own) through`,
           );
         }
-        await fs.chmod(at, (stat.mode & 0o7777) | 0o011);
+        chmodSync(at, (stat.mode & 0o7777) | 0o011);
       }
       if (at === top) break;
     }
@@ -596,14 +602,28 @@ export class Confiner {
 
   async #claim(uid: number, id: string): Promise<boolean> {
     const file = this.#uidFile(uid);
+    // Small local files, read and made in this thread: most claims are of the uid a VM already holds (every start).
+    const holder = () => {
+      try {
+        return readFileSync(file, 'utf8').trim();
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      }
+    };
+    const held = holder();
+    if (held !== undefined) return held === id;
     try {
-      const handle = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      await handle.writeFile(`${id}\n`);
-      await handle.close();
+      const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      try {
+        writeSync(fd, `${id}\n`);
+      } finally {
+        closeSync(fd);
+      }
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      return (await fs.readFile(file, 'utf8').catch(() => '')).trim() === id;
+      return holder() === id;
     }
   }
 

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { confinementSupport, DEFAULT_UID_BASE, DEFAULT_UID_COUNT, VmManagerError } from '../src/index.js';
@@ -158,6 +158,8 @@ describe.skipIf(skip)(`confined VMMs (${realVmm ? 'real network' : 'memory netwo
     expect(existsSync(join(h.runDir, vm.id))).toBe(false);
     if (memoryMount) expect(existsSync(join(memoryMount, vm.confinement!.cgroup!))).toBe(false);
     await h.manager.delete('db', { force: true });
+    // With the last VM its manager's parent cgroup goes too.
+    if (memoryMount) expect(existsSync(join(memoryMount, dirname(vm.confinement!.cgroup!)))).toBe(false);
   });
 
   it('refuses, before any work, a kernel its VMM could not open, naming the field', async () => {
