@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { renderTable, summarize, writeBenchSection } from '@my-hypervisor/bench-kit';
+import { benchVmmEnv, renderTable, summarize, writeBenchSection } from '@my-hypervisor/bench-kit';
 import { ChvProcess, type ChvProcessSpawnOptions } from '../src/index.js';
 import {
   parseProbeGuestOutput,
@@ -19,10 +19,7 @@ const SECTION = 'chv-client-real-vmm';
 const TITLE = 'chv-client: the real cloud-hypervisor (probe guest) against the simulator';
 const COMMAND =
   'MYHV_CLOUD_HYPERVISOR=../shared/cloud-hypervisor/bin/cloud-hypervisor pnpm --filter @my-hypervisor/chv-client bench';
-const defaultBinary = new URL('../../../../shared/cloud-hypervisor/bin/cloud-hypervisor', import.meta.url)
-  .pathname;
-const env = { ...process.env };
-if (!env.MYHV_CLOUD_HYPERVISOR && existsSync(defaultBinary)) env.MYHV_CLOUD_HYPERVISOR = defaultBinary;
+const env = benchVmmEnv();
 const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 
 const skipReason = realVmmSkipReason(env);

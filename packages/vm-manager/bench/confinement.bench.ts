@@ -3,13 +3,12 @@
 // cost apart from the simulator's start-up noise, the confinement chain alone (unshare, sh, setpriv) around a program
 // that exits at once, against running that program directly.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { renderTable, summarize, writeBenchSection } from '@my-hypervisor/bench-kit';
+import { benchVmmEnv, renderTable, summarize, writeBenchSection } from '@my-hypervisor/bench-kit';
 import { confineCommand } from '@my-hypervisor/chv-client';
 import {
   realVmmBinary,
@@ -48,10 +47,7 @@ const exec = promisify(execFile);
 // The real cloud-hypervisor where this host can run guests (what users run; the simulator is a Node process whose
 // own start-up under the exec chain varies by more than confinement costs), with the local network backend in a
 // throwaway namespace: the manager makes each TAP, owned by the VMM's user when confined.
-const realEnv = { ...process.env };
-const sharedBinary = new URL('../../../../shared/cloud-hypervisor/bin/cloud-hypervisor', import.meta.url)
-  .pathname;
-if (!realEnv.MYHV_CLOUD_HYPERVISOR && existsSync(sharedBinary)) realEnv.MYHV_CLOUD_HYPERVISOR = sharedBinary;
+const realEnv = benchVmmEnv();
 const realSkip = realVmmSkipReason(realEnv);
 if (realSkip)
   console.warn(`confinement bench: on the simulator, because the real VMM cannot run here: ${realSkip}`);

@@ -2,13 +2,13 @@
 // shares) against the same 100 created one at a time, with the time split per pipeline step; and list() of 1,000
 // recorded VMs against reading them with one promise per file.
 import { execFile } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { measure, renderTable, summarize, writeBenchSection } from '@my-hypervisor/bench-kit';
+import { benchVmmEnv, measure, renderTable, summarize, writeBenchSection } from '@my-hypervisor/bench-kit';
 import {
   realVmmBinary,
   realVmmSkipReason,
@@ -155,10 +155,7 @@ if (process.getuid?.() !== 0) {
 const concurrent = await createBatch(true);
 const sequential = await createBatch(false);
 // The same 100 with the real cloud-hypervisor booting the probe guest, where this host can run guests.
-const realEnv = { ...process.env };
-const sharedBinary = new URL('../../../../shared/cloud-hypervisor/bin/cloud-hypervisor', import.meta.url)
-  .pathname;
-if (!realEnv.MYHV_CLOUD_HYPERVISOR && existsSync(sharedBinary)) realEnv.MYHV_CLOUD_HYPERVISOR = sharedBinary;
+const realEnv = benchVmmEnv();
 const realSkip = realVmmSkipReason(realEnv);
 if (realSkip) console.warn(`vm-manager bench: the real-VMM run skipped, because ${realSkip}`);
 const real = realSkip ? undefined : await createBatch(true, realVmmBinary(realEnv));

@@ -4,13 +4,12 @@
 // there with the local network backend in a throwaway namespace (TAPs made by the manager, as on a real host),
 // confined (the default as root) and not.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { renderTable, summarize, writeBenchSection } from '@my-hypervisor/bench-kit';
+import { benchVmmEnv, renderTable, summarize, writeBenchSection } from '@my-hypervisor/bench-kit';
 import {
   realVmmBinary,
   realVmmSkipReason,
@@ -110,10 +109,7 @@ const simulated = await measure('simulator', {
   stopGracefulMs: 0,
 });
 // The same on the real cloud-hypervisor booting the probe guest, where this host can run guests.
-const realEnv = { ...process.env };
-const sharedBinary = new URL('../../../../shared/cloud-hypervisor/bin/cloud-hypervisor', import.meta.url)
-  .pathname;
-if (!realEnv.MYHV_CLOUD_HYPERVISOR && existsSync(sharedBinary)) realEnv.MYHV_CLOUD_HYPERVISOR = sharedBinary;
+const realEnv = benchVmmEnv();
 const realSkip = realVmmSkipReason(realEnv) ?? (process.getuid?.() === 0 ? undefined : 'not root');
 if (realSkip) console.warn(`vm-manager restore bench: the real-VMM runs skipped, because ${realSkip}`);
 const confineSkip = realSkip ? undefined : confinementSupport().problems.join('; ') || undefined;
