@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -102,7 +102,8 @@ describe.skipIf(skip)("cgroups on this host's cgroupfs", () => {
     expect(await exited).toBe('SIGKILL');
     for (const dir of cg.paths) expect(existsSync(dir), dir).toBe(false);
     expect(await listVmCgroups(l, parent)).toEqual([]);
-    for (const dir of parentDirs(l)) expect(existsSync(dir), dir).toBe(true); // the parent is never removed
+    // Its last VM gone, the parent goes too.
+    for (const dir of parentDirs(l)) expect(existsSync(dir), dir).toBe(false);
     await removeVmCgroup(cg); // idempotent
   });
 
@@ -118,6 +119,16 @@ describe.skipIf(skip)("cgroups on this host's cgroupfs", () => {
     await removeVmCgroup({ layout: l, parent, name: 'vm2' });
     await exited;
     for (const dir of cg.paths) expect(existsSync(dir), dir).toBe(false);
-    expect(await readdir(parentDirs(l)[0]!)).not.toContain('vm2');
+    for (const dir of parentDirs(l)) expect(existsSync(dir), dir).toBe(false);
+  });
+
+  it('keeps the parent while another VM has its cgroup in it', async () => {
+    await createVmCgroup(l, parent, 'vm3', {});
+    const other = await createVmCgroup(l, parent, 'vm4', {});
+    await removeVmCgroup({ layout: l, parent, name: 'vm3' });
+    for (const dir of parentDirs(l)) expect(existsSync(dir), dir).toBe(true);
+    expect(await listVmCgroups(l, parent)).toEqual(['vm4']);
+    await removeVmCgroup(other);
+    for (const dir of parentDirs(l)) expect(existsSync(dir), dir).toBe(false);
   });
 });
