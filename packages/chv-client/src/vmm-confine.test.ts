@@ -48,8 +48,8 @@ describe('confineCommand', () => {
     expect(file).toBe('unshare');
     expect(argv.slice(0, 5)).toEqual(['--mount', '--propagation', 'private', '--', 'sh']);
     const setpriv = argv.indexOf('setpriv');
-    // Nothing between the script's name ($0) and setpriv: no value is interpolated into the script.
-    expect(argv.indexOf('myhv-confine')).toBe(setpriv - 1);
+    // Only a flag between the script's name ($0) and setpriv: no value is interpolated into the script.
+    expect(argv.slice(argv.indexOf('myhv-confine') + 1, setpriv)).toEqual(['-']);
     expect(argv.slice(setpriv)).toEqual([
       'setpriv',
       `--reuid=${UID}`,
@@ -63,6 +63,16 @@ describe('confineCommand', () => {
       '--api-socket',
       'path=/x y',
     ]);
+  });
+
+  it('with userfaultfd: the mount namespace (with the tun node) and the flag that binds a userfaultfd node', () => {
+    const { file, argv } = confineCommand('/usr/bin/cloud-hypervisor', [], {
+      uid: UID,
+      gid: UID,
+      userfaultfd: true,
+    });
+    expect(file).toBe('unshare');
+    expect(argv.slice(argv.indexOf('myhv-confine') + 1, argv.indexOf('setpriv'))).toEqual(['userfaultfd']);
   });
 
   it('inside a network namespace, `ip netns exec` runs between the root script and setpriv', () => {
@@ -180,4 +190,29 @@ describe.skipIf(cgroupSkip)('a confined VMM process (the simulator, spawned as r
     const pid = error.details.pid as number;
     expect(statSync(`/proc/${pid}`, { throwIfNoEntry: false })).toBeUndefined();
   });
+
+  it.skipIf(!statSync('/dev/userfaultfd', { throwIfNoEntry: false })?.isCharacterDevice())(
+    'with userfaultfd it gets a /dev/userfaultfd of its own that it may open; the host keeps its node',
+    async () => {
+      await using dir = await tempDir();
+      chmodSync(dir.path, 0o711);
+      const runDir = join(dir.path, 'run');
+      mkdirSync(runDir, { mode: 0o700 });
+      chownSync(runDir, UID, UID);
+      const hostMode = statSync('/dev/userfaultfd').mode;
+      const sim = simulatorCommand();
+      await using vmm = await ChvProcess.spawn({
+        command: sim.command,
+        commandArgs: [...sim.args],
+        socketPath: join(runDir, 'api.sock'),
+        confine: { uid: UID, gid: UID, userfaultfd: true },
+      });
+      const node = statSync(`/proc/${vmm.pid}/root/dev/userfaultfd`);
+      expect(node.isCharacterDevice()).toBe(true);
+      expect(node.rdev).toBe(statSync('/dev/userfaultfd').rdev);
+      expect(node.mode & 0o777).toBe(0o666);
+      expect(statSync('/dev/userfaultfd').mode).toBe(hostMode);
+      await vmm.stop({ gracefulMs: 0 });
+    },
+  );
 });

@@ -21,6 +21,14 @@ export interface VmmConfinement {
    * programs; without it the chain is `setpriv` alone. Default false.
    */
   readonly tunDevice?: boolean;
+  /**
+   * Give the process `/dev/userfaultfd` (a node bound over the host's in its mount namespace), which is how an
+   * unprivileged cloud-hypervisor gets the userfaultfd an on-demand restore needs where
+   * `vm.unprivileged_userfaultfd` is 0. It covers kernel-mode faults too, a known aid to kernel exploits, which is
+   * why hosts restrict it: off by default. The host must have `/dev/userfaultfd` (Linux 6.1+). Like `tunDevice` it
+   * costs the mount namespace (and the tun node comes with it), plus two programs.
+   */
+  readonly userfaultfd?: boolean;
 }
 
 /** A uid or gid a confined VMM may run as: not root, not the kernel's "no id" (-1). */
@@ -29,13 +37,16 @@ export const MAX_CONFINED_ID = 4_294_967_294;
 const CGROUP_PROCS = /^\/[^\0\n]*\/cgroup\.procs$/;
 
 /**
- * Runs as root between `unshare` and `setpriv`, in the private mount namespace: makes the tun node, then execs its
+ * Runs as root between `unshare` and `setpriv`, in the private mount namespace: makes the tun node (and, with
+ * `userfaultfd` as its first argument, a userfaultfd node bound over `/dev/userfaultfd`), then execs the rest of its
  * arguments (`setpriv… -- <vmm> <args>…`; arguments, not interpolation, carry every value).
  */
 const SCRIPT = [
   'set -e',
   'mount -t tmpfs -o mode=0755,size=16k,nosuid,noexec myhv-dev /dev/net',
   'mknod -m 666 /dev/net/tun c 10 200',
+  'if [ "$1" = userfaultfd ]; then mknod -m 666 /dev/net/userfaultfd c 10 257; mount --bind /dev/net/userfaultfd /dev/userfaultfd; fi',
+  'shift',
   'exec "$@"',
 ].join('\n');
 
@@ -65,8 +76,8 @@ export function validateConfinement(confine: VmmConfinement): void {
 
 /**
  * The command that runs `file argv…` confined: `setpriv` (drops to the ids, clears every capability set, sets
- * `no_new_privs`), after `ip netns exec` when it runs in a network namespace. With `tunDevice`, first `unshare
- * --mount` (a private mount namespace) and a root `sh` that makes the tun node there; without it (the host's
+ * `no_new_privs`), after `ip netns exec` when it runs in a network namespace. With `tunDevice` or `userfaultfd`,
+ * first `unshare --mount` (a private mount namespace) and a root `sh` that makes the nodes there; without (the host's
  * `/dev/net/tun` is usable by anyone, or the VM has no network) nothing runs before them. Each step `exec`s the
  * next, so the pid stays the VMM's: `joinAfterSpawn` lists the `cgroup.procs` files the spawner writes it into,
  * while the process starts (moving a process between cgroups waits for an RCU grace period, 15 ms on some hosts:
@@ -94,12 +105,23 @@ export function confineCommand(
     file,
     ...argv,
   ];
-  if (confine.tunDevice !== true) {
+  if (confine.tunDevice !== true && confine.userfaultfd !== true) {
     return { file: dropped[0]!, argv: dropped.slice(1), joinAfterSpawn: procs };
   }
   return {
     file: 'unshare',
-    argv: ['--mount', '--propagation', 'private', '--', 'sh', '-c', SCRIPT, 'myhv-confine', ...dropped],
+    argv: [
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      'sh',
+      '-c',
+      SCRIPT,
+      'myhv-confine',
+      confine.userfaultfd === true ? 'userfaultfd' : '-',
+      ...dropped,
+    ],
     joinAfterSpawn: procs,
   };
 }

@@ -4,6 +4,7 @@
 // there with the local network backend in a throwaway namespace (TAPs made by the manager, as on a real host),
 // confined (the default as root) and not.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,13 +123,18 @@ if (!realSkip) {
     ['unconfined, memory copied', { command, restoreMemory: 'copy' }, { mode: 'off' }],
     ...(confineSkip
       ? []
-      : [
-          ['confined, memory copied (the default as root)', { command }, { mode: 'on' }] as [
-            string,
-            VmmOptions,
-            ConfinementOptions,
-          ],
-        ]),
+      : ([
+          ['confined, memory copied (the default as root)', { command }, { mode: 'on' }],
+          ...(existsSync('/dev/userfaultfd')
+            ? [
+                [
+                  'confined with confinement.userfaultfd, memory on demand',
+                  { command },
+                  { mode: 'on', userfaultfd: true },
+                ],
+              ]
+            : []),
+        ] as [string, VmmOptions, ConfinementOptions][])),
   ];
   for (const [label, options, confinement] of runs) {
     // The local backend in a namespace of its own: the manager makes the TAP, the VMM opens it there.

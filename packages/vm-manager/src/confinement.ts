@@ -57,6 +57,14 @@ export interface ConfinementOptions {
    * its VM's snapshot and disk directories. Default true; a kernel without Landlock makes `vm.create` fail.
    */
   readonly landlock?: boolean;
+  /**
+   * Let each confined VMM use userfaultfd (a `/dev/userfaultfd` node of its own), so that a restore loads the
+   * guest's memory on demand instead of copying it first (see `VmmOptions.restoreMemory`). It also lets a
+   * compromised VMM handle kernel page faults, a known aid to kernel exploits, which is why hosts restrict
+   * userfaultfd: default false. Needs `/dev/userfaultfd` (Linux 6.1+); INVALID_ARGUMENT naming
+   * `options.confinement.userfaultfd` where the host has none.
+   */
+  readonly userfaultfd?: boolean;
 }
 
 /** A confined VM's identity and cgroup, in its record (`resources.confinement`). */
@@ -72,6 +80,8 @@ export interface ConfinementState {
   readonly landlock?: readonly string[];
   /** Disk images given to the VM's uid, with the owner each goes back to when the VM is deleted. */
   readonly disks?: readonly { readonly path: string; readonly uid: number; readonly gid: number }[];
+  /** Its running VMM may use userfaultfd (`ConfinementOptions.userfaultfd`): a restore loads memory on demand. */
+  readonly userfaultfd?: boolean;
 }
 
 /** The limits a VM's cgroup gets: its spec's, else defaults from its size. */
@@ -264,6 +274,16 @@ export class Confiner {
       throw new TypeError('confinement.uidBase/uidCount must give a range of uids within 1..4294967294');
     }
     this.#parent = cgroupParentFor(stateDir);
+    if (options.userfaultfd !== undefined && typeof options.userfaultfd !== 'boolean')
+      throw new TypeError('confinement.userfaultfd must be a boolean');
+    // Asked for explicitly: a host that cannot give it is refused up front, not at the first start.
+    if (options.userfaultfd && !statOrUndefined('/dev/userfaultfd')?.isCharacterDevice()) {
+      throw new VmManagerError(
+        'INVALID_ARGUMENT',
+        'confinement.userfaultfd is on, but this host has no /dev/userfaultfd (Linux 6.1 or later has it)',
+        { details: { field: 'options.confinement.userfaultfd' } },
+      );
+    }
   }
 
   /** The cgroup parent of this manager's VMs (`myhv` or `myhv-<6 hex>`). */
@@ -412,6 +432,9 @@ export class Confiner {
       const { landlock: _none, ...rest } = state;
       state = rest;
     }
+    // The VMM gets a userfaultfd node when asked for; a grant recorded by an earlier start is dropped otherwise.
+    const { userfaultfd: _was, ...withoutUffd } = state;
+    state = this.#options.userfaultfd ? { ...withoutUffd, userfaultfd: true } : withoutUffd;
     record.resources.confinement = state;
     return {
       state,
@@ -423,6 +446,7 @@ export class Confiner {
         ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}),
         // A VM without a network opens no TAP.
         tunDevice: host.tun && record.spec.network.enabled,
+        ...(state.userfaultfd ? { userfaultfd: true } : {}),
       },
     };
   }

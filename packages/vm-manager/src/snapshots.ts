@@ -237,12 +237,14 @@ export async function restoreSnapshot(
 
 /**
  * How a restore brings the guest's memory back (`VmmOptions.restoreMemory`; see there): on demand where the VMM
- * may use userfaultfd — it runs as root, unconfined, or the host lets unprivileged processes use it — else copied.
+ * may use userfaultfd — it runs as root, unconfined; confined with `confinement.userfaultfd`; or the host lets
+ * unprivileged processes use it — else copied.
  */
 export function memoryMode(options: VmmOptions, record: VmRecord): RestoreMemory {
   if (options.restoreMemory) return options.restoreMemory;
-  const unconfinedRoot = !record.resources.confinement && process.getuid?.() === 0;
-  return unconfinedRoot || unprivilegedUserfaultfd() ? 'on-demand' : 'copy';
+  const confinement = record.resources.confinement;
+  const allowed = confinement ? confinement.userfaultfd === true : process.getuid?.() === 0;
+  return allowed || unprivilegedUserfaultfd() ? 'on-demand' : 'copy';
 }
 
 function unprivilegedUserfaultfd(): boolean {

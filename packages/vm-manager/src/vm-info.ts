@@ -52,6 +52,8 @@ export interface VmInfo {
     readonly limits: VmLimits;
     /** The directories its VMM's Landlock rules open besides its config's files; absent without Landlock. */
     readonly landlock?: readonly string[];
+    /** Its VMM may use userfaultfd (`ConfinementOptions.userfaultfd`): restores load memory on demand. */
+    readonly userfaultfd?: boolean;
     readonly processes?: readonly ProcessConfinement[];
   };
 }
@@ -95,6 +97,7 @@ export function vmInfo(record: VmRecord, dir: string, alive = vmmAlive(record.re
       ...(confined.cgroup ? { cgroup: confined.cgroup } : {}),
       limits: vmLimits(spec),
       ...(confined.landlock ? { landlock: confined.landlock } : {}),
+      ...(confined.userfaultfd ? { userfaultfd: true } : {}),
     };
   }
   info.paths = vmm

@@ -32,7 +32,8 @@ export interface VmmOptions {
    * How `restore` brings a guest's memory back. `on-demand` (userfaultfd): the VM runs at once and its pages load
    * as it touches them, and in the background (a snapshot of it waits until they have); restore time does not grow
    * with memory. `copy`: every page is read before it runs. Default: on-demand where the VMM may use userfaultfd
-   * (root and unconfined, or `vm.unprivileged_userfaultfd = 1`), else copy; a VMM refused userfaultfd copies.
+   * (root and unconfined, confined with `confinement.userfaultfd`, or `vm.unprivileged_userfaultfd = 1`), else
+   * copy; a VMM refused userfaultfd copies.
    */
   readonly restoreMemory?: RestoreMemory;
   /** How long a guest gets to power off after the power button before harder rungs. Default 5 s. */

@@ -162,6 +162,32 @@ describe.skipIf(skip)(`confined VMMs (${realVmm ? 'real network' : 'memory netwo
     if (memoryMount) expect(existsSync(join(memoryMount, dirname(vm.confinement!.cgroup!)))).toBe(false);
   });
 
+  it.skipIf(!statSync('/dev/userfaultfd', { throwIfNoEntry: false })?.isCharacterDevice())(
+    'with confinement.userfaultfd its VMM gets a /dev/userfaultfd of its own, and a restore loads memory on demand',
+    async () => {
+      await using h = await makeHarness({ backend, confinement: { mode: 'on', userfaultfd: true } });
+      const hostNode = statSync('/dev/userfaultfd');
+      await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+      await h.manager.snapshot('web');
+      const restored = await h.manager.restore('web');
+      const threads = readdirSync(`/proc/${restored.pid}/task`).map((t) =>
+        readFileSync(`/proc/${restored.pid}/task/${t}/comm`, 'utf8').trim(),
+      );
+      const node = statSync(`/proc/${restored.pid}/root/dev/userfaultfd`);
+      expect(node.rdev).toBe(hostNode.rdev);
+      expect(node.mode & 0o777).toBe(0o666);
+      // The host's own node is as it was; the VMM still runs as its own uid.
+      expect(statSync('/dev/userfaultfd').mode).toBe(hostNode.mode);
+      expect(restored.confinement).toMatchObject({ userfaultfd: true });
+      expect(readFileSync(`/proc/${restored.pid}/status`, 'utf8')).toMatch(/^Uid:\s+1\d{9}\s/m);
+      // The real VMM loads the memory in a thread of its own, for a few hundred ms after the restore answered.
+      if (realVmm) expect(threads).toContain('uffd-handler');
+      // A snapshot right after waits for that load instead of failing.
+      expect((await h.manager.snapshot('web')).status).toBe('running');
+      await h.manager.delete('web', { force: true });
+    },
+  );
+
   it('refuses, before any work, a kernel its VMM could not open, naming the field', async () => {
     await using h = await makeHarness({ backend });
     const hidden = join(h.shareDir, 'private');
