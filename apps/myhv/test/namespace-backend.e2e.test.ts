@@ -16,11 +16,15 @@ interface VmJson {
 /** The inode of a network namespace: a named one (bind-mounted by `ip netns`) or a process's. */
 const nsInode = (path: string) => execFileSync('stat', ['-L', '-c', '%i', path], { encoding: 'utf8' }).trim();
 
+/**
+ * The per-VM namespaces on the host (`myhv-[<6 hex>-]<vm id>`, what a create on the namespace backend makes): not every
+ * namespace, since other suites running beside this one (turbo runs two packages at once) make their own.
+ */
 const namespaces = () =>
   execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
     .split('\n')
     .map((line) => line.split(' ')[0]!)
-    .filter(Boolean);
+    .filter((name) => /^myhv-(?:[0-9a-f]{6}-)?[0-9a-f]{12}$/.test(name));
 
 describe.skipIf(skip !== undefined)('--net-backend namespace: each VM in its own network namespace', () => {
   const box = new Sandbox('nsb', { MYHV_NET_BACKEND: 'namespace' });
