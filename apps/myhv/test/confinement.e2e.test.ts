@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { e2eSkipReason, inProcessOnly, json, myhv, Sandbox } from './myhv.js';
 
@@ -130,15 +130,42 @@ describe.skipIf(skip !== undefined)('myhv --confinement (simulator VMM)', () => 
     },
   );
 
+  it.skipIf(
+    inProcessOnly('--confinement-userfaultfd on') ||
+      !statSync('/dev/userfaultfd', { throwIfNoEntry: false })?.isCharacterDevice(),
+  )('--confinement-userfaultfd on gives the VMM a /dev/userfaultfd of its own; inspect says so', async () => {
+    const created = await run(
+      '--confinement-userfaultfd',
+      'on',
+      'vm',
+      'create',
+      'uffd',
+      '--kernel',
+      box.kernel,
+      '--memory',
+      '64M',
+    );
+    expect(created.code, created.stderr).toBe(0);
+    const inspected = json<{ vm: { pid: number; confinement?: { userfaultfd?: boolean } } }>(
+      await run('--json', 'vm', 'inspect', 'uffd'),
+    ).vm;
+    expect(inspected.confinement).toMatchObject({ userfaultfd: true });
+    expect(statSync(`/proc/${inspected.pid}/root/dev/userfaultfd`).mode & 0o777).toBe(0o666);
+    expect((await run('vm', 'inspect', 'uffd')).stdout).toMatch(/userfaultfd:\s+its own \/dev\/userfaultfd/);
+    expect((await run('vm', 'rm', '--force', 'uffd')).code).toBe(0);
+  });
+
   it.each([
+    [['--confinement-userfaultfd', 'yes'], '--confinement-userfaultfd'],
     [['--cpu-limit', 'lots'], '--cpu-limit'],
     [['--cpu-limit', '0'], 'limits.cpus'],
     [['--memory-limit', '64M'], 'limits.memory'],
     [['--pids-limit', '3'], 'limits.pids'],
     [['--confinement', 'maybe'], '--confinement'],
   ])('%j is exit 2 naming %s, and nothing is made', async (args, field) => {
-    const global = args[0] === '--confinement' ? args : [];
-    const local = args[0] === '--confinement' ? [] : args;
+    const isGlobal = args[0]!.startsWith('--confinement');
+    const global = isGlobal ? args : [];
+    const local = isGlobal ? [] : args;
     const out = await run(
       '--json',
       ...global,

@@ -209,7 +209,10 @@ export async function openManager(
       ...(serialRelay ? { serialRelay } : {}),
     },
     inventory: { bridge: ops, nat: ops },
-    confinement: { mode: config.confinement },
+    confinement: {
+      mode: config.confinement,
+      ...(config.confinementUserfaultfd === 'on' ? { userfaultfd: true } : {}),
+    },
   });
   return {
     manager,
@@ -337,6 +340,7 @@ const HOST_SETTINGS = [
   'subnet',
   'vmmBinary',
   'confinement',
+  'confinementUserfaultfd',
 ] as const satisfies readonly SettingKey[];
 
 /**

@@ -98,6 +98,7 @@ describe('resolveConfig', () => {
     [{ netns: '../escape' }, '--netns'],
     [{ bridge: 'br;rm' }, '--bridge'],
     [{ vmmBinary: 'relative' }, '--vmm-binary'],
+    [{ confinementUserfaultfd: 'yes' }, '--confinement-userfaultfd'],
   ])('rejects %o', async (flags, field) => {
     const error = await rejection(resolveConfig({ flags, env: {} }));
     expect(error.code).toBe('INVALID_ARGUMENT');
@@ -163,6 +164,16 @@ describe('resolveConfig', () => {
         details: { field: `${file}: allowedVmmBinaries` },
       });
     }
+  });
+
+  it('confinement userfaultfd is off unless a flag, MYHV_CONFINEMENT_USERFAULTFD or the config file turns it on', async () => {
+    expect((await resolveConfig({ flags: {}, env: {} })).confinementUserfaultfd).toBe('off');
+    expect(
+      (await resolveConfig({ flags: {}, env: { MYHV_CONFINEMENT_USERFAULTFD: 'on' } }))
+        .confinementUserfaultfd,
+    ).toBe('on');
+    const file = await configFile('confinementUserfaultfd: "on"\n');
+    expect((await resolveConfig({ flags: { config: file }, env: {} })).confinementUserfaultfd).toBe('on');
   });
 
   it('accepts "simulator" as the VMM binary', async () => {

@@ -37,6 +37,8 @@ export interface CliConfig {
   readonly allowedVmmBinaries: readonly string[];
   /** Least privilege for VMMs (`VmManagerOptions.confinement.mode`). */
   readonly confinement: 'auto' | 'on' | 'off';
+  /** Confined VMMs may use userfaultfd (`VmManagerOptions.confinement.userfaultfd`): on-demand restores. */
+  readonly confinementUserfaultfd: 'on' | 'off';
   /** myhvd's socket; default `<runDir>/myhvd.sock`. */
   readonly daemonSocket: string;
   /** Where each setting came from. */
@@ -112,6 +114,7 @@ export async function resolveConfig({ flags, env }: ResolveConfigInput): Promise
     ...(vmm ? { vmmBinary: vmm.value === 'simulator' ? 'simulator' : absolutePath(vmm) } : {}),
     allowedVmmBinaries: fromFile?.allowedVmmBinaries ?? [],
     confinement: oneOf(get('confinement'), ['auto', 'on', 'off'] as const),
+    confinementUserfaultfd: oneOf(get('confinementUserfaultfd'), ['on', 'off'] as const),
     daemonSocket: raw.daemonSocket ? socketPath(raw.daemonSocket) : join(runDir, 'myhvd.sock'),
     sources,
     ...(fromFile ? { configFile: file!.path } : {}),

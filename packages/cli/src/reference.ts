@@ -258,7 +258,7 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { socket: string; version: string; pid: number; startedAt: string; uptimeMs: number; connections: number;
   vms: number; stateDir: string; watcher: { checks: number; exited: number; restarted: number; drift: number };
   settings: { stateDir: string; runDir: string; netBackend: string; nat: string; mosnetSocket: string; netns: string;
-    bridge: string; subnet: string; vmmBinary: string; confinement: string } }
+    bridge: string; subnet: string; vmmBinary: string; confinement: string; confinementUserfaultfd: string } }
 // myhv daemon run: runs until SIGINT/SIGTERM; with --json, its log on stderr is NDJSON
 { time: string; level: 'info' | 'warn' | 'error'; message: string; vm?: string; error?: string }
 // any failure, on stderr (one line)

@@ -25,6 +25,7 @@ export type SettingKey =
   | 'subnet'
   | 'vmmBinary'
   | 'confinement'
+  | 'confinementUserfaultfd'
   | 'daemonSocket';
 
 /** Every host setting with its flag, environment variable, config key and default, in help order. */
@@ -99,6 +100,14 @@ export const settings: readonly SettingDefinition[] = [
     defaultValue: 'auto',
     description:
       'least privilege for VMMs: auto (as root, each VMM runs as a uid of its own with no capabilities, no_new_privs, Landlock and a cgroup with its limits, where the host can), on (refuse to start a VMM unconfined) or off',
+  },
+  {
+    key: 'confinementUserfaultfd',
+    flag: '--confinement-userfaultfd <mode>',
+    env: 'MYHV_CONFINEMENT_USERFAULTFD',
+    defaultValue: 'off',
+    description:
+      'on or off. On: each confined VMM gets a /dev/userfaultfd of its own, so `vm restore` loads memory on demand instead of copying it first; it also lets a compromised VMM handle kernel page faults (an exploit aid), hence off by default (needs Linux 6.1+)',
   },
   {
     key: 'daemonSocket',

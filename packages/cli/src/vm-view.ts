@@ -158,6 +158,8 @@ function confinementFields(info: VmInfo): [string, string][] {
     ['limits', `${cpus} cpus, ${formatMemory(memoryBytes)} memory, ${pids} pids`],
   ];
   if (c.landlock) fields.push(['landlock', `its config's files and ${c.landlock.join(', ')}`]);
+  if (c.userfaultfd)
+    fields.push(['userfaultfd', 'its own /dev/userfaultfd (restores load memory on demand)']);
   for (const p of c.processes ?? []) {
     const caps = /^0+$/.test(p.capEff) ? 'no capabilities' : `capabilities ${p.capEff}`;
     const mode = ['seccomp off', 'seccomp strict', 'seccomp filter'][p.seccomp] ?? `seccomp ${p.seccomp}`;

@@ -441,7 +441,6 @@ export async function removeVmCgroup(
   throwIfAborted(options?.signal);
   const dirs: string[] = [];
   for (const path of target.paths) dirs.push(...(await subtreeDeepestFirst(path)));
-  if (dirs.length === 0) return;
   for (const dir of dirs) {
     if (await exists(join(dir, 'cgroup.kill'))) {
       await writeFile(join(dir, 'cgroup.kill'), '1').catch((error: unknown) => {
