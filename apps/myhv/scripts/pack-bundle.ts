@@ -1,5 +1,15 @@
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,4 +123,20 @@ ${escaped}${tail}
   chmodSync(target, 0o755);
   // Without this, dist/myhv.js would be an ES module (apps/myhv is "type": "module").
   writeFileSync(join(dirname(target), 'package.json'), '{ "type": "commonjs" }\n');
+  copyDashboardUi(join(dirname(target), 'ui'));
+}
+
+/**
+ * The dashboard's built front end, beside the bundle: the bundled dashboard code looks for it at `dist/ui` relative
+ * to its own file (`defaultUiDir`), which in the bundle is dist/myhv.js.
+ */
+function copyDashboardUi(target: string): void {
+  const pkg = createRequire(import.meta.url).resolve('@my-hypervisor/dashboard/package.json');
+  const source = join(dirname(pkg), 'dist/ui');
+  if (!existsSync(join(source, 'index.html'))) {
+    throw new Error(
+      `${source} is missing: build @my-hypervisor/dashboard first (turbo does, as a dependency)`,
+    );
+  }
+  cpSync(source, target, { recursive: true });
 }

@@ -1,36 +1,15 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createClient } from '@my-hypervisor/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { e2eSkipReason, json, myhv, Sandbox } from '../../myhv/test/myhv.js';
+import { myhvd, startMyhvd } from './start-myhvd.js';
 
 const run = promisify(execFile);
-const myhvd = fileURLToPath(new URL('../bin/myhvd.js', import.meta.url));
 
 const skip = e2eSkipReason();
 if (skip) console.warn(`skipped: the myhvd e2e tests, because ${skip}`);
-
-/** `myhvd` as systemd would run it, with the sandbox's settings; resolves once it listens. */
-async function startDaemon(env: Record<string, string>, args: readonly string[] = []) {
-  const child: ChildProcess = spawn(process.execPath, [myhvd, ...args], {
-    cwd: '/',
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const deadline = Date.now() + 30_000;
-  while (!stderr.includes('listening on')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`myhvd did not start:\n${stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return { child, exited, stderr: () => stderr };
-}
 
 describe('myhvd', () => {
   it('--version prints the version of the myhv it runs', async () => {
@@ -51,7 +30,7 @@ describe.skipIf(skip !== undefined)('myhvd on a host (simulator VMM)', () => {
   });
 
   it('serves the SDK and `myhv daemon status`; SIGTERM stops it (exit 0) and leaves the VMs running', async () => {
-    const daemon = await startDaemon(box.env);
+    const daemon = await startMyhvd(box.env);
     await using sdk = createClient({ socketPath: socket() });
     const vm = await sdk.create({
       name: 'web',
@@ -82,7 +61,7 @@ describe.skipIf(skip !== undefined)('myhvd on a host (simulator VMM)', () => {
     const before = box.snapshot();
     // A slow boot, so the kill lands inside the create.
     const env = { ...box.env, MYHV_SIM_DELAY_MS: 'vm.boot:3000' };
-    const daemon = await startDaemon(env);
+    const daemon = await startMyhvd(env);
     const sdk = createClient({ socketPath: socket() });
     let sawVmm = false;
     const creating = sdk
@@ -102,7 +81,7 @@ describe.skipIf(skip !== undefined)('myhvd on a host (simulator VMM)', () => {
     await sdk.close();
     // What the dead daemon left: a half-made VM with its VMM running.
     expect(box.processes().length).toBeGreaterThan(0);
-    const again = await startDaemon(box.env);
+    const again = await startMyhvd(box.env);
     expect(again.stderr()).toMatch(/reconciled: [1-9]\d* change/);
     await using fresh = createClient({ socketPath: socket() });
     expect(await fresh.list(), again.stderr()).toEqual([]);

@@ -49,6 +49,7 @@ export type CommandId =
   | 'demo'
   | 'daemon run'
   | 'daemon status'
+  | 'dashboard url'
   | 'version';
 
 /** What a leaf command's action hands to the runner: its id, positional arguments and the command itself. */
@@ -385,12 +386,27 @@ export function createProgram(invoke: Invoke): Command {
       '--drift-interval <ms>',
       'how often to look for network pieces deleted behind its back and put them back (0: never); default 30000',
     )
-    .option('--no-reconcile', 'do not repair drift before listening');
+    .option('--no-reconcile', 'do not repair drift before listening')
+    .option(
+      '--dashboard <[host:]port>',
+      'also serve the web dashboard on this TCP port (host default 127.0.0.1; any other host needs the TLS options); log in with `myhv dashboard url`',
+    )
+    .option('--dashboard-tls-cert <file>', 'serve the dashboard over HTTPS with this certificate (PEM)')
+    .option('--dashboard-tls-key <file>', "the certificate's private key (PEM)");
   leaf(
     daemon,
     'status',
     'daemon status',
     'whether myhvd answers on its socket: version, pid, uptime, VMs, watcher',
+  );
+  const dashboard = program
+    .command('dashboard')
+    .description("myhvd's web dashboard (served with `myhvd --dashboard PORT`)");
+  leaf(
+    dashboard,
+    'url',
+    'dashboard url',
+    'print a one-time login link for the dashboard (valid 60 s, used once); asks myhvd over its socket',
   );
   leaf(program, 'version', 'version', 'print the version');
   return program;

@@ -61,6 +61,7 @@ const handlers: Record<CommandId, () => Promise<CommandHandler>> = {
   demo: async () => (await import('./commands/demo.js')).demo,
   'daemon run': async () => (await import('./commands/daemon.js')).daemonRun,
   'daemon status': async () => (await import('./commands/daemon.js')).daemonStatus,
+  'dashboard url': async () => (await import('./commands/daemon.js')).dashboardUrl,
   version: async () => (await import('./commands/version.js')).version,
 };
 

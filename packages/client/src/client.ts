@@ -51,6 +51,13 @@ export interface DaemonHello {
   readonly settings: Readonly<Record<string, string>>;
 }
 
+/** What `dashboard.login` answers: a login link for the dashboard, used once, and when it stops working. */
+export interface DashboardLogin {
+  readonly url: string;
+  /** ISO time. */
+  readonly expiresAt: string;
+}
+
 /** What `daemon.status` answers. */
 export interface DaemonStatus extends DaemonHello {
   readonly startedAt: string;
@@ -114,6 +121,11 @@ export class MyhvClient implements AsyncDisposable {
   /** The daemon's version, pid, uptime, host settings and what it watches. */
   status(options: { signal?: AbortSignal } = {}): Promise<DaemonStatus> {
     return this.#call('daemon.status', {}, options) as Promise<DaemonStatus>;
+  }
+
+  /** A one-time login link for the daemon's web dashboard (WRONG_STATE when it serves none). */
+  dashboardLogin(options: { signal?: AbortSignal } = {}): Promise<DashboardLogin> {
+    return this.#call('dashboard.login', {}, options) as Promise<DashboardLogin>;
   }
 
   /** The OpenRPC document of the daemon's API. */

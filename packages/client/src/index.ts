@@ -3,6 +3,7 @@ export {
   createClient,
   type DaemonHello,
   type DaemonStatus,
+  type DashboardLogin,
   MyhvClient,
   type MyhvClientOptions,
 } from './client.js';

@@ -80,6 +80,13 @@ const definitions = {
     empty,
     { name: 'status', type: 'DaemonStatus' },
   ),
+  'dashboard.login': method(
+    'dashboard.login',
+    "A one-time login link for the daemon's web dashboard (used once, valid 60 s): who may call the daemon may " +
+      'log in. WRONG_STATE when the daemon serves no dashboard. Not available to the dashboard itself.',
+    empty,
+    { name: 'login', type: 'DashboardLogin' },
+  ),
   'vm.list': method('vm.list', 'Every VM whose record can be read, sorted by name.', empty, {
     name: 'vms',
     type: 'VmInfo[]',

@@ -60,6 +60,7 @@ export function buildDaemonOpenrpcDocument(): OpenrpcDocument {
 const RESULT_TYPE_PACKAGES: Readonly<Record<string, string>> = {
   DaemonHello: '@my-hypervisor/client',
   DaemonStatus: '@my-hypervisor/client',
+  DashboardLogin: '@my-hypervisor/client',
   OpenrpcDocument: '@my-hypervisor/json-rpc',
 };
 

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import {
   buildDaemonOpenrpcDocument,
   type DaemonHello,
@@ -5,8 +6,14 @@ import {
   DEFAULT_DAEMON_SOCKET,
   rpcErrorFromError,
 } from '@my-hypervisor/client';
+import type { DashboardServer } from '@my-hypervisor/dashboard';
 import { type JsonRpcServerLimits, serveJsonRpc } from '@my-hypervisor/json-rpc';
-import { type ReconcileReport, type VmManager, VmManagerError } from '@my-hypervisor/vm-manager';
+import {
+  ensurePrivateDir,
+  type ReconcileReport,
+  type VmManager,
+  VmManagerError,
+} from '@my-hypervisor/vm-manager';
 import { createHandlers } from './handlers.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { VERSION } from './version.js';
@@ -56,6 +63,25 @@ export interface DaemonOptions {
   readonly refresh?: () => Promise<void>;
   /** Told about what the daemon does on its own (reconcile, watcher restarts, failures). Default: nothing. */
   readonly onLog?: (entry: DaemonLogEntry) => void;
+  /**
+   * Serve the web dashboard (ADR 015) over HTTP on this port, beside the socket. Off by default. `myhv dashboard
+   * url` (`dashboard.login`) hands out login links over the socket, so the socket's mode still decides who may.
+   */
+  readonly dashboard?: DaemonDashboardOptions;
+}
+
+/** Where and how the daemon serves its dashboard. */
+export interface DaemonDashboardOptions {
+  /** The TCP port; 0 picks a free one (`Daemon.dashboard.url` tells which). */
+  readonly port: number;
+  /** Default `127.0.0.1`; anything but a loopback address needs `tls`. */
+  readonly host?: string;
+  /** Certificate and key (PEM contents) to serve HTTPS. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /** The key that signs sessions: made 0600 on first use. Default `<stateDir>/dashboard.secret`. */
+  readonly secretPath?: string;
+  /** The built front end. Default: `@my-hypervisor/dashboard`'s own. */
+  readonly uiDir?: string;
 }
 
 /** One line of what the daemon did on its own. */
@@ -71,6 +97,8 @@ export interface Daemon extends AsyncDisposable {
   readonly socketPath: string;
   /** What the reconcile at start changed (undefined when `reconcile: false`). */
   readonly reconciled: ReconcileReport | undefined;
+  /** The dashboard's base URL, when it serves one. */
+  readonly dashboard: { readonly url: string } | undefined;
   status(): Promise<DaemonStatus>;
   /**
    * Stops listening, cancels calls in flight and subscriptions, waits for them, and stops the watcher. The VMs
@@ -105,6 +133,8 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     }
   };
   const settings = Object.freeze({ ...settingsOf(options.settings), stateDir: manager.options.stateDir });
+  // Checked before any work: a dashboard that cannot be served must not leave a half-started daemon.
+  const dashboardSetup = options.dashboard && (await prepareDashboard(options.dashboard, manager));
   const hello = async (): Promise<DaemonHello> => ({ version: VERSION, pid: process.pid, settings });
   const startedAt = new Date();
   const reconciled = options.reconcile === false ? undefined : await manager.reconcile();
@@ -124,8 +154,17 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     stateDir: manager.options.stateDir,
     watcher: watcher.stats,
   });
+  let dashboard: DashboardServer | undefined;
   const methods = createHandlers({
     manager,
+    dashboardLogin: () => {
+      if (!dashboard) {
+        throw new VmManagerError('WRONG_STATE', 'this daemon serves no dashboard', {
+          details: { hint: 'start myhvd with --dashboard PORT (e.g. --dashboard 8780)' },
+        });
+      }
+      return dashboard.loginUrl();
+    },
     queue,
     hello,
     status,
@@ -145,18 +184,104 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     errorFor: rpcErrorFromError,
     closingReason: () => new VmManagerError('ABORTED', 'myhvd is stopping'),
   });
-  watcher.start();
   const listening = server;
+  if (dashboardSetup) {
+    try {
+      dashboard = await dashboardSetup.start(methods);
+    } catch (error) {
+      await listening.close();
+      throw error;
+    }
+    log({ level: 'info', message: `dashboard: ${dashboard.url}` });
+  }
+  watcher.start();
   let closed: Promise<void> | undefined;
   const close = () => {
     closed ??= (async () => {
       closing = true;
+      await dashboard?.close();
       await watcher.stop();
       await listening.close();
     })();
     return closed;
   };
-  return { socketPath, reconciled, status, close, [Symbol.asyncDispose]: close };
+  return {
+    socketPath,
+    reconciled,
+    dashboard: dashboard && { url: dashboard.url },
+    status,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/**
+ * Checks the dashboard's options and reads (or makes) its secret, before the daemon does any work; `start` then
+ * serves it with the daemon's handlers. The dashboard package (and `ws`) is loaded only when it is asked for.
+ */
+async function prepareDashboard(
+  config: DaemonDashboardOptions,
+  manager: VmManager,
+): Promise<{ start: (methods: ReturnType<typeof createHandlers>) => Promise<DashboardServer> }> {
+  if (typeof config !== 'object' || config === null) throw new TypeError('dashboard must be an object');
+  const dashboardModule = await import('@my-hypervisor/dashboard');
+  const { port, host = '127.0.0.1' } = config;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw invalidDashboard('dashboard.port', `dashboard.port: ${String(port)} is not a TCP port (0-65535)`);
+  }
+  if (!dashboardModule.isLoopback(host) && !config.tls) {
+    throw invalidDashboard(
+      'dashboard.host',
+      `dashboard.host: ${host} is not a loopback address; serving the dashboard beyond this machine needs TLS (dashboard.tls)`,
+    );
+  }
+  const secretPath = config.secretPath ?? join(manager.options.stateDir, 'dashboard.secret');
+  let secret: Buffer;
+  try {
+    if (config.secretPath === undefined) ensurePrivateDir(manager.options.stateDir, 'the state directory');
+    secret = dashboardModule.loadOrCreateSecret(secretPath);
+  } catch (error) {
+    if (VmManagerError.isInstance(error)) throw error;
+    throw new VmManagerError('UNSAFE_PERMISSIONS', (error as Error).message, {
+      cause: error,
+      details: { path: secretPath, field: 'dashboard.secretPath' },
+    });
+  }
+  return {
+    start: async (methods) => {
+      try {
+        return await dashboardModule.createDashboardServer({
+          port,
+          host,
+          ...(config.tls ? { tls: config.tls } : {}),
+          ...(config.uiDir ? { uiDir: config.uiDir } : {}),
+          secret,
+          methods,
+          errorFor: rpcErrorFromError,
+          version: VERSION,
+          events: ({ vm, since, signal }) =>
+            manager.journal({ ...(vm === undefined ? {} : { vm }), since, follow: true, signal }),
+          console: (vm, signal) => manager.console(vm, { signal }),
+        });
+      } catch (error) {
+        if (error instanceof dashboardModule.DashboardError) {
+          throw new VmManagerError(
+            error.code === 'ADDRESS_IN_USE' ? 'BUSY' : 'INVALID_ARGUMENT',
+            error.message,
+            {
+              cause: error,
+              details: { field: `dashboard.${error.field ?? 'port'}` },
+            },
+          );
+        }
+        throw error;
+      }
+    },
+  };
+}
+
+function invalidDashboard(field: string, message: string): VmManagerError {
+  return new VmManagerError('INVALID_ARGUMENT', message, { details: { field } });
 }
 
 function wholeMs(value: number, name: string): number {

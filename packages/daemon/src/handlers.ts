@@ -35,6 +35,8 @@ export interface HandlerContext {
   readonly refresh?: () => Promise<void>;
   /** True once the daemon is stopping (a subscription then ends with reason `closing`). */
   readonly closing: () => boolean;
+  /** A one-time dashboard login link (WRONG_STATE when the daemon serves no dashboard). */
+  readonly dashboardLogin: () => { url: string; expiresAt: string };
 }
 
 type Params = Record<string, unknown>;
@@ -68,6 +70,7 @@ export function createHandlers(
     'rpc.discover': { run: async () => context.document },
     'daemon.hello': { run: () => context.hello() },
     'daemon.status': { run: () => context.status() },
+    'dashboard.login': { run: async () => context.dashboardLogin() },
     'vm.list': { run: listingText(manager, jsonOf) },
     'vm.listAll': { run: () => manager.listAll() },
     'vm.get': { run: async (p) => new JsonText(jsonOf(await manager.get(name(p)))) },

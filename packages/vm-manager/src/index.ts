@@ -10,7 +10,7 @@ export {
   type VmLimits,
   vmLimits,
 } from './confinement.js';
-export { findUnsafePermissions, type UnsafePermission } from './dir-trust.js';
+export { ensurePrivateDir, findUnsafePermissions, type UnsafePermission } from './dir-trust.js';
 export { VmManagerError, type VmManagerErrorCode, type VmManagerErrorDetails } from './errors.js';
 export type { JournalEvent, JournalOptions, JournalReadOptions, JournalStats } from './event-journal.js';
 export type { JournalEntry, StatusEvent, StepEvent, VmEvent, VmmEvent } from './events.js';

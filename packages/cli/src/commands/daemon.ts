@@ -19,6 +19,7 @@ export const daemonRun: CommandHandler = async (ctx) => {
   const driftIntervalMs =
     options.driftInterval === undefined ? 30_000 : milliseconds('--drift-interval', options.driftInterval);
   const gid = options.group === undefined ? undefined : await groupId(String(options.group));
+  const dashboard = await dashboardOptions(options);
   const config = await ctx.config();
   const vmm = await ctx.vmm();
   const parts = await openManager(config, { kind: 'full', vmm, recordNetwork: true, shareResults: true });
@@ -50,6 +51,7 @@ export const daemonRun: CommandHandler = async (ctx) => {
     // Networks made by `myhv net create` after the daemon started are picked up before the next VM change.
     refresh: networkRefresher(parts),
     onLog: log,
+    ...(dashboard ? { dashboard } : {}),
   });
   log({
     level: 'info',
@@ -90,6 +92,78 @@ export const daemonStatus: CommandHandler = async (ctx) => {
   });
   return ExitCode.OK;
 };
+
+/** `myhv dashboard url`: a one-time login link from myhvd (the socket's mode decides who may have one). */
+export const dashboardUrl: CommandHandler = async (ctx) => {
+  const config = await ctx.config();
+  const { createClient } = await import('@my-hypervisor/client');
+  await using client = createClient({ socketPath: config.daemonSocket, timeoutMs: 5_000 });
+  const login = await client.dashboardLogin().catch((error: unknown) => {
+    // WRONG_STATE (it serves no dashboard) passes through with the daemon's hint.
+    if (error instanceof Error && (error as { code?: unknown }).code === 'UNAVAILABLE') {
+      throw new CliError('DAEMON_UNAVAILABLE', `myhvd does not answer on ${config.daemonSocket}`, {
+        cause: error,
+        details: { hint: 'the dashboard is served by myhvd: start it with `myhvd --dashboard PORT`' },
+      });
+    }
+    throw error;
+  });
+  ctx.out.result(login, () => {
+    ctx.out.print(login.url);
+    ctx.out.note(`open it in a browser on this machine before ${login.expiresAt}; it works once`);
+  });
+  return ExitCode.OK;
+};
+
+/** `--dashboard [host:]port` and the TLS files, checked (and the files read) before the daemon starts. */
+async function dashboardOptions(options: Record<string, unknown>) {
+  const cert = options.dashboardTlsCert === undefined ? undefined : String(options.dashboardTlsCert);
+  const key = options.dashboardTlsKey === undefined ? undefined : String(options.dashboardTlsKey);
+  if (options.dashboard === undefined) {
+    if (cert !== undefined || key !== undefined) {
+      throw invalidValue(
+        '--dashboard-tls-cert',
+        'the TLS options need --dashboard',
+        'e.g. --dashboard 0.0.0.0:8780',
+      );
+    }
+    return undefined;
+  }
+  const text = String(options.dashboard);
+  const match = /^(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]{1,253}):)?(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[2]) : Number.NaN;
+  if (!match || port > 65_535) {
+    throw invalidValue(
+      '--dashboard',
+      `${JSON.stringify(text)} is not [host:]port`,
+      'e.g. 8780 or 127.0.0.1:8780',
+    );
+  }
+  const host = match[1]?.replace(/^\[(.*)\]$/, '$1') ?? '127.0.0.1';
+  if ((cert === undefined) !== (key === undefined)) {
+    throw invalidValue(
+      cert === undefined ? '--dashboard-tls-cert' : '--dashboard-tls-key',
+      'give both the certificate and its key',
+    );
+  }
+  const { isLoopback } = await import('@my-hypervisor/dashboard');
+  if (!isLoopback(host) && cert === undefined) {
+    throw invalidValue(
+      '--dashboard',
+      `${host} is not a loopback address: serving the dashboard beyond this machine needs TLS`,
+      'add --dashboard-tls-cert FILE --dashboard-tls-key FILE, or listen on 127.0.0.1',
+    );
+  }
+  const read = async (flag: string, path: string) =>
+    readFile(path, 'utf8').catch((error: unknown) => {
+      throw invalidValue(flag, `cannot read ${path}: ${(error as Error).message}`);
+    });
+  const tls =
+    cert !== undefined && key !== undefined
+      ? { cert: await read('--dashboard-tls-cert', cert), key: await read('--dashboard-tls-key', key) }
+      : undefined;
+  return { port, host, ...(tls ? { tls } : {}) };
+}
 
 function milliseconds(flag: string, raw: unknown): number {
   const text = String(raw);

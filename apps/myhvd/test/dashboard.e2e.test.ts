@@ -1,0 +1,215 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { e2eSkipReason, json, myhv, Sandbox } from '../../myhv/test/myhv.js';
+import { startMyhvd } from './start-myhvd.js';
+
+const skip = e2eSkipReason();
+if (skip) console.warn(`skipped: the dashboard e2e tests, because ${skip}`);
+
+/** `myhvd --dashboard 127.0.0.1:0` (any free port) with the sandbox's settings, and the URL it serves. */
+async function startWithDashboard(env: Record<string, string>, args: readonly string[] = []) {
+  const daemon = await startMyhvd(env, ['--dashboard', '127.0.0.1:0', ...args]);
+  if (!daemon.dashboardUrl) throw new Error(`myhvd did not say where its dashboard is:\n${daemon.stderr()}`);
+  return { ...daemon, url: daemon.dashboardUrl };
+}
+
+describe.skipIf(skip !== undefined)('myhvd --dashboard', () => {
+  const box = new Sandbox('myhvd-dash');
+
+  beforeAll(() => {
+    box.create();
+  });
+  afterAll(() => {
+    box.destroy();
+  });
+
+  it('refuses bad dashboard options with exit 2 naming the flag, before it starts', async () => {
+    for (const [args, field] of [
+      [['--dashboard', '0.0.0.0:8780'], '--dashboard'],
+      [['--dashboard', 'eighty'], '--dashboard'],
+      [['--dashboard', '70000'], '--dashboard'],
+      [['--dashboard-tls-cert', '/etc/hostname'], '--dashboard-tls-cert'],
+      [
+        [
+          '--dashboard',
+          '0.0.0.0:8780',
+          '--dashboard-tls-cert',
+          '/nope.pem',
+          '--dashboard-tls-key',
+          '/nope.pem',
+        ],
+        '--dashboard-tls-cert',
+      ],
+    ] as const) {
+      const result = await myhv(['--json', 'daemon', 'run', ...args], box.env);
+      expect(result.code, result.stderr).toBe(2);
+      expect(JSON.parse(result.stderr)).toMatchObject({
+        error: { code: 'INVALID_ARGUMENT', field },
+      });
+    }
+    expect(box.processes()).toEqual([]);
+  });
+
+  it('prints a one-time login link with `myhv dashboard url`; the API refuses a request without a session', async () => {
+    const noDaemon = await myhv(['--json', 'dashboard', 'url'], box.env);
+    expect(noDaemon.code).toBe(1);
+    expect(JSON.parse(noDaemon.stderr)).toMatchObject({ error: { code: 'DAEMON_UNAVAILABLE' } });
+    const daemon = await startWithDashboard(box.env);
+    try {
+      expect(daemon.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const link = await myhv(['--json', 'dashboard', 'url'], box.env);
+      expect(link.code, link.stderr).toBe(0);
+      const { url, expiresAt } = json<{ url: string; expiresAt: string }>(link);
+      expect(url.startsWith(`${daemon.url}/login?code=`)).toBe(true);
+      expect(Date.parse(expiresAt)).toBeGreaterThan(Date.now());
+      const plain = await myhv(['dashboard', 'url'], box.env);
+      expect(plain.stdout.trim()).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/login\?code=[\w-]+$/);
+      expect(plain.stderr).toMatch(/works once/);
+
+      const refused = await fetch(`${daemon.url}/rpc`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: daemon.url },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'vm.list' }),
+      });
+      expect(refused.status).toBe(401);
+      const login = await fetch(url, { redirect: 'manual' });
+      expect(login.status).toBe(303);
+      expect(login.headers.get('set-cookie')).toMatch(/HttpOnly; SameSite=Strict/);
+      // The page and its assets come from the bundle's own copy of the front end.
+      const page = await fetch(`${daemon.url}/`);
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+      expect(script).toBeDefined();
+      expect((await fetch(`${daemon.url}${script}`)).status).toBe(200);
+    } finally {
+      daemon.child.kill('SIGTERM');
+      expect(await daemon.exited).toBe(0);
+    }
+  });
+});
+
+const chromiumPath = process.env.MYHV_CHROMIUM ?? '/usr/bin/chromium';
+const noBrowser = existsSync(chromiumPath)
+  ? undefined
+  : `no browser at ${chromiumPath} (scripts/setup installs Debian's chromium; MYHV_CHROMIUM names another)`;
+if (!skip && noBrowser) console.warn(`skipped: the dashboard's browser tests, because ${noBrowser}`);
+/** Screenshots of the pages, kept as test artifacts (small copies are committed under docs/screenshots). */
+const artifacts =
+  process.env.MYHV_TEST_ARTIFACTS ?? fileURLToPath(new URL('../test-artifacts/', import.meta.url));
+
+describe.skipIf(skip !== undefined || noBrowser !== undefined)(
+  'the dashboard in a real browser (chromium)',
+  () => {
+    const box = new Sandbox('myhvd-browser');
+    let browser: Browser;
+
+    beforeAll(async () => {
+      box.create();
+      mkdirSync(artifacts, { recursive: true });
+      browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+    });
+    afterAll(async () => {
+      await browser?.close();
+      box.destroy();
+    });
+
+    it('log in with the link, create through the form, follow status live, console, stop and delete', async () => {
+      const daemon = await startWithDashboard(box.env);
+      try {
+        const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+        const page = await context.newPage();
+        const problems: string[] = [];
+        page.on('pageerror', (error) => problems.push(error.message));
+        page.on('console', (message) => {
+          if (message.type() === 'error' || /Content Security Policy/i.test(message.text())) {
+            problems.push(message.text());
+          }
+        });
+        // A VM made on the host before the browser comes.
+        const made = await myhv(['vm', 'create', 'db', '--kernel', box.kernel, '--memory', '64M'], box.env);
+        expect(made.code, made.stderr).toBe(0);
+
+        const link = json<{ url: string }>(await myhv(['--json', 'dashboard', 'url'], box.env)).url;
+        await page.goto(link);
+        expect(new URL(page.url()).search).toBe(''); // the code left the address bar
+        const dbStatus = page.locator('tr[data-vm="db"] td.col-status');
+        await expect.poll(() => dbStatus.getAttribute('data-status')).toBe('running');
+        expect(await page.locator('tr[data-vm="db"] td.col-memory').textContent()).toBe('64 MiB');
+
+        // Create through the form: a bad value is shown at its field, and nothing is made.
+        await page.getByRole('link', { name: 'Create VM' }).click();
+        await page.getByLabel('Name').fill('web');
+        await page.getByLabel('Memory').fill('1K');
+        await page.getByLabel('Kernel', { exact: true }).fill(box.kernel);
+        await page.getByRole('button', { name: 'Create', exact: true }).click();
+        const memory = page.locator('#create-memory');
+        await expect.poll(() => memory.getAttribute('aria-invalid')).toBe('true');
+        expect(await page.locator('#create-memory-error').textContent()).toMatch(/memory|MiB|size|least/i);
+        expect(await page.evaluate('document.activeElement?.id')).toBe('create-memory');
+        expect(json<{ vms: unknown[] }>(await myhv(['--json', 'vm', 'ls'], box.env)).vms).toHaveLength(1);
+        await memory.fill('64M');
+        await page.getByRole('button', { name: 'Create', exact: true }).click();
+        await page.waitForURL(/#\/vms\/web$/);
+        const heading = page.locator('.heading-status');
+        await expect.poll(() => heading.getAttribute('data-status'), { timeout: 30_000 }).toBe('running');
+        await page.screenshot({ path: join(artifacts, 'dashboard-detail.png') });
+
+        // The list follows what happens elsewhere, without a reload.
+        await page.getByRole('link', { name: 'Virtual machines' }).click();
+        await page.evaluate('window.marker = 1');
+        const stopped = await myhv(['vm', 'stop', 'db'], box.env);
+        expect(stopped.code, stopped.stderr).toBe(0);
+        await expect.poll(() => dbStatus.getAttribute('data-status'), { timeout: 10_000 }).toBe('stopped');
+        expect(await page.evaluate('window.marker')).toBe(1);
+        await page.screenshot({ path: join(artifacts, 'dashboard-list.png') });
+
+        // The serial console: the probe guest's marker, from the relay's backlog.
+        await page.goto(`${daemon.url}/#/vms/web/console`);
+        const terminal = page.locator('.xterm-rows');
+        await expect.poll(() => terminal.textContent(), { timeout: 15_000 }).toContain('myhv-probe: booted');
+        await page.screenshot({ path: join(artifacts, 'dashboard-console.png') });
+        // A second writer is refused while the browser holds the console.
+        const second = await myhv(['vm', 'console', 'web'], box.env, 10_000);
+        expect(second.code).not.toBe(0);
+        expect(second.stderr).toMatch(/another console is attached/);
+
+        // Stop and delete with the buttons; delete asks first.
+        await page.goto(`${daemon.url}/#/vms/web`);
+        await page.getByRole('button', { name: 'Stop', exact: true }).click();
+        await expect.poll(() => heading.getAttribute('data-status'), { timeout: 30_000 }).toBe('stopped');
+        await page.getByRole('button', { name: 'Delete', exact: true }).click();
+        const dialog = page.getByRole('dialog');
+        await dialog.getByRole('button', { name: 'Delete', exact: true }).click();
+        await page.waitForURL(/#\/$/);
+        await expect.poll(() => page.locator('tr[data-vm="web"]').count()).toBe(0);
+        const left = json<{ vms: { name: string }[] }>(await myhv(['--json', 'vm', 'ls'], box.env));
+        expect(left.vms.map((vm) => vm.name)).toEqual(['db']);
+
+        // Without the CSRF token (the page's cookie alone) a change is refused; without the cookie, everything is.
+        const forged = await context.request.post(`${daemon.url}/rpc`, {
+          headers: { origin: daemon.url, 'content-type': 'application/json' },
+          data: { jsonrpc: '2.0', id: 1, method: 'vm.delete', params: { name: 'db', force: true } },
+        });
+        expect(forged.status()).toBe(403);
+        const stranger = await browser.newContext();
+        const strangerPage = await stranger.newPage();
+        await strangerPage.goto(`${daemon.url}/`);
+        await strangerPage.getByRole('heading', { name: 'Not logged in' }).waitFor();
+        expect((await stranger.request.get(`${daemon.url}/session`)).status()).toBe(401);
+        await stranger.close();
+        expect(json<{ vms: unknown[] }>(await myhv(['--json', 'vm', 'ls'], box.env)).vms).toHaveLength(1);
+
+        expect(problems.filter((p) => !/status of 40[13]/.test(p))).toEqual([]);
+        await context.close();
+      } finally {
+        daemon.child.kill('SIGTERM');
+        expect(await daemon.exited).toBe(0);
+        await myhv(['vm', 'rm', '--force', 'db'], box.env);
+      }
+    });
+  },
+);
