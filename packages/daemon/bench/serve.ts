@@ -1,6 +1,7 @@
 // The daemon side of the benchmark, in its own process as myhvd would be: a manager over an in-memory network and
 // the VMM simulator (test/harness.ts), optionally seeded with N stopped VMs (argv[2]), served by createDaemon with
-// its default watcher. Prints a ready line, sends { socketPath, stateDir, kernel } over IPC, answers any other
+// its default watcher (and with MYHV_BENCH_DASHBOARD=1 the dashboard on a free port). Prints a ready line, sends
+// { socketPath, stateDir, kernel, dashboardUrl } over IPC, answers any other
 // IPC message with its CPU time so far (ms), and on disconnect closes the daemon and
 // deletes its VMs and directories.
 import { rm } from 'node:fs/promises';
@@ -19,8 +20,12 @@ if (seed > 0) {
   await seedState(world.stateDir, seed);
   await sleep(SETTLE_MS);
 }
-// The watcher as shipped (every 2 s), not the tests' 0.
-const daemon = await world.daemon({ watchIntervalMs: 2_000 });
+// The watcher as shipped (every 2 s), not the tests' 0. MYHV_BENCH_DASHBOARD=1 serves the dashboard too.
+const withDashboard = process.env.MYHV_BENCH_DASHBOARD === '1';
+const daemon = await world.daemon({
+  watchIntervalMs: 2_000,
+  ...(withDashboard ? { dashboard: { port: 0 } } : {}),
+});
 process.on('message', () => {
   const { user, system } = process.cpuUsage();
   process.send?.((user + system) / 1000);
@@ -37,4 +42,9 @@ process.once('disconnect', () => {
   void Promise.resolve(cleanUp).finally(() => process.exit(0));
 });
 console.log(`myhvd bench daemon: pid ${process.pid}, ${seed} VMs seeded, listening on ${daemon.socketPath}`);
-process.send?.({ socketPath: daemon.socketPath, stateDir: world.stateDir, kernel: world.kernel });
+process.send?.({
+  socketPath: daemon.socketPath,
+  stateDir: world.stateDir,
+  kernel: world.kernel,
+  dashboardUrl: daemon.dashboard?.url,
+});

@@ -54,6 +54,8 @@ export function ConsoleView({ name }: { name: string }) {
       rows: 24,
       cursorBlink: true,
       scrollback: 5000,
+      // A bare LF from the guest starts a new line at its start, as a serial terminal set to onlcr shows it.
+      convertEol: true,
       fontSize: 14,
       fontFamily:
         'ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", "DejaVu Sans Mono", monospace',
