@@ -61,7 +61,7 @@ async function serve(seed: number): Promise<Served> {
   };
 }
 
-const escape = (text: string) =>
+const html = (text: string) =>
   text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** The baseline: the same daemon's `vm.list`, rendered on the server into a plain table. */
@@ -71,7 +71,7 @@ async function plainHtmlServer(client: MyhvClient): Promise<{ url: string; serve
     const rows = vms
       .map(
         (vm) =>
-          `<tr data-vm="${escape(vm.name)}"><td><a href="/vms/${escape(vm.name)}">${escape(vm.name)}</a></td>` +
+          `<tr data-vm="${html(vm.name)}"><td><a href="/vms/${html(vm.name)}">${html(vm.name)}</a></td>` +
           `<td>${vm.status}</td><td>${vm.ip ?? '—'}</td><td>${vm.spec.cpus}</td>` +
           `<td>${Math.round(vm.spec.memory / 2 ** 20)} MiB</td>` +
           `<td>${vm.forwards.map((f) => `${f.hostPort}→${f.guestPort}/${f.protocol}`).join(', ') || '—'}</td></tr>`,
