@@ -22,8 +22,10 @@ describe('bundled myhv binary', () => {
   const dir = mkdtempSync(join(tmpdir(), 'myhv-bin-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('is one file: dist/ holds myhv.js and the package.json that makes it a CommonJS script', () => {
-    expect(readdirSync(join(bin, '..')).sort()).toEqual(['myhv.js', 'package.json']);
+  it('is one file: dist/ holds myhv.js, the package.json that makes it a CommonJS script, and the dashboard', () => {
+    expect(readdirSync(join(bin, '..')).sort()).toEqual(['myhv.js', 'package.json', 'ui']);
+    // The dashboard's front end (only `myhvd --dashboard` reads it): its page and hashed assets.
+    expect(readdirSync(join(bin, '../ui')).sort()).toEqual(['assets', 'index.html']);
     expect(JSON.parse(readFileSync(join(bin, '../package.json'), 'utf8'))).toEqual({ type: 'commonjs' });
   });
 

@@ -101,6 +101,36 @@ if (!skip && noBrowser) console.warn(`skipped: the dashboard's browser tests, be
 const artifacts =
   process.env.MYHV_TEST_ARTIFACTS ?? fileURLToPath(new URL('../test-artifacts/', import.meta.url));
 
+/**
+ * In the page: how many elements with their own text it checked, and those whose colour against their (first opaque)
+ * background is below 4.5:1, disabled controls excepted. Text, not a function: this package is typed without the DOM.
+ */
+const CONTRAST_CHECK = `(() => {
+  const channel = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const luminance = (css) => {
+    const [r, g, b] = css.match(/[\\d.]+/g).slice(0, 3).map(Number).map(channel);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = (element) => {
+    for (let e = element; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor;
+      if (c !== 'transparent' && !/rgba\\(.*, 0\\)$/.test(c)) return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const own = (e) => [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  const texts = [...document.querySelectorAll('main *, header *')]
+    .filter((e) => own(e) && e.checkVisibility() && !e.closest(':disabled'));
+  const low = texts
+    .map((e) => {
+      const f = luminance(getComputedStyle(e).color);
+      const b = luminance(background(e));
+      return { text: e.textContent.trim().slice(0, 40), ratio: (Math.max(f, b) + 0.05) / (Math.min(f, b) + 0.05) };
+    })
+    .filter((r) => r.ratio < 4.5);
+  return { checked: texts.length, low };
+})()`;
+
 describe.skipIf(skip !== undefined || noBrowser !== undefined)(
   'the dashboard in a real browser (chromium)',
   () => {
@@ -149,7 +179,7 @@ describe.skipIf(skip !== undefined || noBrowser !== undefined)(
         const memory = page.locator('#create-memory');
         await expect.poll(() => memory.getAttribute('aria-invalid')).toBe('true');
         expect(await page.locator('#create-memory-error').textContent()).toMatch(/memory|MiB|size|least/i);
-        expect(await page.evaluate('document.activeElement?.id')).toBe('create-memory');
+        await expect.poll(() => page.evaluate('document.activeElement?.id')).toBe('create-memory');
         expect(json<{ vms: unknown[] }>(await myhv(['--json', 'vm', 'ls'], box.env)).vms).toHaveLength(1);
         await memory.fill('64M');
         await page.getByRole('button', { name: 'Create', exact: true }).click();
@@ -202,6 +232,39 @@ describe.skipIf(skip !== undefined || noBrowser !== undefined)(
         expect((await stranger.request.get(`${daemon.url}/session`)).status()).toBe(401);
         await stranger.close();
         expect(json<{ vms: unknown[] }>(await myhv(['--json', 'vm', 'ls'], box.env)).vms).toHaveLength(1);
+
+        // Keyboard: Tab reaches "Create VM" and Enter follows it; the first field of the form is labelled.
+        await page.goto(`${daemon.url}/#/`);
+        await page.locator('tr[data-vm="db"]').waitFor();
+        let focused = '';
+        for (let i = 0; i < 12 && focused !== 'Create VM'; i++) {
+          await page.keyboard.press('Tab');
+          focused = String(await page.evaluate('document.activeElement?.textContent?.trim()'));
+        }
+        expect(focused).toBe('Create VM');
+        await page.keyboard.press('Enter');
+        await page.waitForURL(/#\/create$/);
+        expect(await page.getByLabel('Name').count()).toBe(1);
+
+        // Contrast of every text the list and form show (disabled controls aside): WCAG AA, 4.5:1.
+        for (const route of ['#/', '#/create']) {
+          await page.goto(`${daemon.url}/${route}`);
+          await page.locator('main h1').waitFor();
+          const { checked, low } = (await page.evaluate(CONTRAST_CHECK)) as {
+            checked: number;
+            low: { text: string; ratio: number }[];
+          };
+          expect(checked, route).toBeGreaterThan(8);
+          expect(low, route).toEqual([]);
+        }
+
+        // A narrow screen: one column, nothing wider than the screen, the list still names each VM and its status.
+        await page.setViewportSize({ width: 390, height: 800 });
+        await page.goto(`${daemon.url}/#/`);
+        await page.locator('tr[data-vm="db"]').waitFor();
+        expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+        expect(await page.locator('tr[data-vm="db"] td.col-status').isVisible()).toBe(true);
+        await page.screenshot({ path: join(artifacts, 'dashboard-narrow.png') });
 
         expect(problems.filter((p) => !/status of 40[13]/.test(p))).toEqual([]);
         await context.close();

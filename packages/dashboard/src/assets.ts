@@ -38,7 +38,7 @@ export function loadAssets(dir: string): ReadonlyMap<string, Asset> {
   if (!existsSync(index)) {
     throw Object.assign(
       new Error(
-        `the dashboard's front end is not built: ${index} is missing (run \`pnpm --filter @my-hypervisor/dashboard build\`)`,
+        `the dashboard's front end is missing: ${index} (@my-hypervisor/dashboard's build makes it in its dist/ui; the myhv bundle carries a copy in dist/ui beside myhv.js, so copy that directory along with the file)`,
       ),
       { code: 'ENOENT', path: index },
     );

@@ -470,7 +470,7 @@ describe('the dashboard server', () => {
       code: 'ADDRESS_IN_USE',
       field: 'port',
     });
-    await expect(start({ uiDir: join(root, 'missing') })).rejects.toThrow(/front end is not built/);
+    await expect(start({ uiDir: join(root, 'missing') })).rejects.toThrow(/front end is missing/);
   });
 
   it('ends open event streams when it closes', async () => {
