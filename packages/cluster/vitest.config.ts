@@ -1,0 +1,3 @@
+import { defineMyhvProject } from '../../vitest.shared.js';
+
+export default defineMyhvProject(import.meta.dirname);
