@@ -1,5 +1,6 @@
 import { type Ipv4Cidr, ipv4ToNumber, numberToIPv4, parseIPv4Cidr } from '@my-hypervisor/net-ops';
 import { Etcd3, type IKeyValue, type Lease, type Namespace } from 'etcd3';
+import type { Assignment, ClusterVmSpec } from './placement.js';
 
 const marker = Symbol.for('@my-hypervisor/cluster/ClusterError');
 
@@ -96,6 +97,13 @@ export interface ClusterOptions {
   readonly prefix?: string;
   /** How long a call waits for etcd. Default 5 s. */
   readonly timeoutMs?: number;
+}
+
+/** A VM of the cluster as `vms()` lists it. */
+export interface ClusterVm {
+  readonly name: string;
+  readonly spec: ClusterVmSpec;
+  readonly assignment?: Assignment;
 }
 
 const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -266,6 +274,107 @@ export class Cluster implements AsyncDisposable {
       signal.removeEventListener('abort', stop);
       await watcher.cancel().catch(() => undefined);
     }
+  }
+
+  /**
+   * Waits until this process leads `name` (etcd's election recipe; the leader's lease is this client's), or `signal`
+   * aborts. Leadership ends with the connection; `signal` resigns it.
+   */
+  async campaign(name: string, value: string, signal: AbortSignal): Promise<void> {
+    const campaign = this.#ns.election(`election/${name}`, 5).campaign(value);
+    campaign.on('error', () => undefined);
+    signal.addEventListener('abort', () => void campaign.resign().catch(() => undefined), { once: true });
+    await Promise.race([
+      campaign.wait(),
+      new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true })),
+    ]);
+  }
+
+  /** Every key under `prefix` (below the cluster prefix) at one revision, as puts, and that revision. */
+  async list(prefix: string): Promise<{ revision: number; entries: ClusterEvent[] }> {
+    const answer = await this.#call(() => this.#ns.getAll().prefix(prefix).exec());
+    return {
+      revision: Number(answer.header.revision),
+      entries: answer.kvs.map((kv) => ({
+        type: 'put' as const,
+        key: kv.key.toString(),
+        value: kv.value.toString(),
+        modRevision: Number(kv.mod_revision),
+      })),
+    };
+  }
+
+  /**
+   * Writes a VM's desired state; ALREADY_EXISTS (as CONFLICT) when the name is taken: of two clients creating one
+   * name at once, exactly one wins.
+   */
+  async createVm(vm: ClusterVmSpec): Promise<void> {
+    if (!HOST_ID.test(vm.name)) {
+      throw new ClusterError('INVALID_ARGUMENT', `name: ${JSON.stringify(vm.name)} is not a VM name`, {
+        field: 'name',
+      });
+    }
+    const key = `vms/${vm.name}/spec`;
+    const { succeeded } = await this.#call(() =>
+      this.#ns
+        .if(key, 'Version', '==', 0)
+        .then(this.#ns.put(key).value(JSON.stringify(vm)))
+        .commit(),
+    );
+    if (!succeeded)
+      throw new ClusterError('CONFLICT', `a VM named ${vm.name} already exists in the cluster`, {
+        field: 'name',
+      });
+  }
+
+  /** Removes a VM's desired state and its assignment (its host's agent then deletes it). False when it was unknown. */
+  async deleteVm(name: string): Promise<boolean> {
+    const answer = await this.#call(() => this.#ns.delete().prefix(`vms/${name}/`).exec());
+    return Number(answer.deleted) > 0;
+  }
+
+  /** The cluster's VMs: desired state, assignment (if placed) and observed status (if reported), by name. */
+  async vms(): Promise<ClusterVm[]> {
+    const { entries } = await this.list('vms/');
+    const byName = new Map<string, { spec?: ClusterVmSpec; assignment?: Assignment; status?: unknown }>();
+    for (const { key, value } of entries) {
+      const [, name, part] = key.split('/');
+      if (!name || !part) continue;
+      const vm = byName.get(name) ?? {};
+      byName.set(name, vm);
+      if (part === 'spec') vm.spec = JSON.parse(value) as ClusterVmSpec;
+      else if (part === 'assignment') vm.assignment = JSON.parse(value) as Assignment;
+      else if (part === 'status') vm.status = JSON.parse(value);
+    }
+    return [...byName]
+      .filter(([, vm]) => vm.spec)
+      .map(([name, vm]) => ({
+        name,
+        spec: vm.spec!,
+        ...(vm.assignment ? { assignment: vm.assignment } : {}),
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Assigns a VM to a host if nothing changed since the caller read it: its spec and assignment revisions are those
+   * given and the host is live. False when a premise failed (the caller reads again).
+   */
+  async assign(
+    name: string,
+    assignment: Assignment,
+    premise: { readonly specRevision: number; readonly assignmentRevision: number; readonly host: string },
+  ): Promise<boolean> {
+    const key = `vms/${name}/assignment`;
+    const { succeeded } = await this.#call(() =>
+      this.#ns
+        .if(`vms/${name}/spec`, 'Mod', '==', premise.specRevision)
+        .and(key, 'Mod', '==', premise.assignmentRevision)
+        .and(`hosts/${premise.host}`, 'Version', '>', 0)
+        .then(this.#ns.put(key).value(JSON.stringify(assignment)))
+        .commit(),
+    );
+    return succeeded;
   }
 
   /** Closes the connection (a membership's lease then expires after its TTL). */

@@ -4,10 +4,18 @@ export {
   type ClusterErrorCode,
   type ClusterEvent,
   type ClusterOptions,
+  type ClusterVm,
   type HostInfo,
   type HostRecord,
   type LiveHost,
   type Membership,
   type RegisterOptions,
 } from './cluster.js';
+export {
+  type Assignment,
+  type ClusterVmSpec,
+  type Placement,
+  type PlacementStats,
+  runPlacement,
+} from './placement.js';
 export { VERSION } from './version.js';
