@@ -1,5 +1,6 @@
 import { type Ipv4Cidr, ipv4ToNumber, numberToIPv4, parseIPv4Cidr } from '@my-hypervisor/net-ops';
 import { Etcd3, type IKeyValue, type Lease, type Namespace } from 'etcd3';
+import type { VmStatusRecord } from './agent.js';
 import type { Assignment, ClusterVmSpec } from './placement.js';
 
 const marker = Symbol.for('@my-hypervisor/cluster/ClusterError');
@@ -104,6 +105,8 @@ export interface ClusterVm {
   readonly name: string;
   readonly spec: ClusterVmSpec;
   readonly assignment?: Assignment;
+  /** What its host's agent last reported. */
+  readonly status?: VmStatusRecord;
 }
 
 const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -336,7 +339,10 @@ export class Cluster implements AsyncDisposable {
   /** The cluster's VMs: desired state, assignment (if placed) and observed status (if reported), by name. */
   async vms(): Promise<ClusterVm[]> {
     const { entries } = await this.list('vms/');
-    const byName = new Map<string, { spec?: ClusterVmSpec; assignment?: Assignment; status?: unknown }>();
+    const byName = new Map<
+      string,
+      { spec?: ClusterVmSpec; assignment?: Assignment; status?: VmStatusRecord }
+    >();
     for (const { key, value } of entries) {
       const [, name, part] = key.split('/');
       if (!name || !part) continue;
@@ -344,7 +350,7 @@ export class Cluster implements AsyncDisposable {
       byName.set(name, vm);
       if (part === 'spec') vm.spec = JSON.parse(value) as ClusterVmSpec;
       else if (part === 'assignment') vm.assignment = JSON.parse(value) as Assignment;
-      else if (part === 'status') vm.status = JSON.parse(value);
+      else if (part === 'status') vm.status = JSON.parse(value) as VmStatusRecord;
     }
     return [...byName]
       .filter(([, vm]) => vm.spec)
@@ -352,6 +358,7 @@ export class Cluster implements AsyncDisposable {
         name,
         spec: vm.spec!,
         ...(vm.assignment ? { assignment: vm.assignment } : {}),
+        ...(vm.status ? { status: vm.status } : {}),
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -372,6 +379,25 @@ export class Cluster implements AsyncDisposable {
         .and(key, 'Mod', '==', premise.assignmentRevision)
         .and(`hosts/${premise.host}`, 'Version', '>', 0)
         .then(this.#ns.put(key).value(JSON.stringify(assignment)))
+        .commit(),
+    );
+    return succeeded;
+  }
+
+  /**
+   * Writes a VM's observed status, fenced: only while the VM's assignment is the one the agent acted on and the
+   * host's record still holds the agent's lease. False when either changed.
+   */
+  async reportStatus(
+    name: string,
+    status: VmStatusRecord,
+    premise: { readonly assignmentRevision: number; readonly leaseId: string },
+  ): Promise<boolean> {
+    const { succeeded } = await this.#call(() =>
+      this.#ns
+        .if(`vms/${name}/assignment`, 'Mod', '==', premise.assignmentRevision)
+        .and(`hosts/${status.host}`, 'Lease', '==', premise.leaseId)
+        .then(this.#ns.put(`vms/${name}/status`).value(JSON.stringify(status)))
         .commit(),
     );
     return succeeded;

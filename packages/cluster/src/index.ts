@@ -1,3 +1,4 @@
+export { type HostBackend, type HostVm, runHostAgent, type VmStatusRecord } from './agent.js';
 export {
   Cluster,
   ClusterError,
