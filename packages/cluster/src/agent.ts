@@ -80,7 +80,8 @@ export async function runHostAgent(
     pending = false;
     const local = new Map((await backend.list(stop)).map((vm) => [vm.name, vm]));
     const mine = [...held].filter(([, h]) => h.spec && h.assignment?.host === self);
-    for (const [name, h] of mine) {
+    // Up to CONCURRENCY VMs at a time: a host creating many VMs does not wait for each in turn.
+    await eachLimited(mine, CONCURRENCY, async ([name, h]) => {
       if (stop.aborted) return;
       const have = local.get(name);
       if (have) {
@@ -88,10 +89,10 @@ export async function runHostAgent(
         if (reported.get(name) !== h.assignmentRevision) {
           await report(name, h, { status: have.status, ...(have.ip ? { ip: have.ip } : {}) });
         }
-        continue;
+        return;
       }
       // A create that failed for this assignment is not retried at every event; a new assignment tries again.
-      if (reported.get(name) === h.assignmentRevision) continue;
+      if (reported.get(name) === h.assignmentRevision) return;
       let status: Omit<VmStatusRecord, 'host' | 'epoch' | 'time'>;
       try {
         status = await backend.create(h.spec!, stop);
@@ -100,17 +101,17 @@ export async function runHostAgent(
         status = { status: 'failed', error: error instanceof Error ? error.message : String(error) };
       }
       await report(name, h, status);
-    }
+    });
     const wanted = new Set(mine.map(([name]) => name));
-    for (const name of local.keys()) {
+    const unwanted = [...local.keys()].filter((name) => !wanted.has(name));
+    await eachLimited(unwanted, CONCURRENCY, async (name) => {
       if (stop.aborted) return;
-      if (wanted.has(name)) continue;
       try {
         await backend.delete(name, stop);
       } catch (error) {
         options.onError?.(error, name);
       }
-    }
+    });
   };
   const run = async () => {
     while (pending && !stop.aborted) {
@@ -142,6 +143,22 @@ export async function runHostAgent(
     if (!stop.aborted) throw error;
   }
   await running;
+}
+
+/** VMs an agent creates, reports or deletes at once. */
+const CONCURRENCY = 16;
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(lanes);
 }
 
 function apply(event: ClusterEvent, held: Map<string, Held>): void {

@@ -74,6 +74,9 @@ export async function runPlacement(
         used.vms += 1;
       }
     }
+    // Decide every VM first (each decision counts against its host's room), then write them all at once: each
+    // write is conditioned on its own premises, so one that lost a race fails alone and is decided again.
+    const decided: { name: string; vm: VmEntry; assignment: Assignment }[] = [];
     for (const [name, vm] of [...vms].sort(([a], [b]) => a.localeCompare(b))) {
       if (!vm.spec) continue;
       const live = vm.assignment !== undefined && hosts.has(vm.assignment.host);
@@ -84,23 +87,29 @@ export async function runPlacement(
         stats.unplaceable += 1;
         continue;
       }
-      const assignment: Assignment = { host: target, epoch: (vm.assignment?.epoch ?? 0) + 1 };
-      const ok = await cluster.assign(name, assignment, {
-        specRevision: vm.specRevision,
-        assignmentRevision: vm.assignmentRevision,
-        host: target,
-      });
-      if (!ok) {
-        stats.conflicts += 1;
-        pending = true;
-        continue;
-      }
-      stats.decisions += 1;
-      vm.assignment = assignment;
+      decided.push({ name, vm, assignment: { host: target, epoch: (vm.assignment?.epoch ?? 0) + 1 } });
       const used = load.get(target)!;
       used.cpus += vm.spec.cpus;
       used.memoryBytes += vm.spec.memoryBytes;
       used.vms += 1;
+    }
+    const written = await Promise.all(
+      decided.map(({ name, vm, assignment }) =>
+        cluster.assign(name, assignment, {
+          specRevision: vm.specRevision,
+          assignmentRevision: vm.assignmentRevision,
+          host: assignment.host,
+        }),
+      ),
+    );
+    for (const [i, { vm, assignment }] of decided.entries()) {
+      if (written[i]) {
+        stats.decisions += 1;
+        vm.assignment = assignment;
+      } else {
+        stats.conflicts += 1;
+        pending = true;
+      }
     }
     options.onStats?.({ ...stats });
   };
