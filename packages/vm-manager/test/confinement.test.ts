@@ -167,7 +167,9 @@ describe.skipIf(skip)(`confined VMMs (${realVmm ? 'real network' : 'memory netwo
     async () => {
       await using h = await makeHarness({ backend, confinement: { mode: 'on', userfaultfd: true } });
       const hostNode = statSync('/dev/userfaultfd');
-      await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+      // 256 MiB: the VMM loads the memory for a second or so after the restore answered (64 MiB took ~400 ms, which
+      // a loaded CI machine spent before the check below could look).
+      await h.manager.create({ name: 'web', kernel: h.kernel, memory: '256M' });
       await h.manager.snapshot('web');
       const restored = await h.manager.restore('web');
       const threads = readdirSync(`/proc/${restored.pid}/task`).map((t) =>
