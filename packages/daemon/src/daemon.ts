@@ -225,15 +225,19 @@ async function prepareDashboard(
 ): Promise<{ start: (methods: ReturnType<typeof createHandlers>) => Promise<DashboardServer> }> {
   if (typeof config !== 'object' || config === null) throw new TypeError('dashboard must be an object');
   const dashboardModule = await import('@my-hypervisor/dashboard');
+  /** A DashboardError as the manager's error, its field under `dashboard.`; anything else as it is. */
+  const managerError = (error: unknown) =>
+    error instanceof dashboardModule.DashboardError
+      ? new VmManagerError(error.code === 'ADDRESS_IN_USE' ? 'BUSY' : 'INVALID_ARGUMENT', error.message, {
+          cause: error,
+          details: { field: `dashboard.${error.field ?? 'port'}` },
+        })
+      : error;
   const { port, host = '127.0.0.1' } = config;
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw invalidDashboard('dashboard.port', `dashboard.port: ${String(port)} is not a TCP port (0-65535)`);
-  }
-  if (!dashboardModule.isLoopback(host) && !config.tls) {
-    throw invalidDashboard(
-      'dashboard.host',
-      `dashboard.host: ${host} is not a loopback address; serving the dashboard beyond this machine needs TLS (dashboard.tls)`,
-    );
+  try {
+    dashboardModule.checkListenOptions(config);
+  } catch (error) {
+    throw managerError(error);
   }
   const secretPath = config.secretPath ?? join(manager.options.stateDir, 'dashboard.secret');
   let secret: Buffer;
@@ -264,24 +268,10 @@ async function prepareDashboard(
           console: (vm, signal) => manager.console(vm, { signal }),
         });
       } catch (error) {
-        if (error instanceof dashboardModule.DashboardError) {
-          throw new VmManagerError(
-            error.code === 'ADDRESS_IN_USE' ? 'BUSY' : 'INVALID_ARGUMENT',
-            error.message,
-            {
-              cause: error,
-              details: { field: `dashboard.${error.field ?? 'port'}` },
-            },
-          );
-        }
-        throw error;
+        throw managerError(error);
       }
     },
   };
-}
-
-function invalidDashboard(field: string, message: string): VmManagerError {
-  return new VmManagerError('INVALID_ARGUMENT', message, { details: { field } });
 }
 
 function wholeMs(value: number, name: string): number {

@@ -2,6 +2,7 @@ export { defaultUiDir } from './assets.js';
 export { cookieValue, SESSION_COOKIE, type Session, Sessions } from './auth.js';
 export { loadOrCreateSecret } from './secret.js';
 export {
+  checkListenOptions,
   createDashboardServer,
   DASHBOARD_METHODS,
   DashboardError,

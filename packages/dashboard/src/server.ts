@@ -124,10 +124,13 @@ const SSE_HEARTBEAT_MS = 15_000;
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-/** Starts the dashboard's HTTP(S) server; resolves once it listens. */
-export async function createDashboardServer(options: DashboardOptions): Promise<DashboardServer> {
-  const host = options.host ?? '127.0.0.1';
-  const { port } = options;
+/**
+ * Checks where the dashboard would listen, without listening: a TCP port, and TLS for anything but loopback.
+ * INVALID_ARGUMENT naming `port` or `host`. `createDashboardServer` checks the same; a caller may check first,
+ * before work of its own.
+ */
+export function checkListenOptions(options: Pick<DashboardOptions, 'port' | 'host' | 'tls'>): void {
+  const { port, host = '127.0.0.1' } = options;
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
     throw new DashboardError('INVALID_ARGUMENT', 'port must be a whole number from 0 to 65535', {
       field: 'port',
@@ -140,6 +143,13 @@ export async function createDashboardServer(options: DashboardOptions): Promise<
       { field: 'host' },
     );
   }
+}
+
+/** Starts the dashboard's HTTP(S) server; resolves once it listens. */
+export async function createDashboardServer(options: DashboardOptions): Promise<DashboardServer> {
+  checkListenOptions(options);
+  const host = options.host ?? '127.0.0.1';
+  const { port } = options;
   const assets = loadAssets(options.uiDir ?? defaultUiDir());
   const sessions = new Sessions(options.secret, {
     codeTtlMs: options.loginCodeTtlMs ?? 60_000,
