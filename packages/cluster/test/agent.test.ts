@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   Cluster,
   type ClusterVmSpec,
@@ -7,10 +7,7 @@ import {
   runHostAgent,
   runPlacement,
 } from '../src/index.js';
-import { EtcdCluster, etcdSkipReason } from './etcd.js';
-
-const skip = etcdSkipReason();
-if (skip) console.warn(`skipped: the host agent tests on etcd, because ${skip}`);
+import { describeOnEtcd } from './describe-on-etcd.js';
 
 const GiB = 2 ** 30;
 
@@ -32,18 +29,10 @@ class FakeHost implements HostBackend {
   }
 }
 
-describe.skipIf(skip !== undefined)('host agents on a 3-member etcd', () => {
-  let etcd: EtcdCluster;
-  beforeAll(async () => {
-    etcd = await EtcdCluster.start();
-  }, 30_000);
-  afterAll(async () => {
-    await etcd?.stop();
-  });
-
+describeOnEtcd('host agents on a 3-member etcd', (etcdOf) => {
   it('run what is placed on them, fail over a dead host, and delete stale copies when it comes back: none twice', async () => {
     const prefix = `/myhv-test-${process.pid}-agents/`;
-    const connect = () => new Cluster({ endpoints: etcd.endpoints, prefix, timeoutMs: 3_000 });
+    const connect = () => new Cluster({ endpoints: etcdOf().endpoints, prefix, timeoutMs: 3_000 });
     const backends = [new FakeHost(), new FakeHost(), new FakeHost()];
     const clients = backends.map(connect);
     const stops = backends.map(() => new AbortController());

@@ -1,9 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { Cluster, type ClusterEvent, type HostInfo } from '../src/index.js';
-import { EtcdCluster, etcdSkipReason } from './etcd.js';
-
-const skip = etcdSkipReason();
-if (skip) console.warn(`skipped: the cluster tests on etcd, because ${skip}`);
+import { describeOnEtcd } from './describe-on-etcd.js';
+import type { EtcdCluster } from './etcd.js';
 
 const host = (id: string, extra: Partial<HostInfo> = {}): HostInfo => ({
   id,
@@ -18,18 +16,10 @@ function connect(etcd: EtcdCluster, prefix = `/myhv-test-${process.pid}-${++pref
   return new Cluster({ endpoints: etcd.endpoints, prefix, timeoutMs: 3_000 });
 }
 
-describe.skipIf(skip !== undefined)('cluster membership on a 3-member etcd', () => {
-  let etcd: EtcdCluster;
-  beforeAll(async () => {
-    etcd = await EtcdCluster.start();
-  }, 30_000);
-  afterAll(async () => {
-    await etcd?.stop();
-  });
-
+describeOnEtcd('cluster membership on a 3-member etcd', (etcdOf) => {
   it('registers hosts under leases with their own subnets; a second process with a live id is refused', async () => {
     const prefix = `/myhv-test-${process.pid}-reg/`;
-    await using cluster = connect(etcd, prefix);
+    await using cluster = connect(etcdOf(), prefix);
     const a = await cluster.register(host('a', { labels: { zone: 'x' } }), { ttlSeconds: 5 });
     const b = await cluster.register(host('b'), { ttlSeconds: 5 });
     expect(a.host).toMatchObject({ id: 'a', subnet: '10.80.0.0/24', labels: { zone: 'x' } });
@@ -41,7 +31,7 @@ describe.skipIf(skip !== undefined)('cluster membership on a 3-member etcd', () 
     ]);
     expect(hosts[0]!.leaseTtlSeconds).toBeGreaterThan(0);
     expect(hosts[0]!.leaseTtlSeconds).toBeLessThanOrEqual(5);
-    await using other = connect(etcd, prefix);
+    await using other = connect(etcdOf(), prefix);
     await expect(other.register(host('a'))).rejects.toMatchObject({ code: 'CONFLICT', field: 'host.id' });
     // Leaving revokes the lease: the host is gone at once, and keeps its subnet for when it comes back.
     await a.leave();
@@ -57,7 +47,7 @@ describe.skipIf(skip !== undefined)('cluster membership on a 3-member etcd', () 
       expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'endpoints' }),
     );
     expect(() => new Cluster({ endpoints: ['127.0.0.1:2379'] })).toThrow(/endpoints\[0\]/);
-    await using cluster = connect(etcd);
+    await using cluster = connect(etcdOf());
     await expect(cluster.register(host('bad id!'))).rejects.toMatchObject({ field: 'host.id' });
     await expect(cluster.register(host('a'), { ttlSeconds: 1 })).rejects.toMatchObject({
       field: 'ttlSeconds',
@@ -73,14 +63,14 @@ describe.skipIf(skip !== undefined)('cluster membership on a 3-member etcd', () 
 
   it('gives 5 hosts registering at once 5 different subnets, and says when the pool is exhausted', async () => {
     const prefix = `/myhv-test-${process.pid}-race/`;
-    const clients = Array.from({ length: 5 }, () => connect(etcd, prefix));
+    const clients = Array.from({ length: 5 }, () => connect(etcdOf(), prefix));
     const members = await Promise.all(
       clients.map((c, i) => c.register(host(`h${i}`), { pool: '10.90.0.0/21', ttlSeconds: 5 })),
     );
     const subnets = members.map((m) => m.host.subnet);
     expect(new Set(subnets).size).toBe(5);
     for (const subnet of subnets) expect(subnet).toMatch(/^10\.90\.[0-7]\.0\/24$/);
-    await using small = connect(etcd);
+    await using small = connect(etcdOf());
     const first = await small.register(host('x'), { pool: '10.91.0.0/29', subnetPrefix: 30 });
     const second = await small.register(host('y'), { pool: '10.91.0.0/29', subnetPrefix: 30 });
     expect([first.host.subnet, second.host.subnet]).toEqual(['10.91.0.0/30', '10.91.0.4/30']);
@@ -95,8 +85,8 @@ describe.skipIf(skip !== undefined)('cluster membership on a 3-member etcd', () 
 
   it('a host that dies (no revoke) drops out when its lease expires, seen through a watch', async () => {
     const prefix = `/myhv-test-${process.pid}-ttl/`;
-    await using observer = connect(etcd, prefix);
-    const doomed = connect(etcd, prefix);
+    await using observer = connect(etcdOf(), prefix);
+    const doomed = connect(etcdOf(), prefix);
     const from = (await observer.revision()) + 1;
     const membership = await doomed.register(host('doomed'), { ttlSeconds: 2 });
     // As a SIGKILL would: no revoke, no more keep-alives.
@@ -122,7 +112,7 @@ describe.skipIf(skip !== undefined)('cluster membership on a 3-member etcd', () 
 
   it('resuming a watch after the last revision it saw misses nothing and repeats nothing', async () => {
     const prefix = `/myhv-test-${process.pid}-watch/`;
-    await using cluster = connect(etcd, prefix);
+    await using cluster = connect(etcdOf(), prefix);
     const from = (await cluster.revision()) + 1;
     const first = await cluster.register(host('w1'), { ttlSeconds: 5 });
     const controller = new AbortController();
@@ -146,9 +136,9 @@ describe.skipIf(skip !== undefined)('cluster membership on a 3-member etcd', () 
 
   it('keeps working with one etcd member down; loses the lease without quorum, and recovers when quorum returns', async () => {
     const prefix = `/myhv-test-${process.pid}-quorum/`;
-    await using cluster = connect(etcd, prefix);
+    await using cluster = connect(etcdOf(), prefix);
     const member = await cluster.register(host('q'), { ttlSeconds: 2 });
-    await etcd.killMember(2);
+    await etcdOf().killMember(2);
     // A leader election may be under way; within a second the two left answer.
     await expect
       .poll(async () => (await cluster.hosts().catch(() => [])).map((h) => h.id), { timeout: 5_000 })
@@ -157,12 +147,12 @@ describe.skipIf(skip !== undefined)('cluster membership on a 3-member etcd', () 
     expect(member.lost.aborted).toBe(false);
     expect((await cluster.hosts()).map((h) => h.id)).toEqual(['q']);
 
-    await etcd.killMember(1);
+    await etcdOf().killMember(1);
     await expect(cluster.hosts()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     await expect.poll(() => member.lost.aborted, { timeout: 10_000 }).toBe(true);
     expect(member.lost.reason).toMatchObject({ code: 'LEASE_LOST' });
 
-    await Promise.all([etcd.startMember(1), etcd.startMember(2)]);
+    await Promise.all([etcdOf().startMember(1), etcdOf().startMember(2)]);
     await expect
       .poll(async () => (await cluster.hosts().catch(() => undefined)) !== undefined, { timeout: 15_000 })
       .toBe(true);

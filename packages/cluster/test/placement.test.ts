@@ -1,9 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { Cluster, type ClusterVmSpec, type PlacementStats, runPlacement } from '../src/index.js';
-import { EtcdCluster, etcdSkipReason } from './etcd.js';
-
-const skip = etcdSkipReason();
-if (skip) console.warn(`skipped: the placement tests on etcd, because ${skip}`);
+import { describeOnEtcd } from './describe-on-etcd.js';
 
 const GiB = 2 ** 30;
 const vm = (name: string, extra: Partial<ClusterVmSpec> = {}): ClusterVmSpec => ({
@@ -14,18 +11,10 @@ const vm = (name: string, extra: Partial<ClusterVmSpec> = {}): ClusterVmSpec => 
   ...extra,
 });
 
-describe.skipIf(skip !== undefined)('placement on a 3-member etcd', () => {
-  let etcd: EtcdCluster;
-  beforeAll(async () => {
-    etcd = await EtcdCluster.start();
-  }, 30_000);
-  afterAll(async () => {
-    await etcd?.stop();
-  });
-
+describeOnEtcd('placement on a 3-member etcd', (etcdOf) => {
   it("spreads 30 VMs from 5 clients over 3 hosts, one controller deciding, and re-places a lost host's VMs", async () => {
     const prefix = `/myhv-test-${process.pid}-place/`;
-    const connect = () => new Cluster({ endpoints: etcd.endpoints, prefix, timeoutMs: 3_000 });
+    const connect = () => new Cluster({ endpoints: etcdOf().endpoints, prefix, timeoutMs: 3_000 });
     const hostClients = [connect(), connect(), connect()];
     const members = await Promise.all(
       hostClients.map((c, i) =>
@@ -89,7 +78,7 @@ describe.skipIf(skip !== undefined)('placement on a 3-member etcd', () => {
 
   it('honours labels and pack, and leaves a VM unplaced when no host matches', async () => {
     const prefix = `/myhv-test-${process.pid}-labels/`;
-    await using cluster = new Cluster({ endpoints: etcd.endpoints, prefix, timeoutMs: 3_000 });
+    await using cluster = new Cluster({ endpoints: etcdOf().endpoints, prefix, timeoutMs: 3_000 });
     const a = await cluster.register({
       id: 'a',
       address: 'a',
