@@ -70,7 +70,11 @@ interface JsonSchemaNode {
   minLength?: number;
   maxLength?: number;
   maxItems?: number;
+  maxProperties?: number;
   pattern?: string;
+  /** A record's keys and values (`labels`). */
+  propertyNames?: JsonSchemaNode;
+  additionalProperties?: JsonSchemaNode | boolean;
 }
 
 /** The limits of a scalar or array field: allowed values, ranges, lengths, counts, pattern. */
@@ -81,7 +85,11 @@ function limitsOf(node: JsonSchemaNode): string[] {
     limits.push(`${node.minimum ?? ''}–${node.maximum ?? ''}`);
   if (node.maxLength !== undefined) limits.push(`≤ ${node.maxLength} chars`);
   if (node.maxItems !== undefined) limits.push(`≤ ${node.maxItems} items`);
+  if (node.maxProperties !== undefined) limits.push(`≤ ${node.maxProperties} entries`);
   if (node.pattern) limits.push(`\`${node.pattern}\``);
+  const values = typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined;
+  if (node.propertyNames) limits.push(`keys ${limitsOf(node.propertyNames).join(' ')}`.trim());
+  if (values && node.propertyNames) limits.push(`values ${limitsOf(values).join(' ')}`.trim());
   const items = node.type === 'array' ? node.items : undefined;
   if (items && !items.properties && (items.minimum !== undefined || items.maximum !== undefined))
     limits.push(`each ${items.minimum ?? ''}–${items.maximum ?? ''}`);
@@ -90,6 +98,8 @@ function limitsOf(node: JsonSchemaNode): string[] {
 
 /** A scalar or array type as a reader writes it: `string`, `array of integer`, `array of objects`. */
 function typeText(node: JsonSchemaNode): string {
+  if (node.type === 'object' && node.propertyNames && typeof node.additionalProperties === 'object')
+    return `map of ${node.propertyNames.type ?? 'any'} to ${typeText(node.additionalProperties)}`;
   if (node.type === 'array')
     return node.items?.properties ? 'array of objects' : `array of ${node.items?.type ?? 'any'}`;
   return Array.isArray(node.type) ? node.type.join(' or ') : (node.type ?? 'any');

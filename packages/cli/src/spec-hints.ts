@@ -52,6 +52,9 @@ export function flagHint(field: string): string {
     return 'pass --queues with a whole number from 1 to 16, at most --cpus (one queue pair per vCPU at most)';
   if (field === 'network.isolation' || field.startsWith('network.egress')) return POLICY_HINT;
   if (field === 'network.enabled') return '--no-network cannot be combined with --forward';
+  if (field === 'labels' || field.startsWith('labels.')) {
+    return "fix --label key=value: keys of 1–63 lowercase letters, digits, '.', '_', '/', '-', values of at most 63 letters, digits, '.', '_', '-' (each starting and ending with a letter or digit), at most 32 labels";
+  }
   if (field === 'vmm.binary') return 'point vmm.binary at a cloud-hypervisor binary';
   if (field.startsWith('vmm.extraArgs['))
     return 'drop that --vmm-arg: myhv sets it itself (from --kernel, --cpus, --forward, …)';

@@ -32,6 +32,8 @@ export interface CreateFlags {
   readonly cpuLimit?: string;
   readonly memoryLimit?: string;
   readonly pidsLimit?: string;
+  /** Each `--label` value: `key=value`. */
+  readonly label?: readonly string[];
 }
 
 const specFlags: readonly [keyof CreateFlags, string][] = [
@@ -53,6 +55,7 @@ const specFlags: readonly [keyof CreateFlags, string][] = [
   ['cpuLimit', '--cpu-limit'],
   ['memoryLimit', '--memory-limit'],
   ['pidsLimit', '--pids-limit'],
+  ['label', '--label'],
 ];
 
 function wholeNumber(value: string, flag: string, hint: string): number {
@@ -107,6 +110,25 @@ export function shareArg(
     ...(mode === undefined ? {} : { readOnly: mode === 'ro' }),
     ...(guestPath === undefined ? {} : { guestPath }),
   };
+}
+
+const LABEL_HINT =
+  "e.g. --label app=web --label example.com/tier=frontend: keys are lowercase letters, digits, '.', '_', '/', '-'; values may be empty";
+
+/**
+ * `--label key=value` values as the spec's labels, split at the first '='; the spec schema checks keys and values.
+ * A key given twice is refused rather than one value silently winning.
+ */
+function labelArgs(values: readonly string[]): Record<string, string> {
+  const labels = new Map<string, string>();
+  for (const value of values) {
+    const at = value.indexOf('=');
+    if (at < 0) throw invalidValue('--label', `${JSON.stringify(value)} is not key=value`, LABEL_HINT);
+    const key = value.slice(0, at);
+    if (labels.has(key)) throw invalidValue('--label', `${JSON.stringify(key)} is given twice`, LABEL_HINT);
+    labels.set(key, value.slice(at + 1));
+  }
+  return Object.fromEntries(labels);
 }
 
 /**
@@ -186,6 +208,7 @@ export async function createSpecInput(
   if (flags.share?.length) input.shares = flags.share.map((value) => shareArg(value));
   if (flags.vmmArg?.length) input.vmm = { extraArgs: [...flags.vmmArg] };
   if (flags.restart !== undefined) input.restart = flags.restart;
+  if (flags.label?.length) input.labels = labelArgs(flags.label);
   const limits: Record<string, unknown> = {};
   if (flags.cpuLimit !== undefined) {
     if (!/^\d{1,4}(\.\d{1,2})?$/.test(flags.cpuLimit))

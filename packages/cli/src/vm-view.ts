@@ -110,6 +110,7 @@ export function inspectFields(info: VmInfo): [string, string][] {
   const fields: [string, string][] = [
     ['name', info.name],
     ['id', info.id],
+    ...labelFields(info),
     [
       'status',
       `${statusText(info)}${info.pid !== undefined && info.vmmAlive ? ` (VMM pid ${info.pid})` : ''}`,
@@ -146,6 +147,13 @@ export function inspectFields(info: VmInfo): [string, string][] {
     fields.push(['last error', `${info.lastError.code}: ${info.lastError.message} (${info.lastError.at})`]);
   }
   return fields;
+}
+
+/** The VM's labels on one line, `key=value` in the spec's order (as `kubectl get --show-labels` lists them). */
+function labelFields(info: VmInfo): [string, string][] {
+  const entries = Object.entries(info.spec.labels ?? {});
+  if (entries.length === 0) return [];
+  return [['labels', entries.map(([key, value]) => `${key}=${value}`).join(',')]];
 }
 
 /** How the VM's processes are confined: its uid, cgroup and limits, then each live process as /proc shows it. */

@@ -250,6 +250,70 @@ describe('parseVmSpec', () => {
     expect(parseVmSpec({ ...base, network: { enabled: false } }).network.enabled).toBe(false);
   });
 
+  it('keeps labels as written, and a spec without them has no labels key', () => {
+    const labels = {
+      app: 'web',
+      'myhv.cluster': 'prod-1',
+      'example.com/tier': 'Front_End.v2',
+      empty: '',
+      [`k${'x'.repeat(61)}z`]: `V${'x'.repeat(61)}9`,
+    };
+    const spec = parseVmSpec({ ...base, labels });
+    expect(spec.labels).toEqual(labels);
+    expect(JSON.parse(JSON.stringify(spec)).labels).toEqual(labels);
+    expect(parseVmSpec({ ...base, labels: {} }).labels).toEqual({});
+    const many = Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`k${i}`, 'v']));
+    expect(Object.keys(parseVmSpec({ ...base, labels: many }).labels ?? {})).toHaveLength(32);
+    // Records written before labels existed must serialise exactly as before.
+    const plain = parseVmSpec(base);
+    expect(plain).not.toHaveProperty('labels');
+    expect(JSON.stringify(plain)).not.toContain('labels');
+  });
+
+  it.each([
+    ['an uppercase key', { App: 'web' }, 'labels', 'key "App" must start and end with a lowercase letter'],
+    ['a key of 64 characters', { ['k'.repeat(64)]: 'v' }, 'labels', 'must be at most 63 characters'],
+    ['a key starting with -', { '-app': 'web' }, 'labels', 'key "-app" must start and end'],
+    ['a key ending with /', { 'example.com/': 'v' }, 'labels', 'key "example.com/" must start and end'],
+    ['an empty key', { '': 'v' }, 'labels', 'key "" must not be empty'],
+    ['a key with a newline', { 'a\nb': 'v' }, 'labels', 'key "a\\nb" must start'],
+    [
+      'a value with a space',
+      { app: 'my web' },
+      'labels.app',
+      'must be empty, or start and end with a letter',
+    ],
+    ['a value ending with -', { 'myhv.cluster': 'prod-' }, 'labels.myhv.cluster', 'must be empty, or start'],
+    ['a value of 64 characters', { app: 'v'.repeat(64) }, 'labels.app', 'must be at most 63 characters'],
+    ['a value that is no string', { replicas: 3 }, 'labels.replicas', 'expected string'],
+    [
+      '33 labels',
+      Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])),
+      'labels',
+      'must have at most 32 entries',
+    ],
+    ['a list', ['app=web'], 'labels', 'expected record'],
+  ])('refuses %s, naming the field and the problem', (_title, labels, field, message) => {
+    expect(fieldOf({ ...base, labels })).toBe(field);
+    expect(() => parseVmSpec({ ...base, labels })).toThrow(`${field}: `);
+    expect(() => parseVmSpec({ ...base, labels })).toThrow(message);
+  });
+
+  it('names a hostile key in the message, escaped and cut short, never in the field', () => {
+    const key = `\u001b[2J${'A'.repeat(5000)}`;
+    const error = (() => {
+      try {
+        parseVmSpec({ ...base, labels: { [key]: 'v' } });
+      } catch (e) {
+        return e as VmManagerError;
+      }
+    })();
+    expect(error?.details.field).toBe('labels');
+    expect(error?.message).not.toContain('\u001b');
+    expect(error?.message).toContain('key "\\u001b[2JAAA');
+    expect(error?.message.length).toBeLessThan(300);
+  });
+
   it('parses a single forward with its own field names', () => {
     expect(parseForwardSpec({ hostPort: 8080, guestPort: 80 })).toEqual({
       protocol: 'tcp',

@@ -34,6 +34,9 @@ export function parseMemorySize(value: string | number): number | undefined {
   return bytes !== undefined && Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
 }
 
+/** Most labels a VM spec may carry. */
+const MAX_LABELS = 32;
+
 /** The smallest guest Cloud Hypervisor boots a minimal kernel in without trouble. */
 export const MIN_MEMORY_BYTES = 64 * MiB;
 /** Cloud Hypervisor hot-plugs memory (ACPI) in multiples of this; a 64M hotplug_size fails with "not a valid size". */
@@ -145,8 +148,37 @@ function buildSchemas() {
       .optional(),
   });
 
+  const labels = z
+    .record(
+      z
+        .string()
+        .min(1, 'must not be empty')
+        .max(63, 'must be at most 63 characters')
+        .regex(
+          /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/,
+          "must start and end with a lowercase letter or digit, with only lowercase letters, digits, '.', '_', '/', '-' between",
+        ),
+      z
+        .string()
+        .max(63, 'must be at most 63 characters')
+        .regex(
+          /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/,
+          "must be empty, or start and end with a letter or digit, with only letters, digits, '.', '_', '-' between",
+        ),
+    )
+    .refine((entries) => Object.keys(entries).length <= MAX_LABELS, `must have at most ${MAX_LABELS} entries`)
+    // zod has no size check for a record: its JSON Schema (OpenRPC, docs/cli.md) states the count itself.
+    .meta({ maxProperties: MAX_LABELS })
+    // Only to type the output read-only: `.readonly()` would mark the field readOnly in the JSON Schema.
+    .transform((entries): Readonly<Record<string, string>> => entries);
+
   const vmSpec = z.strictObject({
     name: vmName,
+    /**
+     * Free-form key/value tags (`app: web`, `team: infra`) for tools to find and mark VMs by; the manager only
+     * keeps them. Cluster mode marks the VMs it manages with `myhv.cluster`.
+     */
+    labels: labels.optional(),
     /** Boot vCPUs. */
     cpus: z
       .number()
@@ -362,6 +394,13 @@ export function parseForwardSpec(input: unknown): ForwardSpec {
 
 function issueError(error: z.ZodError): Error {
   const issue = error.issues[0]!;
+  if (issue.code === 'invalid_key') {
+    // A bad key is input, not a field name: it is quoted (and cut short) in the message, the field is its record.
+    const key = String(issue.path.at(-1));
+    const quoted = JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key);
+    const reason = issue.issues[0]?.message ?? 'is not allowed';
+    return invalidSpec(formatPath(issue.path.slice(0, -1)), `key ${quoted} ${reason}`, error);
+  }
   const message =
     issue.code === 'unrecognized_keys'
       ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
