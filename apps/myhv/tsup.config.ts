@@ -1,7 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import { builtinModules, createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { defineConfig } from 'tsup';
-import { intermediateDir, packBundle } from './scripts/pack-bundle.js';
+import { ETCD_PROTO_DIR, intermediateDir, packBundle } from './scripts/pack-bundle.js';
 
 // One self-contained file: workspace packages and their dependencies are inlined, so `node dist/myhv.js`
 // needs nothing but Node at run time. Sources are bundled through the source condition, not other dist/ files.
@@ -87,6 +88,32 @@ export default defineConfig({
           contents: lazyBuiltinModule(args.path, lazyBuiltinNames(args.path) ?? []),
           loader: 'js',
         }));
+      },
+    },
+    {
+      // protobufjs (under etcd3) does `require("long")` and checks `Long.isLong`: with the `import` condition that
+      // would be long's ES module namespace, and 64-bit ids (etcd's leases) would lose precision. Its CommonJS entry.
+      name: 'long-as-commonjs',
+      setup(build) {
+        build.onResolve({ filter: /^long$/ }, (args) =>
+          args.kind === 'require-call' ? { path: createRequire(args.importer).resolve('long') } : undefined,
+        );
+      },
+    },
+    {
+      // etcd3 reads its .proto files relative to its own file; in the bundle they sit beside dist/myhv.js.
+      name: 'etcd3-proto-path',
+      setup(build) {
+        build.onLoad({ filter: /etcd3[\\/]lib[\\/]connection-pool\.js$/ }, async (args) => {
+          const text = await readFile(args.path, 'utf8');
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: etcd3's source text, matched as it is
+          const from = '`${__dirname}/../proto/rpc.proto`';
+          if (!text.includes(from)) throw new Error(`${args.path}: etcd3 no longer loads ${from}`);
+          return {
+            contents: text.replace(from, `\`\${__dirname}/${ETCD_PROTO_DIR}/rpc.proto\``),
+            loader: 'js',
+          };
+        });
       },
     },
     {

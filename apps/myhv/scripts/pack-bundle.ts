@@ -124,6 +124,17 @@ ${escaped}${tail}
   // Without this, dist/myhv.js would be an ES module (apps/myhv is "type": "module").
   writeFileSync(join(dirname(target), 'package.json'), '{ "type": "commonjs" }\n');
   copyDashboardUi(join(dirname(target), 'ui'));
+  copyEtcdProtos(join(dirname(target), ETCD_PROTO_DIR));
+}
+
+/** Where the bundle finds the etcd3 client's .proto files (it reads them when cluster mode first connects). */
+export const ETCD_PROTO_DIR = 'etcd3-proto';
+
+/** etcd3's protocol files, beside the bundle (see the etcd3-proto-path plugin in tsup.config.ts). */
+function copyEtcdProtos(target: string): void {
+  const cluster = createRequire(import.meta.url).resolve('@my-hypervisor/cluster/package.json');
+  const main = createRequire(cluster).resolve('etcd3');
+  cpSync(join(dirname(main), '../proto'), target, { recursive: true });
 }
 
 /**

@@ -23,7 +23,7 @@ describe('bundled myhv binary', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('is one file: dist/ holds myhv.js, the package.json that makes it a CommonJS script, and the dashboard', () => {
-    expect(readdirSync(join(bin, '..')).sort()).toEqual(['myhv.js', 'package.json', 'ui']);
+    expect(readdirSync(join(bin, '..')).sort()).toEqual(['etcd3-proto', 'myhv.js', 'package.json', 'ui']);
     // The dashboard's front end (only `myhvd --dashboard` reads it): its page and hashed assets.
     expect(readdirSync(join(bin, '../ui')).sort()).toEqual(['assets', 'index.html']);
     expect(JSON.parse(readFileSync(join(bin, '../package.json'), 'utf8'))).toEqual({ type: 'commonjs' });

@@ -41,6 +41,8 @@ export interface CliConfig {
   readonly confinementUserfaultfd: 'on' | 'off';
   /** myhvd's socket; default `<runDir>/myhvd.sock`. */
   readonly daemonSocket: string;
+  /** The cluster's etcd endpoints (`http(s)://host:port`), when this invocation works on a cluster. */
+  readonly cluster?: readonly string[];
   /** Where each setting came from. */
   readonly sources: Readonly<Record<SettingKey, SettingSource>>;
   /** The config file that was read, if any. */
@@ -116,9 +118,27 @@ export async function resolveConfig({ flags, env }: ResolveConfigInput): Promise
     confinement: oneOf(get('confinement'), ['auto', 'on', 'off'] as const),
     confinementUserfaultfd: oneOf(get('confinementUserfaultfd'), ['on', 'off'] as const),
     daemonSocket: raw.daemonSocket ? socketPath(raw.daemonSocket) : join(runDir, 'myhvd.sock'),
+    ...(raw.cluster ? { cluster: clusterEndpoints(raw.cluster) } : {}),
     sources,
     ...(fromFile ? { configFile: file!.path } : {}),
   };
+}
+
+/** `etcd=URL[,URL…]` (or just the URLs): each an `http(s)://host:port` etcd endpoint. */
+function clusterEndpoints(raw: Raw): string[] {
+  const hint = 'e.g. --cluster etcd=http://10.0.0.1:2379,http://10.0.0.2:2379';
+  const list = raw.value.replace(/^etcd=/, '');
+  if (/^[a-z]+=/.test(list)) {
+    throw invalidValue(raw.field, `${JSON.stringify(raw.value)}: only etcd clusters are supported`, hint);
+  }
+  const endpoints = list.split(',').map((url) => url.trim());
+  if (endpoints.length > 16) throw invalidValue(raw.field, 'at most 16 etcd endpoints', hint);
+  for (const url of endpoints) {
+    if (!/^https?:\/\/(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]{1,253}):\d{1,5}\/?$/.test(url)) {
+      throw invalidValue(raw.field, `${JSON.stringify(url)} is not an etcd URL http(s)://host:port`, hint);
+    }
+  }
+  return endpoints;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

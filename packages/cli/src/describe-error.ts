@@ -8,7 +8,10 @@ import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 
 /** An error as the CLI reports it (also the `error` object of `--json` output on stderr). */
 export interface ErrorReport {
-  /** The error class: CliError, VmManagerError, NetOpsError, StorageError, ChvApiError, GuestImageError, or Error. */
+  /**
+   * The error class: CliError, VmManagerError, NetOpsError, StorageError, ChvApiError, GuestImageError,
+   * ClusterError, or Error.
+   */
   readonly source: string;
   /** The stable code of that class (`INVALID_ARGUMENT`, `NOT_FOUND`, …); `UNEXPECTED` for anything else. */
   readonly code: string;
@@ -32,6 +35,8 @@ interface CodedError {
   };
 }
 
+const CLUSTER_ERROR = Symbol.for('@my-hypervisor/cluster/ClusterError');
+
 function coded(error: unknown): CodedError | undefined {
   if (CliError.isInstance(error)) return { source: 'CliError', code: error.code, details: error.details };
   if (VmManagerError.isInstance(error))
@@ -44,6 +49,11 @@ function coded(error: unknown): CodedError | undefined {
     return { source: 'ChvApiError', code: error.code, details: error.details };
   if (GuestImageError.isInstance(error))
     return { source: 'GuestImageError', code: error.code, details: error.details };
+  // Told by its marker, so that reporting an error never loads the etcd client.
+  if (typeof error === 'object' && error !== null && CLUSTER_ERROR in error) {
+    const { code, field } = error as unknown as { code: string; field?: string };
+    return { source: 'ClusterError', code, details: field === undefined ? {} : { field } };
+  }
   return undefined;
 }
 
@@ -90,6 +100,14 @@ const vmHints: Record<string, string> = {
   TIMEOUT: 'the host may be overloaded; retry, or run `myhv doctor`',
 };
 
+const clusterHints: Record<string, string> = {
+  NOT_FOUND: 'run `myhv --cluster … vm ls` to see the VMs of the fleet',
+  UNAVAILABLE: 'check the etcd endpoints (--cluster) and that a majority of the etcd members run',
+  CONFLICT: 'choose another name (`myhv --cluster … vm ls`), or another --host-id',
+  EXHAUSTED: 'give the cluster a larger --cluster-pool, or remove hosts that left for good',
+  LEASE_LOST: 'the host lost its lease (etcd unreachable past --cluster-ttl); myhvd joins again on its own',
+};
+
 const imageHints: Record<string, string> = {
   NOT_FOUND: 'run `myhv image ls` to see the images, or `myhv image build NAME` to make one',
   CORRUPT_IMAGE: 'rebuild it with `myhv image build NAME --force`, or remove it with `myhv image rm NAME`',
@@ -121,6 +139,7 @@ function hintFor(c: CodedError | undefined): string | null {
   if (c.source === 'VmManagerError') return vmHints[c.code] ?? null;
   if (c.source === 'NetOpsError') return netHints[c.code] ?? null;
   if (c.source === 'GuestImageError') return imageHints[c.code] ?? null;
+  if (c.source === 'ClusterError') return clusterHints[c.code] ?? null;
   if (c.source === 'StorageError' && c.code === 'BINARY_MISSING') {
     return 'apt-get install --no-install-recommends qemu-system-common (or run scripts/setup)';
   }

@@ -50,6 +50,7 @@ export type CommandId =
   | 'daemon run'
   | 'daemon status'
   | 'dashboard url'
+  | 'cluster hosts'
   | 'version';
 
 /** What a leaf command's action hands to the runner: its id, positional arguments and the command itself. */
@@ -166,7 +167,21 @@ export function createProgram(invoke: Invoke): Command {
       "memory of its VMM and virtiofsd together, above the guest's (e.g. 1G); default the guest's + 256M",
     )
     .option('--pids-limit <n>', 'processes and threads of its VMM and virtiofsd; default 512')
-    .option('--vmm-arg <arg>', 'an extra cloud-hypervisor argument; repeat for more', collect);
+    .option('--vmm-arg <arg>', 'an extra cloud-hypervisor argument; repeat for more', collect)
+    .option('--label <key=value>', 'tag the VM (shown by `vm inspect`); repeat for more', collect)
+    .option(
+      '--placement <policy>',
+      'with --cluster: spread (default: the host with the most free memory) or pack (the fullest host that fits)',
+    )
+    .option(
+      '--on-host <label=value>',
+      'with --cluster: only hosts with this label (`myhvd --host-label`); repeat: all of them',
+      collect,
+    )
+    .option(
+      '--stopped',
+      'with --cluster: create it stopped (`vm start` boots it); without --cluster every VM boots',
+    );
   withReadyWait(create);
   withReadyWait(leaf(vm, 'start', 'vm start', 'boot a stopped VM').argument('<name>', 'the VM'));
   leaf(vm, 'stop', 'vm stop', 'stop a VM (power button, then harder); its address and forwards stay')
@@ -392,7 +407,32 @@ export function createProgram(invoke: Invoke): Command {
       'also serve the web dashboard on this TCP port (host default 127.0.0.1; any other host needs the TLS options); log in with `myhv dashboard url`',
     )
     .option('--dashboard-tls-cert <file>', 'serve the dashboard over HTTPS with this certificate (PEM)')
-    .option('--dashboard-tls-key <file>', "the certificate's private key (PEM)");
+    .option('--dashboard-tls-key <file>', "the certificate's private key (PEM)")
+    .option(
+      '--host-id <id>',
+      'with --cluster: this host in the cluster (letters, digits, . _ -; up to 63); default the hostname',
+    )
+    .option(
+      '--host-address <address>',
+      'with --cluster: where others can reach this host (informative); default the hostname',
+    )
+    .option(
+      '--host-label <key=value>',
+      'with --cluster: a label VMs can ask for (`vm create --on-host`); repeat for more',
+      collect,
+    )
+    .option(
+      '--host-vcpus <n>',
+      'with --cluster: the vCPUs this host offers VMs (placement puts no more on it); default 4 per CPU',
+    )
+    .option(
+      '--cluster-pool <cidr>',
+      "with --cluster: the pool each host's VM subnet (a /24) is taken from; default 10.80.0.0/12",
+    )
+    .option(
+      '--cluster-ttl <seconds>',
+      "with --cluster: this host's lease; silent that long, its VMs are re-placed (2–3600); default 10",
+    );
   leaf(
     daemon,
     'status',
@@ -407,6 +447,15 @@ export function createProgram(invoke: Invoke): Command {
     'url',
     'dashboard url',
     'print a one-time login link for the dashboard (valid 60 s, used once); asks myhvd over its socket',
+  );
+  const cluster = program
+    .command('cluster')
+    .description('the hosts of a cluster (`--cluster etcd=URL`; each runs `myhvd --cluster …`)');
+  leaf(
+    cluster,
+    'hosts',
+    'cluster hosts',
+    'list the live hosts: address, subnet, capacity, VMs placed, lease time left, labels',
   );
   leaf(program, 'version', 'version', 'print the version');
   return program;

@@ -1,6 +1,7 @@
 import { type Command, CommanderError } from 'commander';
 import type { CliIo } from './cli-io.js';
 import { CommandContext, type GlobalFlags } from './context.js';
+import { usageError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
 import { Output } from './output.js';
 import { type CommandId, createProgram } from './program.js';
@@ -62,8 +63,41 @@ const handlers: Record<CommandId, () => Promise<CommandHandler>> = {
   'daemon run': async () => (await import('./commands/daemon.js')).daemonRun,
   'daemon status': async () => (await import('./commands/daemon.js')).daemonStatus,
   'dashboard url': async () => (await import('./commands/daemon.js')).dashboardUrl,
+  'cluster hosts': async () => (await import('./commands/cluster.js')).clusterHosts,
   version: async () => (await import('./commands/version.js')).version,
 };
+
+/** The commands that work fleet-wide when a cluster is configured (`--cluster`, MYHV_CLUSTER or the config file). */
+const clusterHandlers: Partial<Record<CommandId, () => Promise<CommandHandler>>> = {
+  'vm create': async () => (await import('./commands/cluster.js')).clusterVmCreate,
+  'vm ls': async () => (await import('./commands/cluster.js')).clusterVmLs,
+  'vm inspect': async () => (await import('./commands/cluster.js')).clusterVmInspect,
+  'vm rm': async () => (await import('./commands/cluster.js')).clusterVmRm,
+  'vm start': async () => (await import('./commands/cluster.js')).clusterVmStart,
+  'vm stop': async () => (await import('./commands/cluster.js')).clusterVmStop,
+};
+
+/**
+ * The fleet-wide handler of a command when a cluster is configured; undefined to run it on this host. `--cluster`
+ * given on the command line to a command that works on one host only is a usage error (exit 2), not ignored.
+ */
+async function clusterHandler(
+  ctx: CommandContext,
+  id: CommandId,
+): Promise<(() => Promise<CommandHandler>) | undefined> {
+  const fleet = clusterHandlers[id];
+  if (id === 'daemon run' || id === 'cluster hosts') return undefined;
+  if (!fleet) {
+    if (ctx.flags.cluster !== undefined) {
+      throw usageError(
+        `myhv ${id} works on one host: it does not take --cluster`,
+        "run it on the VM's host (`myhv --cluster URL vm ls` shows which) without --cluster",
+      );
+    }
+    return undefined;
+  }
+  return (await ctx.config()).cluster ? fleet : undefined;
+}
 
 function eachCommand(command: Command, fn: (c: Command) => void): void {
   fn(command);
@@ -98,7 +132,7 @@ export async function run(argv: readonly string[], io: CliIo = process): Promise
     const flags = command.optsWithGlobals<GlobalFlags>();
     out = new Output(io.stdout, io.stderr, { json: flags.json === true, tty, color });
     ctx = new CommandContext({ io, env, out, flags, options: command.opts() });
-    const handler = await handlers[id]();
+    const handler = await ((await clusterHandler(ctx, id)) ?? handlers[id])();
     exitCode = await handler(ctx, args);
   });
   eachCommand(program, (c) => {

@@ -26,7 +26,8 @@ export type SettingKey =
   | 'vmmBinary'
   | 'confinement'
   | 'confinementUserfaultfd'
-  | 'daemonSocket';
+  | 'daemonSocket'
+  | 'cluster';
 
 /** Every host setting with its flag, environment variable, config key and default, in help order. */
 export const settings: readonly SettingDefinition[] = [
@@ -115,6 +116,13 @@ export const settings: readonly SettingDefinition[] = [
     env: 'MYHV_DAEMON_SOCKET',
     description:
       "myhvd's socket: where `myhv daemon run` listens and `myhv daemon status` asks (default: <run dir>/myhvd.sock)",
+  },
+  {
+    key: 'cluster',
+    flag: '--cluster <etcd=URL[,URL…]>',
+    env: 'MYHV_CLUSTER',
+    description:
+      "the cluster's etcd endpoints (ADR 016): `myhv daemon run` joins this host to the cluster; vm create|ls|inspect|rm|start|stop and `cluster hosts` then work fleet-wide",
   },
 ];
 

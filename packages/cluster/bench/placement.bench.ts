@@ -12,7 +12,7 @@ import {
   runHostAgent,
   runPlacement,
 } from '../src/index.js';
-import { EtcdCluster, etcdSkipReason } from '../test/etcd.js';
+import { EtcdCluster, etcdSkipReason } from '../src/testing/index.js';
 
 const VMS = 300;
 const RUNS = 3;
@@ -33,6 +33,12 @@ class MemoryHost implements HostBackend {
   async create(vm: ClusterVmSpec) {
     this.vms.add(vm.name);
     return { status: 'running' };
+  }
+  async start() {
+    return { status: 'running' };
+  }
+  async stop() {
+    return { status: 'stopped' };
   }
   async delete(name: string) {
     this.vms.delete(name);

@@ -8,17 +8,31 @@ import type { Assignment, ClusterVmSpec } from './placement.js';
 export interface HostBackend {
   /** The cluster VMs this host holds (running or not), with their status and address. */
   list(signal: AbortSignal): Promise<readonly HostVm[]>;
-  /** Creates and boots a VM from its desired state; its status and address. */
-  create(vm: ClusterVmSpec, signal: AbortSignal): Promise<{ readonly status: string; readonly ip?: string }>;
+  /** Creates a VM from its desired state (booted unless `running` is false); its status and address. */
+  create(vm: ClusterVmSpec, signal: AbortSignal): Promise<HostVmState>;
+  /** Boots a VM it holds; its status and address. */
+  start(name: string, signal: AbortSignal): Promise<HostVmState>;
+  /** Stops a VM it holds (it stays, with its address); its status. */
+  stop(name: string, signal: AbortSignal): Promise<HostVmState>;
   /** Stops and removes a VM (its VMM, network, state). */
   delete(name: string, signal: AbortSignal): Promise<void>;
+  /**
+   * The names of VMs whose state changed on the host by other hands (a VMM died, a local `myhv vm stop`), as they
+   * change, until `signal` aborts: the agent reports their new status. Optional: without it, status is reported
+   * only when the cluster asks for a change.
+   */
+  changes?(signal: AbortSignal): AsyncIterable<string>;
+}
+
+/** What a VM is on its host: its status and address. */
+export interface HostVmState {
+  readonly status: string;
+  readonly ip?: string;
 }
 
 /** A VM a host holds, as its backend lists it. */
-export interface HostVm {
+export interface HostVm extends HostVmState {
   readonly name: string;
-  readonly status: string;
-  readonly ip?: string;
 }
 
 /** A VM's observed state, as the agent of its host writes it (`vms/<name>/status`). */
@@ -33,16 +47,23 @@ export interface VmStatusRecord {
 
 interface Held {
   spec?: ClusterVmSpec;
+  specRevision: number;
   assignment?: Assignment;
   assignmentRevision: number;
 }
 
+/** Statuses in which a VM that should run is started, and in which one that should not is stopped. */
+const STOPPED = new Set(['stopped', 'created', 'failed', 'exited']);
+const RUNNING = new Set(['running', 'paused']);
+
 /**
- * The host agent: reconciles the VMs assigned to this host with `backend` — creates those it lacks, deletes those
- * no longer assigned to it (moved to another host, or deleted from the cluster) — and reports each one's status,
- * a write conditioned on the assignment it acted on and on its own lease. Watches, never polls. Stops acting (and
- * returns) when its lease is lost: its VMs keep running, and the controller may re-place them; an agent that comes
- * back deletes the copies that were re-placed meanwhile, so a VM never runs twice once a partition heals.
+ * The host agent: reconciles the VMs assigned to this host with `backend` — creates those it lacks, starts or stops
+ * them as their desired state says, deletes those no longer assigned to it (moved to another host, or deleted from
+ * the cluster) — and reports each one's status whenever it differs from the last report: a write conditioned on the
+ * assignment it acted on and on its own lease. Acts on a change of desired state once (a create or start that failed
+ * is not retried until the spec or assignment changes again). Watches, never polls. Stops acting (and returns) when
+ * its lease is lost: its VMs keep running, and the controller may re-place them; an agent that comes back deletes the
+ * copies that were re-placed meanwhile, so a VM never runs twice once a partition heals.
  */
 export async function runHostAgent(
   cluster: Cluster,
@@ -60,11 +81,17 @@ export async function runHostAgent(
   const { revision, entries } = await cluster.list('vms/');
   for (const entry of entries) apply(entry, held);
   let pending = true;
-  /** The assignment revision each VM's status was last reported for: a VM is reported once per assignment. */
-  const reported = new Map<string, number>();
-  const report = async (name: string, h: Held, status: Omit<VmStatusRecord, 'host' | 'epoch' | 'time'>) => {
+  /** The desired state (`assignment:spec` revisions) each VM was last acted on for: each is acted on once. */
+  const acted = new Map<string, string>();
+  /** What was last reported for each VM, and for which desired state. */
+  const reported = new Map<string, { key: string; status: string; ip: string | undefined }>();
+  const report = async (name: string, h: Held, key: string, state: HostVmState & { error?: string }) => {
+    const last = reported.get(name);
+    if (last && last.key === key && last.status === state.status && last.ip === state.ip) return;
     const record: VmStatusRecord = {
-      ...status,
+      status: state.status,
+      ...(state.ip ? { ip: state.ip } : {}),
+      ...(state.error ? { error: state.error } : {}),
       host: self,
       epoch: h.assignment!.epoch,
       time: new Date().toISOString(),
@@ -73,8 +100,17 @@ export async function runHostAgent(
       assignmentRevision: h.assignmentRevision,
       leaseId: membership.leaseId,
     });
-    if (written) reported.set(name, h.assignmentRevision);
+    if (written) reported.set(name, { key, status: state.status, ip: state.ip });
     else pending = true; // the assignment changed meanwhile: look again
+  };
+  /** Runs one change of a VM; a failure becomes its reported status (`failed`, with the error). */
+  const attempt = async (name: string, work: () => Promise<HostVmState>) => {
+    try {
+      return await work();
+    } catch (error) {
+      options.onError?.(error, name);
+      return { status: 'failed', error: error instanceof Error ? error.message : String(error) };
+    }
   };
   const reconcile = async () => {
     pending = false;
@@ -83,29 +119,33 @@ export async function runHostAgent(
     // Up to CONCURRENCY VMs at a time: a host creating many VMs does not wait for each in turn.
     await eachLimited(mine, CONCURRENCY, async ([name, h]) => {
       if (stop.aborted) return;
+      const key = `${h.assignmentRevision}:${h.specRevision}`;
       const have = local.get(name);
-      if (have) {
-        // Held already (made before a restart of the agent, or its report was refused): report what it is.
-        if (reported.get(name) !== h.assignmentRevision) {
-          await report(name, h, { status: have.status, ...(have.ip ? { ip: have.ip } : {}) });
-        }
-        return;
+      const wantRunning = h.spec!.running !== false;
+      let state: HostVmState & { error?: string };
+      if (!have) {
+        // A create that failed for this desired state is not retried; one that vanished since is made again.
+        if (acted.get(name) === key && reported.get(name)?.status === 'failed') return;
+        acted.set(name, key);
+        state = await attempt(name, () => backend.create(h.spec!, stop));
+      } else if (acted.get(name) === key) {
+        state = have;
+      } else {
+        acted.set(name, key);
+        if (wantRunning && STOPPED.has(have.status)) {
+          state = await attempt(name, () => backend.start(name, stop));
+        } else if (!wantRunning && RUNNING.has(have.status)) {
+          state = await attempt(name, () => backend.stop(name, stop));
+        } else state = have;
       }
-      // A create that failed for this assignment is not retried at every event; a new assignment tries again.
-      if (reported.get(name) === h.assignmentRevision) return;
-      let status: Omit<VmStatusRecord, 'host' | 'epoch' | 'time'>;
-      try {
-        status = await backend.create(h.spec!, stop);
-      } catch (error) {
-        options.onError?.(error, name);
-        status = { status: 'failed', error: error instanceof Error ? error.message : String(error) };
-      }
-      await report(name, h, status);
+      await report(name, h, key, state);
     });
     const wanted = new Set(mine.map(([name]) => name));
     const unwanted = [...local.keys()].filter((name) => !wanted.has(name));
     await eachLimited(unwanted, CONCURRENCY, async (name) => {
       if (stop.aborted) return;
+      acted.delete(name);
+      reported.delete(name);
       try {
         await backend.delete(name, stop);
       } catch (error) {
@@ -125,22 +165,35 @@ export async function runHostAgent(
       }
     }
   };
-  let running: Promise<void> | undefined = run().finally(() => {
-    running = undefined;
-  });
+  let running: Promise<void> | undefined;
+  /** Another pass soon: a burst of events (from etcd or the host) makes one pass, not one each. */
+  const wake = () => {
+    pending = true;
+    running ??= (async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      await run();
+    })().finally(() => {
+      running = undefined;
+    });
+  };
+  wake();
+  const local = (async () => {
+    if (!backend.changes) return;
+    try {
+      for await (const _name of backend.changes(stop)) wake();
+    } catch (error) {
+      if (!stop.aborted) options.onError?.(error);
+    }
+  })();
   try {
     for await (const event of cluster.watch('vms/', { fromRevision: revision + 1, signal: stop })) {
       apply(event, held);
-      pending = true;
-      running ??= (async () => {
-        await new Promise((resolve) => setImmediate(resolve));
-        await run();
-      })().finally(() => {
-        running = undefined;
-      });
+      wake();
     }
   } catch (error) {
     if (!stop.aborted) throw error;
+  } finally {
+    await local;
   }
   await running;
 }
@@ -164,11 +217,12 @@ async function eachLimited<T>(
 function apply(event: ClusterEvent, held: Map<string, Held>): void {
   const [, name, part] = event.key.split('/');
   if (!name || (part !== 'spec' && part !== 'assignment')) return;
-  const h = held.get(name) ?? { assignmentRevision: 0 };
+  const h = held.get(name) ?? { specRevision: 0, assignmentRevision: 0 };
   held.set(name, h);
-  if (part === 'spec')
+  if (part === 'spec') {
     h.spec = event.type === 'delete' ? undefined : (JSON.parse(event.value) as ClusterVmSpec);
-  else if (event.type === 'delete') {
+    h.specRevision = event.type === 'delete' ? 0 : event.modRevision;
+  } else if (event.type === 'delete') {
     h.assignment = undefined;
     h.assignmentRevision = 0;
   } else {

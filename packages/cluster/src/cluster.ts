@@ -16,7 +16,9 @@ export type ClusterErrorCode =
   /** Every subnet of the cluster pool is taken. */
   | 'EXHAUSTED'
   /** The host's lease was lost (etcd unreachable past the TTL, or revoked): it must take no more cluster work. */
-  | 'LEASE_LOST';
+  | 'LEASE_LOST'
+  /** No VM of that name in the cluster. */
+  | 'NOT_FOUND';
 
 /** The one error this package throws: a stable `code`, the option at fault, etcd's error as `cause`. */
 export class ClusterError extends Error {
@@ -43,6 +45,10 @@ export interface HostInfo {
   readonly id: string;
   /** Where its daemon can be reached (informative: hosts never call each other). */
   readonly address: string;
+  /**
+   * What it offers VMs: vCPUs (overcommitted as its operator chooses; placement never puts more on it) and guest
+   * memory in bytes.
+   */
   readonly capacity: { readonly cpus: number; readonly memoryBytes: number };
   readonly labels?: Readonly<Record<string, string>>;
 }
@@ -52,6 +58,8 @@ export interface HostRecord extends HostInfo {
   readonly subnet: string;
   readonly startedAt: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** Names the host's installation (its state directory): an earlier incarnation's record may be taken over. */
+  readonly instance?: string;
 }
 
 /** A live host and how long its lease has left. */
@@ -69,6 +77,13 @@ export interface RegisterOptions {
   readonly pool?: string;
   /** Prefix length of each host's subnet. Default 24. */
   readonly subnetPrefix?: number;
+  /**
+   * Identifies this host's installation across restarts (e.g. a random token kept in its state directory). A live
+   * record of this id carrying the same `instance` is an earlier incarnation of this very host (a daemon restarted
+   * within the TTL): it is taken over — moved to the new lease in one transaction, so the host never looks lost and
+   * its VMs are not re-placed — instead of refused with CONFLICT. The caller must make sure that incarnation is gone.
+   */
+  readonly instance?: string;
 }
 
 /** A host's membership: its record, its lease, and what tells it the lease is gone. */
@@ -180,6 +195,7 @@ export class Cluster implements AsyncDisposable {
       labels: { ...host.labels },
       subnet,
       startedAt: new Date().toISOString(),
+      ...(options.instance === undefined ? {} : { instance: options.instance }),
     };
     const key = `hosts/${host.id}`;
     let leaseId: string;
@@ -191,7 +207,7 @@ export class Cluster implements AsyncDisposable {
           .then(this.#ns.put(key).value(JSON.stringify(record)).lease(leaseId))
           .commit(),
       );
-      if (!succeeded) {
+      if (!succeeded && !(await this.#takeOver(key, record, leaseId))) {
         throw new ClusterError(
           'CONFLICT',
           `host ${host.id} is already live in the cluster (another process holds its lease)`,
@@ -312,11 +328,7 @@ export class Cluster implements AsyncDisposable {
    * name at once, exactly one wins.
    */
   async createVm(vm: ClusterVmSpec): Promise<void> {
-    if (!HOST_ID.test(vm.name)) {
-      throw new ClusterError('INVALID_ARGUMENT', `name: ${JSON.stringify(vm.name)} is not a VM name`, {
-        field: 'name',
-      });
-    }
+    checkVmName(vm.name);
     const key = `vms/${vm.name}/spec`;
     const { succeeded } = await this.#call(() =>
       this.#ns
@@ -332,6 +344,7 @@ export class Cluster implements AsyncDisposable {
 
   /** Removes a VM's desired state and its assignment (its host's agent then deletes it). False when it was unknown. */
   async deleteVm(name: string): Promise<boolean> {
+    checkVmName(name);
     const answer = await this.#call(() => this.#ns.delete().prefix(`vms/${name}/`).exec());
     return Number(answer.deleted) > 0;
   }
@@ -339,28 +352,7 @@ export class Cluster implements AsyncDisposable {
   /** The cluster's VMs: desired state, assignment (if placed) and observed status (if reported), by name. */
   async vms(): Promise<ClusterVm[]> {
     const { entries } = await this.list('vms/');
-    const byName = new Map<
-      string,
-      { spec?: ClusterVmSpec; assignment?: Assignment; status?: VmStatusRecord }
-    >();
-    for (const { key, value } of entries) {
-      const [, name, part] = key.split('/');
-      if (!name || !part) continue;
-      const vm = byName.get(name) ?? {};
-      byName.set(name, vm);
-      if (part === 'spec') vm.spec = JSON.parse(value) as ClusterVmSpec;
-      else if (part === 'assignment') vm.assignment = JSON.parse(value) as Assignment;
-      else if (part === 'status') vm.status = JSON.parse(value) as VmStatusRecord;
-    }
-    return [...byName]
-      .filter(([, vm]) => vm.spec)
-      .map(([name, vm]) => ({
-        name,
-        spec: vm.spec!,
-        ...(vm.assignment ? { assignment: vm.assignment } : {}),
-        ...(vm.status ? { status: vm.status } : {}),
-      }))
-      .sort((a, b) => a.name.localeCompare(b.name));
+    return vmsOf(entries);
   }
 
   /**
@@ -403,6 +395,41 @@ export class Cluster implements AsyncDisposable {
     return succeeded;
   }
 
+  /** One VM of the cluster, or undefined when there is none of that name. */
+  async vm(name: string): Promise<ClusterVm | undefined> {
+    checkVmName(name);
+    const { entries } = await this.list(`vms/${name}/`);
+    return vmsOf(entries)[0];
+  }
+
+  /**
+   * Sets whether a VM should run (`running` of its desired state); its host's agent starts or stops it. A
+   * read-modify-write conditioned on the spec's revision, retried when another writer came first. NOT_FOUND when
+   * the cluster has no such VM.
+   */
+  async setRunning(name: string, running: boolean): Promise<ClusterVmSpec> {
+    checkVmName(name);
+    const key = `vms/${name}/spec`;
+    for (let attempt = 0; ; attempt++) {
+      const answer = await this.#call(() => this.#ns.getAll().prefix(key).exec());
+      const kv = answer.kvs.find((entry) => entry.key.toString() === key);
+      if (!kv) {
+        throw new ClusterError('NOT_FOUND', `no VM named ${name} in the cluster`, { field: 'name' });
+      }
+      const spec = { ...(JSON.parse(kv.value.toString()) as ClusterVmSpec), running };
+      const { succeeded } = await this.#call(() =>
+        this.#ns
+          .if(key, 'Mod', '==', kv.mod_revision)
+          .then(this.#ns.put(key).value(JSON.stringify(spec)))
+          .commit(),
+      );
+      if (succeeded) return spec;
+      if (attempt >= 20) {
+        throw new ClusterError('UNAVAILABLE', `${name}: its spec kept changing under this write`);
+      }
+    }
+  }
+
   /** Closes the connection (a membership's lease then expires after its TTL). */
   close(): void {
     this.#client.close();
@@ -436,6 +463,27 @@ export class Cluster implements AsyncDisposable {
     });
   }
 
+  /**
+   * Takes over `key` when it holds an earlier incarnation of this host (the same `instance`): moves it to the new
+   * lease if it did not change since it was read, then revokes the old lease. False when it is another's.
+   */
+  async #takeOver(key: string, record: HostRecord, leaseId: string): Promise<boolean> {
+    if (record.instance === undefined) return false;
+    const answer = await this.#call(() => this.#ns.getAll().prefix(key).exec());
+    const kv = answer.kvs.find((entry) => entry.key.toString() === key);
+    if (!kv || (JSON.parse(kv.value.toString()) as HostRecord).instance !== record.instance) return false;
+    const { succeeded } = await this.#call(() =>
+      this.#ns
+        .if(key, 'Mod', '==', kv.mod_revision)
+        .then(this.#ns.put(key).value(JSON.stringify(record)).lease(leaseId))
+        .commit(),
+    );
+    if (succeeded) {
+      await this.#client.leaseClient.leaseRevoke({ ID: kv.lease }).catch(() => undefined);
+    }
+    return succeeded;
+  }
+
   async #call<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await work();
@@ -465,6 +513,40 @@ function poolOf(pool: string, prefixLength: number): Ipv4Cidr {
     });
   }
   return cidr;
+}
+
+function checkVmName(name: string): void {
+  if (typeof name !== 'string' || !HOST_ID.test(name)) {
+    throw new ClusterError('INVALID_ARGUMENT', `name: ${JSON.stringify(name)} is not a VM name`, {
+      field: 'name',
+    });
+  }
+}
+
+/** The VMs among keys under `vms/`: those with a spec, by name. */
+function vmsOf(entries: readonly ClusterEvent[]): ClusterVm[] {
+  const byName = new Map<
+    string,
+    { spec?: ClusterVmSpec; assignment?: Assignment; status?: VmStatusRecord }
+  >();
+  for (const { key, value } of entries) {
+    const [, name, part] = key.split('/');
+    if (!name || !part) continue;
+    const vm = byName.get(name) ?? {};
+    byName.set(name, vm);
+    if (part === 'spec') vm.spec = JSON.parse(value) as ClusterVmSpec;
+    else if (part === 'assignment') vm.assignment = JSON.parse(value) as Assignment;
+    else if (part === 'status') vm.status = JSON.parse(value) as VmStatusRecord;
+  }
+  return [...byName]
+    .filter(([, vm]) => vm.spec)
+    .map(([name, vm]) => ({
+      name,
+      spec: vm.spec!,
+      ...(vm.assignment ? { assignment: vm.assignment } : {}),
+      ...(vm.status ? { status: vm.status } : {}),
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
 }
 
 function fromKey(key: string): string {

@@ -1,4 +1,10 @@
-export { type HostBackend, type HostVm, runHostAgent, type VmStatusRecord } from './agent.js';
+export {
+  type HostBackend,
+  type HostVm,
+  type HostVmState,
+  runHostAgent,
+  type VmStatusRecord,
+} from './agent.js';
 export {
   Cluster,
   ClusterError,

@@ -18,6 +18,8 @@ export interface ClusterVmSpec {
   readonly placement?: Placement;
   /** `always` (default): re-placed when its host is lost; `no`: left unplaced until someone acts. */
   readonly restart?: 'always' | 'no';
+  /** Whether it should run (default true): its host's agent starts or stops it to match (`Cluster.setRunning`). */
+  readonly running?: boolean;
 }
 
 /** Which host a VM is assigned to; `epoch` grows with every (re)placement. */
@@ -175,7 +177,7 @@ function choose(
     if (!wanted.every(([k, v]) => record.labels[k] === v)) continue;
     const used = load.get(id) ?? { cpus: 0, memoryBytes: 0, vms: 0 };
     const free = record.capacity.memoryBytes - used.memoryBytes;
-    if (free < spec.memoryBytes || record.capacity.cpus * 4 < used.cpus + spec.cpus) continue;
+    if (free < spec.memoryBytes || record.capacity.cpus < used.cpus + spec.cpus) continue;
     const better =
       !best ||
       (spec.placement?.policy === 'pack'

@@ -14,18 +14,46 @@ const GiB = 2 ** 30;
 /** A host's VMs as a set of names: what a VmManager would hold (its VMMs survive the agent's death). */
 class FakeHost implements HostBackend {
   readonly vms = new Map<string, ClusterVmSpec>();
+  readonly status = new Map<string, string>();
   creates = 0;
+  starts = 0;
+  #changed: (() => void) | undefined;
   async list() {
-    return [...this.vms.keys()].map((name) => ({ name, status: 'running' }));
+    return [...this.vms.keys()].map((name) => ({ name, status: this.status.get(name)! }));
   }
   async create(vm: ClusterVmSpec) {
     this.creates += 1;
     if (vm.name.startsWith('broken')) throw new Error(`${vm.name}: the kernel does not boot`);
     this.vms.set(vm.name, vm);
-    return { status: 'running', ip: `10.80.0.${this.vms.size + 1}` };
+    this.status.set(vm.name, vm.running === false ? 'stopped' : 'running');
+    return { status: this.status.get(vm.name)!, ip: `10.80.0.${this.vms.size + 1}` };
+  }
+  async start(name: string) {
+    this.starts += 1;
+    this.status.set(name, 'running');
+    return { status: 'running' };
+  }
+  async stop(name: string) {
+    this.status.set(name, 'stopped');
+    return { status: 'stopped' };
   }
   async delete(name: string) {
     this.vms.delete(name);
+    this.status.delete(name);
+  }
+  /** A change made on the host by other hands (a VMM died): the agent hears of it through `changes`. */
+  crash(name: string) {
+    this.status.set(name, 'failed');
+    this.#changed?.();
+  }
+  async *changes(signal: AbortSignal) {
+    while (!signal.aborted) {
+      await new Promise<void>((resolve) => {
+        this.#changed = resolve;
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      if (!signal.aborted) yield '';
+    }
   }
 }
 
@@ -107,4 +135,74 @@ describeOnEtcd('host agents on a 3-member etcd', (etcdOf) => {
     for (const m of members) await m.leave();
     for (const c of clients) c.close();
   }, 90_000);
+
+  it('start and stop as desired state, report what happens on the host, and survive a restart of their daemon', async () => {
+    const prefix = `/myhv-test-${process.pid}-desired/`;
+    const connect = () => new Cluster({ endpoints: etcdOf().endpoints, prefix, timeoutMs: 3_000 });
+    await using admin = connect();
+    const host = new FakeHost();
+    const join = async (client: Cluster, instance: string) => {
+      const membership = await client.register(
+        { id: 'h0', address: 'h0', capacity: { cpus: 8, memoryBytes: 8 * GiB } },
+        { ttlSeconds: 5, instance },
+      );
+      const stop = new AbortController();
+      const agent = runHostAgent(client, { membership, backend: host, signal: stop.signal });
+      return { membership, stop, agent };
+    };
+    const first = connect();
+    const a = await join(first, 'install-1');
+    const control = new AbortController();
+    const placing = runPlacement(admin, { id: 'c', signal: control.signal });
+    const status = async (name: string) => (await admin.vm(name))?.status?.status;
+
+    await admin.createVm({ name: 'web', spec: {}, cpus: 1, memoryBytes: 2 ** 28 });
+    await admin.createVm({ name: 'idle', spec: {}, cpus: 1, memoryBytes: 2 ** 28, running: false });
+    await expect.poll(() => status('web'), { timeout: 10_000 }).toBe('running');
+    await expect.poll(() => status('idle'), { timeout: 10_000 }).toBe('stopped');
+
+    // Desired state drives the host: stop one, start the other.
+    expect((await admin.setRunning('web', false)).running).toBe(false);
+    await admin.setRunning('idle', true);
+    await expect.poll(() => status('web'), { timeout: 10_000 }).toBe('stopped');
+    await expect.poll(() => status('idle'), { timeout: 10_000 }).toBe('running');
+    expect(host.status.get('web')).toBe('stopped');
+    await expect(admin.setRunning('nope', true)).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'name' });
+    await expect(admin.vm('a/b')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'name' });
+
+    // A VMM dies on the host: the agent hears it from the backend and reports it; it does not restart it on its own.
+    const starts = host.starts;
+    host.crash('idle');
+    await expect.poll(() => status('idle'), { timeout: 10_000 }).toBe('failed');
+    expect(host.starts).toBe(starts);
+
+    // The daemon restarts within the TTL: the same installation takes its record over (no CONFLICT, the host never
+    // looks lost, nothing is re-placed); another installation with that id is refused.
+    a.stop.abort();
+    await a.agent;
+    a.membership.leave({ revoke: false });
+    first.close();
+    const other = connect();
+    await expect(
+      other.register(
+        { id: 'h0', address: 'x', capacity: { cpus: 1, memoryBytes: GiB } },
+        { instance: 'install-2' },
+      ),
+    ).rejects.toMatchObject({ code: 'CONFLICT' });
+    other.close();
+    const second = connect();
+    const b = await join(second, 'install-1');
+    expect((await admin.hosts()).map((h) => [h.id, h.leaseId])).toEqual([['h0', b.membership.leaseId]]);
+    // The old lease is revoked, and the record outlives it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await admin.hosts()).map((h) => h.id)).toEqual(['h0']);
+    expect((await admin.vm('web'))?.assignment?.epoch).toBe(1);
+    expect(host.creates).toBe(2);
+
+    control.abort();
+    b.stop.abort();
+    await Promise.allSettled([placing, b.agent]);
+    await b.membership.leave();
+    second.close();
+  }, 60_000);
 });

@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
 import { Cluster, type ClusterEvent, type HostInfo } from '../src/index.js';
+import type { EtcdCluster } from '../src/testing/index.js';
 import { describeOnEtcd } from './describe-on-etcd.js';
-import type { EtcdCluster } from './etcd.js';
 
 const host = (id: string, extra: Partial<HostInfo> = {}): HostInfo => ({
   id,

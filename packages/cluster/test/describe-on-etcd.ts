@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe } from 'vitest';
-import { EtcdCluster, etcdSkipReason } from './etcd.js';
+import { EtcdCluster, etcdSkipReason } from '../src/testing/index.js';
 
 /**
  * A suite on its own 3-member etcd (started before, stopped after); skipped, with the reason printed, where etcd is

@@ -14,6 +14,7 @@ import {
   type VmManager,
   VmManagerError,
 } from '@my-hypervisor/vm-manager';
+import type { DaemonClusterOptions } from './cluster-member.js';
 import { createHandlers } from './handlers.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { VERSION } from './version.js';
@@ -68,6 +69,11 @@ export interface DaemonOptions {
    * url` (`dashboard.login`) hands out login links over the socket, so the socket's mode still decides who may.
    */
   readonly dashboard?: DaemonDashboardOptions;
+  /**
+   * Take part in a cluster (ADR 016): run the host agent for the VMs placed on this host (labelled `myhv.cluster`)
+   * and campaign for the placement controller. The daemon owns the connection from then on and closes it.
+   */
+  readonly cluster?: DaemonClusterOptions;
 }
 
 /** Where and how the daemon serves its dashboard. */
@@ -195,10 +201,20 @@ export async function createDaemon(options: DaemonOptions): Promise<Daemon> {
     log({ level: 'info', message: `dashboard: ${dashboard.url}` });
   }
   watcher.start();
+  const leaving = new AbortController();
+  const member =
+    options.cluster &&
+    (async () => {
+      const { runClusterMember } = await import('./cluster-member.js');
+      await runClusterMember(options.cluster!, { manager, queue, log, signal: leaving.signal });
+    })().catch((error: unknown) => log({ level: 'error', message: 'cluster: stopped', error }));
   let closed: Promise<void> | undefined;
   const close = () => {
     closed ??= (async () => {
       closing = true;
+      leaving.abort();
+      await member;
+      options.cluster?.cluster.close();
       await dashboard?.close();
       await watcher.stop();
       await listening.close();

@@ -21,7 +21,13 @@ export const daemonRun: CommandHandler = async (ctx) => {
   const gid = options.group === undefined ? undefined : await groupId(String(options.group));
   const dashboard = await dashboardOptions(options);
   const config = await ctx.config();
+  const { clusterJoinOptions, joinCluster, CLUSTER_NETWORK } = await import('../cluster-join.js');
+  const clusterJoin = clusterJoinOptions(config, options);
   const vmm = await ctx.vmm();
+  // A second daemon on this state would take the first one's cluster record over before failing on the socket.
+  if (clusterJoin) await refuseLiveDaemon(config.daemonSocket);
+  const joined = clusterJoin && (await joinCluster(config, clusterJoin));
+  if (joined) ctx.defer(async () => joined.cluster.close());
   const parts = await openManager(config, { kind: 'full', vmm, recordNetwork: true, shareResults: true });
   ctx.defer(parts.close);
   const { createDaemon } = await import('@my-hypervisor/daemon');
@@ -47,12 +53,32 @@ export const daemonRun: CommandHandler = async (ctx) => {
     watchIntervalMs,
     driftIntervalMs,
     reconcile: options.reconcile !== false,
-    settings: daemonHostSettings(parts.config, vmm),
+    settings: {
+      ...daemonHostSettings(parts.config, vmm),
+      ...(joined ? { cluster: config.cluster!.join(','), hostId: joined.host.id } : {}),
+    },
     // Networks made by `myhv net create` after the daemon started are picked up before the next VM change.
     refresh: networkRefresher(parts),
     onLog: log,
     ...(dashboard ? { dashboard } : {}),
+    ...(joined
+      ? {
+          cluster: {
+            cluster: joined.cluster,
+            membership: joined.membership,
+            host: joined.host,
+            register: joined.register,
+            network: CLUSTER_NETWORK,
+          },
+        }
+      : {}),
   });
+  if (joined) {
+    log({
+      level: 'info',
+      message: `cluster: joined as ${joined.host.id} (subnet ${joined.subnet}, lease ${joined.register.ttlSeconds} s) via ${config.cluster!.join(',')}`,
+    });
+  }
   log({
     level: 'info',
     message: `listening on ${daemon.socketPath} (pid ${process.pid}; ${describeVmm(vmm)}; ${(await parts.manager.list()).length} VM(s))`,
@@ -62,6 +88,23 @@ export const daemonRun: CommandHandler = async (ctx) => {
   await daemon.close();
   return ExitCode.OK;
 };
+
+/** Fails when a daemon already answers on `socketPath`. */
+async function refuseLiveDaemon(socketPath: string): Promise<void> {
+  const { createClient } = await import('@my-hypervisor/client');
+  await using client = createClient({ socketPath, timeoutMs: 1_000 });
+  const live = await client.hello().then(
+    (hello) => hello,
+    () => undefined,
+  );
+  if (live) {
+    throw new CliError('FAILED', `myhvd (pid ${live.pid}) already runs on ${socketPath}`, {
+      details: {
+        hint: 'stop it first (`systemctl stop myhvd`), or give this one its own --state-dir and --run-dir',
+      },
+    });
+  }
+}
 
 /** `myhv daemon status`: whether myhvd answers on its socket, and what it says about itself. Exit 1 when not. */
 export const daemonStatus: CommandHandler = async (ctx) => {
@@ -85,6 +128,9 @@ export const daemonStatus: CommandHandler = async (ctx) => {
         `network: ${netBackend} backend, subnet ${subnet}, bridge ${bridge}${netns ? `, netns ${netns}` : ''}; ` +
           `VMM: ${vmmBinary || 'none'}`,
       );
+    }
+    if (status.settings.cluster) {
+      out.print(`cluster: host ${status.settings.hostId} of ${status.settings.cluster}`);
     }
     out.print(
       `watcher: ${status.watcher.checks} check(s), ${status.watcher.exited} VMM exit(s) seen, ${status.watcher.restarted} restart(s), ${status.watcher.drift ?? 0} network drift(s) repaired`,

@@ -1,4 +1,5 @@
 import { parseVmSpec } from '@my-hypervisor/vm-manager';
+import { usageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { applyImage, DEFAULT_IMAGE, findImage, imageStore } from '../images.js';
 import { interruptible } from '../interruptible.js';
@@ -13,6 +14,18 @@ import { readyWait, waitForReadyResult } from '../wait-ready.js';
 /** `myhv vm create`: flags or a spec file → parseVmSpec → VmManager.create, with progress. */
 export const vmCreate: CommandHandler = async (ctx, [rawName]) => {
   const name = rawName === undefined ? undefined : parseVmName(rawName);
+  for (const [key, flag] of [
+    ['placement', '--placement'],
+    ['onHost', '--on-host'],
+    ['stopped', '--stopped'],
+  ] as const) {
+    if (ctx.options[key] !== undefined) {
+      throw usageError(
+        `${flag} places a VM in a cluster: it needs --cluster`,
+        'add --cluster etcd=URL, or drop it',
+      );
+    }
+  }
   const wait = readyWait(ctx.options);
   let flags = ctx.options as CreateFlags;
   const config = await ctx.config();

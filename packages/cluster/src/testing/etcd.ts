@@ -1,11 +1,12 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const ETCD = process.env.MYHV_ETCD ?? '/usr/bin/etcd';
+const SETPRIV = '/usr/bin/setpriv';
 
 /** Why the etcd tests cannot run here, or undefined. */
 export function etcdSkipReason(): string | undefined {
@@ -26,7 +27,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** A 3-member etcd cluster on loopback, in a throwaway directory. Members can be stopped and started again. */
+/**
+ * A 3-member etcd cluster on loopback, in a throwaway directory, for tests and benchmarks. Members can be stopped
+ * and started again.
+ */
 export class EtcdCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'myhv-etcd-'));
   readonly members: { name: string; client: string; peer: string; process?: ChildProcess }[] = [];
@@ -52,9 +56,12 @@ export class EtcdCluster {
   async startMember(i: number): Promise<void> {
     const member = this.members[i]!;
     const initial = this.members.map((m) => `${m.name}=${m.peer}`).join(',');
+    // Under setpriv --pdeathsig, a member dies with the test process even when that is killed from outside.
+    const [command, ...prefix] = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', ETCD] : [ETCD];
     const child = spawn(
-      ETCD,
+      command!,
       [
+        ...prefix,
         '--name',
         member.name,
         '--data-dir',

@@ -1,0 +1,1 @@
+export { EtcdCluster, etcdSkipReason } from './etcd.js';
