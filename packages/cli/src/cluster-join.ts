@@ -19,6 +19,8 @@ const CLUSTER_BRIDGE = 'myhv-cluster';
 export interface ClusterJoinOptions {
   readonly host: HostInfo;
   readonly register: RegisterOptions;
+  /** VMs the host agent works on at once (`--cluster-concurrency`). */
+  readonly concurrency?: number;
 }
 
 /** vCPUs a host offers per CPU it has, unless `--host-vcpus` says otherwise: microVMs are mostly idle. */
@@ -32,7 +34,15 @@ export function clusterJoinOptions(
   options: Readonly<Record<string, unknown>>,
 ): ClusterJoinOptions | undefined {
   const given = (
-    ['hostId', 'hostAddress', 'hostLabel', 'hostVcpus', 'clusterPool', 'clusterTtl'] as const
+    [
+      'hostId',
+      'hostAddress',
+      'hostLabel',
+      'hostVcpus',
+      'clusterPool',
+      'clusterTtl',
+      'clusterConcurrency',
+    ] as const
   ).filter((key) => options[key] !== undefined);
   if (!config.cluster) {
     if (given.length > 0) {
@@ -81,7 +91,17 @@ export function clusterJoinOptions(
       'e.g. 64',
     );
   }
+  const concurrencyText =
+    options.clusterConcurrency === undefined ? undefined : String(options.clusterConcurrency);
+  if (concurrencyText !== undefined && !/^([1-9]|[1-9]\d|[1-2]\d\d)$/.test(concurrencyText)) {
+    throw invalidValue(
+      '--cluster-concurrency',
+      `${JSON.stringify(concurrencyText)} is not a number from 1 to 299`,
+      'e.g. 8',
+    );
+  }
   return {
+    ...(concurrencyText === undefined ? {} : { concurrency: Number(concurrencyText) }),
     host: {
       id,
       address: options.hostAddress === undefined ? hostname() : String(options.hostAddress),
@@ -100,7 +120,7 @@ export function clusterJoinOptions(
 export async function joinCluster(
   config: CliConfig,
   join: ClusterJoinOptions,
-): Promise<Omit<DaemonClusterOptions, 'network'> & { subnet: string }> {
+): Promise<Omit<DaemonClusterOptions, 'network' | 'concurrency'> & { subnet: string }> {
   const { Cluster } = await import('@my-hypervisor/cluster');
   const cluster = new Cluster({ endpoints: config.cluster ?? [] });
   try {

@@ -430,6 +430,10 @@ export function createProgram(invoke: Invoke): Command {
       "with --cluster: the pool each host's VM subnet (a /24) is taken from; default 10.80.0.0/12",
     )
     .option(
+      '--cluster-concurrency <n>',
+      'with --cluster: how many cluster VMs this host creates, starts, stops or deletes at once (1–299); default 16',
+    )
+    .option(
       '--cluster-ttl <seconds>',
       "with --cluster: this host's lease; silent that long, its VMs are re-placed (2–3600); default 10",
     );

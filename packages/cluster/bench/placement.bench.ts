@@ -1,4 +1,4 @@
-// pnpm bench (in packages/cluster): cluster mode's coordination on a 3-member etcd on loopback (test/etcd.ts), three
+// pnpm bench (in packages/cluster): cluster mode's coordination on a 3-member etcd on loopback (src/testing/etcd.ts), three
 // hosts each with its agent, one placement controller. Backends are in memory (a create is instant), so what is
 // measured is the coordination itself: placing and reporting 300 VMs, and failover after a host dies, against the
 // fair baselines of the same run — the same 300 assignments written by one client with plain puts (no election, no
@@ -161,7 +161,7 @@ const table = renderTable(
 );
 const body = `Three hosts (each a \`Cluster\` client, \`register\` with a ${TTL_S} s lease and \`runHostAgent\` over an in-memory
 backend whose create is instant) and one \`runPlacement\` controller, against a 3-member etcd 3.4 on loopback
-(test/etcd.ts: Debian's etcd-server, heartbeat 50 ms, election timeout 500 ms). ${RUNS} runs, each on fresh keys.
+(src/testing/etcd.ts: Debian's etcd-server, heartbeat 50 ms, election timeout 500 ms). ${RUNS} runs, each on fresh keys.
 What is measured is cluster mode's coordination, not the VMMs: every VM is created by one of 5 clients (a
 conditional create each), watched by the controller, assigned in a transaction on the revisions read, watched by its
 host's agent, "created", and its status written in a transaction fenced on the assignment and the host's lease; the

@@ -1,4 +1,4 @@
-import type { Cluster, ClusterEvent, Membership } from './cluster.js';
+import { type Cluster, ClusterError, type ClusterEvent, type Membership } from './cluster.js';
 import type { Assignment, ClusterVmSpec } from './placement.js';
 
 /**
@@ -60,8 +60,9 @@ const RUNNING = new Set(['running', 'paused']);
  * The host agent: reconciles the VMs assigned to this host with `backend` — creates those it lacks, starts or stops
  * them as their desired state says, deletes those no longer assigned to it (moved to another host, or deleted from
  * the cluster) — and reports each one's status whenever it differs from the last report: a write conditioned on the
- * assignment it acted on and on its own lease. Acts on a change of desired state once (a create or start that failed
- * is not retried until the spec or assignment changes again). Watches, never polls. Stops acting (and returns) when
+ * assignment it acted on and on its own lease. Acts on each change of desired state: a create or start that fails is
+ * tried again RETRIES times, 1 s, 2 s, 4 s … apart (an overloaded host, a port briefly taken), then left `failed`
+ * until the spec or assignment changes. Watches the store, never polls it. Stops acting (and returns) when
  * its lease is lost: its VMs keep running, and the controller may re-place them; an agent that comes back deletes the
  * copies that were re-placed meanwhile, so a VM never runs twice once a partition heals.
  */
@@ -72,9 +73,16 @@ export async function runHostAgent(
     readonly backend: HostBackend;
     readonly signal: AbortSignal;
     readonly onError?: (error: unknown, vm?: string) => void;
+    /** VMs created, started, stopped, reported or deleted at once. Default 16. */
+    readonly concurrency?: number;
   },
 ): Promise<void> {
-  const { membership, backend } = options;
+  const { membership, backend, concurrency = CONCURRENCY } = options;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new ClusterError('INVALID_ARGUMENT', 'concurrency: a whole number, at least 1', {
+      field: 'concurrency',
+    });
+  }
   const self = membership.host.id;
   const stop = AbortSignal.any([options.signal, membership.lost]);
   const held = new Map<string, Held>();
@@ -83,6 +91,33 @@ export async function runHostAgent(
   let pending = true;
   /** The desired state (`assignment:spec` revisions) each VM was last acted on for: each is acted on once. */
   const acted = new Map<string, string>();
+  /** Failed creates and starts, by VM: for which desired state, how often, and when to try again. */
+  const failures = new Map<string, { key: string; attempts: number; at: number }>();
+  const retryTimers = new Set<NodeJS.Timeout>();
+  /** True when a failed create or start of this desired state is due to be tried again. */
+  const due = (name: string, key: string) => {
+    const failure = failures.get(name);
+    return failure?.key === key && failure.attempts <= RETRIES && Date.now() >= failure.at;
+  };
+  /** After an action for `key`: a failure schedules the next try (a wake-up, not a poll); a success forgets them. */
+  const track = (name: string, key: string, state: HostVmState) => {
+    if (state.status !== 'failed') {
+      failures.delete(name);
+      return;
+    }
+    const before = failures.get(name);
+    const attempts = (before?.key === key ? before.attempts : 0) + 1;
+    const delay = 1_000 * 2 ** (attempts - 1);
+    const failure = { key, attempts, at: Date.now() + delay };
+    failures.set(name, failure);
+    if (attempts > RETRIES) return;
+    const timer = setTimeout(() => {
+      retryTimers.delete(timer);
+      failure.at = 0; // due now (a timer may fire a little before Date.now() reaches `at`)
+      wake();
+    }, delay);
+    retryTimers.add(timer);
+  };
   /** What was last reported for each VM, and for which desired state. */
   const reported = new Map<string, { key: string; status: string; ip: string | undefined }>();
   const report = async (name: string, h: Held, key: string, state: HostVmState & { error?: string }) => {
@@ -116,24 +151,26 @@ export async function runHostAgent(
     pending = false;
     const local = new Map((await backend.list(stop)).map((vm) => [vm.name, vm]));
     const mine = [...held].filter(([, h]) => h.spec && h.assignment?.host === self);
-    // Up to CONCURRENCY VMs at a time: a host creating many VMs does not wait for each in turn.
-    await eachLimited(mine, CONCURRENCY, async ([name, h]) => {
+    // Up to `concurrency` VMs at a time: a host creating many VMs does not wait for each in turn.
+    await eachLimited(mine, concurrency, async ([name, h]) => {
       if (stop.aborted) return;
       const key = `${h.assignmentRevision}:${h.specRevision}`;
       const have = local.get(name);
       const wantRunning = h.spec!.running !== false;
       let state: HostVmState & { error?: string };
       if (!have) {
-        // A create that failed for this desired state is not retried; one that vanished since is made again.
-        if (acted.get(name) === key && reported.get(name)?.status === 'failed') return;
+        // A create that failed for this desired state waits for its retry; one that vanished since is made again.
+        if (acted.get(name) === key && reported.get(name)?.status === 'failed' && !due(name, key)) return;
         acted.set(name, key);
         state = await attempt(name, () => backend.create(h.spec!, stop));
-      } else if (acted.get(name) === key) {
+        track(name, key, state);
+      } else if (acted.get(name) === key && !due(name, key)) {
         state = have;
       } else {
         acted.set(name, key);
         if (wantRunning && STOPPED.has(have.status)) {
           state = await attempt(name, () => backend.start(name, stop));
+          track(name, key, state);
         } else if (!wantRunning && RUNNING.has(have.status)) {
           state = await attempt(name, () => backend.stop(name, stop));
         } else state = have;
@@ -142,7 +179,7 @@ export async function runHostAgent(
     });
     const wanted = new Set(mine.map(([name]) => name));
     const unwanted = [...local.keys()].filter((name) => !wanted.has(name));
-    await eachLimited(unwanted, CONCURRENCY, async (name) => {
+    await eachLimited(unwanted, concurrency, async (name) => {
       if (stop.aborted) return;
       acted.delete(name);
       reported.delete(name);
@@ -193,12 +230,16 @@ export async function runHostAgent(
   } catch (error) {
     if (!stop.aborted) throw error;
   } finally {
+    for (const timer of retryTimers) clearTimeout(timer);
     await local;
   }
   await running;
 }
 
-/** VMs an agent creates, reports or deletes at once. */
+/** How often a failed create or start of one desired state is tried again. */
+const RETRIES = 5;
+
+/** VMs an agent creates, reports or deletes at once, by default. */
 const CONCURRENCY = 16;
 
 /** Runs `fn` over `items`, at most `limit` at a time. */

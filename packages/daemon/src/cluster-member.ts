@@ -28,6 +28,8 @@ export interface DaemonClusterOptions {
    * manager's default network. A VM whose spec turns the network off gets none.
    */
   readonly network?: string;
+  /** VMs the host agent creates, starts, stops or deletes at once. Default 16. */
+  readonly concurrency?: number;
 }
 
 /** The label that marks the VMs a host's agent made for the cluster: it never touches the host's other VMs. */
@@ -136,7 +138,13 @@ export async function runClusterMember(
         }
       }
       try {
-        await runHostAgent(cluster, { membership, backend, signal, onError });
+        await runHostAgent(cluster, {
+          membership,
+          backend,
+          signal,
+          onError,
+          ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+        });
       } catch (error) {
         if (signal.aborted) break;
         log({ level: 'warn', message: 'cluster: the agent stopped; starting it again', error });

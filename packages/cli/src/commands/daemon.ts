@@ -69,6 +69,7 @@ export const daemonRun: CommandHandler = async (ctx) => {
             host: joined.host,
             register: joined.register,
             network: CLUSTER_NETWORK,
+            ...(clusterJoin?.concurrency === undefined ? {} : { concurrency: clusterJoin.concurrency }),
           },
         }
       : {}),
