@@ -268,9 +268,25 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 { socket: string; version: string; pid: number; startedAt: string; uptimeMs: number; connections: number;
   vms: number; stateDir: string; watcher: { checks: number; exited: number; restarted: number; drift: number };
   settings: { stateDir: string; runDir: string; netBackend: string; nat: string; mosnetSocket: string; netns: string;
-    bridge: string; subnet: string; vmmBinary: string; confinement: string; confinementUserfaultfd: string } }
+    bridge: string; subnet: string; vmmBinary: string; confinement: string; confinementUserfaultfd: string;
+    cluster?: string; hostId?: string } }
 // myhv daemon run: runs until SIGINT/SIGTERM; with --json, its log on stderr is NDJSON
 { time: string; level: 'info' | 'warn' | 'error'; message: string; vm?: string; error?: string }
+// with --cluster (fleet-wide): vm create, vm start, vm stop, vm inspect — create, start and stop wait up to 30 s for
+// the host's report and exit 1 when it reports failed; status "pending" until the host of its current placement reports
+{ vm: ClusterVm }
+// with --cluster: vm ls; vm rm
+{ vms: ClusterVm[] }
+{ removed: string[] }
+// ClusterVm
+{ name: string; status: 'pending' | 'running' | 'stopped' | 'paused' | 'failed' | string; host: string | null;
+  ip: string | null; epoch: number | null; running: boolean; cpus: number; memoryBytes: number;
+  placement: { policy: 'spread' | 'pack'; labels: Record<string, string> }; restart: 'always' | 'no';
+  reportedAt: string | null; error: string | null; spec: VmSpecInput }
+// myhv --cluster … cluster hosts
+{ hosts: { id: string; address: string; subnet: string; capacity: { cpus: number; memoryBytes: number };
+  labels: Record<string, string>; startedAt: string; leaseTtlSeconds: number; vms: number; cpusPlaced: number;
+  memoryPlacedBytes: number }[] }
 // any failure, on stderr (one line)
 { error: { source: string; code: string; message: string; field: string | null; hint: string | null; exitCode: 1 | 2 | 130 } }
 \`\`\``;

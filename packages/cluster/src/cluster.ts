@@ -119,6 +119,9 @@ export interface ClusterOptions {
 export interface ClusterVm {
   readonly name: string;
   readonly spec: ClusterVmSpec;
+  /** The revision its spec was last written at, and its status's (0: none yet): premises of a conditioned write. */
+  readonly revision: number;
+  readonly statusRevision: number;
   readonly assignment?: Assignment;
   /** What its host's agent last reported. */
   readonly status?: VmStatusRecord;
@@ -342,11 +345,31 @@ export class Cluster implements AsyncDisposable {
       });
   }
 
-  /** Removes a VM's desired state and its assignment (its host's agent then deletes it). False when it was unknown. */
-  async deleteVm(name: string): Promise<boolean> {
+  /**
+   * Removes a VM's desired state and its assignment (its host's agent then deletes it). False when it was unknown.
+   * With `premise` (the revisions of a `vm()` read), only if neither its spec nor its status changed since: CONFLICT
+   * otherwise, so a check made on that read (e.g. "not running") still holds when it goes.
+   */
+  async deleteVm(
+    name: string,
+    premise?: { readonly revision: number; readonly statusRevision: number },
+  ): Promise<boolean> {
     checkVmName(name);
-    const answer = await this.#call(() => this.#ns.delete().prefix(`vms/${name}/`).exec());
-    return Number(answer.deleted) > 0;
+    if (!premise) {
+      const answer = await this.#call(() => this.#ns.delete().prefix(`vms/${name}/`).exec());
+      return Number(answer.deleted) > 0;
+    }
+    const { succeeded } = await this.#call(() =>
+      this.#ns
+        .if(`vms/${name}/spec`, 'Mod', '==', premise.revision)
+        .and(`vms/${name}/status`, 'Mod', '==', premise.statusRevision)
+        .then(this.#ns.delete().prefix(`vms/${name}/`))
+        .commit(),
+    );
+    if (!succeeded) {
+      throw new ClusterError('CONFLICT', `${name} changed since it was read (look again)`, { field: 'name' });
+    }
+    return true;
   }
 
   /** The cluster's VMs: desired state, assignment (if placed) and observed status (if reported), by name. */
@@ -527,22 +550,35 @@ function checkVmName(name: string): void {
 function vmsOf(entries: readonly ClusterEvent[]): ClusterVm[] {
   const byName = new Map<
     string,
-    { spec?: ClusterVmSpec; assignment?: Assignment; status?: VmStatusRecord }
+    {
+      spec?: ClusterVmSpec;
+      revision: number;
+      assignment?: Assignment;
+      status?: VmStatusRecord;
+      statusRevision: number;
+    }
   >();
-  for (const { key, value } of entries) {
+  for (const { key, value, modRevision } of entries) {
     const [, name, part] = key.split('/');
     if (!name || !part) continue;
-    const vm = byName.get(name) ?? {};
+    const vm = byName.get(name) ?? { revision: 0, statusRevision: 0 };
     byName.set(name, vm);
-    if (part === 'spec') vm.spec = JSON.parse(value) as ClusterVmSpec;
-    else if (part === 'assignment') vm.assignment = JSON.parse(value) as Assignment;
-    else if (part === 'status') vm.status = JSON.parse(value) as VmStatusRecord;
+    if (part === 'spec') {
+      vm.spec = JSON.parse(value) as ClusterVmSpec;
+      vm.revision = modRevision;
+    } else if (part === 'assignment') vm.assignment = JSON.parse(value) as Assignment;
+    else if (part === 'status') {
+      vm.status = JSON.parse(value) as VmStatusRecord;
+      vm.statusRevision = modRevision;
+    }
   }
   return [...byName]
     .filter(([, vm]) => vm.spec)
     .map(([name, vm]) => ({
       name,
       spec: vm.spec!,
+      revision: vm.revision,
+      statusRevision: vm.statusRevision,
       ...(vm.assignment ? { assignment: vm.assignment } : {}),
       ...(vm.status ? { status: vm.status } : {}),
     }))

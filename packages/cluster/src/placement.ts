@@ -178,6 +178,8 @@ function choose(
     const used = load.get(id) ?? { cpus: 0, memoryBytes: 0, vms: 0 };
     const free = record.capacity.memoryBytes - used.memoryBytes;
     if (free < spec.memoryBytes || record.capacity.cpus < used.cpus + spec.cpus) continue;
+    // One address of the host's subnet per VM: a full subnet is a full host.
+    if (used.vms >= addressesOf(record.subnet)) continue;
     const better =
       !best ||
       (spec.placement?.policy === 'pack'
@@ -187,4 +189,10 @@ function choose(
     if (better) best = { id, free, vms: used.vms };
   }
   return best?.id;
+}
+
+/** The VM addresses of a host's subnet: all but the network, the gateway and the broadcast address. */
+function addressesOf(subnet: string): number {
+  const prefix = Number(subnet.split('/')[1]);
+  return Number.isInteger(prefix) ? 2 ** (32 - prefix) - 3 : Number.POSITIVE_INFINITY;
 }

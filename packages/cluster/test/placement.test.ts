@@ -108,11 +108,35 @@ describeOnEtcd('placement on a 3-member etcd', (etcdOf) => {
       .toEqual({ 'needs-gpu': 'a', 'packed-1': 'a', 'packed-2': 'a', nowhere: '-', 'too-big': '-' });
     // Counted at the end of each pass, after its writes.
     await expect.poll(() => stats?.unplaceable ?? 0).toBeGreaterThanOrEqual(2);
-    expect(await cluster.deleteVm('nowhere')).toBe(true);
+    // A delete conditioned on a read: refused once the VM changed since.
+    const read = (await cluster.vm('nowhere'))!;
+    await cluster.setRunning('nowhere', false);
+    await expect(cluster.deleteVm('nowhere', read)).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(await cluster.deleteVm('nowhere', (await cluster.vm('nowhere'))!)).toBe(true);
     expect(await cluster.deleteVm('nowhere')).toBe(false);
     stop.abort();
     await running;
     await a.leave();
     await b.leave();
+  }, 30_000);
+
+  it('puts no more VMs on a host than its subnet has addresses', async () => {
+    const prefix = `/myhv-test-${process.pid}-addresses/`;
+    await using cluster = new Cluster({ endpoints: etcdOf().endpoints, prefix, timeoutMs: 3_000 });
+    // A /29: 8 addresses, of which 5 for VMs (not the network, the gateway, the broadcast address).
+    const host = await cluster.register(
+      { id: 'small', address: 'small', capacity: { cpus: 64, memoryBytes: 64 * GiB } },
+      { pool: '10.90.0.0/24', subnetPrefix: 29 },
+    );
+    const stop = new AbortController();
+    const running = runPlacement(cluster, { id: 'only', signal: stop.signal });
+    for (let i = 0; i < 7; i++) await cluster.createVm(vm(`v${i}`));
+    const placed = async () => (await cluster.vms()).filter((v) => v.assignment).length;
+    await expect.poll(placed, { timeout: 10_000 }).toBe(5);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await placed()).toBe(5);
+    stop.abort();
+    await running;
+    await host.leave();
   }, 30_000);
 });

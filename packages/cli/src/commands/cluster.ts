@@ -186,7 +186,10 @@ export const clusterVmRm: CommandHandler = async (ctx, [rawNames]) => {
   }
   const removed: string[] = [];
   for (const name of names) {
-    if (await cluster.deleteVm(name)) removed.push(name);
+    // Conditioned on the read: a VM that started (or changed) since the check above is not removed.
+    const vm = vms.get(name)!;
+    if (await cluster.deleteVm(name, { revision: vm.revision, statusRevision: vm.statusRevision }))
+      removed.push(name);
     ctx.out.print(ctx.out.ok(`removed ${name} (its host deletes it)`));
   }
   ctx.out.emitJson({ removed });
