@@ -169,7 +169,11 @@ export class Sandbox {
     this.daemon = daemon;
     const deadline = Date.now() + 60_000;
     const pause = new Int32Array(new SharedArrayBuffer(4));
-    while (!existsSync(socket)) {
+    // Listening: the socket is in place, and the private directory it was bound in is gone (a snapshot taken
+    // in between would see that directory vanish).
+    const starting = () =>
+      !existsSync(socket) || readdirSync(this.runDir).some((entry) => entry.startsWith('.myhvd-'));
+    while (starting()) {
       if (daemon.exitCode !== null || Date.now() > deadline) {
         throw new Error(`myhvd did not start:\n${readFileSync(join(this.dir, 'myhvd.log'), 'utf8')}`);
       }

@@ -212,8 +212,15 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
       for (const vm of await manager.list().catch(() => []))
         await manager.delete(vm.name, { force: true }).catch(() => undefined);
       for (const cleanup of cleanups.reverse()) await cleanup();
-      await rm(root, { recursive: true, force: true });
-      await rm(runDir, { recursive: true, force: true });
+      // What the manager no longer lists (a VM whose record a test tore) may still run: its serial relay writes the
+      // journal as its VMM dies, which would race the removal below.
+      for (const pid of [...(await pidsMentioning(`${root}/`)), ...(await pidsMentioning(`${runDir}/`))]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+      }
+      await rm(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+      await rm(runDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
     },
   };
 }
