@@ -1,4 +1,5 @@
 import { ChvApiError } from '@my-hypervisor/chv-client';
+import { ClusterError } from '@my-hypervisor/cluster';
 import { NetOpsError } from '@my-hypervisor/net-ops';
 import { StorageError } from '@my-hypervisor/storage';
 import { parseVmSpec, VmManagerError } from '@my-hypervisor/vm-manager';
@@ -85,6 +86,21 @@ describe('describeError', () => {
       hint: expect.stringMatching(/\/dev\/kvm.*simulator/),
     });
     expect(describeError(new Error('x'))).toMatchObject({ code: 'UNEXPECTED', hint: null, exitCode: 1 });
+  });
+
+  it("reports the cluster's errors by code, told by their marker (the etcd client is not loaded to do it)", () => {
+    expect(
+      describeError(new ClusterError('INVALID_ARGUMENT', 'name: "a/b" is not a VM name', { field: 'name' })),
+    ).toMatchObject({ source: 'ClusterError', code: 'INVALID_ARGUMENT', field: 'name', exitCode: 2 });
+    expect(describeError(new ClusterError('NOT_FOUND', 'no VM named x in the cluster'))).toMatchObject({
+      source: 'ClusterError',
+      exitCode: 1,
+      hint: expect.stringMatching(/--cluster .* vm ls/),
+    });
+    expect(describeError(new ClusterError('UNAVAILABLE', 'etcd did not answer'))).toMatchObject({
+      exitCode: 1,
+      hint: expect.stringMatching(/majority/),
+    });
   });
 });
 
