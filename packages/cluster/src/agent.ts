@@ -1,5 +1,5 @@
-import { type Cluster, ClusterError, type ClusterEvent, type Membership } from './cluster.js';
-import type { Assignment, ClusterVmSpec } from './placement.js';
+import { type Cluster, ClusterError, type Membership } from './cluster.js';
+import { applyVmKey, type ClusterVmSpec, type VmEntry } from './placement.js';
 
 /**
  * What a host agent drives: the host's own VMs of this cluster (myhvd's VmManager, in the daemon). Only cluster VMs
@@ -45,13 +45,6 @@ export interface VmStatusRecord {
   readonly error?: string;
 }
 
-interface Held {
-  spec?: ClusterVmSpec;
-  specRevision: number;
-  assignment?: Assignment;
-  assignmentRevision: number;
-}
-
 /** Statuses in which a VM that should run is started, and in which one that should not is stopped. */
 const STOPPED = new Set(['stopped', 'created', 'failed', 'exited']);
 const RUNNING = new Set(['running', 'paused']);
@@ -85,9 +78,9 @@ export async function runHostAgent(
   }
   const self = membership.host.id;
   const stop = AbortSignal.any([options.signal, membership.lost]);
-  const held = new Map<string, Held>();
+  const held = new Map<string, VmEntry>();
   const { revision, entries } = await cluster.list('vms/');
-  for (const entry of entries) apply(entry, held);
+  for (const entry of entries) applyVmKey(entry, held);
   let pending = true;
   /** The desired state (`assignment:spec` revisions) each VM was last acted on for: each is acted on once. */
   const acted = new Map<string, string>();
@@ -120,7 +113,7 @@ export async function runHostAgent(
   };
   /** What was last reported for each VM, and for which desired state. */
   const reported = new Map<string, { key: string; status: string; ip: string | undefined }>();
-  const report = async (name: string, h: Held, key: string, state: HostVmState & { error?: string }) => {
+  const report = async (name: string, h: VmEntry, key: string, state: HostVmState & { error?: string }) => {
     const last = reported.get(name);
     if (last && last.key === key && last.status === state.status && last.ip === state.ip) return;
     const record: VmStatusRecord = {
@@ -224,7 +217,7 @@ export async function runHostAgent(
   })();
   try {
     for await (const event of cluster.watch('vms/', { fromRevision: revision + 1, signal: stop })) {
-      apply(event, held);
+      applyVmKey(event, held);
       wake();
     }
   } catch (error) {
@@ -253,22 +246,4 @@ async function eachLimited<T>(
     while (next < items.length) await fn(items[next++]!);
   });
   await Promise.all(lanes);
-}
-
-function apply(event: ClusterEvent, held: Map<string, Held>): void {
-  const [, name, part] = event.key.split('/');
-  if (!name || (part !== 'spec' && part !== 'assignment')) return;
-  const h = held.get(name) ?? { specRevision: 0, assignmentRevision: 0 };
-  held.set(name, h);
-  if (part === 'spec') {
-    h.spec = event.type === 'delete' ? undefined : (JSON.parse(event.value) as ClusterVmSpec);
-    h.specRevision = event.type === 'delete' ? 0 : event.modRevision;
-  } else if (event.type === 'delete') {
-    h.assignment = undefined;
-    h.assignmentRevision = 0;
-  } else {
-    h.assignment = JSON.parse(event.value) as Assignment;
-    h.assignmentRevision = event.modRevision;
-  }
-  if (!h.spec && !h.assignment) held.delete(name);
 }

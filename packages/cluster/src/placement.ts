@@ -28,7 +28,8 @@ export interface Assignment {
   readonly epoch: number;
 }
 
-interface VmEntry {
+/** A VM as a watcher holds it: its desired state and assignment, each with the revision it was written at. */
+export interface VmEntry {
   spec?: ClusterVmSpec;
   specRevision: number;
   assignment?: Assignment;
@@ -136,31 +137,31 @@ function apply(
   hosts: Map<string, { record: HostRecord; revision: number }>,
   vms: Map<string, VmEntry>,
 ): void {
-  const [kind, name, part] = event.key.split('/');
+  const [kind, name] = event.key.split('/');
   if (kind === 'hosts' && name) {
     if (event.type === 'delete') hosts.delete(name);
     else hosts.set(name, { record: JSON.parse(event.value) as HostRecord, revision: event.modRevision });
     return;
   }
-  if (kind !== 'vms' || !name) return;
+  if (kind === 'vms') applyVmKey(event, vms);
+}
+
+/**
+ * Folds a change of a `vms/<name>/…` key into `vms`: its spec or its assignment, with their revisions; a VM with
+ * neither is dropped. Other parts (its status) are ignored. The controller's and the agents' one view of a VM.
+ */
+export function applyVmKey(event: ClusterEvent, vms: Map<string, VmEntry>): void {
+  const [, name, part] = event.key.split('/');
+  if (!name || (part !== 'spec' && part !== 'assignment')) return;
   const vm = vms.get(name) ?? { specRevision: 0, assignmentRevision: 0 };
   vms.set(name, vm);
+  const deleted = event.type === 'delete';
   if (part === 'spec') {
-    if (event.type === 'delete') {
-      vm.spec = undefined;
-      vm.specRevision = 0;
-    } else {
-      vm.spec = JSON.parse(event.value) as ClusterVmSpec;
-      vm.specRevision = event.modRevision;
-    }
-  } else if (part === 'assignment') {
-    if (event.type === 'delete') {
-      vm.assignment = undefined;
-      vm.assignmentRevision = 0;
-    } else {
-      vm.assignment = JSON.parse(event.value) as Assignment;
-      vm.assignmentRevision = event.modRevision;
-    }
+    vm.spec = deleted ? undefined : (JSON.parse(event.value) as ClusterVmSpec);
+    vm.specRevision = deleted ? 0 : event.modRevision;
+  } else {
+    vm.assignment = deleted ? undefined : (JSON.parse(event.value) as Assignment);
+    vm.assignmentRevision = deleted ? 0 : event.modRevision;
   }
   if (!vm.spec && !vm.assignment) vms.delete(name);
 }
