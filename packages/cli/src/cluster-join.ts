@@ -3,12 +3,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { HostInfo, RegisterOptions } from '@my-hypervisor/cluster';
+import { HOST_ID_RULE, isHostId } from '@my-hypervisor/cluster/core';
 import type { DaemonClusterOptions } from '@my-hypervisor/daemon';
 import { parseIPv4Cidr } from '@my-hypervisor/net-ops';
 import { ensurePrivateDir, VmManagerError } from '@my-hypervisor/vm-manager';
 import type { CliConfig } from './config.js';
 import { usesLocalOps } from './config.js';
 import { invalidValue } from './errors.js';
+import { parseKeyValueArgs } from './key-value-arg.js';
 import { resolveNetworks, subnetsOverlap } from './networks.js';
 
 /** The network cluster VMs join on each host: its subnet is the host's share of the cluster pool. */
@@ -25,8 +27,6 @@ export interface ClusterJoinOptions {
 
 /** vCPUs a host offers per CPU it has, unless `--host-vcpus` says otherwise: microVMs are mostly idle. */
 const VCPUS_PER_CPU = 4;
-
-const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /** The `daemon run` flags of cluster mode, checked (exit 2 naming the flag); undefined without `--cluster`. */
 export function clusterJoinOptions(
@@ -52,20 +52,20 @@ export function clusterJoinOptions(
     return undefined;
   }
   const id = options.hostId === undefined ? hostname().split('.')[0]! : String(options.hostId);
-  if (!HOST_ID.test(id)) {
+  if (!isHostId(id)) {
     throw invalidValue(
       '--host-id',
-      `${JSON.stringify(id)} is not a host id: 1–63 letters, digits, '.', '_', '-'`,
+      `${JSON.stringify(id)} is not a host id: ${HOST_ID_RULE}`,
       options.hostId === undefined ? 'the hostname does not fit: give --host-id' : undefined,
     );
   }
-  const labels: Record<string, string> = {};
-  for (const value of (options.hostLabel as string[] | undefined) ?? []) {
-    const match = /^([a-z0-9][a-z0-9._/-]{0,62})=([A-Za-z0-9._-]{0,63})$/.exec(value);
-    if (!match)
-      throw invalidValue('--host-label', `${JSON.stringify(value)} is not key=value`, 'e.g. zone=a');
-    labels[match[1]!] = match[2]!;
-  }
+  const labels = parseKeyValueArgs((options.hostLabel as string[] | undefined) ?? [], {
+    flag: '--host-label',
+    hint: 'e.g. zone=a',
+    repeatedKey: 'last-wins',
+    key: /^[a-z0-9][a-z0-9._/-]{0,62}$/,
+    value: /^[A-Za-z0-9._-]{0,63}$/,
+  });
   const pool = options.clusterPool === undefined ? '10.80.0.0/12' : String(options.clusterPool);
   try {
     const cidr = parseIPv4Cidr(pool, '--cluster-pool');

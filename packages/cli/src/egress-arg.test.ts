@@ -1,19 +1,9 @@
 import { parseVmSpec } from '@my-hypervisor/vm-manager';
 import { describe, expect, it } from 'vitest';
+import { refusal } from '../test/refusal.js';
 import { formatEgress, parseEgressArg, parseIsolationArg } from './egress-arg.js';
 import { CliError } from './errors.js';
 import { createSpecInput } from './spec-input.js';
-
-function refusal(run: () => unknown): CliError {
-  let error: unknown;
-  try {
-    run();
-  } catch (e) {
-    error = e;
-  }
-  expect(CliError.isInstance(error), String(error)).toBe(true);
-  return error as CliError;
-}
 
 describe('--egress', () => {
   it.each([

@@ -3,6 +3,7 @@ import { parseYamlDocument } from './config.js';
 import { parseEgressArg, parseIsolationArg } from './egress-arg.js';
 import { invalidValue, usageError } from './errors.js';
 import { parseForwardArg } from './forward-arg.js';
+import { parseKeyValueArgs } from './key-value-arg.js';
 import type { SpecSource } from './spec-hints.js';
 
 /** The options of `vm create`, as commander parsed them. */
@@ -112,24 +113,9 @@ export function shareArg(
   };
 }
 
+/** `--label key=value`: the spec schema checks keys and values (its errors point back here, spec-hints.ts). */
 const LABEL_HINT =
   "e.g. --label app=web --label example.com/tier=frontend: keys are lowercase letters, digits, '.', '_', '/', '-'; values may be empty";
-
-/**
- * `--label key=value` values as the spec's labels, split at the first '='; the spec schema checks keys and values.
- * A key given twice is refused rather than one value silently winning.
- */
-function labelArgs(values: readonly string[]): Record<string, string> {
-  const labels = new Map<string, string>();
-  for (const value of values) {
-    const at = value.indexOf('=');
-    if (at < 0) throw invalidValue('--label', `${JSON.stringify(value)} is not key=value`, LABEL_HINT);
-    const key = value.slice(0, at);
-    if (labels.has(key)) throw invalidValue('--label', `${JSON.stringify(key)} is given twice`, LABEL_HINT);
-    labels.set(key, value.slice(at + 1));
-  }
-  return Object.fromEntries(labels);
-}
 
 /**
  * The VmSpec input of `vm create`, from flags or from a spec file (never both, so nothing is silently
@@ -208,7 +194,8 @@ export async function createSpecInput(
   if (flags.share?.length) input.shares = flags.share.map((value) => shareArg(value));
   if (flags.vmmArg?.length) input.vmm = { extraArgs: [...flags.vmmArg] };
   if (flags.restart !== undefined) input.restart = flags.restart;
-  if (flags.label?.length) input.labels = labelArgs(flags.label);
+  if (flags.label?.length)
+    input.labels = parseKeyValueArgs(flags.label, { flag: '--label', hint: LABEL_HINT });
   const limits: Record<string, unknown> = {};
   if (flags.cpuLimit !== undefined) {
     if (!/^\d{1,4}(\.\d{1,2})?$/.test(flags.cpuLimit))

@@ -1,6 +1,7 @@
 import { type Ipv4Cidr, ipv4ToNumber, numberToIPv4, parseIPv4Cidr } from '@my-hypervisor/net-ops';
 import { Etcd3, type IKeyValue, type Lease, type Namespace } from 'etcd3';
 import type { VmStatusRecord } from './agent.js';
+import { HOST_ID_RULE, isHostId } from './host-id.js';
 import type { Assignment, ClusterVmSpec } from './placement.js';
 
 const marker = Symbol.for('@my-hypervisor/cluster/ClusterError');
@@ -127,8 +128,6 @@ export interface ClusterVm {
   readonly status?: VmStatusRecord;
 }
 
-const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
 /** A connection to the cluster's etcd. */
 export class Cluster implements AsyncDisposable {
   readonly #client: Etcd3;
@@ -172,10 +171,12 @@ export class Cluster implements AsyncDisposable {
    */
   async register(host: HostInfo, options: RegisterOptions = {}): Promise<Membership> {
     const { ttlSeconds = 10, pool = '10.80.0.0/12', subnetPrefix = 24 } = options;
-    if (!HOST_ID.test(host.id)) {
-      throw new ClusterError('INVALID_ARGUMENT', `host.id: ${JSON.stringify(host.id)} is not a host id`, {
-        field: 'host.id',
-      });
+    if (!isHostId(host.id)) {
+      throw new ClusterError(
+        'INVALID_ARGUMENT',
+        `host.id: ${JSON.stringify(host.id)} is not a host id: ${HOST_ID_RULE}`,
+        { field: 'host.id' },
+      );
     }
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 2 || ttlSeconds > 3_600) {
       throw new ClusterError('INVALID_ARGUMENT', 'ttlSeconds: a whole number of seconds from 2 to 3600', {
@@ -539,7 +540,8 @@ function poolOf(pool: string, prefixLength: number): Ipv4Cidr {
 }
 
 function checkVmName(name: string): void {
-  if (typeof name !== 'string' || !HOST_ID.test(name)) {
+  // VM names follow the host-id rule, which is also vm-manager's rule for VM names.
+  if (typeof name !== 'string' || !isHostId(name)) {
     throw new ClusterError('INVALID_ARGUMENT', `name: ${JSON.stringify(name)} is not a VM name`, {
       field: 'name',
     });

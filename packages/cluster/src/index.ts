@@ -18,6 +18,7 @@ export {
   type Membership,
   type RegisterOptions,
 } from './cluster.js';
+export { HOST_ID_RULE, isHostId } from './host-id.js';
 export {
   type Assignment,
   type ClusterVmSpec,

@@ -4,6 +4,7 @@ import type { CommandContext } from '../context.js';
 import { CliError, invalidValue } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatMemory } from '../format.js';
+import { parseKeyValueArgs } from '../key-value-arg.js';
 import type { CommandHandler } from '../run.js';
 import { withSpecHint } from '../spec-hints.js';
 import { type CreateFlags, createSpecInput } from '../spec-input.js';
@@ -73,7 +74,11 @@ export const clusterVmCreate: CommandHandler = async (ctx, [rawName]) => {
   if (policy !== 'spread' && policy !== 'pack') {
     throw invalidValue('--placement', `${JSON.stringify(policy)} is not spread or pack`);
   }
-  const labels = keyValues(flags.onHost ?? [], '--on-host');
+  const labels = parseKeyValueArgs(flags.onHost ?? [], {
+    flag: '--on-host',
+    hint: 'e.g. --on-host zone=a',
+    repeatedKey: 'last-wins',
+  });
   const { input, source } = await createSpecInput(name, flags, ctx.io.stdin);
   let spec: ReturnType<typeof parseVmSpec>;
   try {
@@ -295,16 +300,6 @@ async function waitForReport(
     if (!signal.aborted) throw error;
   }
   return undefined;
-}
-
-function keyValues(values: readonly string[], flag: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const value of values) {
-    const at = value.indexOf('=');
-    if (at <= 0) throw invalidValue(flag, `${JSON.stringify(value)} is not key=value`, `e.g. ${flag} zone=a`);
-    out[value.slice(0, at)] = value.slice(at + 1);
-  }
-  return out;
 }
 
 async function notFound(name: string): Promise<Error> {
