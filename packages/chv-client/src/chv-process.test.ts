@@ -212,6 +212,50 @@ describe.each(simulatorVersions)('ChvProcess faults and rungs (simulator %s)', (
     expect(existsSync(socketPath)).toBe(false);
   });
 
+  it('onLaunched gets the pid before the VMM answers, and spawn waits for its work', async () => {
+    await using dir = await tempDir();
+    const socketPath = join(dir.path, 'api.sock');
+    const seen: { pid: number; socketThen: boolean; alive: boolean }[] = [];
+    let finished = false;
+    await using vmm = await ChvProcess.spawn({
+      // The simulator (a Node process) takes 100+ ms to listen: the work starts before it does.
+      ...options(),
+      socketPath,
+      onLaunched: async (pid) => {
+        seen.push({ pid, socketThen: existsSync(socketPath), alive: isProcessAlive(pid) });
+        // Slower than the VMM's start: spawn must not resolve before it is done.
+        await new Promise((r) => setTimeout(r, 1_500));
+        finished = true;
+      },
+    });
+    expect(seen).toEqual([{ pid: vmm.pid, socketThen: false, alive: true }]);
+    expect(finished).toBe(true);
+  });
+
+  it('a failed onLaunched fails the start with its error, and leaves no process, socket or pid file', async () => {
+    await using dir = await tempDir();
+    const socketPath = join(dir.path, 'api.sock');
+    const pidFile = join(dir.path, 'vmm.pid');
+    let launchedPid: number | undefined;
+    const started = performance.now();
+    const error = await ChvProcess.spawn({
+      ...options({ MYHV_SIM_HANG: '1' }),
+      socketPath,
+      pidFile,
+      onLaunched: (pid) => {
+        launchedPid = pid;
+        throw new Error('cannot record the VMM');
+      },
+    }).catch((e: unknown) => e);
+    expect((error as Error).message).toBe('cannot record the VMM');
+    // Not the readiness budget: the failure ends the wait at once.
+    expect(performance.now() - started).toBeLessThan(READY_MS / 2);
+    expect(launchedPid).toBeGreaterThan(0);
+    expect(isProcessAlive(launchedPid!)).toBe(false);
+    expect(existsSync(socketPath)).toBe(false);
+    expect(existsSync(pidFile)).toBe(false);
+  });
+
   it('times out (TIMEOUT) when the VMM never answers, and kills it', async () => {
     await using dir = await tempDir();
     const socketPath = join(dir.path, 'api.sock');

@@ -59,6 +59,13 @@ export interface ChvProcessSpawnOptions {
   readonly readyTimeoutMs?: number;
   /** Options of the `client` (timeouts, keep-alive). */
   readonly clientOptions?: Omit<ChvClientOptions, 'socketPath'>;
+  /**
+   * Called with the pid as soon as the process exists, before it is ready: work that needs only the pid (recording
+   * it, starting a helper that serves the VMM) is done while the VMM starts instead of after. `spawn` resolves once
+   * both the VMM is ready and the promise returned has settled; if it rejects, the start fails with that error (the
+   * process is killed, as for any failed start).
+   */
+  readonly onLaunched?: (pid: number) => Promise<void> | void;
   readonly signal?: AbortSignal;
 }
 
@@ -215,9 +222,12 @@ export class ChvProcess implements AsyncDisposable {
         });
       }
     })();
-    // A failed join ends the wait for readiness at once (and is the error reported).
+    // What the caller does with the pid runs while the VMM starts, like the join.
+    const launchedWork = (async () => options.onLaunched?.(pid))();
+    // A failed join (or launch work) ends the wait for readiness at once (and is the error reported).
     const joinFailed = new AbortController();
     joined.catch(() => joinFailed.abort());
+    launchedWork.catch(() => joinFailed.abort());
     const readySignal = signal ? AbortSignal.any([signal, joinFailed.signal]) : joinFailed.signal;
     const stopFollowing = new AbortController();
     const events = options.eventMonitor
@@ -237,10 +247,10 @@ export class ChvProcess implements AsyncDisposable {
         timeoutMs: options.readyTimeoutMs ?? 10_000,
         signal: readySignal,
       }).catch(async (error: unknown) => {
-        if (joinFailed.signal.aborted) await joined;
+        if (joinFailed.signal.aborted) await Promise.all([joined, launchedWork]);
         throw error;
       });
-      await joined;
+      await Promise.all([joined, launchedWork]);
       // Whoever can connect to the API socket controls the VM: only its owner.
       await chmod(command.socketPath, 0o600);
       if (command.detached) child.unref();
@@ -256,6 +266,8 @@ export class ChvProcess implements AsyncDisposable {
         release,
       });
     } catch (error) {
+      // The caller's launch work is over before the start fails: nothing of it runs on after the error.
+      await launchedWork.catch(() => undefined);
       // Nothing half-made: the process, its pid file and its socket go; then the error says why.
       return failStartup(error, launched, command, {
         ...(options.logFile ? { logFile: options.logFile } : {}),

@@ -249,9 +249,9 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
 // myhv doctor (exit 1 when a required check fails; vmm is null when none is configured or on PATH)
 { ok: boolean; vmm: Vmm | null; config: CliConfig;
   checks: { id: string; title: string; ok: boolean; required: boolean; skipped: boolean; detail: string; fix: string | null }[] }
-// myhv gc (exit 1 when errors or unreadable is not empty); kind: vm, vmm, virtiofsd, bridge, tap, forward, ip,
-// run-dir, temp-file, netns (namespace backend: a VM's namespace no VM owns, target its VM id; or a VM's namespace
-// restored, target the namespace), and for abandoned demos: process, netns, demo-dir. A bridge, TAP, namespace or
+// myhv gc (exit 1 when errors or unreadable is not empty); kind: vm, vmm, serial-relay, virtiofsd, bridge, tap,
+// forward, ip, run-dir, temp-file, cgroup, uid, netns (namespace backend: a VM's namespace no VM owns, target its
+// VM id; or a VM's namespace restored, target the namespace), and for abandoned demos: process, netns, demo-dir. A bridge, TAP, namespace or
 // forward a record names but the host lacks (after a reboot) is made again, with action 'restored (...)'
 { changes: { kind: string; target: string; action: string; vm?: string }[];
   skipped: { target: string; reason: string }[]; errors: { target: string; message: string }[];

@@ -223,10 +223,12 @@ const body = [
   'Whole creates vary (VMM start-up, the serial relay, the network) by more than confinement costs, so',
   'the target is judged on step times, which the manager measures around exactly the work confinement adds. Every',
   `program run costs ~${round(direct, 1)} ms on this machine (software virtualisation); the tun node needs three more`,
-  '(unshare, mount, mknod) plus sh. Where /dev/net/tun is 0666 none of them runs. Moving the VMM into its cgroups',
-  'waits for an RCU grace period here (~15 ms when none ran lately): the manager writes the pid while the VMM starts',
-  'and waits for both, rather than before it. A mount namespace made once and entered with nsenter would save two',
-  'programs, but would not see mounts made after it on hosts whose / is not shared (this one).',
+  '(unshare, mount, mknod) plus sh. Where /dev/net/tun is 0666 none of them runs. Moving a process between cgroups',
+  'waits for an RCU grace period when none ran lately (11 ms median here, up to 24): the manager starts that wait',
+  "when it prepares the VM's cgroup (a move of its own process to the cgroup it is in, which changes nothing), writes",
+  "the VMM's pid while the VMM starts, and waits for both. A new VM's uid is recorded by the next step's write, not",
+  'one of its own. A mount namespace made once and entered with nsenter would save two programs, but would not see',
+  'mounts made after it on hosts whose / is not shared (this one).',
 ].join('\n');
 await writeBenchSection('vm-manager-confinement', {
   title: 'vm-manager: confined vs unconfined VMMs (create and delete)',

@@ -194,7 +194,7 @@ const body = [
     ],
   ),
   '',
-  `Time per restore step (ms; \`vmm-stop\` kills the running VMM; \`network-ensure\` and \`forwards-ensure\` run while the \`vmm\` step starts the VMM), ${judgedRun ? `real cloud-hypervisor, ${judgedRun.label}` : 'simulator VMM'}:`,
+  `Time per restore step (ms; \`vmm-stop\` sends the running VMM SIGKILL; \`network-ensure\`, \`forwards-ensure\` and \`vmm-gone\` — the wait for the old VMM to exit — run while the \`vmm\` step starts the next one), ${judgedRun ? `real cloud-hypervisor, ${judgedRun.label}` : 'simulator VMM'}:`,
   '',
   renderTable(['step', 'median', 'p95'], stepRows(judged)),
   '',

@@ -9,9 +9,11 @@ import {
   detectCgroupLayout,
   joinCgroup,
   listVmCgroups,
+  ownProcsFile,
   readCgroupUsage,
   removeVmCgroup,
   vmCgroupFor,
+  warmCgroupMoves,
 } from './cgroups.js';
 import { VmManagerError } from './errors.js';
 
@@ -333,4 +335,65 @@ describe('listVmCgroups, joinCgroup, removeVmCgroup (fake files)', () => {
     const again = await createVmCgroup(layout, 'myhv-abc123', 'vm3', {});
     for (const file of again.procsFiles) expect(existsSync(dirname(file))).toBe(true);
   });
+});
+
+describe('warmCgroupMoves: a move of this process to the cgroup it is in', () => {
+  const V2_SELF = '0::/system.slice/myhvd.service\n';
+  const HYBRID_SELF =
+    '9:name=systemd:/system.slice/myhvd.service\n8:pids:/system.slice/myhvd.service\n4:memory:/system.slice/myhvd.service\n1:cpu:/\n0::/system.slice/myhvd.service\n';
+
+  it('finds its own cgroup.procs on v2, on hybrid (the memory hierarchy) and on v1 without memory (unified)', () => {
+    expect(ownProcsFile({ kind: 'v2', root: '/cg', available: [] }, V2_SELF)).toBe(
+      '/cg/system.slice/myhvd.service/cgroup.procs',
+    );
+    const hybrid = detectCgroupLayout(HYBRID_MOUNTS)!;
+    expect(ownProcsFile(hybrid, HYBRID_SELF)).toBe(
+      '/sys/fs/cgroup/memory/system.slice/myhvd.service/cgroup.procs',
+    );
+    expect(ownProcsFile({ kind: 'hybrid', unified: '/u', controllers: { cpu: '/c' } }, HYBRID_SELF)).toBe(
+      '/u/system.slice/myhvd.service/cgroup.procs',
+    );
+    // Co-mounted controllers are one comma-separated field.
+    expect(
+      ownProcsFile(detectCgroupLayout(V1_MOUNTS)!, '5:memory,hugetlb:/user.slice\n3:cpu,cpuacct:/\n'),
+    ).toBe('/sys/fs/cgroup/memory/user.slice/cgroup.procs');
+  });
+
+  it('finds nothing it could write for a path it cannot trust or a hierarchy it is not in', () => {
+    const v2: CgroupLayout = { kind: 'v2', root: '/cg', available: [] };
+    expect(ownProcsFile(v2, '0::/a/../../etc\n')).toBeUndefined();
+    expect(ownProcsFile(v2, '0::relative\n')).toBeUndefined();
+    expect(ownProcsFile(v2, '4:memory:/x\n')).toBeUndefined();
+    expect(ownProcsFile({ kind: 'v1', controllers: { cpu: '/c' } }, HYBRID_SELF)).toBeUndefined();
+  });
+
+  it('writes this process’s pid into that file and never throws, even where it cannot', async () => {
+    const root = await fakeV2Root('memory');
+    await mkdir(join(root, 'svc'));
+    await writeFile(join(root, 'svc', 'cgroup.procs'), '');
+    const layout: CgroupLayout = { kind: 'v2', root, available: [] };
+    warmCgroupMoves(layout, '0::/svc\n');
+    await expect.poll(() => readFileSync(join(root, 'svc', 'cgroup.procs'), 'utf8')).toBe(`${process.pid}\n`);
+    // A cgroup that is not there: nothing thrown, nothing made.
+    expect(() => warmCgroupMoves(layout, '0::/gone\n')).not.toThrow();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(join(root, 'gone'))).toBe(false);
+  });
+
+  const real = detectCgroupLayout();
+  it.skipIf(process.getuid?.() !== 0 || !real)(
+    'on this host’s cgroups (root): leaves this process where it was',
+    async () => {
+      const before = readFileSync('/proc/self/cgroup', 'utf8');
+      const file = ownProcsFile(real!)!;
+      expect(readFileSync(file, 'utf8').split('\n')).toContain(`${process.pid}`);
+      warmCgroupMoves(real!);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(readFileSync('/proc/self/cgroup', 'utf8')).toBe(before);
+    },
+  );
+  if (process.getuid?.() !== 0 || !real)
+    console.warn(
+      'skipped: warmCgroupMoves on the host’s cgroups, because this is not root with cgroups mounted',
+    );
 });

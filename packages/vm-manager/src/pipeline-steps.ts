@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import type { ChvClient } from '@my-hypervisor/chv-client';
 import { deriveTapName } from '@my-hypervisor/net-ops';
 import { ensurePrivateDir } from './dir-trust.js';
@@ -6,7 +6,7 @@ import { VmManagerError } from './errors.js';
 import { assertNicsPossible, attachNic, detachNic, nicNetConfigs } from './nics.js';
 import type { PipelineStep } from './pipeline.js';
 import { spawnSerialRelay, waitForConsole } from './serial-console.js';
-import type { VmRecord, VmStatus } from './state-store.js';
+import type { VmmRecord, VmRecord, VmStatus } from './state-store.js';
 import { buildVmConfig } from './vm-config.js';
 import { shareSocket } from './vm-info.js';
 import {
@@ -19,7 +19,7 @@ import {
   vmmOptionsFor,
   vmPaths,
 } from './vm-resources.js';
-import { explainVmmExit, spawnVmm, stopVmm } from './vmm.js';
+import { explainVmmExit, killVmmNow, spawnVmm, stopVmm, vmmGone } from './vmm.js';
 
 // The steps of VmManager's pipelines, each recorded before it runs and undone in reverse on failure (pipeline.ts).
 
@@ -32,10 +32,13 @@ export function confinementSteps(host: VmHost, record: VmRecord, creating: boole
   return [
     {
       name: 'uid',
-      // assign records the uid before anything is made for it.
       recordBefore: false,
       run: async () => {
-        await host.confiner.assign(record, () => host.store.write(record));
+        // A VM being created has its uid recorded by the "in progress" write of the next step that makes something
+        // for it (network, shares or vmm: every one writes first), not by a write of its own. The uid's marker names
+        // the VM, so a crash before leaves nothing reconcile cannot sweep. Otherwise (a start whose uid had to be
+        // claimed again) it is recorded at once, as the steps after it write nothing first.
+        await host.confiner.assign(record, creating ? async () => {} : () => host.store.write(record));
       },
       ...(creating
         ? {
@@ -217,6 +220,33 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
         ensurePrivateDir(paths.runDir, 'the run directory');
         const confined = await host.confiner.prepare(record, paths, () => host.store.write(record), signal);
         landlockRules = confined?.landlockRules;
+        // While the VMM starts: the record gets its pid, and its serial relay starts (it waits, watching the run
+        // directory, for the serial socket that boot or restore binds), both recorded in one write.
+        const onLaunched = async (vmm: VmmRecord) => {
+          // Known to the undo at once.
+          record.resources.vmm = vmm;
+          const { pid, startTime } = vmm;
+          const serialRelay = spawnSerialRelay(
+            host.vmm,
+            {
+              serialSocket: paths.serialSocket,
+              consoleSocket: paths.consoleSocket,
+              serialLog: paths.serialLog,
+              stderrFile: `${paths.vmmLog}.stderr`,
+            },
+            host.journal && pid !== undefined
+              ? {
+                  file: paths.vmmEvents,
+                  journal: host.journal,
+                  vm: record.name,
+                  vmm: { pid, ...(startTime !== undefined ? { startTime } : {}) },
+                }
+              : undefined,
+            pid !== undefined ? { pid, ...(startTime !== undefined ? { startTime } : {}) } : undefined,
+          );
+          record.resources.vmm = { ...vmm, serialRelay };
+          await host.store.write(record);
+        };
         const spawned = await spawnVmm(
           vmmOptionsFor(host, record),
           { socketPath: paths.socket, pidFile: paths.pidFile, logFile: paths.vmmLog },
@@ -226,36 +256,13 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
             privateFiles: [paths.serialLog],
             ...(confined ? { confine: confined.confine } : {}),
             ...(host.journal ? { eventFile: paths.vmmEvents } : {}),
+            onLaunched,
           },
           signal,
         ).catch((error: unknown) => {
           throw explainVmmExit(error, record.name);
         });
         client = spawned.client;
-        // Known to the undo at once; written once, with the relay (spawned without waiting: nothing can come between).
-        record.resources.vmm = spawned.record;
-        // Started now so restore gets it too: it waits for the serial socket that boot (or restore) binds.
-        const { pid, startTime } = spawned.record;
-        const serialRelay = spawnSerialRelay(
-          host.vmm,
-          {
-            serialSocket: paths.serialSocket,
-            consoleSocket: paths.consoleSocket,
-            serialLog: paths.serialLog,
-            stderrFile: `${paths.vmmLog}.stderr`,
-          },
-          host.journal && pid !== undefined
-            ? {
-                file: paths.vmmEvents,
-                journal: host.journal,
-                vm: record.name,
-                vmm: { pid, ...(startTime !== undefined ? { startTime } : {}) },
-              }
-            : undefined,
-          pid !== undefined ? { pid, ...(startTime !== undefined ? { startTime } : {}) } : undefined,
-        );
-        record.resources.vmm = { ...spawned.record, serialRelay };
-        await host.store.write(record);
       },
       undo: async () => {
         client?.close();
@@ -340,6 +347,40 @@ export function haltSteps(host: VmHost, record: VmRecord, gracefulMs: number, ki
         ]
       : []),
   ];
+}
+
+/**
+ * vmm-stop and vmm-gone: how restore ends a running VM without shares while its next VMM starts. `stop` (written
+ * as in progress first, so a crash from here on leaves a VM reconcile marks stopped, whatever VMM then runs) sends
+ * the VMM and its serial relay SIGKILL and removes their run directory (the next VMM makes its sockets anew there),
+ * without waiting. The `vmm` step after it needs no write of its own before it: the record already names the same
+ * paths, and the restore as in progress. `gone` runs alongside the `vmm` step and waits until both processes have
+ * exited: the TAP is the dead VMM's until then.
+ */
+export function replaceSteps(
+  host: VmHost,
+  record: VmRecord,
+): { stop: PipelineStep; gone: PipelineStep & { recordBefore: false } } {
+  let dying: VmmRecord | undefined;
+  return {
+    stop: {
+      name: 'vmm-stop',
+      run: async () => {
+        dying = record.resources.vmm;
+        if (dying) killVmmNow(dying);
+        rmSync(vmPaths(host, record).runDir, { recursive: true, force: true });
+        // A failure from here on leaves the VM stopped (VmManager's #run), as a restore that stopped it.
+        delete record.resources.vmm;
+      },
+    },
+    gone: {
+      name: 'vmm-gone',
+      recordBefore: false,
+      run: async () => {
+        if (dying) await vmmGone(dying);
+      },
+    },
+  };
 }
 
 /** The last step of every operation: the record gets its new status, and pending work and errors are cleared. */

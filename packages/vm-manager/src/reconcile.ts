@@ -21,6 +21,7 @@ import { killProcess, vmmAlive } from './vmm.js';
 export type ReconcileKind =
   | 'vm'
   | 'vmm'
+  | 'serial-relay'
   | 'virtiofsd'
   | 'bridge'
   | 'tap'
@@ -234,7 +235,9 @@ export async function reconcile(
       .filter(Boolean),
   );
   const ownedPids = new Set(
-    [...live.values()].map((r) => r.resources.vmm?.pid).filter((p) => p !== undefined),
+    [...live.values()]
+      .flatMap((r) => [r.resources.vmm?.pid, r.resources.vmm?.serialRelay?.pid])
+      .filter((p) => p !== undefined),
   );
 
   if (unattributed.length > 0) {
@@ -287,19 +290,26 @@ export async function reconcile(
     }
   }
 
-  // 4. VMM processes and run directories nobody owns.
+  // 4. VMM processes, their serial relays (a crash between a relay's start and its record) and run directories
+  // nobody owns.
   const prefix = `${runDir.replace(/\/+$/, '')}/`;
   for (const pid of listPids()) {
     if (ownedPids.has(pid) || pid === process.pid) continue;
     const argv = readCmdline(pid);
-    const socketArg = argv?.find((a) => a.startsWith('path=') && a.slice(5).startsWith(prefix));
-    if (!argv || !socketArg || !argv.includes('--api-socket')) continue;
+    if (!argv) continue;
+    const apiSocket = argv.includes('--api-socket')
+      ? argv.find((a) => a.startsWith('path=') && a.slice(5).startsWith(prefix))?.slice(5)
+      : undefined;
+    const at = argv.indexOf('--vmm-socket');
+    const serialSocket = at >= 0 && argv[at + 1]?.startsWith(prefix) ? argv[at + 1] : undefined;
+    const socket = apiSocket ?? serialSocket;
+    if (!socket) continue;
     const startTime = processStartTime(pid);
     if (await killProcess(pid, startTime)) {
       report.changes.push({
-        kind: 'vmm',
+        kind: apiSocket ? 'vmm' : 'serial-relay',
         target: String(pid),
-        action: `stopped (socket ${socketArg.slice(5)} belongs to no VM)`,
+        action: `stopped (socket ${socket} belongs to no VM)`,
       });
     }
   }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fs, readFileSync } from 'node:fs';
+import { constants, promises as fs, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
@@ -11,7 +11,14 @@ import { invalidSpec, VmManagerError } from './errors.js';
 import type { VmEvent } from './events.js';
 import type { OperationOptions } from './manager-options.js';
 import { type PipelineStep, stepError, withAlongside } from './pipeline.js';
-import { bootSteps, confinementSteps, finalStep, haltSteps, reassertSteps } from './pipeline-steps.js';
+import {
+  bootSteps,
+  confinementSteps,
+  finalStep,
+  haltSteps,
+  reassertSteps,
+  replaceSteps,
+} from './pipeline-steps.js';
 import type { VmSpec } from './spec.js';
 import type { VmOperation, VmRecord, VmSnapshot } from './state-store.js';
 import type { VmHost } from './vm-resources.js';
@@ -191,10 +198,15 @@ export async function restoreSnapshot(
   const running =
     (record.status === 'running' || record.status === 'paused') && vmmAlive(record.resources.vmm);
   if (!running) await internals.cleanupRuntime(record);
+  // Without shares, the running VMM dies while the next one starts (their virtiofsd would have to go first).
+  const replace =
+    running && record.spec.shares.length === 0 && record.resources.shares.length === 0
+      ? replaceSteps(internals.host, record)
+      : undefined;
   const steps: PipelineStep[] = [
     // One recorded operation from the stop on. The snapshot replaces the running guest's state, so there is nothing
     // for a shutdown to keep: the VMM is killed, not taken down the stop ladder.
-    ...(running ? haltSteps(internals.host, record, 0, true) : []),
+    ...(replace ? [replace.stop] : running ? haltSteps(internals.host, record, 0, true) : []),
     ...confinementSteps(internals.host, record, false),
     // Shares and a fresh VMM, as start makes them (with their undo); vm.restore replaces create and boot. The VM's
     // network is re-asserted while the VMM starts: it needs its TAP only when it restores the devices.
@@ -202,7 +214,11 @@ export async function restoreSnapshot(
       s.name === 'shares'
         ? [s]
         : s.name === 'vmm'
-          ? withAlongside(s, reassertSteps(internals.host, record))
+          ? withAlongside(
+              // After vmm-stop's write (see replaceSteps), nothing new to record before the next VMM starts.
+              replace ? { ...s, recordBefore: false } : s,
+              [...reassertSteps(internals.host, record), ...(replace ? [replace.gone] : [])],
+            )
           : [],
     ),
     {
@@ -381,11 +397,15 @@ export async function checkSnapshotFiles(
       },
     });
   assertTrustedDir(snapshot.path, 'the snapshot directory');
-  const stat = await fs.lstat(snapshot.path).catch(() => undefined);
+  // In this thread, like the trust check: a few small local files, on the way to every restore.
+  const stat = lstatSync(snapshot.path, { throwIfNoEntry: false });
   if (!stat?.isDirectory()) throw corrupt(`is missing (${snapshot.path})`);
   const parsed: Record<string, unknown> = {};
   for (const file of SNAPSHOT_FILES) {
-    const raw = await fs.readFile(join(snapshot.path, file), 'utf8').catch(() => undefined);
+    let raw: string | undefined;
+    try {
+      raw = readFileSync(join(snapshot.path, file), 'utf8');
+    } catch {}
     if (raw === undefined) throw corrupt(`has no ${file}`);
     try {
       parsed[file] = JSON.parse(raw);
@@ -397,7 +417,7 @@ export async function checkSnapshotFiles(
   if (config?.cpus?.boot_vcpus !== snapshot.spec.cpus || config?.memory?.size !== snapshot.spec.memory) {
     throw corrupt('has a config.json that does not match the spec it was taken with');
   }
-  const size = await directorySize(snapshot.path);
+  const size = directorySize(snapshot.path);
   if (size !== snapshot.sizeBytes) {
     throw corrupt(`changed since it was taken (${size} bytes, ${snapshot.sizeBytes} recorded)`);
   }
@@ -456,10 +476,11 @@ async function syncSnapshot(dir: string): Promise<number> {
   return total;
 }
 
-async function directorySize(dir: string): Promise<number> {
+/** The bytes of the regular files under `dir` (a snapshot: a handful of files), read in this thread. */
+function directorySize(dir: string): number {
   let total = 0;
-  for (const entry of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) total += (await fs.lstat(join(entry.parentPath, entry.name))).size;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += lstatSync(join(entry.parentPath, entry.name)).size;
   }
   return total;
 }

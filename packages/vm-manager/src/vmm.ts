@@ -1,4 +1,4 @@
-import { constants, promises as fs } from 'node:fs';
+import { closeSync, constants, fchmodSync, promises as fs, openSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChvClient, VmmConfinement } from '@my-hypervisor/chv-client';
@@ -178,6 +178,11 @@ export async function spawnVmm(
     confine?: VmmConfinement;
     /** `--event-monitor path=`: the VMM writes its events here (created 0600, the VMM's own when confined). */
     eventFile?: string;
+    /**
+     * Work on the VMM's identity while it starts (`ChvProcessSpawnOptions.onLaunched`): recording it, starting its
+     * serial relay. A failure fails the start.
+     */
+    onLaunched?: (vmm: VmmRecord) => Promise<void> | void;
   },
   signal: AbortSignal | undefined,
 ): Promise<{ record: VmmRecord; client: ChvClient }> {
@@ -193,7 +198,13 @@ export async function spawnVmm(
     ...(detached && !confine ? [`${paths.logFile}.stderr`] : []),
     ...(extra.privateFiles ?? []),
   ];
-  for (const file of logs) await createPrivateFile(file);
+  for (const file of logs) createPrivateFile(file);
+  // The start time is fixed when the process is made: the same before and after its exec chain reaches the VMM.
+  const identity = (pid: number): VmmRecord => {
+    const startTime = processStartTime(pid);
+    return { ...paths, pid, ...(startTime !== undefined ? { startTime } : {}) };
+  };
+  const onLaunched = extra.onLaunched;
   const vmm = await ChvProcess.spawn({
     command,
     ...(commandArgs.length > 0 ? { commandArgs: [...commandArgs] } : {}),
@@ -206,38 +217,31 @@ export async function spawnVmm(
     ...(extra.extraArgs?.length ? { extraArgs: [...extra.extraArgs] } : {}),
     ...(options.env ? { env: { ...options.env } } : {}),
     readyTimeoutMs: options.readyTimeoutMs ?? 10_000,
+    ...(onLaunched ? { onLaunched: (pid: number) => onLaunched(identity(pid)) } : {}),
     ...(signal ? { signal } : {}),
   });
-  const pid = vmm.pid;
-  try {
-    // The VMM made its API socket under its umask (in a 0700 directory, so nobody else could reach it meanwhile).
-    await fs.chmod(paths.socketPath, 0o600);
-    await fs.chmod(paths.pidFile, 0o600);
-  } catch (error) {
-    // Not disowned yet: closing the handle stops the process.
-    await vmm.close().catch(() => undefined);
-    throw error;
-  }
-  const startTime = processStartTime(pid);
-  // The process is detached and owned by the record from now on; this handle only talks to it.
+  // ChvProcess made the API socket 0600 before it resolved (the VMM binds it under its umask, in a 0700 directory)
+  // and wrote the pid file 0600. The process is detached and owned by the record from now on; this handle only
+  // talks to it.
   vmm.disown();
-  return {
-    record: { ...paths, pid, ...(startTime !== undefined ? { startTime } : {}) },
-    client: new ChvClient({ socketPath: paths.socketPath }),
-  };
+  return { record: identity(vmm.pid), client: new ChvClient({ socketPath: paths.socketPath }) };
 }
 
-/** Creates `path` 0600 if missing, or makes an existing one 0600, without following a link or truncating it. */
-async function createPrivateFile(path: string): Promise<void> {
-  const handle = await fs.open(
+/**
+ * Creates `path` 0600 if missing, or makes an existing one 0600, without following a link or truncating it. In
+ * this thread: three metadata calls on a local file, on the way to every VMM start, cost less than three round trips
+ * through the thread pool.
+ */
+function createPrivateFile(path: string): void {
+  const fd = openSync(
     path,
     constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW,
     0o600,
   );
   try {
-    await handle.chmod(0o600);
+    fchmodSync(fd, 0o600);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -297,18 +301,43 @@ export async function killProcess(
   startTime: number | undefined,
   { signal = 'SIGTERM' }: { signal?: NodeJS.Signals } = {},
 ): Promise<boolean> {
-  if (!isProcessAlive(pid, startTime)) return false;
-  try {
-    process.kill(pid, signal);
-  } catch {
-    return false;
-  }
+  if (!signalProcess(pid, startTime, signal)) return false;
   if (await waitForExit(pid, startTime, 2_000)) return true;
   try {
     process.kill(pid, 'SIGKILL');
   } catch {}
   await waitForExit(pid, startTime, 2_000);
   return true;
+}
+
+/** Sends `signal` to (pid, start time) while that is still the process recorded; true when it was sent. */
+function signalProcess(pid: number, startTime: number | undefined, signal: NodeJS.Signals): boolean {
+  if (!isProcessAlive(pid, startTime)) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * SIGKILL for the VMM recorded in `vmm` and its serial relay, without waiting for them to go (`vmmGone` waits):
+ * what a restore does to the VMM it replaces, while the next one starts. Its files are left to the caller.
+ */
+export function killVmmNow(vmm: VmmRecord): void {
+  if (vmm.pid !== undefined) signalProcess(vmm.pid, vmm.startTime, 'SIGKILL');
+  const relay = vmm.serialRelay;
+  if (relay) signalProcess(relay.pid, relay.startTime, 'SIGKILL');
+}
+
+/** Resolves once the VMM of `vmm` and its relay are gone (after `killVmmNow`; SIGKILL again if they linger). */
+export async function vmmGone(vmm: VmmRecord): Promise<void> {
+  const relay = vmm.serialRelay;
+  await Promise.all([
+    vmm.pid !== undefined ? killProcess(vmm.pid, vmm.startTime, { signal: 'SIGKILL' }) : undefined,
+    relay ? killProcess(relay.pid, relay.startTime, { signal: 'SIGKILL' }) : undefined,
+  ]);
 }
 
 /** Waits up to `ms` for (pid, start time) to be gone; true when it is. */

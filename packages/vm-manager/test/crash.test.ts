@@ -5,6 +5,7 @@ import {
   type BackendKind,
   type Harness,
   hasVirtiofsd,
+  hostCanConfine,
   isRoot,
   listTree,
   makeHarness,
@@ -27,6 +28,11 @@ for (const b of backends)
 const withShares = isRoot && hasVirtiofsd;
 if (!withShares) console.warn('crash tests run without shares: they need root and virtiofsd');
 
+/**
+ * Where the child confines its VMMs (the default as root: only the local backend can give a TAP to a VM's uid), a
+ * create claims the VM's uid first; the next step's write records it.
+ */
+const confinedOn = (kind: BackendKind) => hostCanConfine && kind === 'local';
 const createSteps = [
   'ip',
   'network',
@@ -67,6 +73,8 @@ async function expectStateReadable(h: Harness) {
 async function expectNothingLeft(h: Harness) {
   expect(await h.manager.list()).toEqual([]);
   expect(await vmTree(h.stateDir)).toEqual([]);
+  // No uid stays claimed (confined VMs): reconcile sweeps a marker whose VM is gone.
+  expect(await listTree(join(h.stateDir, 'confinement', 'uids'))).toEqual([]);
   expect(await h.ipam.list()).toEqual([]);
   if (h.memory) expect(h.memory.snapshot()).toMatchObject({ taps: [], forwards: [] });
   if (h.netns) {
@@ -82,27 +90,69 @@ async function expectNothingLeft(h: Harness) {
 describe('crash safety', () => {
   for (const backend of backends) {
     describe.skipIf(backend.skip)(`${backend.kind} backend`, () => {
-      it.each(createSteps)('create killed right after %s, then reconcile: nothing leaks', async (step) => {
-        await using h = await makeHarness({ backend: backend.kind, shares: withShares });
+      it.each([...(confinedOn(backend.kind) ? ['uid'] : []), ...createSteps])(
+        'create killed right after %s, then reconcile: nothing leaks',
+        async (step) => {
+          await using h = await makeHarness({ backend: backend.kind, shares: withShares });
+          const result = await runManagerChild(
+            h.child,
+            { op: 'create', spec: spec(h, 'vm1') },
+            { MYHV_CRASH_AFTER: `create:${step}` },
+          );
+          expect(result.signal, result.stderr).toBe('SIGKILL');
+          await expectStateReadable(h);
+          const report = await h.manager.reconcile();
+          expect(report.errors).toEqual([]);
+          if (step === 'record') {
+            // The create had finished: reconcile must keep the VM, and delete must then clean it up.
+            expect(report.changes.filter((c) => c.kind === 'vm')).toEqual([]);
+            expect((await h.manager.get('vm1')).status).toBe('running');
+            await h.manager.delete('vm1', { force: true });
+          } else {
+            expect(report.changes).toContainEqual(expect.objectContaining({ kind: 'vm', target: 'vm1' }));
+          }
+          await expectNothingLeft(h);
+          expect((await h.manager.reconcile()).changes).toEqual([]);
+        },
+      );
+
+      // A running VM without shares: its VMM is killed while the next one starts (vmm-gone beside vmm).
+      it.each([
+        'vmm-stop',
+        ...(confinedOn(backend.kind) ? ['uid'] : []),
+        'vmm-gone',
+        'vmm',
+        'vm.restore',
+        'record',
+      ])('restore killed right after %s, then reconcile: one VMM or none, restorable again', async (step) => {
+        await using h = await makeHarness({ backend: backend.kind });
+        const { shares: _none, ...withoutShares } = spec(h, 'vm1');
+        await h.manager.create(withoutShares);
+        await h.manager.snapshot('vm1');
         const result = await runManagerChild(
           h.child,
-          { op: 'create', spec: spec(h, 'vm1') },
-          { MYHV_CRASH_AFTER: `create:${step}` },
+          { op: 'restore', name: 'vm1' },
+          { MYHV_CRASH_AFTER: `restore:${step}` },
         );
         expect(result.signal, result.stderr).toBe('SIGKILL');
         await expectStateReadable(h);
         const report = await h.manager.reconcile();
         expect(report.errors).toEqual([]);
+        const vm = await h.manager.get('vm1');
+        const record = (await h.store.read('vm1'))!;
         if (step === 'record') {
-          // The create had finished: reconcile must keep the VM, and delete must then clean it up.
-          expect(report.changes.filter((c) => c.kind === 'vm')).toEqual([]);
-          expect((await h.manager.get('vm1')).status).toBe('running');
-          await h.manager.delete('vm1', { force: true });
+          // The restore had finished: its VMM and relay run, recorded; nothing else does.
+          expect(vm.status).toBe('running');
+          const vmm = record.resources.vmm!;
+          expect((await pidsMentioning(h.runDir)).sort()).toEqual([vmm.pid, vmm.serialRelay!.pid].sort());
         } else {
-          expect(report.changes).toContainEqual(expect.objectContaining({ kind: 'vm', target: 'vm1' }));
+          // Interrupted: stopped, and no VMM (the killed one, or one started and never restored) is left.
+          expect(vm.status).toBe('stopped');
+          expect(await pidsMentioning(h.runDir)).toEqual([]);
         }
+        expect(await h.manager.restore('vm1')).toMatchObject({ status: 'running' });
+        await h.manager.delete('vm1', { force: true });
         await expectNothingLeft(h);
-        expect((await h.manager.reconcile()).changes).toEqual([]);
       });
 
       it.each(deleteSteps)('delete killed right after %s, then reconcile: nothing leaks', async (step) => {

@@ -269,7 +269,7 @@ export async function tapsInNetns(netns: string): Promise<string[]> {
 /** Runs one manager operation in a separate process; resolves with its exit status and output. */
 export async function runManagerChild(
   child: ChildConfig,
-  request: { op: 'create'; spec: unknown } | { op: 'delete'; name: string },
+  request: { op: 'create'; spec: unknown } | { op: 'delete' | 'restore'; name: string },
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const script = await bundledFixture('manager-child.ts');

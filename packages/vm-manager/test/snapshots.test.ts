@@ -4,6 +4,7 @@ import { appendFile, chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ChvClient } from '@my-hypervisor/chv-client';
+import { isProcessAlive } from '@my-hypervisor/host-utils';
 import { describe, expect, it } from 'vitest';
 import { memoryMode } from '../src/snapshots.js';
 import type { VmRecord } from '../src/state-store.js';
@@ -61,6 +62,7 @@ describe(`snapshot and restore (memory network, ${vmmLabel})`, () => {
     });
     await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
     await h.manager.snapshot('web');
+    const old = (await h.store.read('web'))!.resources.vmm!;
     const steps: string[] = [];
     const started = performance.now();
     const restored = await h.manager.restore('web', {
@@ -70,16 +72,24 @@ describe(`snapshot and restore (memory network, ${vmmLabel})`, () => {
     });
     expect(performance.now() - started).toBeLessThan(30_000);
     expect(restored.status).toBe('running');
-    // One operation: the stop, the network while the VMM starts, the restore; no shares to release (a confined
-    // VM also has its `uid` step).
+    // One operation: the kill, then the next VMM starts while the network is re-asserted and the old VMM dies
+    // (vmm-gone), then the restore; no shares to release (a confined VM also has its `uid` step).
     expect(steps.filter((step) => step !== 'uid')).toEqual([
       'vmm-stop',
       'vmm',
       'network-ensure',
       'forwards-ensure',
+      'vmm-gone',
       'vm.restore',
       'record',
     ]);
+    // The replaced VMM and its serial relay are gone; the new ones run, recorded.
+    const now = (await h.store.read('web'))!.resources.vmm!;
+    expect(isProcessAlive(old.pid!, old.startTime)).toBe(false);
+    expect(isProcessAlive(old.serialRelay!.pid, old.serialRelay!.startTime)).toBe(false);
+    expect(isProcessAlive(now.pid!, now.startTime)).toBe(true);
+    expect(isProcessAlive(now.serialRelay!.pid, now.serialRelay!.startTime)).toBe(true);
+    expect(await vmmState(now.socketPath)).toBe('Running');
   });
 
   it('a snapshot right after a restore is taken (on demand, once the VMM has loaded the memory)', async () => {
