@@ -22,6 +22,13 @@ export interface VmmConfinement {
    */
   readonly tunDevice?: boolean;
   /**
+   * With `tunDevice` (and without `userfaultfd`): a character device 10:200 (`/dev/net/tun`'s numbers), mode 0666,
+   * in a directory only root can reach, which the chain bind-mounts over `/dev/net/tun` in the mount namespace
+   * instead of mounting a tmpfs and making a node there: one program fewer on every start. It must be on a file
+   * system that allows device nodes (not mounted `nodev`). An absolute path.
+   */
+  readonly tunNode?: string;
+  /**
    * Give the process `/dev/userfaultfd` (a node bound over the host's in its mount namespace), which is how an
    * unprivileged cloud-hypervisor gets the userfaultfd an on-demand restore needs where
    * `vm.unprivileged_userfaultfd` is 0. It covers kernel-mode faults too, a known aid to kernel exploits, which is
@@ -50,6 +57,9 @@ const SCRIPT = [
   'exec "$@"',
 ].join('\n');
 
+/** Like SCRIPT, with a prepared node (its first argument) bound over the host's `/dev/net/tun`. */
+const BIND_SCRIPT = ['set -e', 'mount --bind "$1" /dev/net/tun', 'shift', 'exec "$@"'].join('\n');
+
 function checkId(value: number, field: string): void {
   if (!Number.isInteger(value) || value < 1 || value > MAX_CONFINED_ID) {
     throw invalidArgument(
@@ -64,6 +74,9 @@ export function validateConfinement(confine: VmmConfinement): void {
   checkId(confine.uid, 'confine.uid');
   checkId(confine.gid, 'confine.gid');
   for (const group of confine.groups ?? []) checkId(group, 'confine.groups');
+  if (confine.tunNode !== undefined && !/^\/[^\0\n]*$/.test(confine.tunNode)) {
+    throw invalidArgument('confine.tunNode', `${JSON.stringify(confine.tunNode)} is not an absolute path`);
+  }
   for (const file of confine.cgroupProcs ?? []) {
     if (!CGROUP_PROCS.test(file) || file.split('/').includes('..')) {
       throw invalidArgument(
@@ -77,11 +90,11 @@ export function validateConfinement(confine: VmmConfinement): void {
 /**
  * The command that runs `file argv…` confined: `setpriv` (drops to the ids, clears every capability set, sets
  * `no_new_privs`), after `ip netns exec` when it runs in a network namespace. With `tunDevice` or `userfaultfd`,
- * first `unshare --mount` (a private mount namespace) and a root `sh` that makes the nodes there; without (the host's
- * `/dev/net/tun` is usable by anyone, or the VM has no network) nothing runs before them. Each step `exec`s the
- * next, so the pid stays the VMM's: `joinAfterSpawn` lists the `cgroup.procs` files the spawner writes it into,
- * while the process starts (moving a process between cgroups waits for an RCU grace period, 15 ms on some hosts:
- * not on the way to readiness).
+ * first `unshare --mount` (a private mount namespace) and a root `sh` that makes the nodes there (or binds `tunNode`
+ * over the host's tun node); without (the host's `/dev/net/tun` is usable by anyone, or the VM has no network)
+ * nothing runs before them. Each step `exec`s the next, so the pid stays the VMM's: `joinAfterSpawn` lists the
+ * `cgroup.procs` files the spawner writes it into, while the process starts (moving a process between cgroups waits
+ * for an RCU grace period, 15 ms on some hosts: not on the way to readiness).
  */
 export function confineCommand(
   file: string,
@@ -107,6 +120,24 @@ export function confineCommand(
   ];
   if (confine.tunDevice !== true && confine.userfaultfd !== true) {
     return { file: dropped[0]!, argv: dropped.slice(1), joinAfterSpawn: procs };
+  }
+  if (confine.tunNode !== undefined && confine.userfaultfd !== true) {
+    return {
+      file: 'unshare',
+      argv: [
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        BIND_SCRIPT,
+        'myhv-confine',
+        confine.tunNode,
+        ...dropped,
+      ],
+      joinAfterSpawn: procs,
+    };
   }
   return {
     file: 'unshare',

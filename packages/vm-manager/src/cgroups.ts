@@ -124,8 +124,8 @@ export function detectCgroupLayout(mountsText?: string): CgroupLayout | undefine
   return { kind: 'v2', root: unified, available: ALL_CONTROLLERS.filter((c) => offered.includes(c)) };
 }
 
-/** /proc/self/mounts escapes space, tab, newline and backslash as octal (`\040`). */
-function unescapeMountField(field: string): string {
+/** /proc/self/mounts (and mountinfo) escape space, tab, newline and backslash as octal (`\040`). */
+export function unescapeMountField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
 }
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -11,6 +12,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   type Stats,
   statSync,
@@ -26,6 +28,7 @@ import {
   joinCgroup,
   listVmCgroups,
   removeVmCgroup,
+  unescapeMountField,
   type VmCgroup,
   vmCgroupFor,
   warmCgroupMoves,
@@ -238,6 +241,24 @@ export function othersCan(path: string, bits: number): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether device nodes under `path` can be opened: the mount it is on (the last one mounted over the longest
+ * mount point above it, from `/proc/self/mountinfo`) is not `nodev`.
+ */
+export function allowsDeviceNodes(path: string, mountinfo?: string): boolean {
+  const target = realpathSync(path);
+  let best: { point: string; options: string[] } | undefined;
+  for (const line of (mountinfo ?? readFileSync('/proc/self/mountinfo', 'utf8')).split('\n')) {
+    const fields = line.split(' ');
+    if (fields.length < 6) continue;
+    const point = unescapeMountField(fields[4]!);
+    const under = point === '/' || target === point || target.startsWith(`${point}/`);
+    if (under && (!best || point.length >= best.point.length))
+      best = { point, options: fields[5]!.split(',') };
+  }
+  return best !== undefined && !best.options.includes('nodev');
+}
+
 /** A VM's confinement, decided by the manager's options and the host, prepared before its VMM starts. */
 export class Confiner {
   readonly #stateDir: string;
@@ -248,6 +269,8 @@ export class Confiner {
   readonly #parent: string;
 
   readonly #setsTapOwner: (spec: VmSpec) => boolean;
+  /** The prepared tun node could not be made here (see `#tunNode`): VMMs get one on a tmpfs, as before. */
+  #tunNodeFailed = false;
 
   /**
    * `setsTapOwner` says whether the network a VM joins can make its TAP for an unprivileged VMM; `auto` leaves
@@ -453,6 +476,7 @@ export class Confiner {
         ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}),
         // A VM without a network opens no TAP.
         tunDevice: host.tun && record.spec.network.enabled,
+        ...(host.tun && record.spec.network.enabled && !state.userfaultfd ? this.#tunNodeOption() : {}),
         ...(state.userfaultfd ? { userfaultfd: true } : {}),
       },
     };
@@ -604,6 +628,45 @@ export class Confiner {
       removed.uids.push(Number(entry));
     }
     return removed;
+  }
+
+  /**
+   * The node a confined VMM gets bound over `/dev/net/tun` (`VmmConfinement.tunNode`: one program fewer on every
+   * start than a tmpfs with a node made on it): `<stateDir>/confinement/dev/tun`, 10:200 like the host's, 0666, in
+   * a directory only root can enter; made once with `mknod` and checked (a stat) at every start. None where the
+   * state directory's file system refuses device nodes (`nodev`) or `mknod` fails: the VMM then gets its node on a
+   * tmpfs, as before.
+   */
+  #tunNodeOption(): { tunNode?: string } {
+    const dir = `${this.#stateDir}/confinement/dev`;
+    const node = `${dir}/tun`;
+    const tunRdev = statSync('/dev/net/tun', { throwIfNoEntry: false })?.rdev;
+    const usable = () => {
+      const stat = lstatSync(node, { throwIfNoEntry: false });
+      return (
+        stat?.isCharacterDevice() === true &&
+        stat.rdev === tunRdev &&
+        (stat.mode & 0o777) === 0o666 &&
+        stat.uid === 0
+      );
+    };
+    if (usable()) return { tunNode: node };
+    if (this.#tunNodeFailed || tunRdev === undefined) return {};
+    try {
+      ensurePrivateDir(dir, 'the confinement device directory');
+      if (allowsDeviceNodes(dir)) {
+        rmSync(node, { force: true });
+        // Linux's dev_t: major in bits 8–19, minor in bits 0–7 and 20–31.
+        const major = (tunRdev >> 8) & 0xfff;
+        const minor = (tunRdev & 0xff) | ((tunRdev >> 12) & 0xfff00);
+        execFileSync('mknod', ['-m', '666', node, 'c', String(major), String(minor)], { stdio: 'ignore' });
+        if (usable()) return { tunNode: node };
+      }
+    } catch {
+      // Made on a tmpfs instead (below).
+    }
+    this.#tunNodeFailed = true;
+    return {};
   }
 
   #uidDir(): string {

@@ -77,6 +77,20 @@ describe.skipIf(skip)(`confined VMMs (${realVmm ? 'real network' : 'memory netwo
     if (realVmm) expect(threads.filter((mode) => mode === '2')).toHaveLength(threads.length - 1);
     // Its TAP was made for its uid; its disk is its own; its run directory too.
     expect(await tapOwner(h, vm.tap!)).toEqual({ uid, gid: uid });
+    if (confinementSupport().tun) {
+      // This host's /dev/net/tun is root's alone: the VMM sees the manager's prepared node (10:200, 0666, in a
+      // directory only root enters) bound over it, in its own mount namespace; the host's node is unchanged.
+      const node = join(h.stateDir, 'confinement', 'dev', 'tun');
+      const prepared = statSync(node);
+      expect([prepared.isCharacterDevice(), prepared.mode & 0o777, prepared.rdev]).toEqual([
+        true,
+        0o666,
+        statSync('/dev/net/tun').rdev,
+      ]);
+      expect(statSync(join(h.stateDir, 'confinement', 'dev')).mode & 0o777).toBe(0o700);
+      expect(readFileSync(`/proc/${vm.pid}/mountinfo`, 'utf8')).toMatch(/ \/dev\/net\/tun /);
+      expect(statSync('/dev/net/tun').mode & 0o777).toBe(0o600);
+    }
     expect(statSync(disk).uid).toBe(uid);
     expect(statSync(vm.paths.socket!).uid).toBe(uid);
 
