@@ -121,38 +121,14 @@ export function confineCommand(
   if (confine.tunDevice !== true && confine.userfaultfd !== true) {
     return { file: dropped[0]!, argv: dropped.slice(1), joinAfterSpawn: procs };
   }
-  if (confine.tunNode !== undefined && confine.userfaultfd !== true) {
-    return {
-      file: 'unshare',
-      argv: [
-        '--mount',
-        '--propagation',
-        'private',
-        '--',
-        'sh',
-        '-c',
-        BIND_SCRIPT,
-        'myhv-confine',
-        confine.tunNode,
-        ...dropped,
-      ],
-      joinAfterSpawn: procs,
-    };
-  }
+  // A prepared node is bound in; without one (or with userfaultfd, whose node it also makes) the script makes nodes.
+  const [script, arg] =
+    confine.tunNode !== undefined && confine.userfaultfd !== true
+      ? [BIND_SCRIPT, confine.tunNode]
+      : [SCRIPT, confine.userfaultfd === true ? 'userfaultfd' : '-'];
   return {
     file: 'unshare',
-    argv: [
-      '--mount',
-      '--propagation',
-      'private',
-      '--',
-      'sh',
-      '-c',
-      SCRIPT,
-      'myhv-confine',
-      confine.userfaultfd === true ? 'userfaultfd' : '-',
-      ...dropped,
-    ],
+    argv: ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'myhv-confine', arg, ...dropped],
     joinAfterSpawn: procs,
   };
 }
