@@ -1,6 +1,7 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileModes, modeViolations } from '@my-hypervisor/vm-manager/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bin, e2eSkipReason, json, myhv, type Result, Sandbox } from './myhv.js';
 
@@ -226,40 +227,14 @@ describe.skipIf(skip !== undefined).sequential('myhv under umask 000', () => {
     expect(created.code, created.stderr).toBe(0);
     const listed = await myhvUmask000(['vm', 'ls'], box.env);
     expect(listed.code, listed.stderr).toBe(0);
-    const lines: string[] = [];
-    const walk = (root: string, dir = root) => {
-      for (const name of readdirSync(dir).sort()) {
-        const path = join(dir, name);
-        const st = lstatSync(path);
-        const kind = st.isDirectory()
-          ? 'dir'
-          : st.isSocket()
-            ? 'socket'
-            : st.isFile()
-              ? 'file'
-              : st.isCharacterDevice()
-                ? 'char-device'
-                : 'other';
-        lines.push(`${path} ${kind} ${(st.mode & 0o7777).toString(8)}`);
-        if (st.isDirectory()) walk(root, path);
-      }
-    };
-    walk(box.stateDir);
-    walk(box.runDir);
+    const lines = [...fileModes(box.stateDir), ...fileModes(box.runDir)];
     // A confined VMM (a user of its own) is let through its directories (711): never a listing, never a write.
     const inspected = await myhv(['--json', 'vm', 'inspect', 'web'], box.env);
     const confined =
       (JSON.parse(inspected.stdout) as { vm: { confinement?: unknown } }).vm.confinement !== undefined;
-    const dirs = confined ? / dir 7[01]{2}$/ : / dir 700$/;
-    // The one exception: the tun node confined VMMs get bound over /dev/net/tun where that is root's alone, a
-    // device 0666 by design, in a directory (0700) only root enters.
-    const tunNode = `${join(box.stateDir, 'confinement', 'dev', 'tun')} char-device 666`;
-    const wrong = lines.filter(
-      (line) => !(dirs.test(line) || / (file|socket) 600$/.test(line) || line === tunNode),
-    );
-    expect(wrong, lines.join('\n')).toEqual([]);
-    if (lines.includes(tunNode))
-      expect(lines).toContain(`${join(box.stateDir, 'confinement', 'dev')} dir 700`);
+    // The one exception: the tun node confined VMMs get bound over /dev/net/tun where that is root's alone.
+    const tunNode = join(box.stateDir, 'confinement', 'dev', 'tun');
+    expect(modeViolations(lines, { confined, tunNode }), lines.join('\n')).toEqual([]);
     expect(lines.join('\n')).toMatch(/vms\/web\/serial\.log file 600/);
     expect(lines.join('\n')).toMatch(/\/api\.sock socket 600/);
     // The two from before the serial console, plus the VMM's serial.sock and the relay's console.sock.

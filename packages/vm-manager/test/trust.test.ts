@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simulatorCommand, writeProbeGuest } from '@my-hypervisor/chv-client/testing';
 import { describe, expect, it } from 'vitest';
 import { parseVmSpec, VmManager, VmManagerError } from '../src/index.js';
+import { fileModes, modeViolations } from '../src/testing/index.js';
 import { confined, hasVirtiofsd, isRoot, makeHarness } from './harness.js';
 
 const NOBODY = 65534;
@@ -155,37 +156,12 @@ describe('file modes whatever the umask', () => {
     } finally {
       process.umask(old);
     }
-    /** `<path under root> <kind> <mode>` of everything under `root`. */
-    const tree = (root: string, dir = root, lines: string[] = []): string[] => {
-      for (const name of readdirSync(dir).sort()) {
-        const path = join(dir, name);
-        const st = lstatSync(path);
-        const kind = st.isDirectory()
-          ? 'dir'
-          : st.isSocket()
-            ? 'socket'
-            : st.isFile()
-              ? 'file'
-              : st.isCharacterDevice()
-                ? 'char-device'
-                : 'other';
-        lines.push(`${path.slice(root.length + 1)} ${kind} ${(st.mode & 0o7777).toString(8)}`);
-        if (st.isDirectory()) tree(root, path, lines);
-      }
-      return lines;
-    };
-    const stateModes = tree(h.stateDir);
-    const modes = tree(h.runDir);
+    const stateModes = fileModes(h.stateDir, { relative: true });
+    const modes = fileModes(h.runDir, { relative: true });
     const all = [...stateModes, ...modes];
-    // A confined VMM (a user of its own) is let through to its own directories (711), never into a listing.
-    const dirs = confined ? / dir 7[01]{2}$/ : / dir 700$/;
-    // The one exception: the tun node confined VMMs get bound over /dev/net/tun (hosts where that is root's alone),
-    // a device 0666 by design, in a directory (0700) only root enters.
-    const tunNode = 'confinement/dev/tun char-device 666';
-    expect(
-      all.filter((line) => dirs.test(line) || / (file|socket) 600$/.test(line) || line === tunNode),
-    ).toEqual(all);
-    if (all.includes(tunNode)) expect(all).toContain('confinement/dev dir 700');
+    // A confined VMM (a user of its own) is let through to its own directories (711), never into a listing; the one
+    // exception is the tun node confined VMMs get bound over /dev/net/tun (hosts where that is root's alone).
+    expect(modeViolations(all, { confined, tunNode: 'confinement/dev/tun' }), all.join('\n')).toEqual([]);
     // What is there: the record, the VMM's logs, pid file and socket, the reservation, a share's daemon files.
     expect(stateModes.join('\n')).toMatch(/vms\/umask\/serial\.log file 600/);
     // A confined VMM logs to its stderr, a file the manager opened for it.
