@@ -1,10 +1,20 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { e2eSkipReason, json, myhv, Sandbox } from './myhv.js';
+import { e2eSkipReason, inProcessOnly, json, myhv, Sandbox } from './myhv.js';
 
 const skip = e2eSkipReason();
 if (skip) console.warn(`skipped: the snapshot e2e tests, because ${skip}`);
+
+/** Whether a process with this pid runs (a zombie, a child of this test process not yet reaped, does not). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 interface SnapshotJson {
   id: string;
@@ -74,4 +84,36 @@ describe.skipIf(skip !== undefined)('myhv vm snapshot / restore (simulator VMM)'
     expect((await run('vm', 'rm', '--force', 'web')).code).toBe(0);
     expect(existsSync(second.snapshot.path)).toBe(false);
   });
+
+  it.skipIf(inProcessOnly('--vmm-standby on'))(
+    '--vmm-standby on: the snapshot leaves an idle VMM that the restore takes over; rm leaves none',
+    async () => {
+      const standbyRun = (...args: string[]) => myhv(['--vmm-standby', 'on', ...args], box.env);
+      const record = () =>
+        JSON.parse(readFileSync(join(box.stateDir, 'vms', 'db', 'state.json'), 'utf8')) as {
+          resources: {
+            vmm?: { pid: number; startTime?: number };
+            standby?: { pid: number; startTime?: number };
+          };
+        };
+      expect((await standbyRun('vm', 'create', 'db', '--kernel', box.kernel, '--memory', '64M')).code).toBe(
+        0,
+      );
+      // The CLI exits once the standby it started after the snapshot is recorded.
+      const taken = await standbyRun('vm', 'snapshot', 'db');
+      expect(taken.code, taken.stderr).toBe(0);
+      const standby = record().resources.standby!;
+      expect(running(standby.pid)).toBe(true);
+
+      const restored = await standbyRun('--json', 'vm', 'restore', 'db');
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(record().resources.vmm!.pid).toBe(standby.pid);
+      const next = record().resources.standby!;
+      expect(next.pid).not.toBe(standby.pid);
+
+      expect((await standbyRun('vm', 'rm', '--force', 'db')).code).toBe(0);
+      expect(running(standby.pid)).toBe(false);
+      expect(running(next.pid)).toBe(false);
+    },
+  );
 });

@@ -207,6 +207,7 @@ export async function openManager(
       detached: true,
       ...(config.netns ? { netns: config.netns } : {}),
       ...(serialRelay ? { serialRelay } : {}),
+      ...(config.vmmStandby === 'on' ? { standby: true } : {}),
     },
     inventory: { bridge: ops, nat: ops },
     confinement: {
@@ -225,6 +226,8 @@ export async function openManager(
       if (!used) await store.remove(DEFAULT_NETWORK);
     },
     close: async () => {
+      // A standby VMM the command's operation started after it returned is recorded before the command ends.
+      await manager.idle();
       await ops.close?.();
       await (storage as Partial<AsyncDisposable>)[Symbol.asyncDispose]?.();
     },
@@ -341,6 +344,7 @@ const HOST_SETTINGS = [
   'vmmBinary',
   'confinement',
   'confinementUserfaultfd',
+  'vmmStandby',
 ] as const satisfies readonly SettingKey[];
 
 /**

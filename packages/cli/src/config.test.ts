@@ -99,6 +99,7 @@ describe('resolveConfig', () => {
     [{ bridge: 'br;rm' }, '--bridge'],
     [{ vmmBinary: 'relative' }, '--vmm-binary'],
     [{ confinementUserfaultfd: 'yes' }, '--confinement-userfaultfd'],
+    [{ vmmStandby: 'always' }, '--vmm-standby'],
   ])('rejects %o', async (flags, field) => {
     const error = await rejection(resolveConfig({ flags, env: {} }));
     expect(error.code).toBe('INVALID_ARGUMENT');
@@ -174,6 +175,16 @@ describe('resolveConfig', () => {
     ).toBe('on');
     const file = await configFile('confinementUserfaultfd: "on"\n');
     expect((await resolveConfig({ flags: { config: file }, env: {} })).confinementUserfaultfd).toBe('on');
+  });
+
+  it('standby VMMs are off unless a flag, MYHV_VMM_STANDBY or the config file turns them on', async () => {
+    expect((await resolveConfig({ flags: {}, env: {} })).vmmStandby).toBe('off');
+    expect((await resolveConfig({ flags: {}, env: { MYHV_VMM_STANDBY: 'on' } })).vmmStandby).toBe('on');
+    const file = await configFile('vmmStandby: "on"\n');
+    expect((await resolveConfig({ flags: { config: file }, env: {} })).vmmStandby).toBe('on');
+    expect((await resolveConfig({ flags: { config: file, vmmStandby: 'off' }, env: {} })).vmmStandby).toBe(
+      'off',
+    );
   });
 
   it('accepts "simulator" as the VMM binary', async () => {

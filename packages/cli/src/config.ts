@@ -39,6 +39,8 @@ export interface CliConfig {
   readonly confinement: 'auto' | 'on' | 'off';
   /** Confined VMMs may use userfaultfd (`VmManagerOptions.confinement.userfaultfd`): on-demand restores. */
   readonly confinementUserfaultfd: 'on' | 'off';
+  /** Keep a standby VMM for each running VM with a snapshot (`VmmOptions.standby`): faster restores. */
+  readonly vmmStandby: 'on' | 'off';
   /** myhvd's socket; default `<runDir>/myhvd.sock`. */
   readonly daemonSocket: string;
   /** The cluster's etcd endpoints (`http(s)://host:port`), when this invocation works on a cluster. */
@@ -117,6 +119,7 @@ export async function resolveConfig({ flags, env }: ResolveConfigInput): Promise
     allowedVmmBinaries: fromFile?.allowedVmmBinaries ?? [],
     confinement: oneOf(get('confinement'), ['auto', 'on', 'off'] as const),
     confinementUserfaultfd: oneOf(get('confinementUserfaultfd'), ['on', 'off'] as const),
+    vmmStandby: oneOf(get('vmmStandby'), ['on', 'off'] as const),
     daemonSocket: raw.daemonSocket ? socketPath(raw.daemonSocket) : join(runDir, 'myhvd.sock'),
     ...(raw.cluster ? { cluster: clusterEndpoints(raw.cluster) } : {}),
     sources,

@@ -269,7 +269,7 @@ type Unreadable = { name: string; path: string; code: 'CORRUPT_STATE' | 'UNSAFE_
   vms: number; stateDir: string; watcher: { checks: number; exited: number; restarted: number; drift: number };
   settings: { stateDir: string; runDir: string; netBackend: string; nat: string; mosnetSocket: string; netns: string;
     bridge: string; subnet: string; vmmBinary: string; confinement: string; confinementUserfaultfd: string;
-    cluster?: string; hostId?: string } }
+    vmmStandby: string; cluster?: string; hostId?: string } }
 // myhv daemon run: runs until SIGINT/SIGTERM; with --json, its log on stderr is NDJSON
 { time: string; level: 'info' | 'warn' | 'error'; message: string; vm?: string; error?: string }
 // with --cluster (fleet-wide): vm create, vm start, vm stop, vm inspect — create, start and stop wait up to 30 s for

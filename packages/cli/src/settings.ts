@@ -26,6 +26,7 @@ export type SettingKey =
   | 'vmmBinary'
   | 'confinement'
   | 'confinementUserfaultfd'
+  | 'vmmStandby'
   | 'daemonSocket'
   | 'cluster';
 
@@ -109,6 +110,14 @@ export const settings: readonly SettingDefinition[] = [
     defaultValue: 'off',
     description:
       'on or off. On: each confined VMM gets a /dev/userfaultfd of its own, so `vm restore` loads memory on demand instead of copying it first; it also lets a compromised VMM handle kernel page faults (an exploit aid), hence off by default (needs Linux 6.1+)',
+  },
+  {
+    key: 'vmmStandby',
+    flag: '--vmm-standby <mode>',
+    env: 'MYHV_VMM_STANDBY',
+    defaultValue: 'off',
+    description:
+      'on or off. On: each running VM with a snapshot (and no shares) keeps an idle VMM ready, started after each start or restore, so `vm restore` skips starting one (tens of ms); it costs an idle VMM (~5.5 MB) and a held serial relay per such VM',
   },
   {
     key: 'daemonSocket',

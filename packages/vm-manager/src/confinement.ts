@@ -483,6 +483,30 @@ export class Confiner {
   }
 
   /**
+   * How a second VMM of a VM whose VMM runs confined now (a standby, standby.ts) runs: as the same user, in the same
+   * cgroup, with the same devices, its own directory `runDir` made its user's. Nothing in the record changes: the
+   * VM's uid, cgroup and grants are those its running VMM got from `prepare`. Undefined for a VM not confined.
+   */
+  standby(record: VmRecord, runDir: string): VmmConfinement | undefined {
+    const state = record.resources.confinement;
+    if (!state) return undefined;
+    const host = confinementSupport();
+    const cgroup = this.cgroupOf(record);
+    if (host.cgroups && cgroup) warmCgroupMoves(host.cgroups);
+    chownSync(runDir, state.uid, state.uid);
+    const tun = host.tun && record.spec.network.enabled;
+    return {
+      uid: state.uid,
+      gid: state.gid,
+      ...(host.kvmGid !== undefined ? { groups: [host.kvmGid] } : {}),
+      ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}),
+      tunDevice: tun,
+      ...(tun && !state.userfaultfd ? this.#tunNodeOption() : {}),
+      ...(state.userfaultfd ? { userfaultfd: true } : {}),
+    };
+  }
+
+  /**
    * Lets the VM's user through `dir` and the directories above it inside the state or run directory (o+x, never
    * r or w), so its VMM can reach its snapshots and share sockets. A directory outside them must already let it
    * through (INVALID_ARGUMENT naming `field` otherwise).

@@ -57,6 +57,7 @@ import {
   takeSnapshot,
 } from './snapshots.js';
 import { networkName, networkPolicy, parseForwardSpec, parseVmSpec, type VmSpec } from './spec.js';
+import { dropStandby, liveStandby, spawnStandby, wantsStandby } from './standby.js';
 import {
   deepFreeze,
   StateStore,
@@ -97,6 +98,8 @@ export class VmManager {
   #networks: Readonly<Record<string, NetworkBackend>>;
   readonly #networkStore: NetworkStore;
   readonly #runDir: string;
+  /** Work operations left running after they returned (`idle()`). */
+  readonly #background = new Set<Promise<void>>();
   readonly #host: VmHost;
 
   constructor(options: VmManagerOptions) {
@@ -287,9 +290,13 @@ export class VmManager {
    * after a host reboot; shares are prepared afresh (virtiofsd exits when its VMM disconnects).
    */
   async start(name: string, options: OperationOptions = {}): Promise<VmInfo> {
-    await using _lock = await this.#lock(name, options.signal);
-    // `return await`: a bare `return` would release the lock before the operation ends.
-    return await this.#start(await this.#read(name), 'start', options);
+    const info = await (async () => {
+      await using _lock = await this.#lock(name, options.signal);
+      // `return await`: a bare `return` would release the lock before the operation ends.
+      return await this.#start(await this.#read(name), 'start', options);
+    })();
+    this.#standbyLater(name);
+    return info;
   }
 
   /** Stops the VM (bounded ladder) and its shares; network, forwards and IP stay reserved. */
@@ -300,10 +307,14 @@ export class VmManager {
 
   /** Stop then start under one lock, so no other process can act on the VM in between. */
   async restart(name: string, options: OperationOptions & { gracefulMs?: number } = {}): Promise<VmInfo> {
-    await using _lock = await this.#lock(name, options.signal);
-    const record = await this.#read(name);
-    await this.#stop(record, 'restart', options);
-    return await this.#start(record, 'restart', options);
+    const info = await (async () => {
+      await using _lock = await this.#lock(name, options.signal);
+      const record = await this.#read(name);
+      await this.#stop(record, 'restart', options);
+      return await this.#start(record, 'restart', options);
+    })();
+    this.#standbyLater(name);
+    return info;
   }
 
   async #start(record: VmRecord, op: VmOperation, options: OperationOptions): Promise<VmInfo> {
@@ -557,8 +568,12 @@ export class VmManager {
     name: string,
     options: OperationOptions & { to?: string; leavePaused?: boolean } = {},
   ): Promise<VmSnapshot> {
-    await using _lock = await this.#lock(name, options.signal);
-    return await takeSnapshot(this.#snapshotInternals(), await this.#read(name), options);
+    const snapshot = await (async () => {
+      await using _lock = await this.#lock(name, options.signal);
+      return await takeSnapshot(this.#snapshotInternals(), await this.#read(name), options);
+    })();
+    this.#standbyLater(name);
+    return snapshot;
   }
 
   /** The VM's snapshots, oldest first. */
@@ -579,10 +594,53 @@ export class VmManager {
    * cpus, memory, disks, shares or network). A failure after the VM was stopped leaves it stopped.
    */
   async restore(name: string, options: OperationOptions & { from?: string } = {}): Promise<VmInfo> {
-    await using _lock = await this.#lock(name, options.signal);
-    const record = await this.#read(name);
-    await restoreSnapshot(this.#snapshotInternals(), record, options);
-    return vmInfo(record, this.#store.vmDir(record.name));
+    const info = await (async () => {
+      await using _lock = await this.#lock(name, options.signal);
+      const record = await this.#read(name);
+      await restoreSnapshot(this.#snapshotInternals(), record, options);
+      return vmInfo(record, this.#store.vmDir(record.name));
+    })();
+    this.#standbyLater(name);
+    return info;
+  }
+
+  /**
+   * Resolves once the work operations leave running after they return is done: with `vmm.standby`, the standby VMM
+   * that a start, restart, snapshot or restore starts afterwards for the VM's next restore (recorded under the VM's
+   * lock, which an operation asked for meanwhile waits for).
+   */
+  async idle(): Promise<void> {
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+  }
+
+  /**
+   * With `vmm.standby`: after an operation returned, a running VM with a snapshot and no live standby gets one
+   * (standby.ts), in the background, off the operation's time. A failure leaves it without: its next restore
+   * starts a VMM as before.
+   */
+  #standbyLater(name: string): void {
+    if (this.#host.vmm.standby !== true) return;
+    const task: Promise<void> = this.#refreshStandby(name)
+      .catch(() => undefined)
+      .finally(() => this.#background.delete(task));
+    this.#background.add(task);
+  }
+
+  async #refreshStandby(name: string): Promise<void> {
+    await using _lock = await this.#lock(name, undefined);
+    const record = await this.#store.read(name);
+    if (!record || (record.status !== 'running' && record.status !== 'paused')) return;
+    if (!vmmAlive(record.resources.vmm) || !wantsStandby(this.#host, record)) return;
+    if ((record.snapshots?.length ?? 0) === 0 || liveStandby(record)) return;
+    const next = await spawnStandby(this.#host, record);
+    if (!next) return;
+    record.resources.standby = next;
+    try {
+      await this.#store.write(record);
+    } catch (error) {
+      await stopVmm(next, { gracefulMs: 0, kill: true });
+      throw error;
+    }
   }
 
   #snapshotInternals(): SnapshotInternals {
@@ -710,6 +768,7 @@ export class VmManager {
     }
     if (record.resources.shares.length > 0) await releaseShares(this.#host, record);
     await fs.rm(vmPaths(this.#host, record).runDir, { recursive: true, force: true });
+    await dropStandby(this.#host, record);
     if (record.status === 'running' || record.status === 'paused') record.status = 'stopped';
     delete record.pending;
     await this.#store.write(record);
@@ -762,6 +821,8 @@ export class VmManager {
     } catch (error) {
       // A failed start ends stopped; so does a restore once its VMM is gone (it stops the VM as its first step).
       record.status = op === 'start' || (op === 'restore' && !record.resources.vmm) ? 'stopped' : before;
+      // A VM that ends stopped keeps no standby (one a failed restore started beside its vm.restore).
+      if (record.status === 'stopped') await dropStandby(this.#host, record).catch(() => undefined);
       delete record.pending;
       await this.#recordError(record, error).catch(() => undefined);
       throw error;

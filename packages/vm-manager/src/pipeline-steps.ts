@@ -5,7 +5,8 @@ import { ensurePrivateDir } from './dir-trust.js';
 import { VmManagerError } from './errors.js';
 import { assertNicsPossible, attachNic, detachNic, nicNetConfigs } from './nics.js';
 import type { PipelineStep } from './pipeline.js';
-import { spawnSerialRelay, waitForConsole } from './serial-console.js';
+import { waitForConsole, withSerialRelay } from './serial-console.js';
+import { dropStandby, takeOverStandby } from './standby.js';
 import type { VmmRecord, VmRecord, VmStatus } from './state-store.js';
 import { buildVmConfig } from './vm-config.js';
 import { shareSocket } from './vm-info.js';
@@ -225,26 +226,7 @@ export function bootSteps(host: VmHost, record: VmRecord): PipelineStep[] {
         const onLaunched = async (vmm: VmmRecord) => {
           // Known to the undo at once.
           record.resources.vmm = vmm;
-          const { pid, startTime } = vmm;
-          const serialRelay = spawnSerialRelay(
-            host.vmm,
-            {
-              serialSocket: paths.serialSocket,
-              consoleSocket: paths.consoleSocket,
-              serialLog: paths.serialLog,
-              stderrFile: `${paths.vmmLog}.stderr`,
-            },
-            host.journal && pid !== undefined
-              ? {
-                  file: paths.vmmEvents,
-                  journal: host.journal,
-                  vm: record.name,
-                  vmm: { pid, ...(startTime !== undefined ? { startTime } : {}) },
-                }
-              : undefined,
-            pid !== undefined ? { pid, ...(startTime !== undefined ? { startTime } : {}) } : undefined,
-          );
-          record.resources.vmm = { ...vmm, serialRelay };
+          record.resources.vmm = withSerialRelay(host, record, vmm);
           await host.store.write(record);
         };
         const spawned = await spawnVmm(
@@ -332,6 +314,8 @@ export function haltSteps(host: VmHost, record: VmRecord, gracefulMs: number, ki
         await stopVmm(record.resources.vmm, { gracefulMs, kill, ...(signal ? { signal } : {}) });
         await fs.rm(vmPaths(host, record).runDir, { recursive: true, force: true });
         delete record.resources.vmm;
+        // A stopped VM keeps no standby (standby.ts).
+        await dropStandby(host, record);
         await host.store.write(record);
       },
     },
@@ -355,11 +339,13 @@ export function haltSteps(host: VmHost, record: VmRecord, gracefulMs: number, ki
  * the VMM and its serial relay SIGKILL and removes their run directory (the next VMM makes its sockets anew there),
  * without waiting. The `vmm` step after it needs no write of its own before it: the record already names the same
  * paths, and the restore as in progress. `gone` runs alongside the `vmm` step and waits until both processes have
- * exited: the TAP is the dead VMM's until then.
+ * exited: the TAP is the dead VMM's until then. With a live `standby`, `stop` also makes it the VM's VMM (standby.ts):
+ * the `vmm` step is then `adoptStep`.
  */
 export function replaceSteps(
   host: VmHost,
   record: VmRecord,
+  standby?: VmmRecord,
 ): { stop: PipelineStep; gone: PipelineStep & { recordBefore: false } } {
   let dying: VmmRecord | undefined;
   return {
@@ -371,6 +357,8 @@ export function replaceSteps(
         rmSync(vmPaths(host, record).runDir, { recursive: true, force: true });
         // A failure from here on leaves the VM stopped (VmManager's #run), as a restore that stopped it.
         delete record.resources.vmm;
+        // With a standby, it is the next VMM from here on (standby.ts; `adoptStep` records it).
+        if (standby) takeOverStandby(host, record, standby);
       },
     },
     gone: {

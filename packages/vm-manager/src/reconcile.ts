@@ -236,7 +236,12 @@ export async function reconcile(
   );
   const ownedPids = new Set(
     [...live.values()]
-      .flatMap((r) => [r.resources.vmm?.pid, r.resources.vmm?.serialRelay?.pid])
+      .flatMap((r) => [
+        r.resources.vmm?.pid,
+        r.resources.vmm?.serialRelay?.pid,
+        r.resources.standby?.pid,
+        r.resources.standby?.serialRelay?.pid,
+      ])
       .filter((p) => p !== undefined),
   );
 
@@ -314,7 +319,10 @@ export async function reconcile(
     }
   }
   for (const entry of await fs.readdir(runDir).catch(() => [] as string[])) {
-    if (!/^[0-9a-f]{12}$/.test(entry) || ids.has(entry)) continue;
+    // `<id>.next`: a standby's (standby.ts), kept while its VM records one.
+    const standby = /^([0-9a-f]{12})\.next$/.exec(entry);
+    if (standby ? live.get(standby[1]!)?.resources.standby : !/^[0-9a-f]{12}$/.test(entry) || ids.has(entry))
+      continue;
     await fs.rm(join(runDir, entry), { recursive: true, force: true });
     report.changes.push({ kind: 'run-dir', target: join(runDir, entry), action: 'removed' });
   }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type net from 'node:net';
@@ -8,7 +8,8 @@ import { isProcessAlive, processStartTime } from '@my-hypervisor/host-utils';
 import { VmManagerError } from './errors.js';
 import { EventJournal, type JournalOptions } from './event-journal.js';
 import { connectConsole, runSerialRelay } from './serial-relay.js';
-import type { VmmRecord } from './state-store.js';
+import type { VmmRecord, VmRecord } from './state-store.js';
+import { type VmHost, vmPaths } from './vm-resources.js';
 import type { VmmOptions } from './vmm.js';
 import { forwardVmmEvents, processGone } from './vmm-events.js';
 
@@ -79,12 +80,14 @@ export async function runSerialRelayCli(argv: readonly string[]): Promise<number
   process.once('SIGTERM', () => stop.abort());
   process.once('SIGINT', () => stop.abort());
   const vmmStart = number('--vmm-start-time');
+  const vmmAlive = vmmPid !== undefined ? () => isProcessAlive(vmmPid, vmmStart) : () => true;
+  if (argv.includes('--hold') && !(await heldUntilReleased(stop.signal, vmmAlive))) return 0;
   const relay = runSerialRelay({
     vmmSocket,
     consoleSocket,
     logFile,
     signal: stop.signal,
-    ...(vmmPid !== undefined ? { vmmAlive: () => isProcessAlive(vmmPid, vmmStart) } : {}),
+    ...(vmmPid !== undefined ? { vmmAlive } : {}),
   });
   const copy = events
     ? copyVmmEvents({
@@ -114,6 +117,31 @@ export async function runSerialRelayCli(argv: readonly string[]): Promise<number
     }
   }
   return code;
+}
+
+/**
+ * `--hold` (a standby's relay, standby.ts): says `held` on stdout once it can be released, then waits for SIGUSR2
+ * (true) — or for its VMM to end or SIGTERM (false: nothing to serve).
+ */
+function heldUntilReleased(signal: AbortSignal, vmmAlive: () => boolean): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (go: boolean) => {
+      clearInterval(watch);
+      process.off('SIGUSR2', release);
+      signal.removeEventListener('abort', end);
+      resolve(go);
+    };
+    const release = () => done(true);
+    const end = () => done(false);
+    const watch = setInterval(() => {
+      if (!vmmAlive()) done(false);
+    }, 250);
+    process.on('SIGUSR2', release);
+    signal.addEventListener('abort', end, { once: true });
+    // Whoever started it may have stopped listening.
+    process.stdout.on('error', () => undefined);
+    process.stdout.write('held\n');
+  });
 }
 
 async function copyVmmEvents(options: {
@@ -174,10 +202,68 @@ function eventsArgs(events: VmmEventsCopy): string[] {
  */
 export function spawnSerialRelay(
   options: VmmOptions,
-  paths: { serialSocket: string; consoleSocket: string; serialLog: string; stderrFile: string },
+  paths: RelayPaths,
   events?: VmmEventsCopy,
   vmm?: { pid: number; startTime?: number },
 ): { pid: number; startTime?: number } {
+  const { child, identity } = startRelay(options, paths, events, vmm, false);
+  child.unref();
+  return identity;
+}
+
+/**
+ * Like `spawnSerialRelay`, but the relay holds (`--hold`) until it gets SIGUSR2: a standby's (standby.ts), started
+ * ahead with the paths the VM's relay has, released when its VMM takes over. Resolves once it can be released (a
+ * SIGUSR2 before then would end it); VMM_FAILED if it ends or says nothing within `timeoutMs`.
+ */
+export async function spawnHeldSerialRelay(
+  options: VmmOptions,
+  paths: RelayPaths,
+  events: VmmEventsCopy | undefined,
+  vmm: { pid: number; startTime?: number },
+  timeoutMs: number,
+): Promise<{ pid: number; startTime?: number }> {
+  const { child, identity } = startRelay(options, paths, events, vmm, true);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error) => {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        if (error) reject(error);
+        else resolve();
+      };
+      const failed = (why: string) => () =>
+        settle(new VmManagerError('VMM_FAILED', `the standby's serial relay ${why}`));
+      const timer = setTimeout(failed(`said nothing in ${timeoutMs} ms`), timeoutMs);
+      child.stdout!.once('data', () => settle());
+      child.once('exit', failed('exited before it was ready'));
+      child.once('error', failed('did not start'));
+    });
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  } finally {
+    child.stdout!.destroy();
+    child.unref();
+  }
+  return identity;
+}
+
+/** Where a relay reads, serves and writes. */
+export interface RelayPaths {
+  readonly serialSocket: string;
+  readonly consoleSocket: string;
+  readonly serialLog: string;
+  readonly stderrFile: string;
+}
+
+function startRelay(
+  options: VmmOptions,
+  paths: RelayPaths,
+  events: VmmEventsCopy | undefined,
+  vmm: { pid: number; startTime?: number } | undefined,
+  hold: boolean,
+): { child: ChildProcess; identity: { pid: number; startTime?: number } } {
   const relay = options.serialRelay ?? defaultSerialRelayCommand();
   const stderr = openSync(paths.stderrFile, 'a', 0o600);
   try {
@@ -192,16 +278,16 @@ export function spawnSerialRelay(
         '--log',
         paths.serialLog,
         ...(events ? eventsArgs(events) : vmm ? vmmArgs(vmm) : []),
+        ...(hold ? ['--hold'] : []),
       ],
       // Detached like the VMM: it outlives the CLI that created the VM.
-      { detached: true, cwd: '/', stdio: ['ignore', 'ignore', stderr] },
+      { detached: true, cwd: '/', stdio: ['ignore', hold ? 'pipe' : 'ignore', stderr] },
     );
     if (child.pid === undefined) {
       throw new VmManagerError('VMM_FAILED', `the serial relay did not start (${relay.command})`);
     }
-    child.unref();
     const startTime = processStartTime(child.pid);
-    return { pid: child.pid, ...(startTime !== undefined ? { startTime } : {}) };
+    return { child, identity: { pid: child.pid, ...(startTime !== undefined ? { startTime } : {}) } };
   } finally {
     closeSync(stderr);
   }
@@ -266,4 +352,44 @@ export async function openConsole(
       details: { vm },
     });
   }
+}
+
+/**
+ * Starts the serial relay of the VM's VMM `vmm` (it waits, watching the run directory, for the serial socket that
+ * boot or restore binds, and copies the VMM's events to the journal) and returns `vmm` with it, for the record.
+ */
+export function withSerialRelay(host: VmHost, record: VmRecord, vmm: VmmRecord): VmmRecord {
+  const { paths, events, self } = relayFor(host, record, vmm);
+  return { ...vmm, serialRelay: spawnSerialRelay(host.vmm, paths, events, self) };
+}
+
+/**
+ * What the VM's relay for its VMM `vmm` is started with: the VM's own paths (the run directory's, whichever VMM binds
+ * the serial socket there) and, with a journal, the events that VMM writes.
+ */
+export function relayFor(
+  host: VmHost,
+  record: VmRecord,
+  vmm: VmmRecord,
+): {
+  paths: RelayPaths;
+  events: VmmEventsCopy | undefined;
+  self: { pid: number; startTime?: number } | undefined;
+} {
+  const paths = vmPaths(host, record);
+  const { pid, startTime } = vmm;
+  const self = pid !== undefined ? { pid, ...(startTime !== undefined ? { startTime } : {}) } : undefined;
+  return {
+    paths: {
+      serialSocket: paths.serialSocket,
+      consoleSocket: paths.consoleSocket,
+      serialLog: paths.serialLog,
+      stderrFile: `${paths.vmmLog}.stderr`,
+    },
+    events:
+      host.journal && self
+        ? { file: paths.vmmEvents, journal: host.journal, vm: record.name, vmm: self }
+        : undefined,
+    self,
+  };
 }

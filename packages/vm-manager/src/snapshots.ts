@@ -20,6 +20,7 @@ import {
   replaceSteps,
 } from './pipeline-steps.js';
 import type { VmSpec } from './spec.js';
+import { adoptStep, dropStandby, liveStandby, relayStep } from './standby.js';
 import type { VmOperation, VmRecord, VmSnapshot } from './state-store.js';
 import type { VmHost } from './vm-resources.js';
 import { loadChvClient, type RestoreMemory, type VmmOptions, vmmAlive } from './vmm.js';
@@ -77,6 +78,7 @@ export async function takeSnapshot(
   // Recorded first: after a crash, reconcile removes the directory (it is in no snapshot) and unpauses the VM.
   record.pending = { op: 'snapshot', step: `vm.snapshot ${stage}`, since: now() };
   await host.store.write(record);
+
   let paused = false;
   let sizeBytes: number;
   try {
@@ -153,6 +155,8 @@ export async function removeSnapshot(
   await internals.host.store.write(record);
   await fs.rm(snapshot.path, { recursive: true, force: true });
   delete record.pending;
+  // Nothing left to restore from: no standby for it either.
+  if (record.snapshots.length === 0) await dropStandby(internals.host, record);
   await internals.host.store.write(record);
   return snapshot;
 }
@@ -198,11 +202,37 @@ export async function restoreSnapshot(
   const running =
     (record.status === 'running' || record.status === 'paused') && vmmAlive(record.resources.vmm);
   if (!running) await internals.cleanupRuntime(record);
-  // Without shares, the running VMM dies while the next one starts (their virtiofsd would have to go first).
-  const replace =
-    running && record.spec.shares.length === 0 && record.resources.shares.length === 0
-      ? replaceSteps(internals.host, record)
-      : undefined;
+  const restoreStep: PipelineStep = {
+    name: 'vm.restore',
+    recordBefore: false,
+    run: async (signal) => {
+      const { ChvClient } = await loadChvClient();
+      await using client = new ChvClient({ socketPath: record.resources.vmm!.socketPath });
+      if (record.resources.confinement) {
+        // A confined VMM reads it through its group, whoever took it.
+        await internals.host.confiner.letThrough(dirname(snapshot.path), 'from');
+        await internals.host.confiner.takeBack(record, snapshot.path);
+      }
+      await restoreMemory(client, snapshot.path, memoryMode(internals.host.vmm, record), signal);
+      const info = await client.vmInfo(io(signal));
+      if (info.state !== 'Running') {
+        throw new VmManagerError(
+          'VMM_FAILED',
+          `${record.name}: the VMM reports ${info.state} after restore`,
+          {
+            details: { vm: record.name, step: 'vm.restore' },
+          },
+        );
+      }
+    },
+  };
+  // Without shares, the running VMM dies while the next one starts (their virtiofsd would have to go first), or
+  // while its standby takes over (standby.ts).
+  const shareless = record.spec.shares.length === 0 && record.resources.shares.length === 0;
+  const standby = running && shareless ? liveStandby(record) : undefined;
+  // One that died, or that this restore cannot use, goes (recorded by the first write).
+  if (!standby && record.resources.standby) await dropStandby(internals.host, record);
+  const replace = running && shareless ? replaceSteps(internals.host, record, standby) : undefined;
   const steps: PipelineStep[] = [
     // One recorded operation from the stop on. The snapshot replaces the running guest's state, so there is nothing
     // for a shutdown to keep: the VMM is killed, not taken down the stop ladder.
@@ -215,36 +245,15 @@ export async function restoreSnapshot(
         ? [s]
         : s.name === 'vmm'
           ? withAlongside(
-              // After vmm-stop's write (see replaceSteps), nothing new to record before the next VMM starts.
-              replace ? { ...s, recordBefore: false } : s,
+              // After vmm-stop's write (see replaceSteps), nothing new to record before the next VMM starts; with a
+              // standby, vmm-stop made it the VM's VMM (its relay starts after vm.restore).
+              standby ? adoptStep(internals.host, record) : replace ? { ...s, recordBefore: false } : s,
               [...reassertSteps(internals.host, record), ...(replace ? [replace.gone] : [])],
             )
           : [],
     ),
-    {
-      name: 'vm.restore',
-      recordBefore: false,
-      run: async (signal) => {
-        const { ChvClient } = await loadChvClient();
-        await using client = new ChvClient({ socketPath: record.resources.vmm!.socketPath });
-        if (record.resources.confinement) {
-          // A confined VMM reads it through its group, whoever took it.
-          await internals.host.confiner.letThrough(dirname(snapshot.path), 'from');
-          await internals.host.confiner.takeBack(record, snapshot.path);
-        }
-        await restoreMemory(client, snapshot.path, memoryMode(internals.host.vmm, record), signal);
-        const info = await client.vmInfo(io(signal));
-        if (info.state !== 'Running') {
-          throw new VmManagerError(
-            'VMM_FAILED',
-            `${record.name}: the VMM reports ${info.state} after restore`,
-            {
-              details: { vm: record.name, step: 'vm.restore' },
-            },
-          );
-        }
-      },
-    },
+    restoreStep,
+    ...(standby ? [relayStep(internals.host, record)] : []),
     finalStep(internals.host, record, 'running'),
   ];
   await internals.run(record, 'restore', steps, options);

@@ -88,6 +88,8 @@ export interface VmResources {
   forwards: PortForwardRule[];
   shares: ShareState[];
   vmm?: VmmRecord;
+  /** An idle VMM ready for the VM's next restore (`VmmOptions.standby`; standby.ts). */
+  standby?: VmmRecord;
   /** The VM's uid and cgroup when its VMM runs confined (confinement.ts). */
   confinement?: ConfinementState;
   /** Its extra NICs (`spec.nics`): the TAP is recorded before attach, the address and attachment after. */

@@ -155,6 +155,57 @@ describe('crash safety', () => {
         await expectNothingLeft(h);
       });
 
+      // With `vmm.standby`: the standby (started after the snapshot) takes the killed VMM's place, its held relay is
+      // released after vm.restore.
+      it.each([
+        'vmm-stop',
+        ...(confinedOn(backend.kind) ? ['uid'] : []),
+        'vmm-gone',
+        'vmm',
+        'vm.restore',
+        'serial-relay',
+        'record',
+      ])(
+        'restore onto a standby killed right after %s, then reconcile: one VMM or none, restorable again',
+        async (step) => {
+          await using h = await makeHarness({ backend: backend.kind, vmm: { standby: true } });
+          const { shares: _none, ...withoutShares } = spec(h, 'vm1');
+          await h.manager.create(withoutShares);
+          await h.manager.snapshot('vm1');
+          await h.manager.idle();
+          const standby = (await h.store.read('vm1'))!.resources.standby!;
+          expect(standby.serialRelay).toBeDefined();
+          const result = await runManagerChild(
+            h.child,
+            { op: 'restore', name: 'vm1' },
+            { MYHV_CRASH_AFTER: `restore:${step}` },
+          );
+          expect(result.signal, result.stderr).toBe('SIGKILL');
+          await expectStateReadable(h);
+          const report = await h.manager.reconcile();
+          expect(report.errors).toEqual([]);
+          const vm = await h.manager.get('vm1');
+          const record = (await h.store.read('vm1'))!;
+          if (step === 'record') {
+            // The restore had finished on the standby: it and its relay run, recorded; nothing else does.
+            expect(vm.status).toBe('running');
+            const vmm = record.resources.vmm!;
+            expect([vmm.pid, vmm.serialRelay!.pid]).toEqual([standby.pid, standby.serialRelay!.pid]);
+            expect((await pidsMentioning(h.runDir)).sort()).toEqual([vmm.pid, vmm.serialRelay!.pid].sort());
+          } else {
+            // Interrupted: stopped, and neither the killed VMM nor the standby (nor a relay) is left.
+            expect(vm.status).toBe('stopped');
+            expect(record.resources.standby).toBeUndefined();
+            expect(await pidsMentioning(h.runDir)).toEqual([]);
+          }
+          expect(await readdir(h.runDir)).not.toContainEqual(expect.stringMatching(/\.next$/));
+          expect(await h.manager.restore('vm1')).toMatchObject({ status: 'running' });
+          await h.manager.delete('vm1', { force: true });
+          await h.manager.idle();
+          await expectNothingLeft(h);
+        },
+      );
+
       it.each(deleteSteps)('delete killed right after %s, then reconcile: nothing leaks', async (step) => {
         await using h = await makeHarness({ backend: backend.kind, shares: withShares });
         await h.manager.create(spec(h, 'vm1'));

@@ -207,7 +207,9 @@ export async function makeHarness(config: HarnessConfig): Promise<Harness> {
       ...(confinement ? { confinement } : {}),
     },
     async [Symbol.asyncDispose]() {
-      // Whatever a failed test left: stop VMMs and daemons through the manager's own repair path first.
+      // Whatever a failed test left: stop VMMs and daemons through the manager's own repair path first (once its
+      // background work, a standby VMM starting, is done).
+      await manager.idle();
       await manager.reconcile().catch(() => undefined);
       for (const vm of await manager.list().catch(() => []))
         await manager.delete(vm.name, { force: true }).catch(() => undefined);
