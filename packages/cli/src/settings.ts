@@ -117,7 +117,7 @@ export const settings: readonly SettingDefinition[] = [
     env: 'MYHV_VMM_STANDBY',
     defaultValue: 'off',
     description:
-      'on or off. On: each running VM with a snapshot (and no shares) keeps an idle VMM ready, started after each start or restore, so `vm restore` skips starting one (tens of ms); it costs an idle VMM (~5.5 MB) and a held serial relay per such VM',
+      'on or off. On: each running VM with a snapshot (and no shares) keeps an idle VMM ready, started after each start or restore, so `vm restore` skips starting one (tens of ms); it costs an idle VMM (~6 MB) and a held serial relay (~58 MB) per such VM',
   },
   {
     key: 'daemonSocket',

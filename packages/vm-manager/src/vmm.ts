@@ -40,7 +40,8 @@ export interface VmmOptions {
    * Keep one idle VMM ready (a standby) beside each running VM without shares that was snapshotted or restored, so
    * its next restore skips the VMM's start (tens of ms): the standby takes the old VMM's place and `vm.restore`s at
    * once, and the next standby starts while it restores. It runs like the VM's VMM (same binary, user, cgroup) and
-   * costs one idle process each (~5.5 MB resident with cloud-hypervisor v53). Stop, delete and reconcile end it.
+   * costs an idle VMM (~6 MB resident with cloud-hypervisor v53) and a held serial relay (a Node process, ~58 MB)
+   * per such VM. Stop, delete and reconcile end it.
    * Default false.
    */
   readonly standby?: boolean;
