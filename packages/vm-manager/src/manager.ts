@@ -290,13 +290,11 @@ export class VmManager {
    * after a host reboot; shares are prepared afresh (virtiofsd exits when its VMM disconnects).
    */
   async start(name: string, options: OperationOptions = {}): Promise<VmInfo> {
-    const info = await (async () => {
+    return this.#thenStandby(name, async () => {
       await using _lock = await this.#lock(name, options.signal);
       // `return await`: a bare `return` would release the lock before the operation ends.
       return await this.#start(await this.#read(name), 'start', options);
-    })();
-    this.#standbyLater(name);
-    return info;
+    });
   }
 
   /** Stops the VM (bounded ladder) and its shares; network, forwards and IP stay reserved. */
@@ -307,14 +305,12 @@ export class VmManager {
 
   /** Stop then start under one lock, so no other process can act on the VM in between. */
   async restart(name: string, options: OperationOptions & { gracefulMs?: number } = {}): Promise<VmInfo> {
-    const info = await (async () => {
+    return this.#thenStandby(name, async () => {
       await using _lock = await this.#lock(name, options.signal);
       const record = await this.#read(name);
       await this.#stop(record, 'restart', options);
       return await this.#start(record, 'restart', options);
-    })();
-    this.#standbyLater(name);
-    return info;
+    });
   }
 
   async #start(record: VmRecord, op: VmOperation, options: OperationOptions): Promise<VmInfo> {
@@ -568,12 +564,10 @@ export class VmManager {
     name: string,
     options: OperationOptions & { to?: string; leavePaused?: boolean } = {},
   ): Promise<VmSnapshot> {
-    const snapshot = await (async () => {
+    return this.#thenStandby(name, async () => {
       await using _lock = await this.#lock(name, options.signal);
       return await takeSnapshot(this.#snapshotInternals(), await this.#read(name), options);
-    })();
-    this.#standbyLater(name);
-    return snapshot;
+    });
   }
 
   /** The VM's snapshots, oldest first. */
@@ -594,14 +588,12 @@ export class VmManager {
    * cpus, memory, disks, shares or network). A failure after the VM was stopped leaves it stopped.
    */
   async restore(name: string, options: OperationOptions & { from?: string } = {}): Promise<VmInfo> {
-    const info = await (async () => {
+    return this.#thenStandby(name, async () => {
       await using _lock = await this.#lock(name, options.signal);
       const record = await this.#read(name);
       await restoreSnapshot(this.#snapshotInternals(), record, options);
       return vmInfo(record, this.#store.vmDir(record.name));
-    })();
-    this.#standbyLater(name);
-    return info;
+    });
   }
 
   /**
@@ -614,10 +606,17 @@ export class VmManager {
   }
 
   /**
-   * With `vmm.standby`: after an operation returned, a running VM with a snapshot and no live standby gets one
-   * (standby.ts), in the background, off the operation's time. A failure leaves it without: its next restore
-   * starts a VMM as before.
+   * Runs `work`, then, with `vmm.standby`, sees to the VM's standby: after an operation returned, a running VM with a
+   * snapshot and no live standby gets one (standby.ts), in the background, off the operation's time. A failure leaves
+   * it without: its next restore starts a VMM as before.
    */
+  async #thenStandby<T>(name: string, work: () => Promise<T>): Promise<T> {
+    // `work` holds the VM's lock while it runs; the standby takes it after.
+    const result = await work();
+    this.#standbyLater(name);
+    return result;
+  }
+
   #standbyLater(name: string): void {
     if (this.#host.vmm.standby !== true) return;
     const task: Promise<void> = this.#refreshStandby(name)
@@ -821,7 +820,7 @@ export class VmManager {
     } catch (error) {
       // A failed start ends stopped; so does a restore once its VMM is gone (it stops the VM as its first step).
       record.status = op === 'start' || (op === 'restore' && !record.resources.vmm) ? 'stopped' : before;
-      // A VM that ends stopped keeps no standby (one a failed restore started beside its vm.restore).
+      // A VM that ends stopped keeps no standby.
       if (record.status === 'stopped') await dropStandby(this.#host, record).catch(() => undefined);
       delete record.pending;
       await this.#recordError(record, error).catch(() => undefined);

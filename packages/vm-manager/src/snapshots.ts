@@ -78,7 +78,6 @@ export async function takeSnapshot(
   // Recorded first: after a crash, reconcile removes the directory (it is in no snapshot) and unpauses the VM.
   record.pending = { op: 'snapshot', step: `vm.snapshot ${stage}`, since: now() };
   await host.store.write(record);
-
   let paused = false;
   let sizeBytes: number;
   try {
@@ -202,30 +201,6 @@ export async function restoreSnapshot(
   const running =
     (record.status === 'running' || record.status === 'paused') && vmmAlive(record.resources.vmm);
   if (!running) await internals.cleanupRuntime(record);
-  const restoreStep: PipelineStep = {
-    name: 'vm.restore',
-    recordBefore: false,
-    run: async (signal) => {
-      const { ChvClient } = await loadChvClient();
-      await using client = new ChvClient({ socketPath: record.resources.vmm!.socketPath });
-      if (record.resources.confinement) {
-        // A confined VMM reads it through its group, whoever took it.
-        await internals.host.confiner.letThrough(dirname(snapshot.path), 'from');
-        await internals.host.confiner.takeBack(record, snapshot.path);
-      }
-      await restoreMemory(client, snapshot.path, memoryMode(internals.host.vmm, record), signal);
-      const info = await client.vmInfo(io(signal));
-      if (info.state !== 'Running') {
-        throw new VmManagerError(
-          'VMM_FAILED',
-          `${record.name}: the VMM reports ${info.state} after restore`,
-          {
-            details: { vm: record.name, step: 'vm.restore' },
-          },
-        );
-      }
-    },
-  };
   // Without shares, the running VMM dies while the next one starts (their virtiofsd would have to go first), or
   // while its standby takes over (standby.ts).
   const shareless = record.spec.shares.length === 0 && record.resources.shares.length === 0;
@@ -246,13 +221,36 @@ export async function restoreSnapshot(
         : s.name === 'vmm'
           ? withAlongside(
               // After vmm-stop's write (see replaceSteps), nothing new to record before the next VMM starts; with a
-              // standby, vmm-stop made it the VM's VMM (its relay starts after vm.restore).
+              // standby, vmm-stop made it the VM's VMM (its held relay is released after vm.restore).
               standby ? adoptStep(internals.host, record) : replace ? { ...s, recordBefore: false } : s,
               [...reassertSteps(internals.host, record), ...(replace ? [replace.gone] : [])],
             )
           : [],
     ),
-    restoreStep,
+    {
+      name: 'vm.restore',
+      recordBefore: false,
+      run: async (signal) => {
+        const { ChvClient } = await loadChvClient();
+        await using client = new ChvClient({ socketPath: record.resources.vmm!.socketPath });
+        if (record.resources.confinement) {
+          // A confined VMM reads it through its group, whoever took it.
+          await internals.host.confiner.letThrough(dirname(snapshot.path), 'from');
+          await internals.host.confiner.takeBack(record, snapshot.path);
+        }
+        await restoreMemory(client, snapshot.path, memoryMode(internals.host.vmm, record), signal);
+        const info = await client.vmInfo(io(signal));
+        if (info.state !== 'Running') {
+          throw new VmManagerError(
+            'VMM_FAILED',
+            `${record.name}: the VMM reports ${info.state} after restore`,
+            {
+              details: { vm: record.name, step: 'vm.restore' },
+            },
+          );
+        }
+      },
+    },
     ...(standby ? [relayStep(internals.host, record)] : []),
     finalStep(internals.host, record, 'running'),
   ];

@@ -6,12 +6,21 @@ import { isProcessAlive } from '@my-hypervisor/host-utils';
 import { describe, expect, it } from 'vitest';
 import { waitForConsole } from '../src/serial-console.js';
 import type { VmmRecord } from '../src/state-store.js';
-import { makeHarness, pidsMentioning, vmmLabel } from './harness.js';
+import { type Harness, makeHarness, pidsMentioning, vmmLabel } from './harness.js';
 
 // `vmm.standby`: one idle VMM (and its held serial relay) kept for a running VM's next restore.
 
 const alive = (p: { pid?: number; startTime?: number } | undefined) =>
   p?.pid !== undefined && isProcessAlive(p.pid, p.startTime);
+
+/** A running VM `web` with a snapshot, once its standby is up: its id, snapshot and standby. */
+async function snapshotted(h: Harness) {
+  await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
+  const snapshot = await h.manager.snapshot('web');
+  await h.manager.idle();
+  const record = (await h.store.read('web'))!;
+  return { id: record.id, snapshot, standby: record.resources.standby! };
+}
 
 async function vmmState(socketPath: string): Promise<string> {
   await using client = new ChvClient({ socketPath });
@@ -92,11 +101,7 @@ describe(`standby VMMs (vmm.standby, ${vmmLabel})`, () => {
 
   it('stop ends the standby and its relay; start makes one again (the VM has a snapshot); delete leaves nothing', async () => {
     await using h = await makeHarness({ backend: 'memory', vmm: { standby: true } });
-    await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
-    const id = (await h.store.read('web'))!.id;
-    await h.manager.snapshot('web');
-    await h.manager.idle();
-    const first = (await h.store.read('web'))!.resources.standby!;
+    const { id, standby: first } = await snapshotted(h);
 
     await h.manager.stop('web', { gracefulMs: 0 });
     expect(alive(first)).toBe(false);
@@ -121,10 +126,7 @@ describe(`standby VMMs (vmm.standby, ${vmmLabel})`, () => {
 
   it('removing the last snapshot ends the standby; without the option a VM gets none', async () => {
     await using h = await makeHarness({ backend: 'memory', vmm: { standby: true } });
-    await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
-    const snapshot = await h.manager.snapshot('web');
-    await h.manager.idle();
-    const standby = (await h.store.read('web'))!.resources.standby!;
+    const { snapshot, standby } = await snapshotted(h);
     await h.manager.removeSnapshot('web', snapshot.id);
     expect(alive(standby)).toBe(false);
     expect((await h.store.read('web'))!.resources.standby).toBeUndefined();
@@ -138,10 +140,7 @@ describe(`standby VMMs (vmm.standby, ${vmmLabel})`, () => {
 
   it('a standby that died is not used: the restore starts a VMM as without one', async () => {
     await using h = await makeHarness({ backend: 'memory', vmm: { standby: true } });
-    await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
-    await h.manager.snapshot('web');
-    await h.manager.idle();
-    const standby = (await h.store.read('web'))!.resources.standby!;
+    const { standby } = await snapshotted(h);
     process.kill(standby.pid!, 'SIGKILL');
     process.kill(standby.serialRelay!.pid, 'SIGKILL');
     await waitGone(standby);
@@ -155,10 +154,7 @@ describe(`standby VMMs (vmm.standby, ${vmmLabel})`, () => {
 
   it('reconcile stops a standby and relay no record names, and removes their directory', async () => {
     await using h = await makeHarness({ backend: 'memory', vmm: { standby: true } });
-    await h.manager.create({ name: 'web', kernel: h.kernel, memory: '64M' });
-    const id = (await h.store.read('web'))!.id;
-    await h.manager.snapshot('web');
-    await h.manager.idle();
+    const { id } = await snapshotted(h);
     // As if the process that started them died before its write: the record does not name them.
     const record = (await h.store.read('web'))!;
     const standby = record.resources.standby!;
