@@ -469,16 +469,23 @@ export class Confiner {
     return {
       state,
       ...(landlockRules ? { landlockRules } : {}),
-      confine: {
-        uid,
-        gid: uid,
-        ...(host.kvmGid !== undefined ? { groups: [host.kvmGid] } : {}),
-        ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}),
-        // A VM without a network opens no TAP.
-        tunDevice: host.tun && record.spec.network.enabled,
-        ...(host.tun && record.spec.network.enabled && !state.userfaultfd ? this.#tunNodeOption() : {}),
-        ...(state.userfaultfd ? { userfaultfd: true } : {}),
-      },
+      confine: this.#confine(record, state, cgroup),
+    };
+  }
+
+  /** How the VMM of `record`, confined as `state` says, is run: its user, groups, cgroup and devices. */
+  #confine(record: VmRecord, state: ConfinementState, cgroup: VmCgroup | undefined): VmmConfinement {
+    const host = confinementSupport();
+    // A VM without a network opens no TAP.
+    const tun = host.tun && record.spec.network.enabled;
+    return {
+      uid: state.uid,
+      gid: state.uid,
+      ...(host.kvmGid !== undefined ? { groups: [host.kvmGid] } : {}),
+      ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}),
+      tunDevice: tun,
+      ...(tun && !state.userfaultfd ? this.#tunNodeOption() : {}),
+      ...(state.userfaultfd ? { userfaultfd: true } : {}),
     };
   }
 
@@ -494,16 +501,7 @@ export class Confiner {
     const cgroup = this.cgroupOf(record);
     if (host.cgroups && cgroup) warmCgroupMoves(host.cgroups);
     chownSync(runDir, state.uid, state.uid);
-    const tun = host.tun && record.spec.network.enabled;
-    return {
-      uid: state.uid,
-      gid: state.gid,
-      ...(host.kvmGid !== undefined ? { groups: [host.kvmGid] } : {}),
-      ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}),
-      tunDevice: tun,
-      ...(tun && !state.userfaultfd ? this.#tunNodeOption() : {}),
-      ...(state.userfaultfd ? { userfaultfd: true } : {}),
-    };
+    return this.#confine(record, state, cgroup);
   }
 
   /**
